@@ -1,0 +1,27 @@
+{
+  "targets": [
+    {
+      "target_name": "byol_align_native",
+      "sources": [
+        "native/addon.cc",
+        "native/tensor.cc",
+        "native/ops.cc",
+        "native/autograd.cc",
+        "native/runtime.cc"
+      ],
+      "include_dirs": [
+        "<!@(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node native/find-libtorch.cjs include)"
+      ],
+      "libraries": ["<!@(node native/find-libtorch.cjs libs)"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "_GLIBCXX_USE_CXX11_ABI=<!(node native/find-libtorch.cjs abi)"
+      ],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"]
+    }
+  ]
+}

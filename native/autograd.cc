@@ -1,0 +1,55 @@
+// The parts of autograd that are tensor properties rather than ops: .grad, requiresGrad,
+// leaf status and the global grad mode. backward() itself is the op aten::_backward.
+#include "holder.h"
+#include <c10/core/GradMode.h>
+
+namespace byol {
+
+static Napi::Value Grad(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = tensorOf(info[0], "grad: tensor");
+  return wrapTensor(info.Env(), t.grad());
+}
+
+// setGrad(t, g | null): null clears the gradient (PyTorch's zero_grad(set_to_none=True)).
+static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = tensorOf(info[0], "setGrad: tensor");
+  at::Tensor g = info[1].IsNull() || info[1].IsUndefined() ? at::Tensor() : tensorOf(info[1], "setGrad: gradient");
+  guarded(env, "setGrad(" + describe(t) + ", " + describe(g) + ")", [&] {
+    if (g.defined() && (g.sizes() != t.sizes() || g.scalar_type() != t.scalar_type() || g.device() != t.device())) {
+      throw Napi::Error::New(env, "the gradient must match the tensor's shape, dtype and device");
+    }
+    const_cast<at::Tensor&>(t).mutable_grad() = g;
+  });
+  return env.Undefined();
+}
+
+static Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), tensorOf(info[0], "requiresGrad: tensor").requires_grad());
+}
+
+static Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), tensorOf(info[0], "isLeaf: tensor").is_leaf());
+}
+
+// setGradEnabled(bool) -> the previous mode, so a JS scope can restore it.
+static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool previous = c10::GradMode::is_enabled();
+  c10::GradMode::set_enabled(info[0].ToBoolean().Value());
+  return Napi::Boolean::New(info.Env(), previous);
+}
+
+static Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled());
+}
+
+void initAutograd(Napi::Env env, Napi::Object exports) {
+  exports.Set("grad", Napi::Function::New(env, Grad));
+  exports.Set("setGrad", Napi::Function::New(env, SetGrad));
+  exports.Set("requiresGrad", Napi::Function::New(env, RequiresGrad));
+  exports.Set("isLeaf", Napi::Function::New(env, IsLeaf));
+  exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled));
+  exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled));
+}
+
+}  // namespace byol

@@ -1,0 +1,278 @@
+// Every tensor op reaches libtorch through one door: the c10 dispatcher, called boxed with the
+// operator's schema (the way TorchScript calls ops). JS looks an op up once by name and overload
+// ("aten::add", "Tensor") and then calls it by index; arguments are converted by the schema's
+// types, missing trailing ones take the schema's defaults. Autograd, CUDA and every kernel are
+// libtorch's own, and the same code builds against libtorch 1.13 and 2.x.
+#include "holder.h"
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/ivalue.h>
+#include <ATen/core/List.h>
+#include <ATen/core/Generator.h>
+#include <ATen/core/stack.h>
+#include <cmath>
+#include <mutex>
+#include <sstream>
+#include <vector>
+
+namespace byol {
+
+static std::mutex registryMutex;
+static std::vector<c10::OperatorHandle> registry;
+
+// opHandle(name, overload) -> index; throws when libtorch has no such operator.
+static Napi::Value OpHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  std::string overload = info[1].As<Napi::String>().Utf8Value();
+  return guarded(env, "op " + name + (overload.empty() ? "" : "." + overload), [&]() -> Napi::Value {
+    auto found = c10::Dispatcher::singleton().findOp(c10::OperatorName(name, overload));
+    if (!found.has_value()) throw Napi::Error::New(env, "this libtorch has no operator " + name + "." + overload);
+    std::lock_guard<std::mutex> lock(registryMutex);
+    registry.push_back(*found);
+    return Napi::Number::New(env, static_cast<double>(registry.size() - 1));
+  });
+}
+
+static bool isNullish(const Napi::Value& v) { return v.IsNull() || v.IsUndefined(); }
+
+static int64_t toInt(const Napi::Value& v, const std::string& what) {
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    return v.As<Napi::BigInt>().Int64Value(&lossless);
+  }
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what + " must be an integer");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::TypeError::New(v.Env(), what + " must be an integer, got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
+static double toDouble(const Napi::Value& v, const std::string& what) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+static bool toBool(const Napi::Value& v, const std::string& what) {
+  if (!v.IsBoolean()) throw Napi::TypeError::New(v.Env(), what + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+// A JS number as a Scalar: integers stay integers so integer tensors keep their dtype.
+static c10::IValue toNumber(const Napi::Value& v, const std::string& what) {
+  if (v.IsBoolean()) return c10::IValue(v.As<Napi::Boolean>().Value());
+  if (v.IsBigInt()) return c10::IValue(toInt(v, what));
+  double d = toDouble(v, what);
+  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return c10::IValue(static_cast<int64_t>(d));
+  return c10::IValue(d);
+}
+
+static Napi::Array toArray(const Napi::Value& v, const std::string& what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), what + " must be an array");
+  return v.As<Napi::Array>();
+}
+
+// Values whose schema type we do not special-case (enums such as ScalarType, Layout and
+// MemoryFormat are ints on the boxed stack) are converted by what they are in JS.
+static c10::IValue byJsType(const Napi::Value& v, const std::string& what) {
+  if (isNullish(v)) return c10::IValue();
+  if (v.IsExternal()) return c10::IValue(tensorOf(v, what));
+  if (v.IsBoolean() || v.IsNumber() || v.IsBigInt()) return toNumber(v, what);
+  if (v.IsString()) return c10::IValue(v.As<Napi::String>().Utf8Value());
+  throw Napi::TypeError::New(v.Env(), what + " has a type this op cannot take");
+}
+
+static c10::IValue toIValue(const Napi::Value& v, const c10::TypePtr& type, const c10::Argument& arg,
+                            const std::string& what) {
+  switch (type->kind()) {
+    case c10::TypeKind::TensorType:
+      return c10::IValue(tensorOf(v, what));
+    case c10::TypeKind::OptionalType:
+      if (isNullish(v)) return c10::IValue();
+      return toIValue(v, type->castRaw<c10::OptionalType>()->getElementType(), arg, what);
+    case c10::TypeKind::IntType:
+      return c10::IValue(toInt(v, what));
+    case c10::TypeKind::FloatType:
+      return c10::IValue(toDouble(v, what));
+    case c10::TypeKind::BoolType:
+      return c10::IValue(toBool(v, what));
+    case c10::TypeKind::NumberType:
+      return toNumber(v, what);
+    case c10::TypeKind::StringType:
+      if (!v.IsString()) throw Napi::TypeError::New(v.Env(), what + " must be a string");
+      return c10::IValue(v.As<Napi::String>().Utf8Value());
+    case c10::TypeKind::GeneratorType:
+      if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), what + " must be a Generator");
+      return c10::IValue(*v.As<Napi::External<at::Generator>>().Data());
+    case c10::TypeKind::DeviceObjType:
+      if (!v.IsString()) throw Napi::TypeError::New(v.Env(), what + " must be a device string such as 'cpu' or 'cuda:0'");
+      return c10::IValue(c10::Device(v.As<Napi::String>().Utf8Value()));
+    case c10::TypeKind::ListType: {
+      const c10::TypePtr& elem = type->castRaw<c10::ListType>()->getElementType();
+      switch (elem->kind()) {
+        case c10::TypeKind::IntType: {
+          c10::List<int64_t> list;
+          if (v.IsNumber() || v.IsBigInt()) {  // int[2] kernel_size=3 means [3, 3], as in PyTorch
+            int64_t x = toInt(v, what);
+            size_t n = arg.N().has_value() ? static_cast<size_t>(*arg.N()) : 1;
+            for (size_t i = 0; i < n; i++) list.push_back(x);
+          } else {
+            auto a = toArray(v, what);
+            for (uint32_t i = 0; i < a.Length(); i++) list.push_back(toInt(a.Get(i), what + "[" + std::to_string(i) + "]"));
+          }
+          return c10::IValue(list);
+        }
+        case c10::TypeKind::FloatType: {
+          c10::List<double> list;
+          auto a = toArray(v, what);
+          for (uint32_t i = 0; i < a.Length(); i++) list.push_back(toDouble(a.Get(i), what));
+          return c10::IValue(list);
+        }
+        case c10::TypeKind::BoolType: {
+          c10::List<bool> list;
+          auto a = toArray(v, what);
+          for (uint32_t i = 0; i < a.Length(); i++) list.push_back(toBool(a.Get(i), what));
+          return c10::IValue(list);
+        }
+        case c10::TypeKind::TensorType: {
+          c10::List<at::Tensor> list;
+          auto a = toArray(v, what);
+          for (uint32_t i = 0; i < a.Length(); i++) list.push_back(tensorOf(a.Get(i), what + "[" + std::to_string(i) + "]"));
+          return c10::IValue(list);
+        }
+        case c10::TypeKind::OptionalType: {
+          c10::List<c10::optional<at::Tensor>> list;
+          auto a = toArray(v, what);
+          for (uint32_t i = 0; i < a.Length(); i++) {
+            Napi::Value item = a.Get(i);
+            if (isNullish(item)) list.push_back(c10::nullopt);
+            else list.push_back(tensorOf(item, what + "[" + std::to_string(i) + "]"));
+          }
+          return c10::IValue(list);
+        }
+        default:
+          throw Napi::TypeError::New(v.Env(), what + ": list type " + type->str() + " is not supported");
+      }
+    }
+    default:
+      return byJsType(v, what);
+  }
+}
+
+static Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
+  if (v.isTensor()) return wrapTensor(env, v.toTensor());
+  if (v.isNone()) return env.Null();
+  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
+  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+  if (v.isString()) return Napi::String::New(env, v.toStringRef());
+  if (v.isTensorList()) {
+    auto list = v.toTensorList();
+    auto out = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++) out.Set(static_cast<uint32_t>(i), wrapTensor(env, list.get(i)));
+    return out;
+  }
+  if (v.isTuple()) {
+    const auto& elems = v.toTupleRef().elements();
+    auto out = Napi::Array::New(env, elems.size());
+    for (size_t i = 0; i < elems.size(); i++) out.Set(static_cast<uint32_t>(i), fromIValue(env, elems[i]));
+    return out;
+  }
+  if (v.isList()) {
+    auto list = v.toListRef();
+    auto out = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++) out.Set(static_cast<uint32_t>(i), fromIValue(env, list[i]));
+    return out;
+  }
+  throw Napi::Error::New(env, "an op returned a value of type " + v.tagKind() + " that byol-align cannot convert");
+}
+
+// "aten::mm(self=[2, 3] float32 cpu, mat2=[4, 5] float32 cpu)": built only when a call fails.
+static std::string describeCall(const c10::FunctionSchema& schema, const Napi::Array& args) {
+  std::ostringstream s;
+  s << schema.name();
+  if (!schema.overload_name().empty()) s << "." << schema.overload_name();
+  s << "(";
+  for (uint32_t i = 0; i < args.Length() && i < schema.arguments().size(); i++) {
+    if (i > 0) s << ", ";
+    s << schema.arguments()[i].name() << "=";
+    Napi::Value a = args.Get(i);
+    if (a.IsExternal()) s << describe(a.As<Napi::External<TensorHolder>>().Data()->tensor);
+    else if (a.IsArray()) {
+      auto arr = a.As<Napi::Array>();
+      s << "[";
+      for (uint32_t j = 0; j < arr.Length(); j++) {
+        Napi::Value e = arr.Get(j);
+        if (j > 0) s << ", ";
+        if (e.IsExternal()) s << describe(e.As<Napi::External<TensorHolder>>().Data()->tensor);
+        else s << e.ToString().Utf8Value();
+      }
+      s << "]";
+    } else if (a.IsUndefined()) s << "default";
+    else s << a.ToString().Utf8Value();
+  }
+  s << ")";
+  return s.str();
+}
+
+// callOp(index, args[], discardResult) -> result: a handle, an array of them, a number, or undefined.
+static Napi::Value CallOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t index = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
+  c10::OperatorHandle op = [&] {
+    std::lock_guard<std::mutex> lock(registryMutex);
+    if (index >= registry.size()) throw Napi::RangeError::New(env, "callOp: unknown op index");
+    return registry[index];
+  }();
+  const c10::FunctionSchema& schema = op.schema();
+  Napi::Array args = info[1].As<Napi::Array>();
+  bool discard = info.Length() > 2 && info[2].ToBoolean().Value();
+  const auto& params = schema.arguments();
+  if (args.Length() > params.size()) {
+    throw Napi::TypeError::New(env, describeCall(schema, args) + ": takes " + std::to_string(params.size()) +
+                                        " arguments, got " + std::to_string(args.Length()));
+  }
+  try {
+    torch::jit::Stack stack;
+    stack.reserve(params.size());
+    for (size_t i = 0; i < params.size(); i++) {
+      const c10::Argument& p = params[i];
+      Napi::Value v = i < args.Length() ? args.Get(static_cast<uint32_t>(i)) : env.Undefined();
+      if (v.IsUndefined()) {
+        if (!p.default_value().has_value()) throw Napi::TypeError::New(env, "missing argument '" + p.name() + "'");
+        stack.push_back(*p.default_value());
+      } else {
+        stack.push_back(toIValue(v, p.type(), p, "argument '" + p.name() + "'"));
+      }
+    }
+    op.callBoxed(&stack);
+    if (discard || stack.empty()) return env.Undefined();
+    if (stack.size() == 1) return fromIValue(env, stack[0]);
+    auto out = Napi::Array::New(env, stack.size());
+    for (size_t i = 0; i < stack.size(); i++) out.Set(static_cast<uint32_t>(i), fromIValue(env, stack[i]));
+    return out;
+  } catch (const Napi::Error& e) {
+    throw Napi::Error::New(env, describeCall(schema, args) + ": " + e.Message());
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(env, describeCall(schema, args) + ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, describeCall(schema, args) + ": " + e.what());
+  }
+}
+
+// schemaOf(index) -> the operator's signature, for error messages and docs.
+static Napi::Value SchemaOf(const Napi::CallbackInfo& info) {
+  size_t index = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
+  std::lock_guard<std::mutex> lock(registryMutex);
+  if (index >= registry.size()) throw Napi::RangeError::New(info.Env(), "schemaOf: unknown op index");
+  std::ostringstream s;
+  s << registry[index].schema();
+  return Napi::String::New(info.Env(), s.str());
+}
+
+void initOps(Napi::Env env, Napi::Object exports) {
+  exports.Set("opHandle", Napi::Function::New(env, OpHandle));
+  exports.Set("callOp", Napi::Function::New(env, CallOp));
+  exports.Set("schemaOf", Napi::Function::New(env, SchemaOf));
+}
+
+}  // namespace byol

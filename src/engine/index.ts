@@ -1,0 +1,9 @@
+// The engine's public surface: tensors, creation, autograd scopes, memory scopes, runtime.
+export { Tensor, type Device, type Dims, type NestedArray, type TensorOrNumber, type ValuesIndices } from './tensor.js';
+export type { DType, TypedArray } from './dtype.js';
+export * from './create.js';
+export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
+export { tidy, keep, dispose } from './scope.js';
+export { manualSeed, Generator, setNumThreads, getNumThreads, cuda, libtorchVersion } from './runtime.js';
+export { op, type Op } from './op.js';
+export * as F from './functional.js';

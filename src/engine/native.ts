@@ -1,0 +1,53 @@
+// The compiled addon (native/*.cc), loaded once. Everything above this file speaks Tensor;
+// only engine/ touches raw handles.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** An opaque libtorch tensor owned by the addon. */
+export type Handle = { readonly __handle: unique symbol };
+/** An opaque libtorch generator owned by the addon. */
+export type GeneratorHandle = { readonly __generator: unique symbol };
+
+export interface NativeAddon {
+  fromBuffer(data: ArrayBufferView, shape: number[], dtypeCode: number): Handle;
+  toBuffer(t: Handle): ArrayBuffer;
+  meta(t: Handle): [number[], number, string, boolean];
+  isContiguous(t: Handle): boolean;
+  dispose(t: Handle): void;
+  isDisposed(t: Handle): boolean;
+  dataPtr(t: Handle): number;
+  opHandle(name: string, overload: string): number;
+  callOp(index: number, args: unknown[], discardResult?: boolean): unknown;
+  schemaOf(index: number): string;
+  grad(t: Handle): Handle | null;
+  setGrad(t: Handle, g: Handle | null): void;
+  requiresGrad(t: Handle): boolean;
+  isLeaf(t: Handle): boolean;
+  setGradEnabled(enabled: boolean): boolean;
+  isGradEnabled(): boolean;
+  manualSeed(seed: number | bigint): void;
+  createGenerator(seed: number, device: string): GeneratorHandle;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  cudaDeviceCount(): number;
+  libtorchVersion: string;
+}
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  // dist/src/engine/native.js and src/engine/native.ts both sit three or four levels below the root.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = path.join(dir, 'build', 'Release', 'byol_align_native.node');
+    if (existsSync(candidate)) return require(candidate) as NativeAddon;
+    dir = path.dirname(dir);
+  }
+  throw new Error(
+    'byol-align: the native addon is not built (build/Release/byol_align_native.node is missing). ' +
+      'Install libtorch (`apt-get install libtorch-dev`) and run `npm ci` or `npm run install` in the package.',
+  );
+}
+
+export const native: NativeAddon = load();

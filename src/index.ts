@@ -1,0 +1,2 @@
+// byol-align's public API.
+export * from './engine/index.js';

@@ -1,0 +1,51 @@
+// Shared assertions for tests: closeness of numbers and tensors, and finite-difference gradient checks.
+import assert from 'node:assert/strict';
+import { Tensor, tensor, noGrad, tidy } from '../src/index.js';
+
+/** Asserts |actual − expected| ≤ atol + rtol·|expected| elementwise, naming the first bad index. */
+export function assertClose(actual: Tensor | number[] | number, expected: Tensor | number[] | number, atol = 1e-5, rtol = 1e-5): void {
+  const flat = (v: Tensor | number[] | number): number[] =>
+    typeof v === 'number' ? [v] : Array.isArray(v) ? v : v.toFlatArray();
+  const a = flat(actual);
+  const e = flat(expected);
+  assert.equal(a.length, e.length, `length ${a.length} != expected ${e.length}`);
+  for (let i = 0; i < a.length; i++) {
+    const tol = atol + rtol * Math.abs(e[i]!);
+    if (!(Math.abs(a[i]! - e[i]!) <= tol)) {
+      assert.fail(`element ${i}: ${a[i]} differs from expected ${e[i]} by ${Math.abs(a[i]! - e[i]!)} (> ${tol})`);
+    }
+  }
+}
+
+/**
+ * Checks autograd's gradient of sum(f(inputs) · w) (w a fixed random weight, so every output
+ * element matters) against central finite differences, in float64.
+ */
+export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], eps = 1e-6, atol = 1e-5, rtol = 1e-4): void {
+  tidy(() => {
+    const xs = inputs.map((x) => x.detach().clone().requiresGrad_(true));
+    const out = f(...xs);
+    const w = tensor(Array.from({ length: out.size }, (_, i) => Math.sin(i + 1)), { dtype: 'float64' }).reshape(...out.shape);
+    out.mul(w).sum().backward();
+    const objective = (vals: Tensor[]): number => noGrad(() => f(...vals).mul(w).sum().item());
+    xs.forEach((x, which) => {
+      const analytic = x.grad!.toFlatArray();
+      const base = x.detach().clone().toFlatArray();
+      const numeric: number[] = [];
+      for (let i = 0; i < base.length; i++) {
+        const at = (delta: number): number => {
+          const v = base.slice();
+          v[i]! += delta;
+          const moved = xs.map((other, j) => (j === which ? tensor(v, { dtype: 'float64' }).reshape(...x.shape) : other.detach()));
+          return objective(moved);
+        };
+        numeric.push((at(eps) - at(-eps)) / (2 * eps));
+      }
+      try {
+        assertClose(analytic, numeric, atol, rtol);
+      } catch (err) {
+        throw new Error(`gradient of input ${which}: ${(err as Error).message}`);
+      }
+    });
+  });
+}
