@@ -14,8 +14,10 @@
         "<!@(node native/find-libtorch.cjs include)"
       ],
       "libraries": ["<!@(node native/find-libtorch.cjs libs)"],
+      # NAPI_EXPERIMENTAL enables "basic" finalizers that free tensors during GC itself (see
+      # native/tensor.cc); Node 20.x headers ship them behind this flag.
       "defines": [
-        "NAPI_VERSION=8",
+        "NAPI_EXPERIMENTAL",
         "NAPI_CPP_EXCEPTIONS",
         "_GLIBCXX_USE_CXX11_ABI=<!(node native/find-libtorch.cjs abi)"
       ],

@@ -43,7 +43,7 @@ static int64_t toInt(const Napi::Value& v, const std::string& what) {
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what + " must be an integer");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::TypeError::New(v.Env(), what + " must be an integer, got " + std::to_string(d));
+  if (d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::TypeError::New(v.Env(), what + " must be an integer, got " + v.ToString().Utf8Value());
   return static_cast<int64_t>(d);
 }
 

@@ -27,7 +27,7 @@ static Napi::Value CreateGenerator(const Napi::CallbackInfo& info) {
                                                     : at::detail::createCPUGenerator(seed);
     g.set_current_seed(seed);
     return Napi::External<at::Generator>::New(env, new at::Generator(std::move(g)),
-                                              [](Napi::Env, at::Generator* p) { delete p; });
+                                              [](Napi::BasicEnv, at::Generator* p) { delete p; });
   });
 }
 

@@ -12,7 +12,7 @@ static int64_t bytesOf(const at::Tensor& t) {
   return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
 }
 
-static void release(Napi::Env env, TensorHolder* h) {
+static void release(Napi::BasicEnv env, TensorHolder* h) {
   if (h->reportedBytes != 0) {
     Napi::MemoryManagement::AdjustExternalMemory(env, -h->reportedBytes);
     h->reportedBytes = 0;
@@ -25,7 +25,9 @@ Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor) {
   auto* h = new TensorHolder{std::move(tensor), 0};
   h->reportedBytes = bytesOf(h->tensor);
   if (h->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->reportedBytes);
-  return Napi::External<TensorHolder>::New(env, h, [](Napi::Env env, TensorHolder* h) {
+  // A "basic" finalizer (it calls no JS) runs inside the garbage collection itself; an ordinary
+  // one is deferred to the event loop, so a synchronous training loop would never free anything.
+  return Napi::External<TensorHolder>::New(env, h, [](Napi::BasicEnv env, TensorHolder* h) {
     release(env, h);
     delete h;
   });
