@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks for byol-align, then the npm dependencies
+# (which builds the libtorch addon). Run as root, or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libtorch-dev: the C++ library the addon links. python3-torch: PyTorch for the reference
+# fixtures and the PyTorch side of the benchmarks. dataset-fashion-mnist: the bundled data set.
+# libopenblas0-openmp: Debian's libtorch calls BLAS through libblas.so.3, which is otherwise the
+# reference BLAS (6 GFLOP/s on a 1024³ matmul here); OpenBLAS built for OpenMP, like libtorch,
+# takes over that alternative (about 100 GFLOP/s per core, bench/RESULTS.md).
+packages=(libtorch-dev python3-torch libopenblas0-openmp dataset-fashion-mnist g++ make python3)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+npm ci
