@@ -7,3 +7,12 @@ export { tidy, keep, dispose } from './scope.js';
 export { manualSeed, Generator, setNumThreads, getNumThreads, cuda, libtorchVersion } from './runtime.js';
 export { op, type Op } from './op.js';
 export * as F from './functional.js';
+export {
+  saveSafetensors,
+  loadSafetensors,
+  serializeSafetensors,
+  parseSafetensors,
+  SafetensorsError,
+  type TensorDict,
+  type SafetensorsContents,
+} from './safetensors.js';
