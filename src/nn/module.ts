@@ -3,6 +3,7 @@
 // propagates to children; stateDict names follow PyTorch's dotted paths so weights move between
 // the two (see src/engine/safetensors.ts).
 import { Tensor, keep, noGrad } from '../engine/index.js';
+import { isFloating } from '../engine/dtype.js';
 
 export type StateDict = Map<string, Tensor>;
 
@@ -38,11 +39,21 @@ export abstract class Module {
     return t;
   }
 
-  abstract forward(...inputs: Tensor[]): Tensor;
+  /**
+   * The computation. Subclasses declare their own arguments and result (MultiheadAttention takes
+   * query, key, value and options and may return weights too); code that chains modules asks for
+   * the shape it needs, as Sequential does with `forward(input: Tensor): Tensor`.
+   */
+  abstract forward(...inputs: never[]): unknown;
 
   /** Children in registration order, by local name. */
   namedChildren(): [string, Module][] {
     return [...this.#children.entries()];
+  }
+
+  /** This module and every descendant, depth first. */
+  modules(): Module[] {
+    return [this, ...[...this.#children.values()].flatMap((child) => child.modules())];
   }
 
   /** Every parameter with its dotted path ('0.weight', 'encoder.layers.1.bias'). */
@@ -80,9 +91,16 @@ export abstract class Module {
     for (const p of this.parameters()) p.grad = null;
   }
 
-  /** Parameters and buffers by dotted path; the tensors are the live ones, not copies. */
-  stateDict(): StateDict {
-    return new Map([...this.namedParameters(), ...this.namedBuffers()]);
+  /**
+   * Parameters and buffers by dotted path; the tensors are the live ones, not copies. The order is
+   * PyTorch's: each module's own parameters, then its own buffers, then its children's, depth first.
+   */
+  stateDict(prefix = ''): StateDict {
+    const out: StateDict = new Map();
+    for (const [name, p] of this.#parameters) if (p) out.set(prefix + name, p);
+    for (const [name, b] of this.#buffers) if (b) out.set(prefix + name, b);
+    for (const [name, child] of this.#children) for (const [key, t] of child.stateDict(`${prefix}${name}.`)) out.set(key, t);
+    return out;
   }
 
   /**
@@ -114,12 +132,18 @@ export abstract class Module {
     });
   }
 
-  /** Moves every parameter and buffer to a device or dtype, in place of the old tensors. */
+  /**
+   * Moves every parameter and buffer to a device or dtype, in place of the old tensors. A dtype
+   * applies to floating-point tensors only (as in PyTorch), so integer buffers such as BatchNorm's
+   * num_batches_tracked stay integers.
+   */
   to(target: string): this {
+    const isDevice = /^(cpu|cuda|mps|meta)(:\d+)?$/.test(target);
     noGrad(() => {
       for (const map of [this.#parameters, this.#buffers]) {
         for (const [name, t] of map) {
           if (!t) continue;
+          if (!isDevice && !isFloating(t.dtype)) continue;
           const moved = keep(t.to(target));
           if (map === this.#parameters && t.requiresGrad) moved.requiresGrad_(true);
           map.set(name, moved);
