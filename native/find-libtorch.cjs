@@ -7,10 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 function hasLibtorch(root) {
-  return (
-    fs.existsSync(path.join(root, 'include', 'torch', 'script.h')) &&
-    fs.existsSync(path.join(root, 'lib', 'libtorch.so'))
-  );
+  return fs.existsSync(path.join(root, 'include', 'torch', 'script.h')) && fs.existsSync(path.join(root, 'lib', 'libtorch.so'));
 }
 
 function fromPython() {
@@ -49,7 +46,11 @@ function locate() {
     if (!hasLibtorch(fromEnv)) {
       throw new Error(`LIBTORCH=${fromEnv} has no include/torch/script.h and lib/libtorch.so`);
     }
-    return { include: headerDirs(path.join(fromEnv, 'include')), lib: path.join(fromEnv, 'lib'), abi: process.env.LIBTORCH_CXX11_ABI ?? '1' };
+    return {
+      include: headerDirs(path.join(fromEnv, 'include')),
+      lib: path.join(fromEnv, 'lib'),
+      abi: process.env.LIBTORCH_CXX11_ABI ?? '1',
+    };
   }
   const py = fromPython();
   if (py) {

@@ -33,7 +33,14 @@ test('detach and noGrad stop gradients', () => {
 });
 
 test('gradient checks: arithmetic with broadcasting', () => {
-  gradcheck((a, b) => a.add(b).mul(b).sub(a.div(b.abs().add(1))), [r(2, 3), r(3)]);
+  gradcheck(
+    (a, b) =>
+      a
+        .add(b)
+        .mul(b)
+        .sub(a.div(b.abs().add(1))),
+    [r(2, 3), r(3)],
+  );
   gradcheck((a, b) => a.pow(b), [pos(4), r(4)]);
   gradcheck((a) => a.pow(3).rsub(2), [r(5)]);
   gradcheck((a, b) => a.maximum(b).add(a.minimum(b).mul(2)), [r(6), r(6)]);
@@ -69,7 +76,14 @@ test('gradient checks: elementwise math and activations', () => {
 
 test('gradient checks: shape ops, joins and indexing', () => {
   gradcheck((a) => a.reshape(6, 2).t().permute(1, 0).contiguous().view(3, 4), [r(3, 4)]);
-  gradcheck((a) => a.unsqueeze(0).expand(3, 4).mul(tensor([1, 2, 3], { dtype: 'float64' }).unsqueeze(1)), [r(4)]);
+  gradcheck(
+    (a) =>
+      a
+        .unsqueeze(0)
+        .expand(3, 4)
+        .mul(tensor([1, 2, 3], { dtype: 'float64' }).unsqueeze(1)),
+    [r(4)],
+  );
   gradcheck((a) => a.slice(1, 1, 4, 2).add(a.select(1, 0).unsqueeze(1)), [r(3, 5)]);
   gradcheck((a, b) => cat([a, b], 1), [r(2, 3), r(2, 1)]);
   gradcheck((a, b) => stack([a, b]), [r(3), r(3)]);
@@ -108,14 +122,25 @@ test('gradient checks: normalisation layers', () => {
 });
 
 test('batch norm keeps running statistics with unbiased variance', () => {
-  const x = tensor([[1, 10], [3, 20], [5, 60]], { dtype: 'float64' });
+  const x = tensor(
+    [
+      [1, 10],
+      [3, 20],
+      [5, 60],
+    ],
+    { dtype: 'float64' },
+  );
   const mean = tensor([0, 0], { dtype: 'float64' });
   const variance = tensor([1, 1], { dtype: 'float64' });
   F.batchNorm(x, mean, variance, { training: true, momentum: 0.1 });
   assertClose(mean, [0.1 * 3, 0.1 * 30], 1e-12);
   assertClose(variance, [0.9 + 0.1 * 4, 0.9 + 0.1 * 700], 1e-12); // unbiased: Σ(x−x̄)²/(n−1)
   const evalOut = F.batchNorm(x, mean, variance, { training: false, eps: 0 });
-  assertClose(evalOut.select(1, 0), [1, 3, 5].map((v) => (v - 0.3) / Math.sqrt(1.3)), 1e-12);
+  assertClose(
+    evalOut.select(1, 0),
+    [1, 3, 5].map((v) => (v - 0.3) / Math.sqrt(1.3)),
+    1e-12,
+  );
 });
 
 test('gradient checks: embedding, losses, interpolate and pad', () => {
@@ -127,7 +152,21 @@ test('gradient checks: embedding, losses, interpolate and pad', () => {
   gradcheck((x) => F.interpolate(x, { scaleFactor: 2, mode: 'nearest' }), [r(1, 1, 2, 2)]);
   gradcheck((x) => F.pad(x, [1, 2], 'constant', 0.5), [r(2, 3)]);
   gradcheck((x) => F.pad(x, [1, 1, 1, 1], 'reflect'), [r(1, 1, 3, 3)]);
-  gradcheck((x) => F.linear(x, tensor([[1, 2], [3, 4], [5, 6]], { dtype: 'float64' })), [r(2, 2)]);
+  gradcheck(
+    (x) =>
+      F.linear(
+        x,
+        tensor(
+          [
+            [1, 2],
+            [3, 4],
+            [5, 6],
+          ],
+          { dtype: 'float64' },
+        ),
+      ),
+    [r(2, 2)],
+  );
 });
 
 test('losses match hand computation', () => {
@@ -141,7 +180,10 @@ test('losses match hand computation', () => {
 
 test('dropout zeroes with probability p, rescales the rest, and passes gradients through the mask', () => {
   manualSeed(5);
-  const x = tensor(Array.from({ length: 20000 }, () => 1), { dtype: 'float64', requiresGrad: true });
+  const x = tensor(
+    Array.from({ length: 20000 }, () => 1),
+    { dtype: 'float64', requiresGrad: true },
+  );
   const y = F.dropout(x, 0.25, true);
   const kept = y.ne(0).sum().item() / 20000;
   assert.ok(Math.abs(kept - 0.75) < 0.02, `kept fraction ${kept}`);

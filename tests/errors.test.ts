@@ -5,7 +5,10 @@ import { tensor, zeros, randn, F, op, Tensor } from '../src/index.js';
 
 test('a shape mismatch names the op and both shapes', () => {
   assert.throws(() => zeros([2, 3]).matmul(zeros([4, 5])), /aten::matmul\(self=\[2, 3\] float32 cpu, other=\[4, 5\] float32 cpu\)/);
-  assert.throws(() => zeros([2, 3]).add(zeros([4])), /aten::add\.Tensor\(self=\[2, 3\] float32 cpu, other=\[4\] float32 cpu, alpha=1\): The size of tensor a \(3\) must match/);
+  assert.throws(
+    () => zeros([2, 3]).add(zeros([4])),
+    /aten::add\.Tensor\(self=\[2, 3\] float32 cpu, other=\[4\] float32 cpu, alpha=1\): The size of tensor a \(3\) must match/,
+  );
 });
 
 test('a wrong dtype is reported with the op', () => {

@@ -4,8 +4,7 @@ import { Tensor, tensor, noGrad, tidy } from '../src/index.js';
 
 /** Asserts |actual − expected| ≤ atol + rtol·|expected| elementwise, naming the first bad index. */
 export function assertClose(actual: Tensor | number[] | number, expected: Tensor | number[] | number, atol = 1e-5, rtol = 1e-5): void {
-  const flat = (v: Tensor | number[] | number): number[] =>
-    typeof v === 'number' ? [v] : Array.isArray(v) ? v : v.toFlatArray();
+  const flat = (v: Tensor | number[] | number): number[] => (typeof v === 'number' ? [v] : Array.isArray(v) ? v : v.toFlatArray());
   const a = flat(actual);
   const e = flat(expected);
   assert.equal(a.length, e.length, `length ${a.length} != expected ${e.length}`);
@@ -25,9 +24,18 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], eps 
   tidy(() => {
     const xs = inputs.map((x) => x.detach().clone().requiresGrad_(true));
     const out = f(...xs);
-    const w = tensor(Array.from({ length: out.size }, (_, i) => Math.sin(i + 1)), { dtype: 'float64' }).reshape(...out.shape);
+    const w = tensor(
+      Array.from({ length: out.size }, (_, i) => Math.sin(i + 1)),
+      { dtype: 'float64' },
+    ).reshape(...out.shape);
     out.mul(w).sum().backward();
-    const objective = (vals: Tensor[]): number => noGrad(() => f(...vals).mul(w).sum().item());
+    const objective = (vals: Tensor[]): number =>
+      noGrad(() =>
+        f(...vals)
+          .mul(w)
+          .sum()
+          .item(),
+      );
     xs.forEach((x, which) => {
       const analytic = x.grad!.toFlatArray();
       const base = x.detach().clone().toFlatArray();

@@ -17,7 +17,8 @@ export interface IdxArray {
 export function parseIdx(bytes: Uint8Array, source: string): IdxArray {
   const raw = bytes[0] === 0x1f && bytes[1] === 0x8b ? new Uint8Array(gunzipSync(bytes)) : bytes;
   if (raw.length < 4 || raw[0] !== 0 || raw[1] !== 0) throw new Error(`${source}: not an IDX file (bad magic number)`);
-  if (raw[2] !== UNSIGNED_BYTE) throw new Error(`${source}: IDX type 0x${raw[2]!.toString(16)} is not supported (only unsigned bytes, 0x08)`);
+  if (raw[2] !== UNSIGNED_BYTE)
+    throw new Error(`${source}: IDX type 0x${raw[2]!.toString(16)} is not supported (only unsigned bytes, 0x08)`);
   const ndim = raw[3]!;
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   if (raw.length < 4 + 4 * ndim) throw new Error(`${source}: truncated IDX header`);
@@ -57,7 +58,10 @@ export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
  */
 export function loadMnistSplit(dir: string, split: 'train' | 't10k'): LabelledImages {
   const find = (kind: string): string => {
-    for (const name of [`${split}-${kind}-idx${kind === 'images' ? 3 : 1}-ubyte.gz`, `${split}-${kind}-idx${kind === 'images' ? 3 : 1}-ubyte`]) {
+    for (const name of [
+      `${split}-${kind}-idx${kind === 'images' ? 3 : 1}-ubyte.gz`,
+      `${split}-${kind}-idx${kind === 'images' ? 3 : 1}-ubyte`,
+    ]) {
       const path = `${dir}/${name}`;
       if (existsSync(path)) return path;
     }

@@ -63,10 +63,7 @@ function flattenNested(data: NestedArray, shape: number[], out: number[], depth:
  * tensor([[1, 2], [3, 4]]).shape;                       // [2, 2]
  * tensor(new Float64Array(6), { shape: [2, 3] }).dtype; // 'float64'
  */
-export function tensor(
-  data: NestedArray | ArrayBufferView | boolean[],
-  options: CreateOptions & { shape?: number[] } = {},
-): Tensor {
+export function tensor(data: NestedArray | ArrayBufferView | boolean[], options: CreateOptions & { shape?: number[] } = {}): Tensor {
   let t: Tensor;
   if (ArrayBuffer.isView(data)) {
     const own = dtypeOfTypedArray(data);

@@ -30,13 +30,7 @@ export function dtypeFromCode(code: number): DType {
 }
 
 /** The typed array each dtype reads into and out of. */
-export type TypedArray =
-  | Float32Array
-  | Float64Array
-  | Int32Array
-  | BigInt64Array
-  | Uint8Array
-  | Uint16Array;
+export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
 
 export function typedArrayFor(dtype: DType, buffer: ArrayBuffer): TypedArray {
   switch (dtype) {
@@ -63,7 +57,9 @@ export function dtypeOfTypedArray(data: ArrayBufferView): DType {
   if (data instanceof Int32Array) return 'int32';
   if (data instanceof BigInt64Array) return 'int64';
   if (data instanceof Uint8Array) return 'uint8';
-  throw new TypeError(`cannot make a tensor from ${data.constructor.name}; use Float32Array, Float64Array, Int32Array, BigInt64Array or Uint8Array`);
+  throw new TypeError(
+    `cannot make a tensor from ${data.constructor.name}; use Float32Array, Float64Array, Int32Array, BigInt64Array or Uint8Array`,
+  );
 }
 
 export function isFloating(dtype: DType): boolean {

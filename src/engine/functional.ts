@@ -126,10 +126,26 @@ export interface BatchNormOptions {
  * runningMean/runningVar in place (unbiased variance, as PyTorch); in eval it uses them.
  */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
-  return ops.batchNorm(x, o.weight ?? null, o.bias ?? null, runningMean, runningVar, o.training ?? false, o.momentum ?? 0.1, o.eps ?? 1e-5, true) as Tensor;
+  return ops.batchNorm(
+    x,
+    o.weight ?? null,
+    o.bias ?? null,
+    runningMean,
+    runningVar,
+    o.training ?? false,
+    o.momentum ?? 0.1,
+    o.eps ?? 1e-5,
+    true,
+  ) as Tensor;
 }
 
-export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+export function layerNorm(
+  x: Tensor,
+  normalizedShape: number[],
+  weight: Tensor | null = null,
+  bias: Tensor | null = null,
+  eps = 1e-5,
+): Tensor {
   return ops.layerNorm(x, normalizedShape, weight, bias, eps, true) as Tensor;
 }
 
@@ -165,7 +181,14 @@ export function crossEntropy(
   target: Tensor,
   o: { reduction?: Reduction; labelSmoothing?: number; ignoreIndex?: number; weight?: Tensor } = {},
 ): Tensor {
-  return ops.crossEntropy(logits, target, o.weight ?? null, REDUCTION[o.reduction ?? 'mean'], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0) as Tensor;
+  return ops.crossEntropy(
+    logits,
+    target,
+    o.weight ?? null,
+    REDUCTION[o.reduction ?? 'mean'],
+    o.ignoreIndex ?? -100,
+    o.labelSmoothing ?? 0,
+  ) as Tensor;
 }
 
 export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {

@@ -61,7 +61,9 @@ export function byolView2(size: number, channels = 3): ViewConfig {
 
 /** Uniform draws in [low, high), one per image. */
 function uniform(n: number, low: number, high: number, g: Generator): Tensor {
-  return rand([n], { generator: g }).mul(high - low).add(low);
+  return rand([n], { generator: g })
+    .mul(high - low)
+    .add(low);
 }
 
 /** A per-image coin with probability p, shaped [N, 1, 1, 1] for where(). */
@@ -81,8 +83,16 @@ export function randomResizedCropFlip(x: Tensor, c: Pick<ViewConfig, 'size' | 'c
     const logRatio = uniform(n, Math.log(c.cropRatio[0]), Math.log(c.cropRatio[1]), g);
     const ratio = logRatio.exp();
     // Crop width and height as fractions of the image's: w·h = area, w/h = ratio (in pixels).
-    const cropW = area.mul(ratio).mul(h / w).sqrt().clamp(0, 1);
-    const cropH = area.div(ratio).mul(w / h).sqrt().clamp(0, 1);
+    const cropW = area
+      .mul(ratio)
+      .mul(h / w)
+      .sqrt()
+      .clamp(0, 1);
+    const cropH = area
+      .div(ratio)
+      .mul(w / h)
+      .sqrt()
+      .clamp(0, 1);
     // Centre anywhere that keeps the box inside, in normalised [-1, 1] coordinates.
     const cx = rand([n], { generator: g }).mul(2).sub(1).mul(cropW.rsub(1));
     const cy = rand([n], { generator: g }).mul(2).sub(1).mul(cropH.rsub(1));
@@ -96,7 +106,11 @@ export function randomResizedCropFlip(x: Tensor, c: Pick<ViewConfig, 'size' | 'c
 }
 
 /** torchvision's ColorJitter with per-image factors, applied to each image with probability p. */
-export function colorJitter(x: Tensor, c: Pick<ViewConfig, 'colorJitterP' | 'brightness' | 'contrast' | 'saturation' | 'hue'>, g: Generator): Tensor {
+export function colorJitter(
+  x: Tensor,
+  c: Pick<ViewConfig, 'colorJitterP' | 'brightness' | 'contrast' | 'saturation' | 'hue'>,
+  g: Generator,
+): Tensor {
   const n = x.shape[0]!;
   return tidy(() => {
     const steps: ((t: Tensor) => Tensor)[] = [];
@@ -141,7 +155,10 @@ export function randomGaussianBlur(x: Tensor, p: number, sigmaRange: [number, nu
     const offsets = tensor(Array.from({ length: 2 * radius + 1 }, (_, i) => i - radius));
     const kernel = offsets.square().unsqueeze(0).div(sigma.square().mul(-2).unsqueeze(1)).exp(); // [n, k]
     const normalised = kernel.div(kernel.sum(1, true));
-    const perChannel = normalised.unsqueeze(1).expand(n, ch, 2 * radius + 1).reshape(n * ch, 1, 1, 2 * radius + 1);
+    const perChannel = normalised
+      .unsqueeze(1)
+      .expand(n, ch, 2 * radius + 1)
+      .reshape(n * ch, 1, 1, 2 * radius + 1);
     const planes = x.reshape(1, n * ch, h, w);
     const horizontal = F.conv2d(F.pad(planes, [radius, radius, 0, 0], 'reflect'), perChannel, null, { groups: n * ch });
     const vertical = F.conv2d(F.pad(horizontal, [0, 0, radius, radius], 'reflect'), perChannel.transpose(2, 3), null, { groups: n * ch });

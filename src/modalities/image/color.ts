@@ -18,7 +18,10 @@ export function grayscale(x: Tensor): Tensor {
 /** factor·x + (1 − factor)·other, clamped to [0, 1] (torchvision's _blend). */
 function blend(x: Tensor, other: Tensor, factor: Tensor): Tensor {
   const f = perImage(factor);
-  return x.mul(f).add(other.mul(f.rsub(1))).clamp(0, 1);
+  return x
+    .mul(f)
+    .add(other.mul(f.rsub(1)))
+    .clamp(0, 1);
 }
 
 export function adjustBrightness(x: Tensor, factor: Tensor): Tensor {
@@ -58,7 +61,11 @@ function rgbToHsv(x: Tensor): [Tensor, Tensor, Tensor] {
   const isR = maxc.eq(r);
   const isG = maxc.eq(g).logicalAnd(isR.logicalNot());
   const isB = isR.logicalOr(maxc.eq(g)).logicalNot();
-  const h = isR.float().mul(bc.sub(gc)).add(isG.float().mul(rc.sub(bc).add(2))).add(isB.float().mul(gc.sub(rc).add(4)));
+  const h = isR
+    .float()
+    .mul(bc.sub(gc))
+    .add(isG.float().mul(rc.sub(bc).add(2)))
+    .add(isB.float().mul(gc.sub(rc).add(4)));
   return [h.div(6).add(1).remainder(1), s, maxc];
 }
 
@@ -70,7 +77,10 @@ function hsvToRgb(h: Tensor, s: Tensor, v: Tensor): Tensor {
   const q = v.mul(s.mul(f).rsub(1)).clamp(0, 1);
   const t = v.mul(s.mul(f.rsub(1)).rsub(1)).clamp(0, 1);
   // One-hot over the six sectors picks each channel's value: [N, 6, H, W].
-  const mask = i.unsqueeze(1).eq(arange(6).reshape(1, 6, 1, 1)).to(v.dtype);
+  const mask = i
+    .unsqueeze(1)
+    .eq(arange(6).reshape(1, 6, 1, 1))
+    .to(v.dtype);
   const pick = (...vals: Tensor[]): Tensor => stack(vals, 1).mul(mask).sum(1, true);
   return cat([pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)], 1);
 }

@@ -1,0 +1,43 @@
+// BYOL's projector g and predictor q (Grill et al. 2020, arXiv:2006.07733, §3.3): "a multi-layer
+// perceptron (MLP) ... a linear layer with output size 4096 followed by batch normalization,
+// rectified linear units (ReLU), and a final linear layer with output dimension 256". The
+// predictor uses the same architecture. For small batches the normalisation can be GroupNorm or
+// LayerNorm instead (batch statistics get noisy below ~64 items).
+import { BatchNorm1d, GroupNorm, Identity, LayerNorm, Linear, ReLU, Sequential, type TensorModule } from '../nn/index.js';
+
+export type HeadNorm = 'batch' | 'group' | 'layer' | 'none';
+
+export interface MlpHeadOptions {
+  hiddenDim?: number;
+  outputDim?: number;
+  norm?: HeadNorm;
+}
+
+function normalisation(kind: HeadNorm, features: number): TensorModule {
+  switch (kind) {
+    case 'batch':
+      return new BatchNorm1d(features);
+    case 'group':
+      // 32 groups as in Wu & He 2018, or fewer when the width is not a multiple of 32.
+      return new GroupNorm(features % 32 === 0 ? 32 : 1, features);
+    case 'layer':
+      return new LayerNorm(features);
+    case 'none':
+      return new Identity();
+  }
+}
+
+/**
+ * Linear(in → hidden) → norm → ReLU → Linear(hidden → out): BYOL's projector and predictor.
+ *
+ * @example
+ * const projector = mlpHead(128);                 // 128 → 4096 → 256, BatchNorm
+ * const predictor = mlpHead(256, { norm: 'layer' });
+ */
+export function mlpHead(inputDim: number, options: MlpHeadOptions = {}): Sequential {
+  const hidden = options.hiddenDim ?? 4096;
+  const out = options.outputDim ?? 256;
+  const norm = options.norm ?? 'batch';
+  // The hidden layer's bias is redundant before a BatchNorm, but kept as the paper's code does.
+  return new Sequential(new Linear(inputDim, hidden), normalisation(norm, hidden), new ReLU(), new Linear(hidden, out));
+}
