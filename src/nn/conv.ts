@@ -1,7 +1,7 @@
 // The 2-D convolution layer, torch.nn.Conv2d.
 import { F, zeros, type Generator, type Tensor } from '../engine/index.js';
 import { Module } from './module.js';
-import { fanInAndFanOut, kaimingUniform_, uniform_ } from './init.js';
+import { defaultLayerInit_ } from './init.js';
 import { checkPositiveInt, describeShape } from './checks.js';
 
 /** One value for both spatial dims, or [height, width]. */
@@ -80,13 +80,7 @@ export class Conv2d extends Module {
 
   /** Redraws weight and bias with PyTorch's default initialisation. */
   resetParameters(generator?: Generator): void {
-    // As Linear: a = √5 gives U(±1/√fan_in) for the weight, and the bias shares the bound.
-    kaimingUniform_(this.weight, { a: Math.sqrt(5), generator });
-    const bias = this.bias;
-    if (bias) {
-      const { fanIn } = fanInAndFanOut(this.weight);
-      if (fanIn !== 0) uniform_(bias, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn), { generator });
-    }
+    defaultLayerInit_(this.weight, this.bias, { generator });
   }
 
   /** input [N, inChannels, H, W] → [N, outChannels, H', W']. */

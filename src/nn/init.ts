@@ -193,3 +193,15 @@ export function kaimingNormal_(t: Tensor, options: KaimingOptions = {}): Tensor 
   const gain = calculateGain(options.nonlinearity ?? 'leaky_relu', options.a ?? 0);
   return normal_(t, 0, gain / Math.sqrt(fan), options);
 }
+
+/**
+ * PyTorch's default initialisation of Linear and Conv layers: kaiming_uniform with a = √5 (a bound
+ * of gain·√(3/fan_in) = 1/√fan_in) for the weight, and U(±1/√fan_in) for the bias.
+ */
+export function defaultLayerInit_(weight: Tensor, bias: Tensor | null, options: InitOptions = {}): void {
+  kaimingUniform_(weight, { a: Math.sqrt(5), generator: options.generator });
+  if (!bias) return;
+  const { fanIn } = fanInAndFanOut(weight);
+  const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+  uniform_(bias, -bound, bound, options);
+}

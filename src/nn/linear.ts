@@ -1,7 +1,7 @@
 // The fully connected layer, torch.nn.Linear.
 import { F, zeros, type Generator, type Tensor } from '../engine/index.js';
 import { Module } from './module.js';
-import { fanInAndFanOut, kaimingUniform_, uniform_ } from './init.js';
+import { defaultLayerInit_ } from './init.js';
 import { checkPositiveInt, describeShape } from './checks.js';
 
 export interface LinearOptions {
@@ -45,14 +45,7 @@ export class Linear extends Module {
 
   /** Redraws weight and bias with PyTorch's default initialisation. */
   resetParameters(generator?: Generator): void {
-    // a = √5 makes kaiming_uniform's bound gain·√(3/fan_in) = 1/√fan_in (PyTorch's long-standing default).
-    kaimingUniform_(this.weight, { a: Math.sqrt(5), generator });
-    const bias = this.bias;
-    if (bias) {
-      const { fanIn } = fanInAndFanOut(this.weight);
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-      uniform_(bias, -bound, bound, { generator });
-    }
+    defaultLayerInit_(this.weight, this.bias, { generator });
   }
 
   /** input [..., inFeatures] → [..., outFeatures]. */
