@@ -1,0 +1,340 @@
+// The in-memory form that every paired (image–text) data-set parser returns, and what the parsers
+// share: reading a file, placing a JSON syntax error at a line and column, recognising image files
+// by their first bytes, and the fail-or-skip policy for bad records.
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+
+/** One item: an image, its captions, or any subset (a JSONL manifest may leave a modality out). */
+export interface PairedItem {
+  id: string;
+  /** Absolute path of the image file. */
+  image?: string;
+  /** Captions, trimmed and never empty; `[]` for an item without text. */
+  captions: string[];
+  /** Whatever else the source holds for the item (COCO's width and height, Karpathy's split, a JSONL vector). */
+  extra?: Record<string, unknown>;
+}
+
+/** A parsed data set: its items in file order, the file they came from, and what was left out. */
+export interface PairedDataset {
+  items: PairedItem[];
+  /** Absolute path of the annotation file or manifest. */
+  source: string;
+  /** Records left out, by reason (see {@link BadRecordReason}); `{}` when nothing was. */
+  skipped: Record<string, number>;
+}
+
+/** Why a file or record was refused. */
+export type BadRecordReason =
+  | 'missing-file'
+  | 'malformed-json'
+  | 'missing-field'
+  | 'invalid-field'
+  | 'duplicate-id'
+  | 'unknown-image-id'
+  | 'empty-caption'
+  | 'missing-image'
+  | 'not-an-image'
+  | 'no-captions'
+  | 'no-modality';
+
+/** Where in a file a problem is: a line (and column), and/or a record such as `annotations[17] (id 42)`. */
+export interface DatasetErrorLocation {
+  line?: number;
+  column?: number;
+  record?: string;
+}
+
+/**
+ * A data-set file or record that cannot be used. The message starts with the file, then the
+ * position (`file:line:column:` or `file: record:`), then the problem.
+ */
+export class DatasetError extends Error {
+  override readonly name = 'DatasetError';
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  readonly record: string | undefined;
+  constructor(
+    readonly file: string,
+    readonly reason: BadRecordReason,
+    problem: string,
+    at: DatasetErrorLocation = {},
+    options?: { cause?: unknown },
+  ) {
+    let where = file;
+    if (at.line !== undefined) where += `:${at.line}` + (at.column !== undefined ? `:${at.column}` : '');
+    if (at.record !== undefined) where += at.line !== undefined ? ` (${at.record})` : `: ${at.record}`;
+    super(`${where}: ${problem}`, options);
+    this.line = at.line;
+    this.column = at.column;
+    this.record = at.record;
+  }
+}
+
+/** What to do with a bad record: throw a {@link DatasetError} ('fail'), or leave it out and count it ('skip'). */
+export type OnBadRecord = 'fail' | 'skip';
+
+/** Options every paired data-set parser takes. */
+export interface ParseOptions {
+  /** 'fail' (default) throws on the first bad record; 'skip' leaves bad records out and counts them in `skipped`. */
+  onBadRecord?: OnBadRecord;
+  /** Called with each record that 'skip' leaves out, e.g. to log the first few. */
+  onSkip?: (error: DatasetError) => void;
+  /**
+   * Check that every image file exists and starts like a PNG, JPEG, WebP or GIF (default true;
+   * one open and a 12-byte read per image). False trusts the annotation file.
+   */
+  checkImages?: boolean;
+}
+
+/** The fail-or-skip policy of one parse, and its counts of skipped records by reason. */
+export class BadRecords {
+  readonly skipped: Record<string, number> = {};
+  readonly #policy: OnBadRecord;
+  readonly #onSkip: ((error: DatasetError) => void) | undefined;
+
+  constructor(options: ParseOptions) {
+    const policy = options.onBadRecord ?? 'fail';
+    if (policy !== 'fail' && policy !== 'skip') throw new TypeError(`onBadRecord must be 'fail' or 'skip', got ${JSON.stringify(policy)}`);
+    this.#policy = policy;
+    this.#onSkip = options.onSkip;
+  }
+
+  /** Throws `error` under 'fail'; under 'skip' counts it and returns, and the caller drops the record. */
+  report(error: DatasetError): void {
+    if (this.#policy === 'fail') throw error;
+    this.count(error.reason);
+    this.#onSkip?.(error);
+  }
+
+  /** Counts a record left out under either policy (e.g. an image whose captions were all refused). */
+  count(reason: BadRecordReason): void {
+    this.skipped[reason] = (this.skipped[reason] ?? 0) + 1;
+  }
+}
+
+/** The text of a UTF-8 file (without a byte-order mark); a missing file is a DatasetError naming it and what it was for. */
+export function readTextFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const problem = code === 'ENOENT' ? `no such file (the ${what})` : `cannot read the ${what} (${code ?? (err as Error).message})`;
+    throw new DatasetError(file, 'missing-file', problem, {}, { cause: err });
+  }
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Throws a DatasetError unless `dir` is a directory. */
+export function requireDirectory(dir: string, what: string): void {
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch {
+    throw new DatasetError(dir, 'missing-file', `no such directory (the ${what})`);
+  }
+  if (!isDirectory) throw new DatasetError(dir, 'missing-file', `not a directory (the ${what})`);
+}
+
+/** 1-based line and column of a UTF-16 offset into `text` (lines end at '\n'). */
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line++;
+    lineStart = i + 1;
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+/**
+ * Parses JSON text; a syntax error becomes a DatasetError at its line and column. `firstLine`
+ * numbers the text's first line (a JSONL record's line in its file).
+ */
+export function parseJson(text: string, file: string, firstLine = 1): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    const { line, column } = lineColumn(text, jsonErrorOffset(text, err));
+    throw new DatasetError(
+      file,
+      'malformed-json',
+      `malformed JSON: ${err.message.replace(/\s+/g, ' ')}`,
+      { line: line + firstLine - 1, column },
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Where JSON.parse failed: the offset V8 reports ("... in JSON at position 41"), or, for the
+ * messages that carry none ("Unexpected token '}', ... is not valid JSON"), the offset found by
+ * re-reading the text with {@link firstJsonSyntaxError}.
+ */
+export function jsonErrorOffset(text: string, error: SyntaxError): number {
+  const reported = /at position (\d+)/.exec(error.message);
+  if (reported) return Number(reported[1]);
+  if (/Unexpected end of JSON input/.test(error.message)) return text.length;
+  return firstJsonSyntaxError(text) ?? text.length;
+}
+
+/**
+ * Offset of the first character that breaks JSON's grammar (RFC 8259), `text.length` when the
+ * text ends too early, or null for valid JSON.
+ */
+export function firstJsonSyntaxError(text: string): number | null {
+  let i = 0;
+  const stop = { at: 0 };
+  const fail = (): never => {
+    stop.at = i;
+    throw stop;
+  };
+  const space = (): void => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  const expect = (char: string): void => {
+    if (text[i] !== char) fail();
+    i++;
+  };
+  const digits = (): void => {
+    if (!(text[i]! >= '0' && text[i]! <= '9')) fail();
+    while (text[i]! >= '0' && text[i]! <= '9') i++;
+  };
+  const string = (): void => {
+    expect('"');
+    for (;;) {
+      if (i >= text.length) fail();
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i++;
+        return;
+      }
+      if (c < 0x20) fail();
+      if (c !== 0x5c) {
+        i++;
+        continue;
+      }
+      i++;
+      if (text[i] === 'u') {
+        i++;
+        for (let k = 0; k < 4; k++, i++) if (!/[0-9a-fA-F]/.test(text[i] ?? '')) fail();
+      } else if (text[i] !== undefined && '"\\/bfnrt'.includes(text[i]!)) i++;
+      else fail();
+    }
+  };
+  const value = (): void => {
+    space();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      space();
+      if (text[i] === '}') {
+        i++;
+        return;
+      }
+      for (;;) {
+        space();
+        string();
+        space();
+        expect(':');
+        value();
+        space();
+        if (text[i] !== ',') return expect('}');
+        i++;
+      }
+    }
+    if (c === '[') {
+      i++;
+      space();
+      if (text[i] === ']') {
+        i++;
+        return;
+      }
+      for (;;) {
+        value();
+        space();
+        if (text[i] !== ',') return expect(']');
+        i++;
+      }
+    }
+    if (c === '"') return string();
+    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) {
+      if (text[i] === '-') i++;
+      if (text[i] === '0') i++;
+      else digits();
+      if (text[i] === '.') {
+        i++;
+        digits();
+      }
+      if (text[i] === 'e' || text[i] === 'E') {
+        i++;
+        if (text[i] === '+' || text[i] === '-') i++;
+        digits();
+      }
+      return;
+    }
+    const literal = c === 't' ? 'true' : c === 'f' ? 'false' : c === 'n' ? 'null' : null;
+    if (literal === null) fail();
+    for (const char of literal!) expect(char);
+  };
+  try {
+    value();
+    space();
+    if (i < text.length) fail();
+    return null;
+  } catch (err) {
+    if (err === stop) return stop.at;
+    throw err;
+  }
+}
+
+/** Image formats recognised by their magic bytes. */
+export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'gif';
+
+const ascii = (bytes: Uint8Array, from: number, to: number): string => String.fromCharCode(...bytes.subarray(from, to));
+
+/**
+ * The image format the first bytes (12 suffice) announce, or null: PNG's 8-byte signature,
+ * JPEG's SOI marker and the next marker's FF, GIF87a/GIF89a, or a RIFF container of type WEBP.
+ *
+ * @example
+ * sniffImageFormat(new Uint8Array([0xff, 0xd8, 0xff, 0xe0])); // 'jpeg'
+ */
+export function sniffImageFormat(head: Uint8Array): ImageFormat | null {
+  const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (head.length >= 8 && png.every((b, i) => head[i] === b)) return 'png';
+  if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return 'jpeg';
+  if (head.length >= 6 && (ascii(head, 0, 6) === 'GIF87a' || ascii(head, 0, 6) === 'GIF89a')) return 'gif';
+  if (head.length >= 12 && ascii(head, 0, 4) === 'RIFF' && ascii(head, 8, 12) === 'WEBP') return 'webp';
+  return null;
+}
+
+/** Why an image file cannot be used, or null when it exists and starts like an image. */
+export function imageFileProblem(path: string): { reason: 'missing-image' | 'not-an-image'; problem: string } | null {
+  const head = new Uint8Array(12);
+  let length: number;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    length = readSync(fd, head, 0, head.length, 0);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { reason: 'missing-image', problem: `image file ${path} does not exist` };
+    if (code === 'EISDIR') return { reason: 'not-an-image', problem: `image ${path} is a directory, not an image file` };
+    return { reason: 'missing-image', problem: `image file ${path} cannot be read (${code ?? (err as Error).message})` };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  if (sniffImageFormat(head.subarray(0, length)) !== null) return null;
+  const shown = Array.from(head.subarray(0, Math.min(length, 8)), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  return {
+    reason: 'not-an-image',
+    problem: `${path} is not a PNG, JPEG, WebP or GIF image (it starts ${length === 0 ? 'empty' : `with bytes ${shown}`})`,
+  };
+}
+
+/** True for a plain JSON object (not an array or null). */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
