@@ -17,6 +17,11 @@ export interface ByolOptions {
   headNorm?: HeadNorm;
   /** τ_base: 0.996 for long runs (the paper), 0.99 for short ones. */
   tauBase?: number;
+  /**
+   * 'cosine' (the paper): τ rises from τ_base to 1 over training. 'constant': τ stays at τ_base,
+   * as in lucidrains/byol-pytorch; on short runs the target then keeps following the online network.
+   */
+  tauSchedule?: 'cosine' | 'constant';
 }
 
 /** Encoder → projector (→ predictor, online only). */
@@ -54,11 +59,13 @@ export class Byol extends Module {
   readonly online: ByolBranch;
   readonly target: ByolBranch;
   readonly tauBase: number;
+  readonly tauSchedule: 'cosine' | 'constant';
 
   /** makeEncoder is called twice: once for the online network, once for the target. */
   constructor(makeEncoder: () => TensorModule, options: ByolOptions) {
     super();
     this.tauBase = options.tauBase ?? 0.996;
+    this.tauSchedule = options.tauSchedule ?? 'cosine';
     const head = (input: number, hidden: number | undefined): TensorModule =>
       mlpHead(input, { hiddenDim: hidden, outputDim: options.projectionDim, norm: options.headNorm });
     const projectionDim = options.projectionDim ?? 256;
@@ -105,9 +112,9 @@ export class Byol extends Module {
     });
   }
 
-  /** ξ ← τ_k ξ + (1 − τ_k) θ with the cosine τ schedule; returns τ_k. */
+  /** ξ ← τ_k ξ + (1 − τ_k) θ with the configured τ schedule; returns τ_k. */
   updateTarget(step: number, totalSteps: number): number {
-    const tau = tauAt(step, totalSteps, this.tauBase);
+    const tau = this.tauSchedule === 'constant' ? this.tauBase : tauAt(step, totalSteps, this.tauBase);
     emaUpdate(this.target, this.online, tau);
     return tau;
   }
