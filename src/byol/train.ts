@@ -3,24 +3,13 @@
 // lr = base·batch/256, the τ schedule, gradient clipping, and a per-step log with the collapse
 // monitor.
 import { Generator, keep, noGrad, randperm, tidy, type Tensor } from '../engine/index.js';
-import {
-  Adam,
-  AdamW,
-  LARS,
-  LrScheduler,
-  clipGradNorm,
-  larsParamGroups,
-  scaleLr,
-  splitBiasAndNorm,
-  warmupCosineLr,
-  type GroupHyperparameters,
-  type Optimizer,
-} from '../optim/index.js';
+import { LrScheduler, clipGradNorm, scaleLr, warmupCosineLr } from '../optim/index.js';
+import { makeOptimizer, type OptimizerName } from './optimizer.js';
 import { augmentView, type ViewConfig } from '../modalities/image/augment.js';
 import { COLLAPSE_WARNING_RATIO, collapseReading } from '../eval/collapse.js';
 import type { Byol } from './model.js';
 
-export type OptimizerName = 'lars' | 'adamw' | 'adam';
+export type { OptimizerName };
 
 export interface ByolTrainOptions {
   /** uint8 images [N, C, H, W]. */
@@ -61,21 +50,6 @@ export interface ByolStepRecord {
   collapseRatio: number;
 }
 
-function makeOptimizer(byol: Byol, name: OptimizerName, lr: number, weightDecay: number): Optimizer<GroupHyperparameters> {
-  const named = byol.online.namedParameters();
-  switch (name) {
-    case 'lars':
-      return new LARS(larsParamGroups(named), { lr, weightDecay }) as unknown as Optimizer<GroupHyperparameters>;
-    case 'adamw':
-    case 'adam': {
-      const { regular, excluded } = splitBiasAndNorm(named);
-      const groups = [{ params: regular }, { params: excluded, weightDecay: 0 }];
-      const Cls = name === 'adamw' ? AdamW : Adam;
-      return new Cls(groups, { lr, weightDecay }) as unknown as Optimizer<GroupHyperparameters>;
-    }
-  }
-}
-
 /**
  * Trains `byol` in place and returns the per-step records.
  *
@@ -92,7 +66,7 @@ export function trainByol(byol: Byol, options: ByolTrainOptions): ByolStepRecord
   const baseLr = options.baseLr ?? (optimizerName === 'lars' ? 0.2 : 1e-3);
   const peakLr = options.scaleLrByBatch === false ? baseLr : scaleLr(baseLr, batchSize);
   const weightDecay = options.weightDecay ?? (optimizerName === 'lars' ? 1.5e-6 : 0);
-  const optimizer = makeOptimizer(byol, optimizerName, peakLr, weightDecay);
+  const optimizer = makeOptimizer(byol.online.namedParameters(), optimizerName, peakLr, weightDecay);
   const warmupSteps = options.warmupSteps ?? Math.round(totalSteps / 10);
   const constant = options.lrSchedule === 'constant';
   const scheduler = new LrScheduler(optimizer, (step) =>

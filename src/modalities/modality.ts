@@ -45,3 +45,24 @@ export interface ModalityFactory<Raw = unknown> {
   /** From a checkpoint's spec, without data. */
   restore(spec: ModalitySpec): Modality<Raw>;
 }
+
+/**
+ * The same modality under another name, for two inputs of one kind (two embedding sources, say):
+ * the aligner keys its encoders, heads and batches by name.
+ *
+ * @example
+ * const audioEmbeddings = withName(await vectorModality.fit({}, audioVectors), 'audio');
+ */
+export function withName<Raw>(modality: Modality<Raw>, name: string): Modality<Raw> {
+  return {
+    name,
+    get featureDim() {
+      return modality.featureDim;
+    },
+    collate: (items) => modality.collate(items),
+    views: (batch, generator) => modality.views(batch, generator),
+    evalInput: (batch) => modality.evalInput(batch),
+    createEncoder: () => modality.createEncoder(),
+    toJSON: () => modality.toJSON(),
+  };
+}

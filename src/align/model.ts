@@ -1,0 +1,161 @@
+// Heterogeneous BYOL: one online and one target network per modality (sharing heads or not, see
+// network.ts), the target an exponential moving average of the online weights and BatchNorm
+// statistics (Grill et al. 2020, arXiv:2006.07733, §3.1). A training step runs both views of each
+// modality's present items through both networks and returns what the losses need; which terms
+// are used (intra-modal, cross-modal, InfoNCE) is the loss's business (loss.ts).
+import { cat, noGrad, op, zeros, F, type Tensor } from '../engine/index.js';
+import { BatchNorm, Module, type TensorModule } from '../nn/index.js';
+import { copyState, emaUpdate, tauAt } from '../byol/ema.js';
+import type { HeadNorm } from '../byol/heads.js';
+import { AlignBranch } from './network.js';
+
+const indexCopy = op('aten::index_copy');
+
+export interface AlignModelOptions {
+  sharedHeads?: boolean;
+  projectionHiddenDim?: number;
+  projectionDim?: number;
+  predictionHiddenDim?: number;
+  headNorm?: HeadNorm;
+  /** τ_base of the EMA (the paper: 0.996; 0.99 suits short runs). */
+  tauBase?: number;
+  tauSchedule?: 'cosine' | 'constant';
+}
+
+/** One modality's two views of the items that have it; `rows` are their indices in the batch. */
+export interface ModalityViews {
+  view1: Tensor;
+  view2: Tensor;
+  /** int64 [n] rows of the batch that have this modality (sorted), or null when all N do. */
+  rows: Tensor | null;
+}
+
+/** Per modality, [N, d] tensors with zeros where the item lacks the modality, and the mask. */
+export interface ModalityOutputs {
+  /** Online predictions q of view 1 and 2. */
+  q1: Tensor;
+  q2: Tensor;
+  /** Target projections z′ of view 1 and 2 (no gradient). */
+  z1: Tensor;
+  z2: Tensor;
+  /** Online projections of view 1 and 2 (with gradient; InfoNCE and the collapse monitor use them). */
+  p1: Tensor;
+  p2: Tensor;
+  /** bool [N]: the item has this modality. */
+  present: Tensor;
+}
+
+/** What embed() returns, by stage: the encoder's output, the projection, the prediction, the target's projection. */
+export type EmbeddingStage = 'encoder' | 'projection' | 'prediction' | 'target-projection';
+
+export interface AlignEncoderSpec {
+  name: string;
+  create: () => TensorModule;
+  featureDim: number;
+}
+
+/**
+ * @example
+ * const model = new AlignModel([{ name: 'image', create: () => new SmallCnn(), featureDim: 128 }, ...], { sharedHeads: true });
+ * const outputs = model.forwardViews(views, batchSize); // Map<modality, ModalityOutputs>
+ * model.updateTarget(step, totalSteps);
+ */
+export class AlignModel extends Module {
+  readonly online: AlignBranch;
+  readonly target: AlignBranch;
+  readonly modalities: string[];
+  readonly tauBase: number;
+  readonly tauSchedule: 'cosine' | 'constant';
+
+  constructor(encoders: AlignEncoderSpec[], options: AlignModelOptions = {}) {
+    super();
+    if (encoders.length === 0) throw new Error('AlignModel: at least one modality is needed');
+    this.modalities = encoders.map((e) => e.name);
+    this.tauBase = options.tauBase ?? 0.996;
+    this.tauSchedule = options.tauSchedule ?? 'cosine';
+    const heads = {
+      sharedHeads: options.sharedHeads ?? true,
+      projectionHiddenDim: options.projectionHiddenDim ?? 4096,
+      projectionDim: options.projectionDim ?? 256,
+      predictionHiddenDim: options.predictionHiddenDim ?? 4096,
+      headNorm: options.headNorm ?? 'batch',
+    };
+    const build = (withPredictor: boolean): AlignBranch =>
+      new AlignBranch(
+        encoders.map((e) => [e.name, e.create(), e.featureDim]),
+        heads,
+        withPredictor,
+      );
+    this.online = this.registerModule('online', build(true));
+    this.target = this.registerModule('target', build(false));
+    copyState(this.target, this.online);
+    for (const p of this.target.parameters()) p.requiresGrad_(false);
+    // The target normalises with its batch's statistics but its running statistics move only by
+    // the EMA (as in src/byol/model.ts).
+    for (const m of this.target.modules()) if (m instanceof BatchNorm) m.momentum = 0;
+  }
+
+  onlineParameters(): Tensor[] {
+    return this.online.parameters();
+  }
+
+  /**
+   * Both views of every modality through the online and the target network. Each modality's two
+   * views go through in one batched forward, so BatchNorm sees 2n items.
+   */
+  forwardViews(views: Map<string, ModalityViews>, batchSize: number): Map<string, ModalityOutputs> {
+    const outputs = new Map<string, ModalityOutputs>();
+    for (const [name, v] of views) {
+      const n = v.view1.shape[0]!;
+      const both = cat([v.view1, v.view2]);
+      const p = this.online.project(name, this.online.encode(name, both));
+      const q = this.online.predict(name, p);
+      const z = noGrad(() => this.target.project(name, this.target.encode(name, both)));
+      const [p1, p2] = F.split(p, n) as [Tensor, Tensor];
+      const [q1, q2] = F.split(q, n) as [Tensor, Tensor];
+      const [z1, z2] = F.split(z, n) as [Tensor, Tensor];
+      const scatter = (x: Tensor): Tensor =>
+        v.rows === null ? x : (indexCopy(zeros([batchSize, x.shape[1]!], { dtype: x.dtype }), 0, v.rows, x) as Tensor);
+      const present = v.rows === null ? zeros([batchSize], { dtype: 'bool' }).logicalNot() : maskOf(v.rows, batchSize);
+      outputs.set(name, { q1: scatter(q1), q2: scatter(q2), z1: scatter(z1), z2: scatter(z2), p1: scatter(p1), p2: scatter(p2), present });
+    }
+    return outputs;
+  }
+
+  /** ξ ← τ_k ξ + (1 − τ_k) θ, parameters and buffers; returns τ_k. */
+  updateTarget(step: number, totalSteps: number): number {
+    const tau = this.tauSchedule === 'constant' ? this.tauBase : tauAt(step, totalSteps, this.tauBase);
+    emaUpdate(this.target, this.online, tau);
+    return tau;
+  }
+
+  /**
+   * Embeddings of one modality's un-augmented batch at a stage, in eval mode and without gradient.
+   * 'prediction' and 'target-projection' are the pair the cross-modal term trains: the query's
+   * online prediction against the gallery's target projection.
+   */
+  embed(modality: string, input: Tensor, stage: EmbeddingStage = 'projection'): Tensor {
+    const wasTraining = this.training;
+    this.eval();
+    try {
+      return noGrad(() => {
+        if (stage === 'target-projection') return this.target.project(modality, this.target.encode(modality, input));
+        const y = this.online.encode(modality, input);
+        if (stage === 'encoder') return y;
+        const p = this.online.project(modality, y);
+        return stage === 'projection' ? p : this.online.predict(modality, p);
+      });
+    } finally {
+      this.train(wasTraining);
+    }
+  }
+
+  override forward(): never {
+    throw new Error('AlignModel has no forward; use forwardViews for training and embed for inference');
+  }
+}
+
+/** bool [size] with true at `rows`. */
+function maskOf(rows: Tensor, size: number): Tensor {
+  return indexCopy(zeros([size], { dtype: 'bool' }), 0, rows, zeros([rows.shape[0]!], { dtype: 'bool' }).logicalNot()) as Tensor;
+}

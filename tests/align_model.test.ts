@@ -1,0 +1,184 @@
+// The heterogeneous aligner: shared or per-modality heads, the EMA target, missing modalities in a
+// batch, the training loop on a synthetic paired task, and retrieval through the trained model.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../src/index.js';
+import { AlignModel, type AlignEncoderSpec } from '../src/align/model.js';
+import { trainAlignment, type AlignBatch } from '../src/align/train.js';
+import { evaluateRetrieval } from '../src/align/evaluate.js';
+import { vectorModality } from '../src/modalities/vector/index.js';
+import { withName, type Modality } from '../src/modalities/modality.js';
+import { Linear, Sequential } from '../src/nn/index.js';
+import { assertClose } from './helpers.js';
+
+const small = { projectionHiddenDim: 32, projectionDim: 16, predictionHiddenDim: 32 };
+const encoder = (name: string, inDim: number, outDim: number): AlignEncoderSpec => ({
+  name,
+  create: () => new Sequential(new Linear(inDim, outDim)),
+  featureDim: outDim,
+});
+
+test('shared heads: one projector and predictor, and a neck where encoder widths differ', () => {
+  manualSeed(0);
+  const model = new AlignModel([encoder('a', 5, 8), encoder('b', 3, 6)], { ...small, sharedHeads: true });
+  const names = model.online.namedParameters().map(([n]) => n);
+  assert.ok(names.includes('projectors.shared.0.weight'));
+  assert.ok(names.includes('predictors.shared.0.weight'));
+  assert.ok(!names.some((n) => n.startsWith('projectors.a')));
+  // b's encoder (width 6) gets a Linear neck to the common width 8; a's does not.
+  assert.deepEqual(model.online.encoders.get('b').forward(randn([2, 3])).shape, [2, 8]);
+  assert.ok(names.includes('encoders.b.1.weight'));
+  assert.ok(!names.includes('encoders.a.1.weight'));
+  // The target has no predictor and starts as a copy of the online network.
+  assert.ok(!model.target.namedParameters().some(([n]) => n.startsWith('predictors')));
+  const online = new Map(model.online.namedParameters());
+  for (const [n, p] of model.target.namedParameters()) assert.deepEqual(p.toFlatArray(), online.get(n)!.toFlatArray());
+});
+
+test('separate heads: one projector and predictor per modality, no neck', () => {
+  const model = new AlignModel([encoder('a', 5, 8), encoder('b', 3, 6)], { ...small, sharedHeads: false });
+  const names = model.online.namedParameters().map(([n]) => n);
+  assert.ok(names.includes('projectors.a.0.weight') && names.includes('projectors.b.0.weight'));
+  assert.ok(names.includes('predictors.a.0.weight') && names.includes('predictors.b.0.weight'));
+  assert.ok(!names.some((n) => n.includes('shared')));
+  assert.deepEqual(model.embed('b', randn([4, 3]), 'projection').shape, [4, 16]);
+});
+
+test('updateTarget: ξ ← τξ + (1 − τ)θ with the constant schedule; the target gets no gradient', () => {
+  manualSeed(1);
+  const model = new AlignModel([encoder('a', 4, 4)], { ...small, tauBase: 0.9, tauSchedule: 'constant' });
+  const w = (m: 'online' | 'target'): number[] => model[m].encoders.get('a').namedParameters()[0]![1].toFlatArray();
+  const before = w('target');
+  noGrad(() => model.online.encoders.get('a').namedParameters()[0]![1].add_(1));
+  const onlineNow = w('online');
+  assert.equal(model.updateTarget(5, 10), 0.9);
+  const expected = before.map((x, i) => 0.9 * x + 0.1 * onlineNow[i]!);
+  assertClose(w('target'), expected, 1e-6);
+  assert.ok(model.target.parameters().every((p) => !p.requiresGrad));
+});
+
+test('forwardViews: an item without a modality gets zero rows and is marked absent', () => {
+  manualSeed(2);
+  const model = new AlignModel([encoder('a', 4, 8), encoder('b', 3, 8)], small);
+  const rowsB = tensor([0, 2], { dtype: 'int64' });
+  const outputs = tidy(() =>
+    model.forwardViews(
+      new Map([
+        ['a', { view1: randn([3, 4]), view2: randn([3, 4]), rows: null }],
+        ['b', { view1: randn([2, 3]), view2: randn([2, 3]), rows: rowsB }],
+      ]),
+      3,
+    ),
+  );
+  const b = outputs.get('b')!;
+  assert.deepEqual(b.present.toFlatArray().map(Number), [1, 0, 1]);
+  assert.deepEqual(b.q1.shape, [3, 16]);
+  assert.deepEqual(b.z2.toFlatArray().slice(16, 32), new Array(16).fill(0));
+  assert.deepEqual(outputs.get('a')!.present.toFlatArray().map(Number), [1, 1, 1]);
+});
+
+// A synthetic paired task: both modalities are noisy linear images of one latent per item.
+function pairedTask(n: number, seed: number): { a: number[][]; b: number[][] } {
+  manualSeed(seed);
+  const latent = randn([n, 4]);
+  const a = latent.matmul(randn([4, 12])).add(randn([n, 12]).mul(0.05));
+  const b = latent.matmul(randn([4, 10])).add(randn([n, 10]).mul(0.05));
+  const rows = (t: Tensor, d: number): number[][] => {
+    const flat = t.toFlatArray();
+    return Array.from({ length: n }, (_, i) => flat.slice(i * d, (i + 1) * d));
+  };
+  return { a: rows(a, 12), b: rows(b, 10) };
+}
+
+test('trainAlignment with InfoNCE aligns a synthetic paired task far above chance', async () => {
+  const train = pairedTask(512, 3);
+  const a = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.a), 'a');
+  const b = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.b), 'b');
+  manualSeed(4);
+  const model = new AlignModel(
+    [a, b].map((m) => ({ name: m.name, create: () => m.createEncoder(), featureDim: m.featureDim })),
+    { ...small, tauBase: 0.99 },
+  );
+  const batchSize = 64;
+  async function* batches(): AsyncIterable<AlignBatch> {
+    for (let i = 0; i + batchSize <= 512; i += batchSize) {
+      yield {
+        size: batchSize,
+        inputs: new Map([
+          ['a', { batch: await a.collate(train.a.slice(i, i + batchSize)), rows: null }],
+          ['b', { batch: await b.collate(train.b.slice(i, i + batchSize)), rows: null }],
+        ]),
+      };
+    }
+  }
+  const log = await trainAlignment(model, {
+    modalities: [a, b],
+    batches,
+    stepsPerEpoch: 8,
+    epochs: 12,
+    batchSize,
+    weights: { intraWeight: 0, crossWeight: 0, infoNceWeight: 1 },
+    baseLr: 3e-3,
+    scaleLrByBatch: false,
+  });
+  assert.equal(log.length, 96);
+  assert.ok(log.at(-1)!.terms['infonce/a<->b']! < log[0]!.terms['infonce/a<->b']! * 0.6, 'InfoNCE falls');
+  assert.ok(log.every((r) => r.waitMs >= 0 && Number.isFinite(r.loss)));
+  // Retrieval on the training items (200 "images", one "caption" each).
+  async function* first200(): AsyncIterable<Tensor> {
+    yield await a.collate(train.a.slice(0, 200));
+  }
+  const { metrics, chance } = await evaluateRetrieval(model, {
+    imageModality: a,
+    textModality: b as unknown as Modality<string>,
+    imageBatches: first200(),
+    captions: train.b.slice(0, 200) as unknown as string[],
+    captionToImage: Array.from({ length: 200 }, (_, i) => i),
+  });
+  assert.ok(chance.t2i.r10 === 5);
+  assert.ok(metrics.t2i.r10 > 5 * chance.t2i.r10, `t2i R@10 ${metrics.t2i.r10}`);
+  assert.ok(metrics.i2t.r10 > 5 * chance.i2t.r10, `i2t R@10 ${metrics.i2t.r10}`);
+});
+
+test('trainAlignment with the cross-modal BYOL term lowers it and logs every term', async () => {
+  const train = pairedTask(256, 5);
+  const a = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.a), 'a');
+  const b = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.b), 'b');
+  manualSeed(6);
+  const model = new AlignModel(
+    [a, b].map((m) => ({ name: m.name, create: () => m.createEncoder(), featureDim: m.featureDim })),
+    { ...small, tauBase: 0.99 },
+  );
+  async function* batches(): AsyncIterable<AlignBatch> {
+    for (let i = 0; i + 64 <= 256; i += 64) {
+      yield {
+        size: 64,
+        inputs: new Map([
+          ['a', { batch: await a.collate(train.a.slice(i, i + 64)), rows: null }],
+          ['b', { batch: await b.collate(train.b.slice(i, i + 64)), rows: null }],
+        ]),
+      };
+    }
+  }
+  const log = await trainAlignment(model, {
+    modalities: [a, b],
+    batches,
+    stepsPerEpoch: 4,
+    epochs: 10,
+    batchSize: 64,
+    weights: { intraWeight: 1, crossWeight: 1, infoNceWeight: 0 },
+    baseLr: 3e-3,
+    scaleLrByBatch: false,
+  });
+  const keys = Object.keys(log[0]!.terms).sort();
+  assert.deepEqual(keys, ['cross/a->b', 'cross/b->a', 'intra/a', 'intra/b', 'total']);
+  const first = log.slice(0, 4).reduce((s, r) => s + r.terms['cross/a->b']!, 0);
+  const last = log.slice(-4).reduce((s, r) => s + r.terms['cross/a->b']!, 0);
+  assert.ok(last < first, `cross term ${first / 4} → ${last / 4}`);
+  assert.ok(Object.values(log.at(-1)!.collapse).every((ratio) => ratio > 0.05));
+  assert.ok(Math.abs(log.at(-1)!.tau - 1) < 1e-3, 'τ reaches 1 at the end of the cosine schedule');
+});
+
+test('AlignModel refuses an empty modality list', () => {
+  assert.throws(() => new AlignModel([]), /at least one modality/);
+});
