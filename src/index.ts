@@ -2,3 +2,6 @@
 export * from './engine/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
+export * as align from './align/index.js';
+export * from './modalities/modality.js';
+export * from './modalities/registry.js';

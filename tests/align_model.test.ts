@@ -7,7 +7,8 @@ import { AlignModel, type AlignEncoderSpec } from '../src/align/model.js';
 import { trainAlignment, type AlignBatch } from '../src/align/train.js';
 import { evaluateRetrieval } from '../src/align/evaluate.js';
 import { vectorModality } from '../src/modalities/vector/index.js';
-import { withName, type Modality } from '../src/modalities/modality.js';
+import { withName, type Modality, type ModalitySpec } from '../src/modalities/modality.js';
+import { modalityFactory, registerModality, registeredModalities, restoreModality } from '../src/modalities/registry.js';
 import { Linear, Sequential } from '../src/nn/index.js';
 import { assertClose } from './helpers.js';
 
@@ -181,4 +182,15 @@ test('trainAlignment with the cross-modal BYOL term lowers it and logs every ter
 
 test('AlignModel refuses an empty modality list', () => {
   assert.throws(() => new AlignModel([]), /at least one modality/);
+});
+
+test('the registry knows image, text and vector, restores a saved modality, and refuses unknown names', async () => {
+  const names = registeredModalities();
+  for (const name of ['image', 'text', 'vector']) assert.ok(names.includes(name), name);
+  const vector = await modalityFactory('vector').fit({ featureDim: 8, hiddenDims: [16] }, [[1, 2, 3]]);
+  const restored = restoreModality(JSON.parse(JSON.stringify(vector.toJSON())) as ModalitySpec);
+  assert.equal(restored.featureDim, 8);
+  assert.deepEqual((await restored.collate([[4, 5, 6]])).toFlatArray(), [4, 5, 6]);
+  assert.throws(() => modalityFactory('audio'), /unknown modality 'audio'; registered modalities: image, text, vector/);
+  assert.throws(() => registerModality(vectorModality), /already registered/);
 });
