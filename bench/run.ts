@@ -2,10 +2,12 @@
 import os from 'node:os';
 import { benchEngine } from './engine.js';
 import { benchByol } from './byol.js';
+import { benchAlign } from './align.js';
 
 const benchmarks: Record<string, () => void | Promise<void>> = {
   engine: () => benchEngine([1, os.availableParallelism()]),
   byol: () => benchByol(os.availableParallelism()),
+  align: () => benchAlign(os.availableParallelism()),
 };
 
 const requested = process.argv.slice(2);

@@ -17,7 +17,8 @@ import type { PairedDataset } from '../src/data/paired.js';
 import { ImageModality } from '../src/modalities/image/index.js';
 import { textModality } from '../src/modalities/text/index.js';
 import { AlignModel } from '../src/align/model.js';
-import { trainAlignment, type AlignBatch, type AlignStepRecord } from '../src/align/train.js';
+import { trainAlignment, type AlignStepRecord } from '../src/align/train.js';
+import { imageTextBatches } from '../src/align/batches.js';
 import { evaluateRetrieval, type RetrievalEvaluation, type RetrievalSpace } from '../src/align/evaluate.js';
 import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
 
@@ -77,23 +78,12 @@ const model = new AlignModel(
   { sharedHeads: args.heads === 'shared', tauBase: Number(args.tau), tauSchedule },
 );
 const loader = new PairedImageLoader(trainSet, { batchSize, size, channels: 3, seed: Number(args.seed) });
-async function* batches(epoch: number): AsyncIterable<AlignBatch> {
-  for await (const b of loader.epoch(epoch)) {
-    yield {
-      size: b.images.shape[0]!,
-      inputs: new Map([
-        ['image', { batch: b.images, rows: null }],
-        ['text', { batch: await text.collate(b.captions), rows: null }],
-      ]),
-    };
-  }
-}
 console.log(
   `training ${objectiveName} (${JSON.stringify(weights)}), ${args.heads} heads, on ${trainItems.length} icons, ${args.epochs} epochs of ${loader.batchesPerEpoch} steps`,
 );
 const log: AlignStepRecord[] = await trainAlignment(model, {
   modalities: [image, text],
-  batches,
+  batches: (epoch) => imageTextBatches(loader, text, epoch),
   stepsPerEpoch: loader.batchesPerEpoch,
   epochs: Number(args.epochs),
   batchSize,

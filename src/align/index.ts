@@ -5,3 +5,4 @@ export * from './loss.js';
 export * from './infonce.js';
 export * from './train.js';
 export * from './evaluate.js';
+export * from './batches.js';
