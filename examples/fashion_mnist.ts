@@ -2,11 +2,13 @@
 // kNN and linear-probe accuracy of the trained encoder and of a randomly initialised one.
 //
 // Options: --epochs N (default 4), --batch N (256), --optimizer adam|adamw|lars (adam),
-// --lr X (3e-4, used as is for Adam/AdamW; per 256 items for LARS), --subset N (all 60,000).
+// --lr X (3e-4, used as is for Adam/AdamW; per 256 items for LARS), --lr-schedule
+// constant|warmup-cosine (constant), --tau X (0.99), --tau-schedule constant|cosine (constant),
+// --crop-min X (smallest crop area, 0.08), --subset N (all 60,000), --threads N (all cores).
 import { parseArgs } from 'node:util';
-import { manualSeed, type Tensor } from '../src/index.js';
+import { manualSeed, setNumThreads, type Tensor } from '../src/index.js';
 import { loadMnistSplit, DEBIAN_FASHION_MNIST_DIR } from '../src/data/idx.js';
-import { byolView1, byolView2, normalizeChannels } from '../src/modalities/image/augment.js';
+import { byolView1, byolView2, normalizeChannels, type ViewConfig } from '../src/modalities/image/augment.js';
 import { SmallCnn } from '../src/modalities/image/small_cnn.js';
 import { Byol } from '../src/byol/model.js';
 import { trainByol, type OptimizerName } from '../src/byol/train.js';
@@ -21,6 +23,11 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '256' },
     optimizer: { type: 'string', default: 'adam' },
     lr: { type: 'string', default: '3e-4' },
+    'lr-schedule': { type: 'string', default: 'constant' },
+    tau: { type: 'string', default: '0.99' },
+    'tau-schedule': { type: 'string', default: 'constant' },
+    'crop-min': { type: 'string', default: '0.08' },
+    threads: { type: 'string' },
     subset: { type: 'string' },
     seed: { type: 'string', default: '0' },
   },
@@ -28,6 +35,12 @@ const { values: args } = parseArgs({
 
 const optimizer = args.optimizer as OptimizerName;
 if (!['adam', 'adamw', 'lars'].includes(optimizer)) throw new Error(`--optimizer must be adam, adamw or lars, got ${args.optimizer}`);
+const lrSchedule = args['lr-schedule'] as 'constant' | 'warmup-cosine';
+if (!['constant', 'warmup-cosine'].includes(lrSchedule))
+  throw new Error(`--lr-schedule must be constant or warmup-cosine, got ${lrSchedule}`);
+const tauSchedule = args['tau-schedule'] as 'constant' | 'cosine';
+if (!['constant', 'cosine'].includes(tauSchedule)) throw new Error(`--tau-schedule must be constant or cosine, got ${tauSchedule}`);
+if (args.threads) setNumThreads(Number(args.threads));
 manualSeed(Number(args.seed));
 const train = loadMnistSplit(DEBIAN_FASHION_MNIST_DIR, 'train');
 const test = loadMnistSplit(DEBIAN_FASHION_MNIST_DIR, 't10k');
@@ -42,7 +55,7 @@ function evaluate(encoder: TensorModule): { knn: number; linear: number } {
   return { knn, linear: testAccuracy };
 }
 
-const byol = new Byol(() => new SmallCnn({ inChannels: 1 }), { featureDim: 128, tauBase: 0.99 });
+const byol = new Byol(() => new SmallCnn({ inChannels: 1 }), { featureDim: 128, tauBase: Number(args.tau), tauSchedule });
 const random = evaluate(byol.online.encoder);
 console.log(`random-init encoder: kNN ${(random.knn * 100).toFixed(2)}%  linear probe ${(random.linear * 100).toFixed(2)}%`);
 
@@ -50,7 +63,10 @@ const started = Date.now();
 const epochs = Number(args.epochs);
 trainByol(byol, {
   images: trainImages,
-  views: [byolView1(28, 1), byolView2(28, 1)],
+  views: [byolView1(28, 1), byolView2(28, 1)].map((v) => ({ ...v, cropScale: [Number(args['crop-min']), 1] })) as [ViewConfig, ViewConfig],
+  lrSchedule,
+  // With a constant rate there is no warm-up either (a measured choice, see docs/byol.md).
+  warmupSteps: lrSchedule === 'constant' ? 0 : undefined,
   batchSize: Number(args.batch),
   epochs,
   optimizer,
