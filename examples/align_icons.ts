@@ -4,12 +4,12 @@
 // Options: --objective byol|intraOnly|crossOnly|infoNce|byolInfoNce (default byol), --heads shared|separate,
 // --epochs N (3), --batch N (256), --size PX (32), --lr X (1e-3 per 256 items, AdamW), --tau X (0.99),
 // --tau-schedule cosine|constant, --split val|test (test: the held-out concepts; val: 5% of the
-// training concepts, for tuning), --subset N (training items), --json FILE (write the results), --seed N.
+// training concepts, for tuning), --subset N (training items), --json FILE (write the results), --seed N, --threads N.
 import { existsSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { manualSeed, type Tensor } from '../src/index.js';
+import { manualSeed, setNumThreads, type Tensor } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
 import { hashFraction } from '../src/data/iconify.js';
 import { PairedImageLoader } from '../src/data/loader.js';
@@ -36,6 +36,7 @@ const { values: args } = parseArgs({
     subset: { type: 'string' },
     json: { type: 'string' },
     seed: { type: 'string', default: '0' },
+    threads: { type: 'string' },
     data: { type: 'string', default: 'data/icons' },
   },
 });
@@ -49,6 +50,7 @@ const tauSchedule = args['tau-schedule'] as 'cosine' | 'constant';
 if (!['cosine', 'constant'].includes(tauSchedule)) throw new Error(`--tau-schedule must be cosine or constant`);
 const batchSize = Number(args.batch);
 const size = Number(args.size);
+if (args.threads) setNumThreads(Number(args.threads));
 manualSeed(Number(args.seed));
 
 if (!existsSync(join(args.data, 'captions_train.json'))) {
