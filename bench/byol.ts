@@ -28,13 +28,21 @@ function measureOurs(): number {
   return (STEPS * BATCH) / seconds;
 }
 
+/** Rounds per side, alternating the two; the best round of each counts (the machine's noise only slows a round down). */
+const ROUNDS = 3;
+
 export function benchByol(threads: number): void {
   console.log(`BYOL training benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
   setNumThreads(threads);
-  const ours = measureOurs();
-  const torch = runTorchScript(torchScript, [String(threads), String(STEPS)]);
+  let ours = 0;
+  let torch: Record<string, number | string> | null = null;
+  for (let round = 0; round < ROUNDS; round++) {
+    ours = Math.max(ours, measureOurs());
+    const result = runTorchScript(torchScript, [String(threads), String(STEPS)]);
+    if (result && (!torch || Number(result.images_per_s) > Number(torch.images_per_s))) torch = result;
+  }
   const theirs = torch ? Number(torch.images_per_s) : NaN;
-  console.log(`threads: ${getNumThreads()}, batch ${BATCH}, ${STEPS} timed steps`);
+  console.log(`threads: ${getNumThreads()}, batch ${BATCH}, best of ${ROUNDS} alternating rounds of ${STEPS} timed steps`);
   console.log(`  byol-align ${ours.toFixed(1)} images/s`);
   console.log(`  PyTorch    ${torch ? theirs.toFixed(1) : 'n/a'} images/s${torch ? ` (torch ${torch.torch})` : ''}`);
   console.log(`  speed ratio (byol-align / PyTorch): ${torch ? (ours / theirs).toFixed(3) : 'n/a'}`);

@@ -2,8 +2,8 @@
 // kNN and linear-probe accuracy of the trained encoder and of a randomly initialised one.
 //
 // Options: --epochs N (default 4), --batch N (256), --optimizer adam|adamw|lars (adam),
-// --lr X (3e-4, used as is for Adam/AdamW; per 256 items for LARS), --lr-schedule
-// constant|warmup-cosine (constant), --tau X (0.99), --tau-schedule constant|cosine (constant),
+// --lr X (1e-3, used as is for Adam/AdamW; per 256 items for LARS), --lr-schedule
+// warmup-cosine|constant (warmup-cosine: 10% warm-up, then cosine to 0), --tau X (0.99), --tau-schedule constant|cosine (constant),
 // --crop-min X (smallest crop area, 0.08), --subset N (all 60,000), --threads N (all cores).
 import { parseArgs } from 'node:util';
 import { manualSeed, setNumThreads, type Tensor } from '../src/index.js';
@@ -22,8 +22,8 @@ const { values: args } = parseArgs({
     epochs: { type: 'string', default: '4' },
     batch: { type: 'string', default: '256' },
     optimizer: { type: 'string', default: 'adam' },
-    lr: { type: 'string', default: '3e-4' },
-    'lr-schedule': { type: 'string', default: 'constant' },
+    lr: { type: 'string', default: '1e-3' },
+    'lr-schedule': { type: 'string', default: 'warmup-cosine' },
     tau: { type: 'string', default: '0.99' },
     'tau-schedule': { type: 'string', default: 'constant' },
     'crop-min': { type: 'string', default: '0.08' },
