@@ -262,6 +262,6 @@ test('a positive InfoNCE weight without a LogitScale or projections is an error 
   assert.throws(() => alignmentLoss({ a: withProjections(A) }, ALIGNMENT_OBJECTIVES.infoNce), /no LogitScale was given/);
   assert.throws(
     () => alignmentLoss({ a: withProjections(A), b: inputs(A) }, ALIGNMENT_OBJECTIVES.infoNce, new LogitScale()),
-    /needs b\.p1 and b\.p2/,
+    /need b\.p1 and b\.p2/,
   );
 });

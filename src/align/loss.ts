@@ -9,11 +9,13 @@
 // cross term one modality's prediction regresses the other's target projection of the same item, and
 // both ordered pairs (m, n) and (n, m) appear, so it is symmetric. With one modality and λ_cross = 0,
 // L is exactly symmetricByolLoss. alignmentLoss() adds CLIP's InfoNCE (infonce.ts) with a third
-// weight, so every objective of the study is one AlignmentLossWeights value.
+// weight and, optionally, VICReg's variance and covariance terms on the online projections
+// (vicreg.ts), so every objective of the study is one AlignmentLossWeights value.
 import { noGrad, tidy, type Tensor } from '../engine/index.js';
 import { symmetricByolLoss } from '../byol/loss.js';
 import { symmetricInfoNce, type LogitScale } from './infonce.js';
 import { bothPresent, checkMask, graphZero, presentRows, takeRows } from './rows.js';
+import { covarianceTerm, varianceTerm } from './vicreg.js';
 
 /** What the BYOL terms need of one modality: [N, d] tensors over the whole batch, and who is present. */
 export interface ByolTermInputs {
@@ -29,7 +31,7 @@ export interface ByolTermInputs {
 
 /** What the combined objective needs: the BYOL inputs plus, for InfoNCE, the online projections. */
 export interface AlignmentInputs extends ByolTermInputs {
-  /** Online projections of view 1 and view 2 [N, e] (with gradient); needed only when InfoNCE is computed. */
+  /** Online projections of view 1 and view 2 [N, e] (with gradient); needed only for InfoNCE and the VICReg terms. */
   p1?: Tensor;
   p2?: Tensor;
 }
@@ -48,6 +50,10 @@ export interface AlignmentLossWeights {
   crossWeight: number;
   /** Weight of CLIP's symmetric InfoNCE, summed over unordered modality pairs. */
   infoNceWeight: number;
+  /** Weight of VICReg's variance hinge on each modality's online projections (default 0: not computed). */
+  varianceWeight?: number;
+  /** Weight of VICReg's covariance term on each modality's online projections (default 0: not computed). */
+  covarianceWeight?: number;
 }
 
 /** The named objectives compared in the study. */
@@ -62,6 +68,13 @@ export const ALIGNMENT_OBJECTIVES = {
   infoNce: { intraWeight: 0, crossWeight: 0, infoNceWeight: 1 },
   /** Heterogeneous BYOL plus InfoNCE. */
   byolInfoNce: { intraWeight: 1, crossWeight: 1, infoNceWeight: 1 },
+  /**
+   * Heterogeneous BYOL with VICReg's variance and covariance safeguards (no negatives). The weights
+   * keep VICReg's ratio invariance : variance : covariance = 25 : 25 : 1.
+   */
+  byolVicReg: { intraWeight: 1, crossWeight: 1, infoNceWeight: 0, varianceWeight: 1, covarianceWeight: 0.04 },
+  /** Only the cross-modal regression, with VICReg's variance and covariance safeguards. */
+  crossVicReg: { intraWeight: 0, crossWeight: 1, infoNceWeight: 0, varianceWeight: 1, covarianceWeight: 0.04 },
 } as const satisfies Record<string, AlignmentLossWeights>;
 
 export interface HeterogeneousByolLoss {
@@ -78,6 +91,10 @@ export interface AlignmentLoss extends HeterogeneousByolLoss {
   infoNce: Record<string, Tensor>;
   /** The InfoNCE logit scale used (detached), or null when InfoNCE was not computed. */
   logitScale: Tensor | null;
+  /** Each modality's VICReg variance term (mean of its two views, before the weight), detached; empty when its weight is 0. */
+  variance: Record<string, Tensor>;
+  /** Each modality's VICReg covariance term, likewise. */
+  covariance: Record<string, Tensor>;
 }
 
 /** The key of the ordered pair (m, n) in HeterogeneousByolLoss.cross: q^m regresses z^n. */
@@ -94,8 +111,13 @@ function entriesOf<T>(values: PerModality<T>): [string, T][] {
   return values instanceof Map ? [...values.entries()] : Object.entries(values as Record<string, T>);
 }
 
-function checkWeight(weights: Partial<AlignmentLossWeights>, key: keyof AlignmentLossWeights, where: string): number {
-  const w = weights[key];
+function checkWeight(
+  weights: Partial<AlignmentLossWeights>,
+  key: keyof AlignmentLossWeights,
+  where: string,
+  optional = false,
+): number {
+  const w = optional ? (weights[key] ?? 0) : weights[key];
   if (typeof w !== 'number' || !(w >= 0) || !Number.isFinite(w))
     throw new RangeError(`${where}: ${key} must be a finite number ≥ 0, got ${w}`);
   return w;
@@ -200,7 +222,9 @@ export function heterogeneousByolLoss(
  * between every unordered pair of modalities, on the online projections of the rows where both are
  * present. Each pair's InfoNCE averages its two view pairings, ½[I(p^m_1, p^n_2) + I(p^m_2, p^n_1)],
  * mirroring the cross term. InfoNCE is computed when a logit scale is given (without gradient if
- * its weight is 0); a positive infoNceWeight needs one.
+ * its weight is 0); a positive infoNceWeight needs one. A positive varianceWeight or
+ * covarianceWeight adds VICReg's terms on each modality's online projections of its present rows,
+ * averaged over the two views and summed over modalities.
  *
  * @example
  * const logitScale = new LogitScale();
@@ -214,48 +238,74 @@ export function alignmentLoss(
 ): AlignmentLoss {
   const where = 'alignmentLoss';
   const infoNceWeight = checkWeight(weights, 'infoNceWeight', where);
+  const varianceWeight = checkWeight(weights, 'varianceWeight', where, true);
+  const covarianceWeight = checkWeight(weights, 'covarianceWeight', where, true);
   if (infoNceWeight > 0 && logitScale === undefined) {
     throw new TypeError(
       `${where}: infoNceWeight is ${infoNceWeight} but no LogitScale was given; pass the LogitScale the optimizer trains`,
     );
   }
   const entries = entriesOf(outputs);
-  if (logitScale !== undefined) {
+  const needsProjections = logitScale !== undefined || varianceWeight > 0 || covarianceWeight > 0;
+  if (needsProjections) {
     for (const [name, m] of entries) {
       if (m.p1 === undefined || m.p2 === undefined)
-        throw new TypeError(`${where}: InfoNCE needs ${name}.p1 and ${name}.p2 (online projections)`);
+        throw new TypeError(`${where}: InfoNCE and the VICReg terms need ${name}.p1 and ${name}.p2 (online projections)`);
     }
   }
   return tidy(() => {
     const byol = heterogeneousByolLoss(outputs, weights);
     const infoNce: Record<string, Tensor> = {};
-    if (logitScale === undefined) return { ...byol, infoNce, logitScale: null };
-    const terms: Tensor[] = [];
-    const compute = (): Tensor => {
-      for (let i = 0; i < entries.length; i++) {
-        for (let j = i + 1; j < entries.length; j++) {
-          const [nameM, m] = entries[i]!;
-          const [nameN, other] = entries[j]!;
-          const paired = bothPresent(m.present, other.present);
-          const term = symmetricInfoNce(m.p1!, other.p2!, logitScale, paired)
-            .loss.add(symmetricInfoNce(m.p2!, other.p1!, logitScale, paired).loss)
-            .div(2);
-          terms.push(term);
-          infoNce[pairKey(nameM, nameN)] = term.detach();
+    const variance: Record<string, Tensor> = {};
+    const covariance: Record<string, Tensor> = {};
+    const parts: (Tensor | null)[] = [byol.total];
+    let scale: Tensor | null = null;
+    if (logitScale !== undefined) {
+      const terms: Tensor[] = [];
+      const compute = (): Tensor => {
+        for (let i = 0; i < entries.length; i++) {
+          for (let j = i + 1; j < entries.length; j++) {
+            const [nameM, m] = entries[i]!;
+            const [nameN, other] = entries[j]!;
+            const paired = bothPresent(m.present, other.present);
+            const term = symmetricInfoNce(m.p1!, other.p2!, logitScale, paired)
+              .loss.add(symmetricInfoNce(m.p2!, other.p1!, logitScale, paired).loss)
+              .div(2);
+            terms.push(term);
+            infoNce[pairKey(nameM, nameN)] = term.detach();
+          }
         }
+        return noGrad(() => logitScale.forward());
+      };
+      scale = infoNceWeight === 0 ? noGrad(compute) : compute();
+      parts.push(weightedSum(terms, infoNceWeight));
+    }
+    const n = entries[0]![1].q1.shape[0]!;
+    for (const [weight, fn, out] of [
+      [varianceWeight, varianceTerm, variance],
+      [covarianceWeight, covarianceTerm, covariance],
+    ] as const) {
+      if (weight === 0) continue;
+      const terms: Tensor[] = [];
+      for (const [name, m] of entries) {
+        const rows = presentRows(m.present, n);
+        // Spread is undefined for fewer than two rows; such a modality adds nothing this step.
+        const count = rows.kind === 'all' ? n : rows.kind === 'some' ? rows.rows.shape[0]! : 0;
+        if (count < 2) continue;
+        const term = fn(takeRows(m.p1!, rows)).add(fn(takeRows(m.p2!, rows))).div(2);
+        terms.push(term);
+        out[name] = term.detach();
       }
-      return noGrad(() => logitScale.forward());
-    };
-    const scale = infoNceWeight === 0 ? noGrad(compute) : compute();
-    const contrastive = weightedSum(terms, infoNceWeight);
-    const total = contrastive === null ? byol.total : byol.total.add(contrastive);
-    return { ...byol, total, infoNce, logitScale: scale };
+      parts.push(weightedSum(terms, weight));
+    }
+    const total = parts.filter((t): t is Tensor => t !== null).reduce((sum, t) => sum.add(t));
+    return { ...byol, total, infoNce, logitScale: scale, variance, covariance };
   });
 }
 
 /**
  * The loss and its parts as plain numbers for a log line: 'total', 'intra/<m>', 'cross/<m>-><n>',
- * 'infonce/<m><-><n>' and 'logitScale'. Reads each value back from the device once.
+ * 'infonce/<m><-><n>', 'variance/<m>', 'covariance/<m>' and 'logitScale'. Reads each value back from the device once.
  *
  * @example
  * console.log(JSON.stringify({ step, ...lossNumbers(loss) }));
@@ -265,6 +315,8 @@ export function lossNumbers(loss: HeterogeneousByolLoss & Partial<AlignmentLoss>
   for (const [name, t] of Object.entries(loss.intra)) out[`intra/${name}`] = t.item();
   for (const [key, t] of Object.entries(loss.cross)) out[`cross/${key}`] = t.item();
   for (const [key, t] of Object.entries(loss.infoNce ?? {})) out[`infonce/${key}`] = t.item();
+  for (const [name, t] of Object.entries(loss.variance ?? {})) out[`variance/${name}`] = t.item();
+  for (const [name, t] of Object.entries(loss.covariance ?? {})) out[`covariance/${name}`] = t.item();
   if (loss.logitScale) out.logitScale = loss.logitScale.item();
   return out;
 }

@@ -1,0 +1,41 @@
+// VICReg's variance and covariance terms (Bardes, Ponce and LeCun 2022, arXiv:2105.04906, §3.1),
+// used here as a safeguard against collapse that needs no negative pairs. For a batch Z of n
+// embeddings of width d (one modality, one view):
+//
+//   v(Z) = (1/d) Σ_j max(0, γ − √(Var(z_j) + ε))        γ = 1, ε = 1e-4 (the paper's values)
+//   c(Z) = (1/d) Σ_{i≠j} C(Z)_ij²,   C(Z) = (1/(n−1)) Σ_k (z_k − z̄)(z_k − z̄)ᵀ
+//
+// v keeps every dimension's spread across the batch from shrinking to 0 (complete collapse); c
+// decorrelates the dimensions (dimensional collapse). Neither compares an item with another item's
+// partner, so the objective stays free of negatives, but both use batch statistics, as BatchNorm
+// in BYOL's heads already does. They act on the online projections, before the l2 normalisation of
+// the BYOL loss, as VICReg applies them to its expander's output.
+import type { Tensor } from '../engine/index.js';
+
+/** The paper's target standard deviation γ and the ε inside the square root. */
+export const VICREG_GAMMA = 1;
+export const VICREG_EPS = 1e-4;
+
+/** v(Z): mean over dimensions of the hinge max(0, γ − std). z: [n, d], n ≥ 2. */
+export function varianceTerm(z: Tensor, gamma = VICREG_GAMMA, eps = VICREG_EPS): Tensor {
+  checkBatch(z, 'varianceTerm');
+  return z.var(0, { correction: 1 }).add(eps).sqrt().rsub(gamma).relu().mean();
+}
+
+/** c(Z): the squared off-diagonal entries of the covariance matrix, summed and divided by d. z: [n, d], n ≥ 2. */
+export function covarianceTerm(z: Tensor): Tensor {
+  checkBatch(z, 'covarianceTerm');
+  const [n, d] = z.shape as [number, number];
+  const centred = z.sub(z.mean(0, true));
+  const cov = centred.transpose(0, 1).mm(centred).div(n - 1);
+  // Σ_{i≠j} C_ij² = Σ_ij C_ij² − Σ_j C_jj², and the diagonal is each dimension's variance.
+  const diagonal = centred.square().sum(0).div(n - 1);
+  return cov.square().sum().sub(diagonal.square().sum()).div(d);
+}
+
+function checkBatch(z: Tensor, where: string): void {
+  const shape = z.shape;
+  if (shape.length !== 2 || shape[0]! < 2) {
+    throw new RangeError(`${where}: needs a batch [n, d] with n ≥ 2 to measure spread, got [${shape.join(', ')}]`);
+  }
+}

@@ -1,0 +1,115 @@
+// VICReg's variance and covariance terms against hand computation in plain JS, their behaviour at
+// collapse, and their place in alignmentLoss (weights, presence masks, logged parts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tensor, type Tensor } from '../src/index.js';
+import { covarianceTerm, varianceTerm } from '../src/align/vicreg.js';
+import { alignmentLoss, heterogeneousByolLoss, lossNumbers, type AlignmentInputs } from '../src/align/loss.js';
+import { assertClose } from './helpers.js';
+
+type Rows = number[][];
+const f64 = (rows: Rows): Tensor => tensor(rows, { dtype: 'float64' });
+const columns = (z: Rows): number[][] => z[0]!.map((_, j) => z.map((row) => row[j]!));
+const meanOf = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
+/** Unbiased covariance of two columns. */
+const covOf = (a: number[], b: number[]): number => {
+  const [ma, mb] = [meanOf(a), meanOf(b)];
+  return a.reduce((s, x, k) => s + (x - ma) * (b[k]! - mb), 0) / (a.length - 1);
+};
+function varianceByHand(z: Rows, gamma = 1, eps = 1e-4): number {
+  return meanOf(columns(z).map((c) => Math.max(0, gamma - Math.sqrt(covOf(c, c) + eps))));
+}
+function covarianceByHand(z: Rows): number {
+  const cols = columns(z);
+  let sum = 0;
+  for (let i = 0; i < cols.length; i++) for (let j = 0; j < cols.length; j++) if (i !== j) sum += covOf(cols[i]!, cols[j]!) ** 2;
+  return sum / cols.length;
+}
+
+const Z = [
+  [0.1, 2, -1],
+  [0.3, -1, 0.5],
+  [0.2, 0.5, 0.4],
+  [-0.1, 1, 2],
+];
+
+test('the variance term is the mean hinge of γ − std over dimensions', () => {
+  // Column 0 has a small spread (hinge active); columns 1 and 2 spread more than γ = 1 (hinge off).
+  assertClose(varianceTerm(f64(Z)), varianceByHand(Z), 1e-12);
+  assert.ok(varianceByHand(Z) > 0);
+  assertClose(varianceTerm(f64(Z), 0.1), varianceByHand(Z, 0.1), 1e-12);
+});
+
+test('the covariance term sums the squared off-diagonal covariances over d', () => {
+  assertClose(covarianceTerm(f64(Z)), covarianceByHand(Z), 1e-12);
+});
+
+test('a collapsed batch gets the largest variance penalty, and decorrelated columns no covariance penalty', () => {
+  const collapsed = [
+    [1, 2],
+    [1, 2],
+    [1, 2],
+  ];
+  assertClose(varianceTerm(f64(collapsed)), 1 - Math.sqrt(1e-4), 1e-12);
+  // ±1 columns with zero covariance between them.
+  const decorrelated = [
+    [1, 1],
+    [1, -1],
+    [-1, 1],
+    [-1, -1],
+  ];
+  assertClose(covarianceTerm(f64(decorrelated)), 0, 1e-12);
+});
+
+test('the gradient of the variance term pushes a shrunken dimension apart', () => {
+  const z = f64(Z).requiresGrad_();
+  varianceTerm(z).backward();
+  const g = columns(z.grad!.toArray() as Rows)[0]!;
+  const c0 = columns(Z)[0]!;
+  const m = meanOf(c0);
+  // Gradient descent moves each entry away from the column mean: −g has the sign of (z − mean).
+  for (let k = 0; k < c0.length; k++) assert.ok(-g[k]! * (c0[k]! - m) > 0, `row ${k}`);
+});
+
+test('a batch of one row is an error that says why', () => {
+  assert.throws(() => varianceTerm(f64([[1, 2]])), /needs a batch \[n, d\] with n ≥ 2/);
+});
+
+test('in alignmentLoss the terms use each modality’s present rows, both views, with their weights', () => {
+  const P1 = [...Z];
+  const P2 = Z.map((row) => row.map((x) => 2 * x - 0.5));
+  const Q = Z.map((row) => row.map((x, j) => x + j));
+  const present = [true, true, false, true];
+  const inputs = (p1: Rows, p2: Rows, mask?: boolean[]): AlignmentInputs => ({
+    q1: f64(Q),
+    q2: f64(P2),
+    z1: f64(P1),
+    z2: f64(Q),
+    p1: f64(p1),
+    p2: f64(p2),
+    present: mask && tensor(mask.map(Number), { dtype: 'bool' }),
+  });
+  const outputs = { a: inputs(P1, P2), b: inputs(P2, P1, present) };
+  const weights = { intraWeight: 1, crossWeight: 1, infoNceWeight: 0, varianceWeight: 0.5, covarianceWeight: 0.25 };
+  const loss = alignmentLoss(outputs, weights);
+  const keep = (rows: Rows): Rows => rows.filter((_, k) => present[k]);
+  const varA = (varianceByHand(P1) + varianceByHand(P2)) / 2;
+  const varB = (varianceByHand(keep(P2)) + varianceByHand(keep(P1))) / 2;
+  const covA = (covarianceByHand(P1) + covarianceByHand(P2)) / 2;
+  const covB = (covarianceByHand(keep(P2)) + covarianceByHand(keep(P1))) / 2;
+  assertClose(loss.variance.a!, varA, 1e-12);
+  assertClose(loss.variance.b!, varB, 1e-12);
+  assertClose(loss.covariance.a!, covA, 1e-12);
+  assertClose(loss.covariance.b!, covB, 1e-12);
+  const byol = heterogeneousByolLoss(outputs, weights).total.item();
+  assertClose(loss.total, byol + 0.5 * (varA + varB) + 0.25 * (covA + covB), 1e-12);
+  assert.deepEqual(
+    Object.keys(lossNumbers(loss)).sort(),
+    ['covariance/a', 'covariance/b', 'cross/a->b', 'cross/b->a', 'intra/a', 'intra/b', 'total', 'variance/a', 'variance/b'],
+  );
+  // Weights 0 (or absent): the terms are neither computed nor logged.
+  const plain = alignmentLoss(outputs, { intraWeight: 1, crossWeight: 1, infoNceWeight: 0 });
+  assert.deepEqual(plain.variance, {});
+  assertClose(plain.total, byol, 1e-12);
+  assert.throws(() => alignmentLoss(outputs, { ...weights, varianceWeight: -1 }), /varianceWeight must be a finite number ≥ 0/);
+});
