@@ -103,10 +103,17 @@ test('in alignmentLoss the terms use each modality’s present rows, both views,
   assertClose(loss.covariance.b!, covB, 1e-12);
   const byol = heterogeneousByolLoss(outputs, weights).total.item();
   assertClose(loss.total, byol + 0.5 * (varA + varB) + 0.25 * (covA + covB), 1e-12);
-  assert.deepEqual(
-    Object.keys(lossNumbers(loss)).sort(),
-    ['covariance/a', 'covariance/b', 'cross/a->b', 'cross/b->a', 'intra/a', 'intra/b', 'total', 'variance/a', 'variance/b'],
-  );
+  assert.deepEqual(Object.keys(lossNumbers(loss)).sort(), [
+    'covariance/a',
+    'covariance/b',
+    'cross/a->b',
+    'cross/b->a',
+    'intra/a',
+    'intra/b',
+    'total',
+    'variance/a',
+    'variance/b',
+  ]);
   // Weights 0 (or absent): the terms are neither computed nor logged.
   const plain = alignmentLoss(outputs, { intraWeight: 1, crossWeight: 1, infoNceWeight: 0 });
   assert.deepEqual(plain.variance, {});

@@ -111,12 +111,7 @@ function entriesOf<T>(values: PerModality<T>): [string, T][] {
   return values instanceof Map ? [...values.entries()] : Object.entries(values as Record<string, T>);
 }
 
-function checkWeight(
-  weights: Partial<AlignmentLossWeights>,
-  key: keyof AlignmentLossWeights,
-  where: string,
-  optional = false,
-): number {
+function checkWeight(weights: Partial<AlignmentLossWeights>, key: keyof AlignmentLossWeights, where: string, optional = false): number {
   const w = optional ? (weights[key] ?? 0) : weights[key];
   if (typeof w !== 'number' || !(w >= 0) || !Number.isFinite(w))
     throw new RangeError(`${where}: ${key} must be a finite number ≥ 0, got ${w}`);
@@ -292,7 +287,9 @@ export function alignmentLoss(
         // Spread is undefined for fewer than two rows; such a modality adds nothing this step.
         const count = rows.kind === 'all' ? n : rows.kind === 'some' ? rows.rows.shape[0]! : 0;
         if (count < 2) continue;
-        const term = fn(takeRows(m.p1!, rows)).add(fn(takeRows(m.p2!, rows))).div(2);
+        const term = fn(takeRows(m.p1!, rows))
+          .add(fn(takeRows(m.p2!, rows)))
+          .div(2);
         terms.push(term);
         out[name] = term.detach();
       }

@@ -27,9 +27,15 @@ export function covarianceTerm(z: Tensor): Tensor {
   checkBatch(z, 'covarianceTerm');
   const [n, d] = z.shape as [number, number];
   const centred = z.sub(z.mean(0, true));
-  const cov = centred.transpose(0, 1).mm(centred).div(n - 1);
+  const cov = centred
+    .transpose(0, 1)
+    .mm(centred)
+    .div(n - 1);
   // Σ_{i≠j} C_ij² = Σ_ij C_ij² − Σ_j C_jj², and the diagonal is each dimension's variance.
-  const diagonal = centred.square().sum(0).div(n - 1);
+  const diagonal = centred
+    .square()
+    .sum(0)
+    .div(n - 1);
   return cov.square().sum().sub(diagonal.square().sum()).div(d);
 }
 

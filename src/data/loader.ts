@@ -8,6 +8,7 @@ import { tensor, type Tensor } from '../engine/index.js';
 import { ImageDecodePool } from './image_pool.js';
 import type { ImageFit } from './image_decode.js';
 import { BadRecords, DatasetError, type OnBadRecord, type PairedDataset, type PairedItem } from './paired.js';
+import { captionFor, epochOrder, prefetched } from './epoch_order.js';
 
 export interface PairedLoaderOptions {
   batchSize: number;
@@ -167,16 +168,19 @@ export class PairedImageLoader {
   order(epoch: number): number[] {
     if (!Number.isSafeInteger(epoch) || epoch < 0)
       throw new TypeError(`PairedImageLoader: epoch must be a non-negative integer, got ${epoch}`);
-    const order = this.#usable.filter((i) => !this.#bad.has(i));
-    if (this.#shuffle) shuffleInPlace(order, mulberry32(hash32(this.#seed, epoch)));
-    return order;
+    return epochOrder(
+      this.#usable.filter((i) => !this.#bad.has(i)),
+      this.#seed,
+      epoch,
+      this.#shuffle,
+    );
   }
 
   /** The caption an item gets in an epoch. */
   caption(index: number, epoch: number): string {
     const captions = this.#items[index]?.captions;
     if (captions === undefined || captions.length === 0) throw new RangeError(`PairedImageLoader: item ${index} has no captions`);
-    return captions[hash32(this.#seed, epoch, index, 0x63617074) % captions.length]!;
+    return captionFor(captions, this.#seed, epoch, index);
   }
 
   /**
@@ -186,19 +190,13 @@ export class PairedImageLoader {
   async *epoch(epoch: number): AsyncGenerator<ImageTextBatch, void, undefined> {
     const order = this.order(epoch);
     const count = this.dropLast ? Math.floor(order.length / this.batchSize) : Math.ceil(order.length / this.batchSize);
-    const inFlight: Promise<LoadedBatch>[] = [];
-    let launched = 0;
-    const launch = (): void => {
-      const step = launched++;
-      const loading = this.#load(step, order.slice(step * this.batchSize, (step + 1) * this.batchSize));
-      loading.catch(() => {}); // rethrown when awaited; until then not an unhandled rejection
-      inFlight.push(loading);
-    };
+    const batches = prefetched(
+      count,
+      (step) => this.#load(step, order.slice(step * this.batchSize, (step + 1) * this.batchSize)),
+      this.prefetch,
+    );
     let asked = performance.now();
-    while (launched < count || inFlight.length > 0) {
-      if (inFlight.length === 0) launch();
-      const loaded = await inFlight.shift()!;
-      while (launched < count && inFlight.length < this.prefetch) launch();
+    for await (const loaded of batches) {
       if (loaded.indices.length === 0) continue;
       const { size, channels } = this.#decode;
       const images = tensor(loaded.pixels, { shape: [loaded.indices.length, channels, size, size] });
@@ -236,37 +234,5 @@ export class PairedImageLoader {
       kept.push(itemIndex);
     });
     return { step, indices: kept, pixels: pixels.subarray(0, kept.length * perImage) };
-  }
-}
-
-/** MurmurHash3's 32-bit finaliser folded over the words: a well-mixed seed from (seed, epoch, ...). */
-function hash32(...words: number[]): number {
-  let h = 0x9e3779b9;
-  for (const word of words) {
-    h = Math.imul(h ^ (word >>> 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
-}
-
-/** mulberry32: a small seeded generator of uniform numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Fisher–Yates. */
-function shuffleInPlace(values: number[], random: () => number): void {
-  for (let i = values.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [values[i], values[j]] = [values[j]!, values[i]!];
   }
 }

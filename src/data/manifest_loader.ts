@@ -1,0 +1,202 @@
+// A streaming batch loader for data sets whose items hold any subset of the modalities (a JSONL
+// manifest: image, text, vector). Each batch says, per modality, which of its rows have it, so the
+// aligner can train every item's own intra-modal terms and the cross-modal terms of the pairs that
+// are present. Images are decoded on worker threads while the trainer works on the previous batch,
+// as in PairedImageLoader; one caption per item is drawn afresh each epoch.
+import { performance } from 'node:perf_hooks';
+import { tensor, type Tensor } from '../engine/index.js';
+import { ImageDecodePool } from './image_pool.js';
+import type { ImageFit } from './image_decode.js';
+import { BadRecords, DatasetError, type PairedDataset, type PairedItem } from './paired.js';
+import type { PairedLoaderOptions } from './loader.js';
+import { captionFor, epochOrder, prefetched } from './epoch_order.js';
+
+/** The rows of a batch that have a modality (positions within the batch, ascending) and their data. */
+export interface ModalityRows<T> {
+  rows: number[];
+  data: T;
+}
+
+/** One batch of a manifest: its items and, per modality present in it, the rows that have it. */
+export interface ManifestBatch {
+  epoch: number;
+  step: number;
+  /** Each row's index in `dataset.items`. */
+  indices: number[];
+  /** uint8 [k, C, size, size] for the k rows with an image; the consumer owns the tensor. */
+  image?: ModalityRows<Tensor>;
+  /** One caption per row with text. */
+  text?: ModalityRows<string[]>;
+  /** The vectors of the rows with one (`extra.vector` of a JSONL manifest). */
+  vector?: ModalityRows<number[][]>;
+  /** Milliseconds the consumer waited for this batch. */
+  waitMs: number;
+}
+
+interface LoadedBatch {
+  step: number;
+  indices: number[];
+  /** Rows with a decoded image, and their pixels in that order. */
+  imageRows: number[];
+  pixels: Uint8Array;
+}
+
+const vectorOf = (item: PairedItem): number[] | undefined => item.extra?.vector as number[] | undefined;
+
+/**
+ * Iterates a data set of items with any subset of image, text and vector, one epoch at a time;
+ * epochs are reproducible from the seed. Under onBadRecord 'skip', an image that cannot be decoded
+ * is counted and dropped from its item for good; the item keeps its other modalities (and leaves
+ * the batch only if it had nothing else).
+ *
+ * @example
+ * const loader = new ManifestLoader(loadJsonlManifest('pairs.jsonl'), { batchSize: 256, size: 64 });
+ * for await (const batch of loader.epoch(0)) {
+ *   batch.image?.rows; // e.g. [0, 1, 3]: rows 0, 1 and 3 have an image, batch.image.data its pixels
+ *   batch.image?.data.dispose();
+ * }
+ * await loader.close();
+ */
+export class ManifestLoader {
+  readonly batchSize: number;
+  readonly dropLast: boolean;
+  readonly prefetch: number;
+  readonly #items: readonly PairedItem[];
+  readonly #records: BadRecords;
+  readonly #pool: ImageDecodePool;
+  readonly #ownsPool: boolean;
+  readonly #decode: { size: number; channels: 1 | 3; fit: ImageFit };
+  readonly #seed: number;
+  readonly #shuffle: boolean;
+  /** Items whose image failed under 'skip'; they are treated as having none. */
+  readonly #badImages = new Set<number>();
+
+  constructor(dataset: PairedDataset, options: PairedLoaderOptions) {
+    const { batchSize, size, channels = 3, fit = 'cover', seed = 0, shuffle = true, dropLast = true, prefetch = 2 } = options;
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new TypeError(`ManifestLoader: batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(prefetch) || prefetch < 0)
+      throw new TypeError(`ManifestLoader: prefetch must be a non-negative integer, got ${prefetch}`);
+    if (!Number.isSafeInteger(seed)) throw new TypeError(`ManifestLoader: seed must be an integer, got ${seed}`);
+    dataset.items.forEach((item, index) => {
+      if (item.image === undefined && item.captions.length === 0 && vectorOf(item) === undefined) {
+        throw new DatasetError(dataset.source, 'no-modality', 'has no image, text or vector', {
+          record: `items[${index}] (id ${JSON.stringify(item.id)})`,
+        });
+      }
+    });
+    this.batchSize = batchSize;
+    this.dropLast = dropLast;
+    this.prefetch = prefetch;
+    this.#items = dataset.items;
+    this.#decode = { size, channels, fit };
+    this.#seed = seed >>> 0;
+    this.#shuffle = shuffle;
+    this.#records = new BadRecords({ onBadRecord: options.onBadRecord, onSkip: options.onSkip });
+    this.#ownsPool = options.pool === undefined;
+    this.#pool = options.pool ?? new ImageDecodePool({ size: options.poolSize });
+  }
+
+  get batchesPerEpoch(): number {
+    const n = this.#items.length;
+    return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  /** Images left out under 'skip', by reason; `{}` when none. */
+  get skipped(): Readonly<Record<string, number>> {
+    return { ...this.#records.skipped };
+  }
+
+  /** The item indices of an epoch, in the order it visits them. */
+  order(epoch: number): number[] {
+    if (!Number.isSafeInteger(epoch) || epoch < 0)
+      throw new TypeError(`ManifestLoader: epoch must be a non-negative integer, got ${epoch}`);
+    return epochOrder(
+      this.#items.map((_, i) => i),
+      this.#seed,
+      epoch,
+      this.#shuffle,
+    );
+  }
+
+  async *epoch(epoch: number): AsyncGenerator<ManifestBatch, void, undefined> {
+    const order = this.order(epoch);
+    const batches = prefetched(
+      this.batchesPerEpoch,
+      (step) => this.#load(step, order.slice(step * this.batchSize, (step + 1) * this.batchSize)),
+      this.prefetch,
+    );
+    let asked = performance.now();
+    for await (const loaded of batches) {
+      const batch = this.#assemble(loaded, epoch);
+      if (batch.indices.length === 0) continue;
+      batch.waitMs = performance.now() - asked;
+      yield batch;
+      asked = performance.now();
+    }
+  }
+
+  /** Ends the loader's own decode workers (a pool passed in stays open). Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#ownsPool) await this.#pool.close();
+  }
+
+  #hasImage(index: number): boolean {
+    return this.#items[index]!.image !== undefined && !this.#badImages.has(index);
+  }
+
+  /** Decodes the batch's images; under 'skip', drops the failed ones and packs the rest together. */
+  async #load(step: number, indices: number[]): Promise<LoadedBatch> {
+    const withImage = indices.map((_, row) => row).filter((row) => this.#hasImage(indices[row]!));
+    const { pixels, failures } = await this.#pool.decodeBatch(
+      withImage.map((row) => this.#items[indices[row]!]!.image!),
+      this.#decode,
+    );
+    const failed = new Set<number>();
+    for (const { index, error } of failures) {
+      this.#records.report(error); // throws under 'fail'
+      this.#badImages.add(indices[withImage[index]!]!);
+      failed.add(index);
+    }
+    if (failed.size === 0) return { step, indices, imageRows: withImage, pixels };
+    const perImage = pixels.length / withImage.length;
+    const kept: number[] = [];
+    withImage.forEach((row, position) => {
+      if (failed.has(position)) return;
+      pixels.copyWithin(kept.length * perImage, position * perImage, (position + 1) * perImage);
+      kept.push(row);
+    });
+    return { step, indices, imageRows: kept, pixels: pixels.subarray(0, kept.length * perImage) };
+  }
+
+  /** The batch as the consumer sees it: rows that lost their only modality are left out. */
+  #assemble(loaded: LoadedBatch, epoch: number): ManifestBatch {
+    const hasImage = new Set(loaded.imageRows);
+    const keep = loaded.indices
+      .map((_, row) => row)
+      .filter((row) => {
+        const item = this.#items[loaded.indices[row]!]!;
+        return hasImage.has(row) || item.captions.length > 0 || vectorOf(item) !== undefined;
+      });
+    const position = new Map(keep.map((row, i) => [row, i]));
+    const indices = keep.map((row) => loaded.indices[row]!);
+    const batch: ManifestBatch = { epoch, step: loaded.step, indices, waitMs: 0 };
+    if (loaded.imageRows.length > 0) {
+      const { size, channels } = this.#decode;
+      batch.image = {
+        rows: loaded.imageRows.map((row) => position.get(row)!),
+        data: tensor(loaded.pixels, { shape: [loaded.imageRows.length, channels, size, size] }),
+      };
+    }
+    const textRows = indices.map((_, i) => i).filter((i) => this.#items[indices[i]!]!.captions.length > 0);
+    if (textRows.length > 0) {
+      batch.text = {
+        rows: textRows,
+        data: textRows.map((i) => captionFor(this.#items[indices[i]!]!.captions, this.#seed, epoch, indices[i]!)),
+      };
+    }
+    const vectorRows = indices.map((_, i) => i).filter((i) => vectorOf(this.#items[indices[i]!]!) !== undefined);
+    if (vectorRows.length > 0) batch.vector = { rows: vectorRows, data: vectorRows.map((i) => vectorOf(this.#items[indices[i]!]!)!) };
+    return batch;
+  }
+}
