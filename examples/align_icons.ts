@@ -4,7 +4,8 @@
 // Options: --objective byol|intraOnly|crossOnly|infoNce|byolInfoNce (default byol), --heads shared|separate,
 // --epochs N (3), --batch N (256), --size PX (32), --lr X (1e-3 per 256 items, AdamW), --tau X (0.99),
 // --tau-schedule cosine|constant, --split val|test (test: the held-out concepts; val: 5% of the
-// training concepts, for tuning), --subset N (training items), --json FILE (write the results), --seed N, --threads N.
+// training concepts, for tuning), --subset N (training items), --json FILE (write the results), --seed N, --threads N,
+// --each-epoch (also evaluate that split after every epoch, in the projection and pairing spaces).
 import { existsSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '0' },
     threads: { type: 'string' },
     data: { type: 'string', default: 'data/icons' },
+    'each-epoch': { type: 'boolean', default: false },
   },
 });
 
@@ -79,6 +81,29 @@ const model = new AlignModel(
   [image, text].map((m) => ({ name: m.name, create: () => m.createEncoder(), featureDim: m.featureDim })),
   { sharedHeads: args.heads === 'shared', tauBase: Number(args.tau), tauSchedule },
 );
+// One retrieval evaluation, used after every epoch (--each-epoch) and at the end.
+const evalLoader = new PairedImageLoader(evalSet, { batchSize: 512, size, channels: 3, shuffle: false, dropLast: false });
+const captions = evalItems.flatMap((i) => i.captions);
+const captionToImage = evalItems.flatMap((i, index) => i.captions.map(() => index));
+async function evaluate(spaces: RetrievalSpace[]): Promise<Record<string, RetrievalEvaluation>> {
+  const results: Record<string, RetrievalEvaluation> = {};
+  for (const space of spaces) {
+    async function* imageBatches(): AsyncIterable<Tensor> {
+      for await (const b of evalLoader.epoch(0)) yield b.images;
+    }
+    results[space] = await evaluateRetrieval(model, {
+      imageModality: image,
+      textModality: text,
+      imageBatches: imageBatches(),
+      captions,
+      captionToImage,
+      space,
+    });
+  }
+  return results;
+}
+const perEpoch: { epoch: number; rsum: Record<string, number> }[] = [];
+let validationMs = 0; // per-epoch evaluation, left out of the training time
 const loader = new PairedImageLoader(trainSet, { batchSize, size, channels: 3, seed: Number(args.seed) });
 console.log(
   `training ${objectiveName} (${JSON.stringify(weights)}), ${args.heads} heads, on ${trainItems.length} icons, ${args.epochs} epochs of ${loader.batchesPerEpoch} steps`,
@@ -106,27 +131,20 @@ const log: AlignStepRecord[] = await trainAlignment(model, {
         }),
       );
   },
+  onEpoch: args['each-epoch']
+    ? async (epoch) => {
+        const validationStart = performance.now();
+        const results = await evaluate(['projection', 'pairing']);
+        const rsum = Object.fromEntries(Object.entries(results).map(([space, r]) => [space, r.metrics.rsum]));
+        perEpoch.push({ epoch, rsum });
+        console.log(JSON.stringify({ epoch, rsum }));
+        validationMs += performance.now() - validationStart;
+      }
+    : undefined,
 });
 await loader.close();
-const trainSeconds = (performance.now() - started) / 1000;
-
-const evalLoader = new PairedImageLoader(evalSet, { batchSize: 512, size, channels: 3, shuffle: false, dropLast: false });
-const captions = evalItems.flatMap((i) => i.captions);
-const captionToImage = evalItems.flatMap((i, index) => i.captions.map(() => index));
-const results: Record<string, RetrievalEvaluation> = {};
-for (const space of ['projection', 'pairing', 'encoder'] as RetrievalSpace[]) {
-  async function* imageBatches(): AsyncIterable<Tensor> {
-    for await (const b of evalLoader.epoch(0)) yield b.images;
-  }
-  results[space] = await evaluateRetrieval(model, {
-    imageModality: image,
-    textModality: text,
-    imageBatches: imageBatches(),
-    captions,
-    captionToImage,
-    space,
-  });
-}
+const trainSeconds = (performance.now() - started - validationMs) / 1000;
+const results = await evaluate(['projection', 'pairing', 'encoder']);
 await evalLoader.close();
 await image.close?.();
 
@@ -159,6 +177,7 @@ if (args.json) {
         trainSeconds,
         collapse,
         waitShare,
+        perEpoch,
         results: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.metrics])),
         chance,
       },
