@@ -5,7 +5,9 @@
 // --epochs N (3), --batch N (256), --size PX (32), --lr X (1e-3 per 256 items, AdamW), --tau X (0.99),
 // --tau-schedule cosine|constant, --split val|test (test: the held-out concepts; val: 5% of the
 // training concepts, for tuning), --subset N (training items), --json FILE (write the results), --seed N, --threads N,
-// --each-epoch (also evaluate that split after every epoch, in the projection and pairing spaces).
+// --each-epoch (also evaluate that split after every epoch, in the projection and pairing spaces),
+// --first-stage-epochs N with --first-stage-objective NAME (default intraOnly): a first stage of N
+// of the epochs trained with another objective.
 import { existsSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -40,12 +42,17 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     data: { type: 'string', default: 'data/icons' },
     'each-epoch': { type: 'boolean', default: false },
+    'first-stage-epochs': { type: 'string', default: '0' },
+    'first-stage-objective': { type: 'string', default: 'intraOnly' },
   },
 });
 
 const objectiveName = args.objective as keyof typeof ALIGNMENT_OBJECTIVES;
 const weights = ALIGNMENT_OBJECTIVES[objectiveName];
 if (!weights) throw new Error(`--objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}, got ${args.objective}`);
+const firstStageWeights = ALIGNMENT_OBJECTIVES[args['first-stage-objective'] as keyof typeof ALIGNMENT_OBJECTIVES];
+if (!firstStageWeights) throw new Error(`--first-stage-objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}`);
+const firstStageEpochs = Number(args['first-stage-epochs']);
 if (!['shared', 'separate'].includes(args.heads)) throw new Error(`--heads must be shared or separate, got ${args.heads}`);
 if (!['val', 'test'].includes(args.split)) throw new Error(`--split must be val or test, got ${args.split}`);
 const tauSchedule = args['tau-schedule'] as 'cosine' | 'constant';
@@ -106,7 +113,8 @@ const perEpoch: { epoch: number; rsum: Record<string, number> }[] = [];
 let validationMs = 0; // per-epoch evaluation, left out of the training time
 const loader = new PairedImageLoader(trainSet, { batchSize, size, channels: 3, seed: Number(args.seed) });
 console.log(
-  `training ${objectiveName} (${JSON.stringify(weights)}), ${args.heads} heads, on ${trainItems.length} icons, ${args.epochs} epochs of ${loader.batchesPerEpoch} steps`,
+  `training ${objectiveName} (${JSON.stringify(weights)}), ${args.heads} heads, on ${trainItems.length} icons, ${args.epochs} epochs of ${loader.batchesPerEpoch} steps` +
+    (firstStageEpochs > 0 ? `, the first ${firstStageEpochs} with ${args['first-stage-objective']}` : ''),
 );
 const log: AlignStepRecord[] = await trainAlignment(model, {
   modalities: [image, text],
@@ -115,6 +123,8 @@ const log: AlignStepRecord[] = await trainAlignment(model, {
   epochs: Number(args.epochs),
   batchSize,
   weights,
+  firstStageEpochs,
+  firstStageWeights,
   optimizer: 'adamw',
   baseLr: Number(args.lr),
   onStep: (r) => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../src/index.js';
 import { AlignModel, type AlignEncoderSpec } from '../src/align/model.js';
 import { trainAlignment, type AlignBatch } from '../src/align/train.js';
+import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
 import { evaluateRetrieval } from '../src/align/evaluate.js';
 import { vectorModality } from '../src/modalities/vector/index.js';
 import { withName, type Modality, type ModalitySpec } from '../src/modalities/modality.js';
@@ -193,4 +194,53 @@ test('the registry knows image, text and vector, restores a saved modality, and 
   assert.deepEqual((await restored.collate([[4, 5, 6]])).toFlatArray(), [4, 5, 6]);
   assert.throws(() => modalityFactory('audio'), /unknown modality 'audio'; registered modalities: image, text, vector/);
   assert.throws(() => registerModality(vectorModality), /already registered/);
+});
+
+test('a first stage trains with its own weights, then the main weights take over', async () => {
+  const train = pairedTask(128, 7);
+  const a = withName(await vectorModality.fit({ featureDim: 8, hiddenDims: [16] }, train.a), 'a');
+  const b = withName(await vectorModality.fit({ featureDim: 8, hiddenDims: [16] }, train.b), 'b');
+  const model = new AlignModel(
+    [a, b].map((m) => ({ name: m.name, create: () => m.createEncoder(), featureDim: m.featureDim })),
+    small,
+  );
+  async function* batches(): AsyncIterable<AlignBatch> {
+    for (let i = 0; i + 64 <= 128; i += 64) {
+      yield {
+        size: 64,
+        inputs: new Map([
+          ['a', { batch: await a.collate(train.a.slice(i, i + 64)), rows: null }],
+          ['b', { batch: await b.collate(train.b.slice(i, i + 64)), rows: null }],
+        ]),
+      };
+    }
+  }
+  const options = { modalities: [a, b], batches, stepsPerEpoch: 2, epochs: 3, batchSize: 64 };
+  const log = await trainAlignment(model, {
+    ...options,
+    weights: { intraWeight: 0, crossWeight: 1, infoNceWeight: 0 },
+    firstStageEpochs: 1,
+    firstStageWeights: { intraWeight: 1, crossWeight: 0, infoNceWeight: 0 },
+  });
+  const sum = (terms: Record<string, number>, prefix: string): number =>
+    Object.entries(terms)
+      .filter(([k]) => k.startsWith(prefix))
+      .reduce((s, [, v]) => s + v, 0);
+  for (const r of log) {
+    const expected = r.epoch < 1 ? sum(r.terms, 'intra/') : sum(r.terms, 'cross/');
+    assertClose(r.loss, expected, 1e-5);
+  }
+  await assert.rejects(
+    trainAlignment(model, { ...options, weights: ALIGNMENT_OBJECTIVES.byol, firstStageEpochs: 1 }),
+    /needs firstStageWeights/,
+  );
+  await assert.rejects(
+    trainAlignment(model, {
+      ...options,
+      weights: ALIGNMENT_OBJECTIVES.byol,
+      firstStageEpochs: 4,
+      firstStageWeights: ALIGNMENT_OBJECTIVES.intraOnly,
+    }),
+    /from 0 to epochs \(3\)/,
+  );
 });

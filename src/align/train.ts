@@ -28,6 +28,12 @@ export interface AlignTrainOptions {
   epochs: number;
   batchSize: number;
   weights: AlignmentLossWeights;
+  /**
+   * A first stage: this many epochs at the start train with firstStageWeights instead of
+   * `weights`, e.g. intra-modal BYOL alone before the cross-modal terms join. Default 0.
+   */
+  firstStageEpochs?: number;
+  firstStageWeights?: AlignmentLossWeights;
   optimizer?: OptimizerName;
   /** Learning rate per 256 items when scaleLrByBatch (default true), else the peak rate itself. */
   baseLr?: number;
@@ -70,8 +76,17 @@ export async function trainAlignment(model: AlignModel, options: AlignTrainOptio
   const baseLr = options.baseLr ?? (optimizerName === 'lars' ? 0.2 : 1e-3);
   const peakLr = options.scaleLrByBatch === false ? baseLr : scaleLr(baseLr, options.batchSize);
   const weightDecay = options.weightDecay ?? (optimizerName === 'lars' ? 1.5e-6 : 1e-4);
+  const firstStageEpochs = options.firstStageEpochs ?? 0;
+  if (!Number.isInteger(firstStageEpochs) || firstStageEpochs < 0 || firstStageEpochs > options.epochs)
+    throw new RangeError(
+      `trainAlignment: firstStageEpochs must be an integer from 0 to epochs (${options.epochs}), got ${firstStageEpochs}`,
+    );
+  if (firstStageEpochs > 0 && options.firstStageWeights === undefined)
+    throw new TypeError('trainAlignment: firstStageEpochs needs firstStageWeights, the loss weights of the first stage');
+  const weightsOf = (epoch: number): AlignmentLossWeights => (epoch < firstStageEpochs ? options.firstStageWeights! : options.weights);
+  const usesInfoNce = options.weights.infoNceWeight > 0 || (firstStageEpochs > 0 && options.firstStageWeights!.infoNceWeight > 0);
   // CLIP's learnable temperature, trained only when InfoNCE is part of the loss.
-  const logitScale = options.weights.infoNceWeight > 0 ? new LogitScale() : undefined;
+  const logitScale = usesInfoNce ? new LogitScale() : undefined;
   const named = [...model.online.namedParameters(), ...(logitScale?.namedParameters('logitScale.') ?? [])];
   const optimizer = makeOptimizer(named, optimizerName, peakLr, weightDecay);
   const warmupSteps = options.warmupSteps ?? Math.round(totalSteps / 10);
@@ -104,7 +119,7 @@ export async function trainAlignment(model: AlignModel, options: AlignTrainOptio
         }
         optimizer.zeroGrad();
         const outputs = model.forwardViews(views, batch.size);
-        const loss = alignmentLoss(outputs, options.weights, logitScale);
+        const loss = alignmentLoss(outputs, weightsOf(epoch), logitScale);
         loss.total.backward();
         if (options.clipGradNorm !== undefined) clipGradNorm(params, options.clipGradNorm);
         optimizer.step();
