@@ -1,0 +1,160 @@
+// The training configuration: one schema (zod) that validates config files and command-line
+// overrides, fills in defaults, and generates docs/config.md (scripts/config-docs.ts), so the
+// reference cannot drift from what is accepted. Every object is strict: an unknown key is an
+// error naming it and the keys allowed there.
+import { z } from 'zod';
+import { ALIGNMENT_OBJECTIVES } from '../align/loss.js';
+
+const objectiveNames = Object.keys(ALIGNMENT_OBJECTIVES) as [keyof typeof ALIGNMENT_OBJECTIVES, ...(keyof typeof ALIGNMENT_OBJECTIVES)[]];
+const positiveInt = z.number().int().positive();
+const weight = z.number().min(0);
+
+const dataSource = z
+  .string()
+  .regex(/^(coco|karpathy|jsonl):.+/, 'expected coco:FILE, karpathy:FILE or jsonl:FILE')
+  .describe('A data set: coco:ANNOTATIONS.json (with an image folder), karpathy:dataset_coco.json or jsonl:MANIFEST.jsonl.');
+
+export const dataSchema = z
+  .strictObject({
+    train: dataSource.optional().describe('Training data (coco:FILE, karpathy:FILE or jsonl:FILE); `--data` on the command line.'),
+    images: z
+      .string()
+      .optional()
+      .describe('Image folder of a COCO or Karpathy data set (relative paths are resolved against it); `--images`.'),
+    val: dataSource.optional().describe('Validation data, evaluated after every epoch with the retrieval metrics; `--val-data`.'),
+    valImages: z.string().optional().describe('Image folder of the validation data (default: `images`); `--val-images`.'),
+    onBadRecord: z
+      .enum(['fail', 'skip'])
+      .default('fail')
+      .describe(
+        "A bad record (malformed line, missing or undecodable image, empty caption): 'fail' stops with its file and position, 'skip' leaves it out and counts it.",
+      ),
+  })
+  .describe('Where the data comes from.');
+
+export const imageSchema = z
+  .strictObject({
+    size: positiveInt.default(64).describe('Side of the square model input, in pixels.'),
+    channels: z
+      .union([z.literal(1), z.literal(3)])
+      .default(3)
+      .describe('3 (RGB) or 1 (greyscale).'),
+    fit: z
+      .enum(['cover', 'fill'])
+      .default('cover')
+      .describe("How images are made square: 'cover' scales and centre-crops, 'fill' stretches."),
+    encoder: z
+      .enum(['small-cnn', 'resnet18'])
+      .default('small-cnn')
+      .describe("'small-cnn' (conv 32-64-128, 128-d) or 'resnet18' (CIFAR-style, 512·widthMultiplier-d)."),
+    widthMultiplier: z.number().positive().default(1).describe("ResNet-18's channel multiplier."),
+  })
+  .describe("The image modality (BYOL's augmentations: random resized crop, flip, colour jitter, grayscale, blur, solarize).");
+
+export const textSchema = z
+  .strictObject({
+    vocabSize: z
+      .number()
+      .int()
+      .min(16)
+      .default(4096)
+      .describe('WordPiece vocabulary trained on the training captions, special tokens included.'),
+    minFrequency: positiveInt.default(2).describe('Pairs seen fewer times are not merged into a token.'),
+    maxLength: z.number().int().min(2).default(32).describe('Tokens per caption, [CLS] included; longer captions are cut.'),
+    dModel: positiveInt.default(256).describe("Transformer width, also the text representation's."),
+    layers: positiveInt.default(4).describe('Transformer layers (pre-LN).'),
+    heads: positiveInt.default(4).describe('Attention heads; must divide dModel.'),
+    dropout: z.number().min(0).max(1).default(0.1).describe('Dropout inside the Transformer.'),
+    pooling: z.enum(['mean', 'cls']).default('mean').describe('Representation: mean of the token vectors, or the [CLS] vector.'),
+  })
+  .describe('The text modality: tokenizer, encoder and views (span deletion, token dropout, local shuffles, masking).');
+
+export const modelSchema = z
+  .strictObject({
+    sharedHeads: z.boolean().default(true).describe('One projector and predictor for all modalities (one space), or one per modality.'),
+    projectionHiddenDim: positiveInt.default(4096).describe("Projector's hidden width (BYOL: 4096)."),
+    projectionDim: positiveInt.default(256).describe('Projection width, the shared embedding (BYOL: 256).'),
+    predictionHiddenDim: positiveInt.default(4096).describe("Predictor's hidden width (BYOL: 4096)."),
+    headNorm: z
+      .enum(['batch', 'layer', 'group'])
+      .default('batch')
+      .describe("Normalisation in the heads: BatchNorm (BYOL's), or LayerNorm / GroupNorm for small batches."),
+    tauBase: z.number().min(0).max(1).default(0.996).describe('τ_base of the target EMA (BYOL: 0.996; 0.99 for short runs).'),
+    tauSchedule: z
+      .enum(['cosine', 'constant'])
+      .default('cosine')
+      .describe("'cosine' raises τ from tauBase to 1 over training (BYOL's); 'constant' keeps tauBase."),
+  })
+  .describe('Online and target networks.');
+
+export const lossSchema = z
+  .strictObject({
+    objective: z
+      .enum(objectiveNames)
+      .default('byolInfoNce')
+      .describe('A named set of weights (docs/align.md); the weights below override it one by one.'),
+    intraWeight: weight.optional().describe("λ_intra: each modality's BYOL loss between its two views."),
+    crossWeight: weight.optional().describe("λ_cross: one modality's prediction regressing another's target projection."),
+    infoNceWeight: weight.optional().describe("Weight of CLIP's symmetric InfoNCE (learnable temperature)."),
+    varianceWeight: weight.optional().describe("Weight of VICReg's variance term on the online projections."),
+    covarianceWeight: weight.optional().describe("Weight of VICReg's covariance term on the online projections."),
+    firstStageEpochs: z.number().int().min(0).default(0).describe('Epochs at the start trained with firstStageObjective instead.'),
+    firstStageObjective: z.enum(objectiveNames).default('intraOnly').describe('The objective of the first stage.'),
+  })
+  .describe('The loss (docs/align.md).');
+
+export const optimSchema = z
+  .strictObject({
+    optimizer: z
+      .enum(['lars', 'adamw', 'adam', 'sgd'])
+      .default('adamw')
+      .describe("LARS (BYOL's; biases and norms excluded from decay and adaptation), AdamW, Adam or SGD."),
+    baseLr: z
+      .number()
+      .positive()
+      .default(1e-3)
+      .describe('Learning rate per 256 items: the peak is baseLr · batchSize / 256 (BYOL: 0.2 with LARS).'),
+    weightDecay: z.number().min(0).default(1e-4).describe('Weight decay (BYOL: 1.5e-6 with LARS).'),
+    warmupFraction: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.1)
+      .describe('Share of training spent warming the learning rate up linearly, before the cosine decay.'),
+    clipGradNorm: z.number().positive().optional().describe('Clip the global gradient norm to this value.'),
+  })
+  .describe('Optimizer and learning-rate schedule.');
+
+export const trainSchema = z
+  .strictObject({
+    epochs: positiveInt.optional().describe('Training length in epochs (default 10 when steps is not given); `--epochs`.'),
+    steps: positiveInt.optional().describe('Training length in steps, instead of epochs; `--steps`.'),
+    batchSize: z.number().int().min(2).default(256).describe('Items per step (BYOL: 4096).'),
+    seed: z.number().int().min(0).default(0).describe('Seeds the initialisation, the data order and every augmentation.'),
+    threads: positiveInt.optional().describe("libtorch's intra-op threads (default: every core)."),
+    checkpointEvery: positiveInt.default(500).describe('Write a checkpoint every this many steps (and always at the end).'),
+    keepCheckpoints: positiveInt.default(3).describe('Checkpoints kept in the run directory; older ones are deleted.'),
+  })
+  .describe('Training length, batch, seed and checkpoints.');
+
+export const configSchema = z
+  .strictObject({
+    data: dataSchema.prefault({}),
+    image: imageSchema.prefault({}),
+    text: textSchema.prefault({}),
+    model: modelSchema.prefault({}),
+    loss: lossSchema.prefault({}),
+    optim: optimSchema.prefault({}),
+    train: trainSchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    if (config.train.epochs !== undefined && config.train.steps !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['train', 'steps'], message: 'give train.epochs or train.steps, not both' });
+    if (config.text.dModel % config.text.heads !== 0)
+      ctx.addIssue({ code: 'custom', path: ['text', 'heads'], message: `must divide text.dModel (${config.text.dModel})` });
+  });
+
+/** A validated configuration with every default filled in. */
+export type Config = z.output<typeof configSchema>;
+/** What a config file may hold: any subset, defaults for the rest. */
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,104 @@
+// The config schema: defaults, errors that name the key and what is allowed, YAML and JSON files,
+// presets, flags and overrides in their order, and docs/config.md generated from the schema.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, parseConfig, parseOverride, resolveConfig } from '../src/config/load.js';
+import { configReference } from '../src/config/docs.js';
+import { PRESETS } from '../src/config/presets.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'byol-config-'));
+const write = (name: string, text: string): string => {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+};
+
+test('an empty config gets every default, the paper’s heads and τ among them', () => {
+  const config = parseConfig({});
+  assert.equal(config.model.projectionHiddenDim, 4096);
+  assert.equal(config.model.projectionDim, 256);
+  assert.equal(config.model.tauBase, 0.996);
+  assert.equal(config.train.batchSize, 256);
+  assert.equal(config.data.onBadRecord, 'fail');
+  assert.equal(config.text.pooling, 'mean');
+});
+
+test('unknown keys, wrong types and values out of range are errors naming the key and what is allowed', () => {
+  const message = (input: unknown): string => {
+    try {
+      parseConfig(input, 'run.yaml');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.message;
+    }
+    assert.fail('expected a ConfigError');
+  };
+  assert.match(message({ model: { sharedHead: true } }), /^run\.yaml: unknown key 'model\.sharedHead'; allowed here: sharedHeads, /);
+  assert.match(message({ modle: {} }), /unknown key 'modle'; allowed here: data, image, text, model, loss, optim, train/);
+  assert.match(message({ model: { sharedHeads: 'yes' } }), /run\.yaml: model\.sharedHeads: .*expected boolean/);
+  assert.match(message({ train: { batchSize: 1 } }), /train\.batchSize: .*>=2/);
+  assert.match(message({ model: { tauBase: 1.5 } }), /model\.tauBase: .*<=1/);
+  assert.match(message({ loss: { objective: 'simclr' } }), /loss\.objective: .*"byol"\|"intraOnly"/);
+  assert.match(message({ data: { train: 'train.json' } }), /data\.train: expected coco:FILE, karpathy:FILE or jsonl:FILE/);
+  assert.match(message({ train: { epochs: 2, steps: 10 } }), /train\.steps: give train\.epochs or train\.steps, not both/);
+  assert.match(message({ text: { dModel: 100, heads: 3 } }), /text\.heads: must divide text\.dModel \(100\)/);
+  // Every problem is reported, one per line.
+  assert.equal(message({ model: { a: 1 }, train: { batchSize: 0 } }).split('\n').length, 2);
+});
+
+test('YAML and JSON files; a syntax error names the file and line', () => {
+  const yaml = write('ok.yaml', 'model:\n  sharedHeads: false\ntrain:\n  epochs: 4\n');
+  assert.equal(resolveConfig({ file: yaml }).model.sharedHeads, false);
+  const json = write('ok.json', '{"train": {"steps": 7}}');
+  assert.equal(resolveConfig({ file: json }).train.steps, 7);
+  const broken = write('broken.yaml', 'model:\n  sharedHeads: [true\ntrain: 1\n');
+  assert.throws(() => resolveConfig({ file: broken }), /broken\.yaml:\d+:\d+: not valid YAML/);
+  assert.throws(() => resolveConfig({ file: write('bad.json', '{"a": }') }), /bad\.json: not valid JSON/);
+  assert.throws(() => resolveConfig({ file: write('run.toml', '') }), /must end in \.yaml, \.yml or \.json/);
+  assert.throws(() => resolveConfig({ file: join(dir, 'missing.yaml') }), /missing\.yaml: cannot read the config file \(ENOENT\)/);
+  assert.throws(() => resolveConfig({ file: write('list.yaml', '- 1\n- 2\n') }), /must be a mapping of sections/);
+  // Validation errors name the file they came from.
+  assert.throws(
+    () => resolveConfig({ file: write('typo.yaml', 'optim:\n  lr: 0.1\n') }),
+    /typo\.yaml: unknown key 'optim\.lr'; allowed here: optimizer, baseLr/,
+  );
+});
+
+test('preset, then file, then flags, then overrides', () => {
+  const file = write('layer.yaml', 'train:\n  epochs: 5\n  batchSize: 128\nmodel:\n  tauBase: 0.98\n');
+  const config = resolveConfig({
+    preset: 'cpu-small',
+    file,
+    flags: { train: { batchSize: 64 } },
+    overrides: ['model.tauBase=0.97', 'loss.objective=byol', 'optim.baseLr=3e-4'],
+  });
+  assert.equal(config.image.size, PRESETS['cpu-small'].image.size); // from the preset
+  assert.equal(config.train.epochs, 5); // file over preset
+  assert.equal(config.train.batchSize, 64); // flags over file
+  assert.equal(config.model.tauBase, 0.97); // overrides last
+  assert.equal(config.loss.objective, 'byol');
+  assert.equal(config.optim.baseLr, 3e-4);
+  assert.throws(() => resolveConfig({ preset: 'nope' as 'cpu-small' }), /unknown preset 'nope'; presets: byol-paper, cpu-small/);
+});
+
+test('overrides parse their values as YAML scalars and refuse malformed keys', () => {
+  assert.deepEqual(parseOverride('train.epochs=3'), { train: { epochs: 3 } });
+  assert.deepEqual(parseOverride('model.sharedHeads=false'), { model: { sharedHeads: false } });
+  assert.deepEqual(parseOverride('data.train=coco:a=b.json'), { data: { train: 'coco:a=b.json' } });
+  assert.throws(() => parseOverride('epochs'), /expected key\.path=value/);
+  assert.throws(() => parseOverride('train..epochs=1'), /empty key/);
+});
+
+test('every preset is a valid config', () => {
+  for (const name of Object.keys(PRESETS) as (keyof typeof PRESETS)[]) assert.doesNotThrow(() => resolveConfig({ preset: name }), name);
+  assert.equal(resolveConfig({ preset: 'byol-paper' }).optim.optimizer, 'lars');
+});
+
+test('docs/config.md is the reference generated from the schema, every key in it', () => {
+  const reference = configReference();
+  assert.equal(readFileSync('docs/config.md', 'utf8'), reference, 'docs/config.md is stale: run node dist/scripts/config-docs.js');
+  for (const key of ['model.sharedHeads', 'loss.varianceWeight', 'train.checkpointEvery', 'data.onBadRecord'])
+    assert.ok(reference.includes(`\`${key}\``), key);
+});
