@@ -3,8 +3,22 @@
 // InfoNCE (loss.ts), the optimizer and learning-rate schedule of the single-modality trainer, the
 // EMA target, and a per-step log with each loss term, the collapse monitor per modality and the
 // time spent waiting for data.
-import { Generator, tidy, type Tensor } from '../engine/index.js';
-import { LrScheduler, clipGradNorm, scaleLr, warmupCosineLr } from '../optim/index.js';
+//
+// Resuming is exact by construction: every random draw of step k (the views' generator and the
+// global one, used by dropout) is seeded from (seed, k), the data source restarts an epoch at any
+// batch, and the state dict holds everything else that changes (weights, EMA target, BatchNorm
+// statistics, optimizer moments, the step).
+import { Generator, manualSeed, tidy, type Tensor } from '../engine/index.js';
+import { hash32 } from '../data/epoch_order.js';
+import {
+  LrScheduler,
+  clipGradNorm,
+  scaleLr,
+  warmupCosineLr,
+  type GroupHyperparameters,
+  type Optimizer,
+  type OptimizerStateDict,
+} from '../optim/index.js';
 import { makeOptimizer, type OptimizerName } from '../byol/optimizer.js';
 import { collapseReading } from '../eval/collapse.js';
 import type { Modality } from '../modalities/modality.js';
@@ -22,8 +36,12 @@ export interface AlignBatch {
 
 export interface AlignTrainOptions {
   modalities: Modality[];
-  /** The batches of one epoch, in order (a fresh shuffle per epoch is the source's job). */
-  batches: (epoch: number) => AsyncIterable<AlignBatch>;
+  /**
+   * The batches of one epoch, in order, from batch `fromStep` on (a fresh shuffle per epoch is the
+   * source's job). To resume exactly, epoch e's batches must depend only on e, and fromStep must
+   * skip that many (PairedImageLoader and ManifestLoader do both).
+   */
+  batches: (epoch: number, fromStep: number) => AsyncIterable<AlignBatch>;
   stepsPerEpoch: number;
   epochs: number;
   batchSize: number;
@@ -63,90 +81,195 @@ export interface AlignStepRecord {
   stepMs: number;
 }
 
+/** What an AlignTrainer's state dict holds besides tensors. */
+export interface AlignTrainerMeta {
+  step: number;
+  optimizer: OptimizerStateDict['meta'];
+}
+
+export interface AlignRunHooks {
+  /** End this run after this many steps (the schedules stay those of the whole training). */
+  stopAfter?: number;
+  /** Checked after every step; true ends the run there (e.g. after SIGINT). */
+  shouldStop?: () => boolean;
+  /** Called after every step with the trainer, e.g. to write a checkpoint every N steps; awaited. */
+  afterStep?: (trainer: AlignTrainer) => Promise<void> | void;
+}
+
 /**
- * Trains `model` in place; returns the per-step records.
+ * The training state and loop of the aligner. run() trains from the current step to the end (or
+ * to a stop); stateDict()/loadStateDict() carry everything a resumed run needs.
+ *
+ * @example
+ * const trainer = new AlignTrainer(model, options);
+ * await trainer.run({ stopAfter: 100 });      // steps 0–99
+ * const { tensors, meta } = trainer.stateDict();
+ * // ... later, in a fresh process with the same model and options:
+ * resumed.loadStateDict({ tensors, meta });
+ * await resumed.run();                          // steps 100 to the end, as if never stopped
+ */
+export class AlignTrainer {
+  readonly totalSteps: number;
+  readonly optimizer: Optimizer<GroupHyperparameters>;
+  readonly scheduler: LrScheduler;
+  /** CLIP's learnable temperature, present when InfoNCE is part of the loss. */
+  readonly logitScale: LogitScale | undefined;
+  readonly #params: Tensor[];
+  readonly #weightsOf: (epoch: number) => AlignmentLossWeights;
+  readonly #byName: Map<string, Modality>;
+  #step = 0;
+
+  constructor(
+    readonly model: AlignModel,
+    readonly options: AlignTrainOptions,
+  ) {
+    this.totalSteps = options.epochs * options.stepsPerEpoch;
+    const totalSteps = this.totalSteps;
+    const optimizerName = options.optimizer ?? 'adamw';
+    const baseLr = options.baseLr ?? (optimizerName === 'lars' ? 0.2 : 1e-3);
+    const peakLr = options.scaleLrByBatch === false ? baseLr : scaleLr(baseLr, options.batchSize);
+    const weightDecay = options.weightDecay ?? (optimizerName === 'lars' ? 1.5e-6 : 1e-4);
+    const firstStageEpochs = options.firstStageEpochs ?? 0;
+    if (!Number.isInteger(firstStageEpochs) || firstStageEpochs < 0 || firstStageEpochs > options.epochs)
+      throw new RangeError(
+        `trainAlignment: firstStageEpochs must be an integer from 0 to epochs (${options.epochs}), got ${firstStageEpochs}`,
+      );
+    if (firstStageEpochs > 0 && options.firstStageWeights === undefined)
+      throw new TypeError('trainAlignment: firstStageEpochs needs firstStageWeights, the loss weights of the first stage');
+    this.#weightsOf = (epoch) => (epoch < firstStageEpochs ? options.firstStageWeights! : options.weights);
+    const usesInfoNce = options.weights.infoNceWeight > 0 || (firstStageEpochs > 0 && options.firstStageWeights!.infoNceWeight > 0);
+    // CLIP's learnable temperature, trained only when InfoNCE is part of the loss.
+    this.logitScale = usesInfoNce ? new LogitScale() : undefined;
+    const named = [...model.online.namedParameters(), ...(this.logitScale?.namedParameters('logitScale.') ?? [])];
+    this.optimizer = makeOptimizer(named, optimizerName, peakLr, weightDecay);
+    const warmupSteps = options.warmupSteps ?? Math.round(totalSteps / 10);
+    const constant = options.lrSchedule === 'constant';
+    this.scheduler = new LrScheduler(this.optimizer, (step) =>
+      constant && step >= warmupSteps ? peakLr : warmupCosineLr(step, { peakLr, warmupSteps, totalSteps }),
+    );
+    this.#params = named.map(([, p]) => p);
+    this.#byName = new Map(options.modalities.map((m) => [m.name, m]));
+  }
+
+  /** Steps trained so far. */
+  get step(): number {
+    return this.#step;
+  }
+
+  /** Trains from the current step; returns the records of the steps this run trained. */
+  async run(hooks: AlignRunHooks = {}): Promise<AlignStepRecord[]> {
+    const { model, options } = this;
+    const spe = options.stepsPerEpoch;
+    const records: AlignStepRecord[] = [];
+    const until = Math.min(this.totalSteps, this.#step + (hooks.stopAfter ?? Infinity));
+    model.train();
+    while (this.#step < until) {
+      const epoch = Math.floor(this.#step / spe);
+      const fromStep = this.#step % spe;
+      let trained = 0;
+      let waitStart = performance.now();
+      for await (const batch of options.batches(epoch, fromStep)) {
+        const waitMs = performance.now() - waitStart;
+        const record = this.#trainStep(batch, epoch, waitMs);
+        records.push(record);
+        options.onStep?.(record);
+        trained++;
+        await hooks.afterStep?.(this);
+        if (this.#step >= until || this.#step % spe === 0 || hooks.shouldStop?.()) break;
+        waitStart = performance.now();
+      }
+      if (trained === 0) throw new Error(`trainAlignment: epoch ${epoch} produced no batches from batch ${fromStep}`);
+      if (this.#step % spe !== 0) {
+        if (this.#step >= until || hooks.shouldStop?.()) break;
+        // The source ran dry before stepsPerEpoch batches (items skipped as bad): the epoch ends
+        // here, and the step count and schedules move to the next epoch's start as planned.
+        this.#step = (epoch + 1) * spe;
+        this.scheduler.setStep(this.#step);
+      }
+      await options.onEpoch?.(epoch);
+      model.train();
+      if (hooks.shouldStop?.()) break;
+    }
+    model.eval();
+    return records;
+  }
+
+  #trainStep(batch: AlignBatch, epoch: number, waitMs: number): AlignStepRecord {
+    const { model, optimizer, logitScale } = this;
+    const step = this.#step;
+    const stepStart = performance.now();
+    const lr = this.scheduler.currentLrs()[0]!;
+    const seed = this.options.seed ?? 0;
+    // Every random draw of this step from (seed, step): a resumed run repeats it exactly.
+    manualSeed(hash32(seed, step, 0x676c6f62));
+    const viewGenerator = new Generator(hash32(seed, step, 0x76696577));
+    const record = tidy(() => {
+      const views = new Map<string, ModalityViews>();
+      for (const [name, input] of batch.inputs) {
+        const modality = this.#byName.get(name);
+        if (!modality) throw new Error(`trainAlignment: the batch has modality '${name}', which is not configured`);
+        const [view1, view2] = modality.views(input.batch, viewGenerator);
+        views.set(name, { view1, view2, rows: input.rows });
+      }
+      optimizer.zeroGrad();
+      const outputs = model.forwardViews(views, batch.size);
+      const loss = alignmentLoss(outputs, this.#weightsOf(epoch), logitScale);
+      loss.total.backward();
+      if (this.options.clipGradNorm !== undefined) clipGradNorm(this.#params, this.options.clipGradNorm);
+      optimizer.step();
+      logitScale?.clamp_(); // CLIP's cap of 100 on the logit scale, after the step as open_clip does
+      const tau = model.updateTarget(step, this.totalSteps);
+      const collapse: Record<string, number> = {};
+      for (const [name, o] of outputs)
+        collapse[name] = collapseReading(views.get(name)!.rows === null ? o.p1 : o.p1.index([o.present])).ratio;
+      const terms = lossNumbers(loss);
+      return { step, epoch, loss: terms.total!, terms, lr, tau, collapse, waitMs, stepMs: 0 };
+    });
+    for (const { batch: t, rows } of batch.inputs.values()) {
+      t.dispose();
+      rows?.dispose();
+    }
+    record.stepMs = performance.now() - stepStart;
+    this.scheduler.step();
+    this.#step++;
+    return record;
+  }
+
+  /**
+   * Everything that changes during training: 'model.*' (online and target weights, BatchNorm
+   * statistics), 'optimizer.*' (its state), 'logitScale.*', and the step. Tensors are copies.
+   */
+  stateDict(): { tensors: Map<string, Tensor>; meta: AlignTrainerMeta } {
+    const tensors = new Map<string, Tensor>();
+    for (const [k, t] of this.model.stateDict()) tensors.set(`model.${k}`, t.detach().clone());
+    if (this.logitScale) for (const [k, t] of this.logitScale.stateDict()) tensors.set(`logitScale.${k}`, t.detach().clone());
+    const optimizer = this.optimizer.stateDict();
+    for (const [k, t] of optimizer.tensors) tensors.set(`optimizer.${k}`, t);
+    return { tensors, meta: { step: this.#step, optimizer: optimizer.meta } };
+  }
+
+  /** Restores a stateDict() of a trainer with the same model and options. */
+  loadStateDict(state: { tensors: ReadonlyMap<string, Tensor>; meta: AlignTrainerMeta }): void {
+    const { tensors, meta } = state;
+    if (!Number.isInteger(meta.step) || meta.step < 0 || meta.step > this.totalSteps)
+      throw new RangeError(`AlignTrainer.loadStateDict: step ${meta.step} is outside this training (0 to ${this.totalSteps} steps)`);
+    const part = (prefix: string): Map<string, Tensor> =>
+      new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+    this.model.loadStateDict(part('model.'));
+    if (this.logitScale) this.logitScale.loadStateDict(part('logitScale.'));
+    this.optimizer.loadStateDict({ tensors: part('optimizer.'), meta: meta.optimizer });
+    this.scheduler.setStep(meta.step);
+    this.#step = meta.step;
+  }
+}
+
+/**
+ * Trains `model` in place from scratch; returns the per-step records.
  *
  * @example
  * const log = await trainAlignment(model, { modalities, batches, stepsPerEpoch, epochs: 10, batchSize: 256,
  *   weights: { intraWeight: 1, crossWeight: 1, infoNceWeight: 0 }, optimizer: 'adamw', baseLr: 1e-3 });
  */
 export async function trainAlignment(model: AlignModel, options: AlignTrainOptions): Promise<AlignStepRecord[]> {
-  const totalSteps = options.epochs * options.stepsPerEpoch;
-  const optimizerName = options.optimizer ?? 'adamw';
-  const baseLr = options.baseLr ?? (optimizerName === 'lars' ? 0.2 : 1e-3);
-  const peakLr = options.scaleLrByBatch === false ? baseLr : scaleLr(baseLr, options.batchSize);
-  const weightDecay = options.weightDecay ?? (optimizerName === 'lars' ? 1.5e-6 : 1e-4);
-  const firstStageEpochs = options.firstStageEpochs ?? 0;
-  if (!Number.isInteger(firstStageEpochs) || firstStageEpochs < 0 || firstStageEpochs > options.epochs)
-    throw new RangeError(
-      `trainAlignment: firstStageEpochs must be an integer from 0 to epochs (${options.epochs}), got ${firstStageEpochs}`,
-    );
-  if (firstStageEpochs > 0 && options.firstStageWeights === undefined)
-    throw new TypeError('trainAlignment: firstStageEpochs needs firstStageWeights, the loss weights of the first stage');
-  const weightsOf = (epoch: number): AlignmentLossWeights => (epoch < firstStageEpochs ? options.firstStageWeights! : options.weights);
-  const usesInfoNce = options.weights.infoNceWeight > 0 || (firstStageEpochs > 0 && options.firstStageWeights!.infoNceWeight > 0);
-  // CLIP's learnable temperature, trained only when InfoNCE is part of the loss.
-  const logitScale = usesInfoNce ? new LogitScale() : undefined;
-  const named = [...model.online.namedParameters(), ...(logitScale?.namedParameters('logitScale.') ?? [])];
-  const optimizer = makeOptimizer(named, optimizerName, peakLr, weightDecay);
-  const warmupSteps = options.warmupSteps ?? Math.round(totalSteps / 10);
-  const constant = options.lrSchedule === 'constant';
-  const scheduler = new LrScheduler(optimizer, (step) =>
-    constant && step >= warmupSteps ? peakLr : warmupCosineLr(step, { peakLr, warmupSteps, totalSteps }),
-  );
-  const viewGenerator = new Generator((options.seed ?? 0) + 1);
-  const params = named.map(([, p]) => p);
-  const byName = new Map(options.modalities.map((m) => [m.name, m]));
-  const records: AlignStepRecord[] = [];
-  model.train();
-
-  let step = 0;
-  for (let epoch = 0; epoch < options.epochs; epoch++) {
-    let inEpoch = 0;
-    let waitStart = performance.now();
-    for await (const batch of options.batches(epoch)) {
-      if (inEpoch >= options.stepsPerEpoch) break;
-      const waitMs = performance.now() - waitStart;
-      const stepStart = performance.now();
-      const lr = scheduler.currentLrs()[0]!;
-      const record = tidy(() => {
-        const views = new Map<string, ModalityViews>();
-        for (const [name, input] of batch.inputs) {
-          const modality = byName.get(name);
-          if (!modality) throw new Error(`trainAlignment: the batch has modality '${name}', which is not configured`);
-          const [view1, view2] = modality.views(input.batch, viewGenerator);
-          views.set(name, { view1, view2, rows: input.rows });
-        }
-        optimizer.zeroGrad();
-        const outputs = model.forwardViews(views, batch.size);
-        const loss = alignmentLoss(outputs, weightsOf(epoch), logitScale);
-        loss.total.backward();
-        if (options.clipGradNorm !== undefined) clipGradNorm(params, options.clipGradNorm);
-        optimizer.step();
-        logitScale?.clamp_(); // CLIP's cap of 100 on the logit scale, after the step as open_clip does
-        const tau = model.updateTarget(step, totalSteps);
-        const collapse: Record<string, number> = {};
-        for (const [name, o] of outputs)
-          collapse[name] = collapseReading(views.get(name)!.rows === null ? o.p1 : o.p1.index([o.present])).ratio;
-        const terms = lossNumbers(loss);
-        return { step, epoch, loss: terms.total!, terms, lr, tau, collapse, waitMs, stepMs: 0 };
-      });
-      for (const { batch: t, rows } of batch.inputs.values()) {
-        t.dispose();
-        rows?.dispose();
-      }
-      record.stepMs = performance.now() - stepStart;
-      scheduler.step();
-      records.push(record);
-      options.onStep?.(record);
-      step++;
-      inEpoch++;
-      waitStart = performance.now();
-    }
-    if (inEpoch === 0) throw new Error(`trainAlignment: epoch ${epoch} produced no batches`);
-    await options.onEpoch?.(epoch);
-    model.train();
-  }
-  model.eval();
-  return records;
+  return new AlignTrainer(model, options).run();
 }

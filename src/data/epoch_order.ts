@@ -47,13 +47,18 @@ export function captionFor(captions: readonly string[], seed: number, epoch: num
 }
 
 /**
- * load(0), load(1), ... load(count − 1) in order, with up to `depth` loads running ahead of the
- * one being consumed. A failed load rejects when its turn comes, not before (and is never an
- * unhandled rejection meanwhile).
+ * load(start), load(start + 1), ... load(count − 1) in order, with up to `depth` loads running
+ * ahead of the one being consumed. A failed load rejects when its turn comes, not before (and is
+ * never an unhandled rejection meanwhile).
  */
-export async function* prefetched<T>(count: number, load: (step: number) => Promise<T>, depth: number): AsyncGenerator<T, void, undefined> {
+export async function* prefetched<T>(
+  count: number,
+  load: (step: number) => Promise<T>,
+  depth: number,
+  start = 0,
+): AsyncGenerator<T, void, undefined> {
   const inFlight: Promise<T>[] = [];
-  let launched = 0;
+  let launched = start;
   const launch = (): void => {
     const loading = load(launched++);
     loading.catch(() => {}); // rethrown when awaited

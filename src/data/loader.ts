@@ -185,15 +185,17 @@ export class PairedImageLoader {
 
   /**
    * The batches of one epoch. Up to `prefetch` batches after the current one are decoded while
-   * the consumer works. Iterate one epoch at a time; breaking out early is fine.
+   * the consumer works. Iterate one epoch at a time; breaking out early is fine. `fromStep`
+   * starts the epoch at that batch without loading the ones before (to resume a run).
    */
-  async *epoch(epoch: number): AsyncGenerator<ImageTextBatch, void, undefined> {
+  async *epoch(epoch: number, fromStep = 0): AsyncGenerator<ImageTextBatch, void, undefined> {
     const order = this.order(epoch);
     const count = this.dropLast ? Math.floor(order.length / this.batchSize) : Math.ceil(order.length / this.batchSize);
     const batches = prefetched(
       count,
       (step) => this.#load(step, order.slice(step * this.batchSize, (step + 1) * this.batchSize)),
       this.prefetch,
+      fromStep,
     );
     let asked = performance.now();
     for await (const loaded of batches) {

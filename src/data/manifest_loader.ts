@@ -119,12 +119,14 @@ export class ManifestLoader {
     );
   }
 
-  async *epoch(epoch: number): AsyncGenerator<ManifestBatch, void, undefined> {
+  /** The batches of one epoch, from batch `fromStep` on (to resume a run); see PairedImageLoader.epoch. */
+  async *epoch(epoch: number, fromStep = 0): AsyncGenerator<ManifestBatch, void, undefined> {
     const order = this.order(epoch);
     const batches = prefetched(
       this.batchesPerEpoch,
       (step) => this.#load(step, order.slice(step * this.batchSize, (step + 1) * this.batchSize)),
       this.prefetch,
+      fromStep,
     );
     let asked = performance.now();
     for await (const loaded of batches) {
