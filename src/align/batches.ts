@@ -16,8 +16,9 @@ export async function* imageTextBatches(
   text: Modality<string>,
   epoch: number,
   imageName = 'image',
+  fromStep = 0,
 ): AsyncGenerator<AlignBatch> {
-  for await (const b of loader.epoch(epoch)) {
+  for await (const b of loader.epoch(epoch, fromStep)) {
     const captions = await text.collate(b.captions);
     yield {
       size: b.images.shape[0]!,
@@ -38,9 +39,14 @@ export async function* imageTextBatches(
  * const loader = new ManifestLoader(loadJsonlManifest('pairs.jsonl'), { batchSize: 256, size: 64 });
  * await trainAlignment(model, { batches: (epoch) => manifestBatches(loader, [image, text, vector], epoch), ... });
  */
-export async function* manifestBatches(loader: ManifestLoader, modalities: readonly Modality[], epoch: number): AsyncGenerator<AlignBatch> {
+export async function* manifestBatches(
+  loader: ManifestLoader,
+  modalities: readonly Modality[],
+  epoch: number,
+  fromStep = 0,
+): AsyncGenerator<AlignBatch> {
   const byName = new Map(modalities.map((m) => [m.name, m]));
-  for await (const b of loader.epoch(epoch)) {
+  for await (const b of loader.epoch(epoch, fromStep)) {
     const size = b.indices.length;
     const rowsOf = (rows: number[]): Tensor | null => (rows.length === size ? null : tensor(rows, { dtype: 'int64' }));
     const inputs: AlignBatch['inputs'] = new Map();

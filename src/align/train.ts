@@ -44,6 +44,8 @@ export interface AlignTrainOptions {
   batches: (epoch: number, fromStep: number) => AsyncIterable<AlignBatch>;
   stepsPerEpoch: number;
   epochs: number;
+  /** Total steps, when training ends inside an epoch; default epochs × stepsPerEpoch (at most that). */
+  steps?: number;
   batchSize: number;
   weights: AlignmentLossWeights;
   /**
@@ -123,7 +125,10 @@ export class AlignTrainer {
     readonly model: AlignModel,
     readonly options: AlignTrainOptions,
   ) {
-    this.totalSteps = options.epochs * options.stepsPerEpoch;
+    const planned = options.epochs * options.stepsPerEpoch;
+    if (options.steps !== undefined && !(Number.isInteger(options.steps) && options.steps > 0 && options.steps <= planned))
+      throw new RangeError(`trainAlignment: steps must be an integer from 1 to epochs × stepsPerEpoch (${planned}), got ${options.steps}`);
+    this.totalSteps = options.steps ?? planned;
     const totalSteps = this.totalSteps;
     const optimizerName = options.optimizer ?? 'adamw';
     const baseLr = options.baseLr ?? (optimizerName === 'lars' ? 0.2 : 1e-3);

@@ -140,13 +140,22 @@ export interface ConfigSources {
  */
 export function resolveConfig(sources: ConfigSources): Config {
   let merged: Plain = {};
+  // A later layer's train.steps replaces an earlier train.epochs and the other way round: they are
+  // two ways of giving one length, so a preset's epochs do not clash with --steps.
+  const layer = (value: Plain): void => {
+    const train = isPlain(value.train) ? value.train : {};
+    const before = isPlain(merged.train) ? { ...merged.train } : undefined;
+    if (before && 'steps' in train && !('epochs' in train)) delete before.epochs;
+    if (before && 'epochs' in train && !('steps' in train)) delete before.steps;
+    merged = deepMerge(before ? { ...merged, train: before } : merged, value);
+  };
   if (sources.preset !== undefined) {
     const preset = PRESETS[sources.preset];
     if (!preset) throw new ConfigError(`unknown preset '${sources.preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
-    merged = deepMerge(merged, preset as Plain);
+    layer(preset as Plain);
   }
-  if (sources.file !== undefined) merged = deepMerge(merged, readConfigFile(sources.file));
-  if (sources.flags !== undefined) merged = deepMerge(merged, sources.flags as Plain);
-  for (const o of sources.overrides ?? []) merged = deepMerge(merged, parseOverride(o));
+  if (sources.file !== undefined) layer(readConfigFile(sources.file));
+  if (sources.flags !== undefined) layer(sources.flags as Plain);
+  for (const o of sources.overrides ?? []) layer(parseOverride(o));
   return parseConfig(merged, sources.file ?? 'config');
 }

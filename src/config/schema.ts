@@ -11,7 +11,7 @@ const weight = z.number().min(0);
 
 const dataSource = z
   .string()
-  .regex(/^(coco|karpathy|jsonl):.+/, 'expected coco:FILE, karpathy:FILE or jsonl:FILE')
+  .regex(/^(coco|karpathy|jsonl):.+/, 'expected coco:FILE, karpathy:FILE[#split] or jsonl:FILE')
   .describe('A data set: coco:ANNOTATIONS.json (with an image folder), karpathy:dataset_coco.json or jsonl:MANIFEST.jsonl.');
 
 export const dataSchema = z
@@ -106,9 +106,9 @@ export const lossSchema = z
 export const optimSchema = z
   .strictObject({
     optimizer: z
-      .enum(['lars', 'adamw', 'adam', 'sgd'])
+      .enum(['lars', 'adamw', 'adam'])
       .default('adamw')
-      .describe("LARS (BYOL's; biases and norms excluded from decay and adaptation), AdamW, Adam or SGD."),
+      .describe("LARS (BYOL's; biases and norms excluded from decay and adaptation), AdamW or Adam."),
     baseLr: z
       .number()
       .positive()
