@@ -41,7 +41,7 @@ test('unknown keys, wrong types and values out of range are errors naming the ke
   assert.match(message({ train: { batchSize: 1 } }), /train\.batchSize: .*>=2/);
   assert.match(message({ model: { tauBase: 1.5 } }), /model\.tauBase: .*<=1/);
   assert.match(message({ loss: { objective: 'simclr' } }), /loss\.objective: .*"byol"\|"intraOnly"/);
-  assert.match(message({ data: { train: 'train.json' } }), /data\.train: expected coco:FILE, karpathy:FILE or jsonl:FILE/);
+  assert.match(message({ data: { train: 'train.json' } }), /data\.train: expected coco:FILE, karpathy:FILE\[#split\] or jsonl:FILE/);
   assert.match(message({ train: { epochs: 2, steps: 10 } }), /train\.steps: give train\.epochs or train\.steps, not both/);
   assert.match(message({ text: { dModel: 100, heads: 3 } }), /text\.heads: must divide text\.dModel \(100\)/);
   // Every problem is reported, one per line.

@@ -1,0 +1,238 @@
+// The byol-align command end to end on a tiny COCO-format data set written here: training with
+// checkpoints, exact resume (2N steps straight = N, then --resume for N more, bitwise), eval --json
+// against the library, and bad input that exits non-zero with a clear message and leaves no files.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import sharp from 'sharp';
+import { loadCheckpoint, listCheckpoints } from '../src/run/checkpoint.js';
+import { loadModel } from '../src/run/model_setup.js';
+import { evaluatePaired } from '../src/run/evaluate_run.js';
+import { loadDataSource } from '../src/data/source.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'byol-cli-'));
+const images = join(dir, 'images');
+const annotations = join(dir, 'captions.json');
+const CLI = join('dist', 'src', 'cli', 'main.js');
+const COLOURS = ['red', 'green', 'blue', 'yellow', 'purple', 'orange'];
+const SHAPES = ['square', 'stripe', 'dot', 'frame'];
+// A tiny model and 24 items in batches of 8: 3 steps per epoch, seconds per run.
+const TINY = [
+  '--threads',
+  '1',
+  'image.size=16',
+  'text.dModel=16',
+  'text.layers=1',
+  'text.heads=2',
+  'text.vocabSize=64',
+  'text.maxLength=8',
+  'model.projectionHiddenDim=32',
+  'model.projectionDim=16',
+  'model.predictionHiddenDim=32',
+  'train.batchSize=8',
+  'train.checkpointEvery=2',
+  'train.keepCheckpoints=2',
+];
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(async () => {
+  mkdirSync(images);
+  const imageEntries = [];
+  const captionEntries = [];
+  let id = 0;
+  for (const [c, colour] of COLOURS.entries()) {
+    for (const [s, shape] of SHAPES.entries()) {
+      const pixels = Buffer.alloc(16 * 16 * 3);
+      for (let y = 0; y < 16; y++) {
+        for (let x = 0; x < 16; x++) {
+          const inside =
+            s === 0
+              ? x > 3 && x < 12 && y > 3 && y < 12
+              : s === 1
+                ? x % 4 < 2
+                : s === 2
+                  ? (x - 8) ** 2 + (y - 8) ** 2 < 12
+                  : x < 2 || y < 2;
+          const v = inside ? 40 * c + 30 : 250;
+          pixels.set([v, (v * 3) % 256, 255 - v], (y * 16 + x) * 3);
+        }
+      }
+      const file = `${colour}-${shape}.png`;
+      await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } })
+        .png()
+        .toFile(join(images, file));
+      imageEntries.push({ id, file_name: file });
+      captionEntries.push({ id: 2 * id, image_id: id, caption: `a ${colour} ${shape}` });
+      captionEntries.push({ id: 2 * id + 1, image_id: id, caption: `${shape} in ${colour}` });
+      id++;
+    }
+  }
+  writeFileSync(annotations, JSON.stringify({ images: imageEntries, annotations: captionEntries }));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const data = ['--data', `coco:${annotations}`, '--images', images];
+// Every tensor of a checkpoint: weights, EMA target, BatchNorm statistics and optimizer state.
+const checkpointTensors = (file: string): Record<string, number[]> => {
+  const { tensors } = loadCheckpoint(file);
+  return Object.fromEntries([...tensors].map(([k, t]) => [k, t.toFlatArray()]));
+};
+
+test('train writes config, tokenizer, metrics and the last K checkpoints; eval --json matches the library', async () => {
+  const out = join(dir, 'run-a');
+  const r = cli('train', ...data, '--steps', '6', '--out', out, ...TINY);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /finished; checkpoint .*step-000000006\.safetensors/);
+  for (const f of ['config.json', 'modalities.json', 'tokenizer.json', 'metrics.jsonl']) assert.ok(existsSync(join(out, f)), f);
+  const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    metrics.map((m) => m.step),
+    [0, 1, 2, 3, 4, 5],
+  );
+  assert.ok(metrics.every((m) => Number.isFinite(m.loss) && m.terms['cross/image->text'] > 0));
+  // Checkpoints every 2 steps, the last 2 kept.
+  assert.deepEqual(
+    listCheckpoints(join(out, 'checkpoints')).map((f) => basename(f)),
+    ['step-000000004.safetensors', 'step-000000006.safetensors'],
+  );
+
+  const e = cli('eval', '--checkpoint', out, '--data', `coco:${annotations}`, '--images', images, '--json', '--threads', '1');
+  assert.equal(e.status, 0, e.stderr);
+  const json = JSON.parse(e.stdout);
+  assert.deepEqual(Object.keys(json), ['i2t', 't2i', 'n_images', 'n_captions']);
+  assert.deepEqual(Object.keys(json.i2t), ['r1', 'r5', 'r10', 'medr', 'meanr']);
+  assert.equal(json.n_images, 24);
+  assert.equal(json.n_captions, 48);
+  const { model, modalities, config } = loadModel(out);
+  const direct = await evaluatePaired(model, modalities, loadDataSource(`coco:${annotations}`, { images }), {
+    size: config.image.size,
+    channels: 3,
+  });
+  assert.deepEqual(json.i2t.r10, direct.metrics.i2t.r10);
+  assert.deepEqual(json.t2i.medr, direct.metrics.t2i.medr);
+});
+
+test('N steps, then --resume for N more, gives the weights of 2N steps straight, bitwise', () => {
+  const straight = join(dir, 'straight');
+  assert.equal(cli('train', ...data, '--steps', '6', '--out', straight, ...TINY).status, 0);
+  const split = join(dir, 'split');
+  const first = cli('train', ...data, '--steps', '6', '--stop-after', '4', '--out', split, ...TINY);
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stderr, /stopped at step 4 of 6 \(continue with --resume\)/);
+  const second = cli('train', ...data, '--steps', '6', '--resume', '--out', split, ...TINY);
+  assert.equal(second.status, 0, second.stderr);
+  assert.match(second.stderr, /resuming .*step-000000004\.safetensors at step 4 of 6/);
+  const a = checkpointTensors(join(straight, 'checkpoints', 'step-000000006.safetensors'));
+  const b = checkpointTensors(join(split, 'checkpoints', 'step-000000006.safetensors'));
+  assert.deepEqual(Object.keys(b), Object.keys(a));
+  for (const key of Object.keys(a)) assert.deepEqual(b[key], a[key], key);
+  // The metrics of the resumed run are those of the straight one (timings aside).
+  const losses = (run: string): number[] =>
+    readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).loss);
+  assert.deepEqual(losses(split), losses(straight));
+});
+
+test('resume refuses a checkpoint of another config, and training over checkpoints needs --resume', () => {
+  const out = join(dir, 'run-c');
+  assert.equal(cli('train', ...data, '--steps', '6', '--stop-after', '2', '--out', out, ...TINY).status, 0);
+  const again = cli('train', ...data, '--steps', '6', '--out', out, ...TINY);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /already holds checkpoints; pass --resume/);
+  const other = cli('train', ...data, '--steps', '6', '--resume', '--out', out, ...TINY, 'model.tauBase=0.9');
+  assert.equal(other.status, 1);
+  assert.match(other.stderr, /cannot resume from .*step-000000002\.safetensors: its config differs in model\.tauBase/);
+  assert.deepEqual(readdirSync(join(out, 'checkpoints')), ['step-000000002.safetensors']);
+});
+
+test('bad input exits non-zero with a clear message and leaves no files', () => {
+  const cases: [string[], RegExp][] = [
+    [['train', ...data, '--out', join(dir, 'bad1'), 'model.sharedHead=true'], /unknown key 'model\.sharedHead'; allowed here: sharedHeads/],
+    [['train', ...data, '--out', join(dir, 'bad2'), 'train.batchSize=many'], /train\.batchSize: .*expected number/],
+    [['train', '--data', `coco:${join(dir, 'missing.json')}`, '--images', images, '--out', join(dir, 'bad3')], /missing\.json/],
+    [['train', '--out', join(dir, 'bad4')], /no training data; give --data/],
+    [
+      ['train', ...data, '--config', join(dir, 'none.yaml'), '--out', join(dir, 'bad5')],
+      /none\.yaml: cannot read the config file \(ENOENT\)/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(...args);
+    assert.equal(r.status, 1, args.join(' '));
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  for (const name of ['bad1', 'bad2', 'bad3', 'bad4', 'bad5']) assert.equal(existsSync(join(dir, name)), false, name);
+  const usage = cli('train', '--epochs', 'two');
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /--epochs must be a positive integer, got 'two'/);
+  assert.equal(cli('frobnicate').status, 2);
+});
+
+test('a truncated or altered checkpoint is refused by its checksum; a run directory falls back to the last good one', () => {
+  const out = join(dir, 'run-d');
+  assert.equal(cli('train', ...data, '--steps', '4', '--out', out, ...TINY).status, 0);
+  const last = join(out, 'checkpoints', 'step-000000004.safetensors');
+  const bytes = readFileSync(last);
+  const evalArgs = (checkpoint: string): string[] => [
+    'eval',
+    '--checkpoint',
+    checkpoint,
+    '--data',
+    `coco:${annotations}`,
+    '--images',
+    images,
+    '--json',
+  ];
+
+  const altered = Buffer.from(bytes);
+  altered[altered.length - 100]! ^= 0xff; // one flipped byte in the tensor data
+  writeFileSync(last, altered);
+  const r1 = cli(...evalArgs(last));
+  assert.equal(r1.status, 1);
+  assert.match(r1.stderr, /step-000000004\.safetensors: checksum mismatch, the file is corrupted/);
+
+  writeFileSync(last, bytes.subarray(0, bytes.length - 1000)); // truncated
+  const r2 = cli(...evalArgs(last));
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /not a readable checkpoint, truncated or corrupted/);
+  // Through the run directory, the broken newest checkpoint is reported and step 2 is used.
+  const r3 = cli(...evalArgs(out));
+  assert.equal(r3.status, 0, r3.stderr);
+  assert.match(r3.stderr, /skipping a broken checkpoint: .*step-000000004/);
+});
+
+test('SIGINT during training writes a checkpoint at the current step and exits 130; --resume finishes the run', async () => {
+  const out = join(dir, 'run-sigint');
+  const child = spawn(process.execPath, [CLI, 'train', ...data, '--steps', '120', '--out', out, ...TINY, 'train.checkpointEvery=1000'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const metrics = join(out, 'metrics.jsonl');
+  while (!existsSync(metrics) || readFileSync(metrics, 'utf8').split('\n').length < 3) await new Promise((r) => setTimeout(r, 10));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /SIGINT: stopping after this step with a checkpoint/);
+  const files = listCheckpoints(join(out, 'checkpoints'));
+  assert.equal(files.length, 1);
+  const step = loadCheckpoint(files[0]!).step;
+  assert.ok(step >= 2 && step < 120, `stopped at step ${step}`);
+  assert.match(stderr, new RegExp(`stopped at step ${step} of 120`));
+  const resumed = cli('train', ...data, '--steps', '120', '--resume', '--out', out, ...TINY, 'train.checkpointEvery=1000', '--quiet');
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /finished; checkpoint .*step-000000120\.safetensors/);
+});
