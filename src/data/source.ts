@@ -36,7 +36,8 @@ export function loadDataSource(spec: string, options: DataSourceOptions = {}): P
       const hash = rest.lastIndexOf('#');
       const file = hash >= 0 ? rest.slice(0, hash) : rest;
       const split = hash >= 0 ? rest.slice(hash + 1) : (options.defaultSplit ?? 'test');
-      if (!['train', 'val', 'test'].includes(split)) throw new TypeError(`data '${spec}': the Karpathy split must be train, val or test, got '${split}'`);
+      if (!['train', 'val', 'test'].includes(split))
+        throw new TypeError(`data '${spec}': the Karpathy split must be train, val or test, got '${split}'`);
       return loadKarpathySplit(file, needImages(), split as KarpathySplit, options);
     }
     case 'jsonl':
