@@ -1,6 +1,7 @@
 // The byol-align command end to end on a tiny COCO-format data set written here: training with
 // checkpoints, exact resume (2N steps straight = N, then --resume for N more, bitwise), eval --json
-// against the library, and bad input that exits non-zero with a clear message and leaves no files.
+// against the library, embed in three formats, export checked by PyTorch, and bad input that
+// exits non-zero with a clear message and leaves no files.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -12,6 +13,8 @@ import { loadCheckpoint, listCheckpoints } from '../src/run/checkpoint.js';
 import { loadModel } from '../src/run/model_setup.js';
 import { evaluatePaired } from '../src/run/evaluate_run.js';
 import { loadDataSource } from '../src/data/source.js';
+import { embedInputs, readEmbedInputs } from '../src/run/embed_run.js';
+import { parseSafetensors } from '../src/engine/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'byol-cli-'));
 const images = join(dir, 'images');
@@ -235,4 +238,119 @@ test('SIGINT during training writes a checkpoint at the current step and exits 1
   const resumed = cli('train', ...data, '--steps', '120', '--resume', '--out', out, ...TINY, 'train.checkpointEvery=1000', '--quiet');
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, /finished; checkpoint .*step-000000120\.safetensors/);
+});
+
+// ---- embed and export, on a run trained once for them ----
+let embedRun = '';
+async function trainedRun(): Promise<string> {
+  if (embedRun) return embedRun;
+  embedRun = join(dir, 'run-embed');
+  const r = cli('train', ...data, '--steps', '3', '--out', embedRun, ...TINY);
+  assert.equal(r.status, 0, r.stderr);
+  return embedRun;
+}
+
+test('embed writes l2-normalised projections as JSONL, .npy and .safetensors, equal to the library’s', async () => {
+  const run = await trainedRun();
+  const npy = join(dir, 'images.npy');
+  const r = cli('embed', '--checkpoint', run, '--modality', 'image', '--input', images, '--out', npy, '--threads', '1');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /wrote 24 image embeddings of width 16/);
+  // .npy: the 128-byte header of a float32 [24, 16] array, then the values.
+  const bytes = readFileSync(npy);
+  assert.equal(bytes.subarray(0, 6).toString('latin1'), '\x93NUMPY');
+  assert.match(bytes.subarray(10, 128).toString('latin1'), /'descr': '<f4', 'fortran_order': False, 'shape': \(24, 16\)/);
+  const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 128, bytes.byteOffset + bytes.length));
+  assert.equal(values.length, 24 * 16);
+  const ids = readFileSync(`${npy}.ids.txt`, 'utf8').trim().split('\n');
+  assert.equal(ids[0], 'blue-dot.png'); // sorted relative paths
+  for (let i = 0; i < 24; i++) {
+    const norm = Math.hypot(...values.subarray(i * 16, (i + 1) * 16));
+    assert.ok(Math.abs(norm - 1) < 1e-5, `row ${i} has norm ${norm}`);
+  }
+  const loaded = loadModel(run);
+  const direct = await embedInputs(loaded, 'image', readEmbedInputs('image', images));
+  assert.deepEqual(Array.from(values), Array.from(new Float32Array(direct.embeddings.toFlatArray())));
+
+  // Text: a .txt file to stdout as JSONL, and the same texts from .jsonl to .safetensors.
+  const txt = join(dir, 'queries.txt');
+  writeFileSync(txt, 'a red square\n\nstripe in blue\n');
+  const t = cli('embed', '--checkpoint', run, '--modality', 'text', '--input', txt);
+  assert.equal(t.status, 0, t.stderr);
+  const lines = t.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => l.id),
+    ['1', '3'],
+  );
+  const jsonl = join(dir, 'queries.jsonl');
+  writeFileSync(jsonl, '{"id": "q1", "text": "a red square"}\n{"id": "q2", "text": "stripe in blue"}\n');
+  const st = join(dir, 'queries.safetensors');
+  assert.equal(cli('embed', '--checkpoint', run, '--modality', 'text', '--input', jsonl, '--out', st).status, 0);
+  const { tensors, metadata } = parseSafetensors(readFileSync(st));
+  assert.deepEqual(JSON.parse(metadata.ids!), ['q1', 'q2']);
+  const fromSafetensors = tensors.get('embeddings')!.toFlatArray();
+  assert.deepEqual(fromSafetensors.slice(0, 16), lines[0].embedding);
+  assert.deepEqual(fromSafetensors.slice(16), lines[1].embedding);
+});
+
+test('embed refuses input that is not of the modality, and a bad --out, writing nothing', async () => {
+  const run = await trainedRun();
+  const out = join(dir, 'never.jsonl');
+  const cases: [string[], number, RegExp][] = [
+    [
+      ['--modality', 'text', '--input', join(images, 'red-dot.png')],
+      1,
+      /red-dot\.png: an image file, not text input; use --modality image/,
+    ],
+    [['--modality', 'image', '--input', annotations], 1, /captions\.json is not a PNG, JPEG, WebP or GIF image/],
+    [['--modality', 'text', '--input', images], 1, /a folder; --modality text reads a \.txt or \.jsonl file/],
+    [['--modality', 'vector', '--input', annotations], 1, /--modality vector reads a \.jsonl file/],
+    [['--modality', 'text', '--input', annotations], 1, /--modality text reads a \.txt file/],
+  ];
+  for (const [args, status, message] of cases) {
+    const r = cli('embed', '--checkpoint', run, ...args, '--out', out);
+    assert.equal(r.status, status, args.join(' '));
+    assert.match(r.stderr, message);
+  }
+  const badOut = cli('embed', '--checkpoint', run, '--modality', 'image', '--input', images, '--out', join(dir, 'x.csv'));
+  assert.equal(badOut.status, 2);
+  assert.match(badOut.stderr, /--out must end in \.jsonl, \.npy or \.safetensors/);
+  assert.equal(existsSync(out), false);
+  // The model has no vector modality.
+  const vectors = join(dir, 'v.jsonl');
+  writeFileSync(vectors, '{"id": 1, "vector": [1, 2]}\n');
+  const noVector = cli('embed', '--checkpoint', run, '--modality', 'vector', '--input', vectors);
+  assert.equal(noVector.status, 1);
+  assert.match(noVector.stderr, /the model has no 'vector' modality; it has image, text/);
+});
+
+test('export writes weights and config that PyTorch rebuilds with identical outputs (scripts/load_export.py)', async () => {
+  const run = await trainedRun();
+  const out = join(dir, 'export');
+  const r = cli('export', '--checkpoint', run, '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of ['model.safetensors', 'config.json', 'tokenizer.json', 'check.safetensors']) assert.ok(existsSync(join(out, f)), f);
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.deepEqual(
+    config.modalities.map((m: { name: string }) => m.name),
+    ['image', 'text'],
+  );
+  const py = spawnSync('/usr/bin/python3', ['scripts/load_export.py', out], { encoding: 'utf8' }); // Debian's python3-torch
+  assert.equal(py.error, undefined, `could not start /usr/bin/python3: ${String(py.error)}`);
+  assert.equal(py.status, 0, py.stdout + py.stderr);
+  assert.match(py.stdout, /image: \(8, 16\) projections, max abs difference/);
+  assert.match(py.stdout, /text: \(8, 16\) projections, max abs difference/);
+  assert.match(py.stdout, /^match$/m);
+  // A tampered weight makes the check fail: the comparison can fail.
+  const weights = readFileSync(join(out, 'model.safetensors'));
+  const headerLength = Number(weights.readBigUInt64LE(0));
+  const tampered = Buffer.from(weights);
+  for (let i = 8 + headerLength; i < 8 + headerLength + 4096 && i < tampered.length; i++) tampered[i] = 0;
+  writeFileSync(join(out, 'model.safetensors'), tampered);
+  const bad = spawnSync('/usr/bin/python3', ['scripts/load_export.py', out], { encoding: 'utf8' });
+  assert.equal(bad.status, 1, bad.stdout + bad.stderr);
+  assert.match(bad.stdout, /MISMATCH/);
 });

@@ -12,6 +12,9 @@ import { loadDataSource } from '../data/source.js';
 import { setNumThreads } from '../engine/index.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
 import { ProgressBar } from './progress.js';
+import { embedInputs, readEmbedInputs } from '../run/embed_run.js';
+import { jsonlText, writeEmbeddings } from '../run/embedding_files.js';
+import { exportModel } from '../run/export_run.js';
 
 const HELP = `byol-align: BYOL-based heterogeneous representation alignment (images, text, vectors)
 
@@ -19,6 +22,8 @@ Usage:
   byol-align train [--preset NAME] [--config FILE] [--data SPEC --images DIR] [--val-data SPEC]
                    [--epochs N | --steps N] [--out RUN_DIR] [--resume] [--stop-after N] [key.path=value ...]
   byol-align eval --checkpoint CKPT --data SPEC [--images DIR] [--space S] [--json]
+  byol-align embed --checkpoint CKPT --modality image|text|vector --input FILE|DIR [--out FILE]
+  byol-align export --checkpoint CKPT --out DIR [--check-data SPEC --images DIR]
   byol-align help [COMMAND]
 
 Data SPEC: coco:ANNOTATIONS.json (with --images DIR), karpathy:dataset_coco.json[#split] (with
@@ -42,6 +47,20 @@ eval options:
   --data SPEC         the data to evaluate on              --images DIR  its image folder
   --space S           projection (default), pairing or encoder (docs/align.md)
   --json              one JSON object on stdout: {"i2t":{"r1","r5","r10","medr","meanr"},"t2i":{...},"n_images","n_captions"}
+
+embed options:
+  --checkpoint CKPT   a checkpoint file or a run directory
+  --modality M        image (a folder of images, or one image), text (.txt, one per line, or .jsonl
+                      with "id" and "text"), vector (.jsonl with "id" and "vector")
+  --input FILE|DIR    what to embed
+  --out FILE          .jsonl ({"id","embedding"} per line; default: stdout), .npy (+ FILE.ids.txt)
+                      or .safetensors; embeddings are the l2-normalised projections (the shared space)
+
+export options:
+  --out DIR           writes model.safetensors (online network, PyTorch names), config.json,
+                      tokenizer.json and check.safetensors (sample inputs and their projections);
+                      python3 scripts/load_export.py DIR rebuilds it in PyTorch and checks the outputs
+  --check-data SPEC   where the sample inputs come from (default: the training data in the config)
 `;
 
 class UsageError extends Error {}
@@ -172,6 +191,62 @@ async function evalCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function embedCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      checkpoint: { type: 'string' },
+      modality: { type: 'string' },
+      input: { type: 'string' },
+      out: { type: 'string' },
+      threads: { type: 'string' },
+    },
+  });
+  if (values.checkpoint === undefined) throw new UsageError('embed needs --checkpoint CKPT (a checkpoint file or a run directory)');
+  if (values.modality === undefined) throw new UsageError('embed needs --modality image|text|vector');
+  if (values.input === undefined) throw new UsageError('embed needs --input FILE|DIR');
+  if (values.out !== undefined && !/\.(jsonl|npy|safetensors)$/i.test(values.out))
+    throw new UsageError(`--out must end in .jsonl, .npy or .safetensors, got '${values.out}'`);
+  const threads = integer(values.threads, '--threads');
+  if (threads !== undefined) setNumThreads(threads);
+  const loaded = loadModel(values.checkpoint, (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`));
+  const inputs = readEmbedInputs(values.modality, values.input);
+  const { ids, embeddings } = await embedInputs(loaded, values.modality, inputs);
+  if (values.out === undefined) process.stdout.write(jsonlText(ids, embeddings));
+  else {
+    writeEmbeddings(values.out, ids, embeddings);
+    process.stderr.write(`wrote ${ids.length} ${values.modality} embeddings of width ${embeddings.shape[1]} to ${values.out}\n`);
+  }
+  await Promise.all(loaded.modalities.map((m) => (m as { close?: () => Promise<void> }).close?.()));
+  return 0;
+}
+
+async function exportCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { checkpoint: { type: 'string' }, out: { type: 'string' }, 'check-data': { type: 'string' }, images: { type: 'string' } },
+  });
+  if (values.checkpoint === undefined) throw new UsageError('export needs --checkpoint CKPT (a checkpoint file or a run directory)');
+  if (values.out === undefined) throw new UsageError('export needs --out DIR');
+  const loaded = loadModel(values.checkpoint, (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`));
+  const spec = values['check-data'] ?? loaded.config.data.train;
+  if (spec === undefined) throw new UsageError('export needs --check-data SPEC: the checkpoint names no training data');
+  const dataset = loadDataSource(spec, { images: values.images ?? loaded.config.data.images, defaultSplit: 'test', onBadRecord: 'skip' });
+  // A few items of each modality, as the check of the export.
+  const sample = dataset.items.slice(0, 8);
+  const check = {
+    image: sample.flatMap((i) => (i.image === undefined ? [] : [i.image])),
+    text: sample.flatMap((i) => i.captions.slice(0, 1)),
+    vector: sample.flatMap((i) => (i.extra?.vector === undefined ? [] : [i.extra.vector])),
+  };
+  await exportModel(loaded, values.out, check);
+  await Promise.all(loaded.modalities.map((m) => (m as { close?: () => Promise<void> }).close?.()));
+  process.stderr.write(
+    `exported ${loaded.checkpoint.file} to ${values.out}; check it with: python3 scripts/load_export.py ${values.out}\n`,
+  );
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h' || rest.includes('--help')) {
@@ -180,7 +255,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'train') return trainCommand(rest);
   if (command === 'eval') return evalCommand(rest);
-  throw new UsageError(`unknown command '${command}'; commands: train, eval, help`);
+  if (command === 'embed') return embedCommand(rest);
+  if (command === 'export') return exportCommand(rest);
+  throw new UsageError(`unknown command '${command}'; commands: train, eval, embed, export, help`);
 }
 
 try {
