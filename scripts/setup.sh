@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 # fixtures and the PyTorch side of the benchmarks. dataset-fashion-mnist: the bundled data set.
 # libopenblas0-openmp: Debian's libtorch calls BLAS through libblas.so.3, which is otherwise the
 # reference BLAS (6 GFLOP/s on a 1024³ matmul here); OpenBLAS built for OpenMP, like libtorch,
-# takes over that alternative (about 100 GFLOP/s per core, bench/RESULTS.md).
-packages=(libtorch-dev python3-torch libopenblas0-openmp dataset-fashion-mnist g++ make python3)
+# takes over that alternative (about 100 GFLOP/s per core, bench/RESULTS.md). chromium: the
+# headless browser the report test opens report.html in (driven by playwright-core, never a
+# downloaded browser); fonts-dejavu-core: the font the report's figures are drawn with.
+packages=(libtorch-dev python3-torch libopenblas0-openmp dataset-fashion-mnist g++ make python3 chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

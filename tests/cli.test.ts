@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { loadCheckpoint, listCheckpoints } from '../src/run/checkpoint.js';
 import { loadModel } from '../src/run/model_setup.js';
@@ -15,6 +15,7 @@ import { evaluatePaired } from '../src/run/evaluate_run.js';
 import { loadDataSource } from '../src/data/source.js';
 import { embedInputs, readEmbedInputs } from '../src/run/embed_run.js';
 import { parseSafetensors } from '../src/engine/safetensors.js';
+import { chromium } from 'playwright-core';
 
 const dir = mkdtempSync(join(tmpdir(), 'byol-cli-'));
 const images = join(dir, 'images');
@@ -245,7 +246,8 @@ let embedRun = '';
 async function trainedRun(): Promise<string> {
   if (embedRun) return embedRun;
   embedRun = join(dir, 'run-embed');
-  const r = cli('train', ...data, '--steps', '3', '--out', embedRun, ...TINY);
+  // 3 steps = one epoch, validated (for the report's Recall@K per epoch).
+  const r = cli('train', ...data, '--val-data', `coco:${annotations}`, '--steps', '3', '--out', embedRun, ...TINY);
   assert.equal(r.status, 0, r.stderr);
   return embedRun;
 }
@@ -353,4 +355,42 @@ test('export writes weights and config that PyTorch rebuilds with identical outp
   const bad = spawnSync('/usr/bin/python3', ['scripts/load_export.py', out], { encoding: 'utf8' });
   assert.equal(bad.status, 1, bad.stdout + bad.stderr);
   assert.match(bad.stdout, /MISMATCH/);
+});
+
+test('report writes non-blank figures and a page that opens in Chromium without errors', async () => {
+  const run = await trainedRun();
+  const r = cli('report', '--run', run);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /wrote .*report\.html and 7 figures/);
+  for (const name of ['loss', 'lr', 'tau', 'collapse', 'recall', 'map', 'retrieval']) {
+    const file = join(run, 'figures', `${name}.png`);
+    const { channels, width, height } = await sharp(file)
+      .stats()
+      .then(async (stats) => ({ ...(await sharp(file).metadata()), channels: stats.channels }));
+    assert.ok(width! >= 300 && height! >= 200, `${name}: ${width}×${height}`);
+    // Not blank: drawn pixels make the red channel vary (a white page has deviation 0).
+    assert.ok(channels[0]!.stdev > 5, `${name}.png looks blank (red channel stdev ${channels[0]!.stdev})`);
+  }
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    await page.goto(`file://${resolve(run, 'report.html')}`);
+    const imagesLoaded = await page.$$eval('img', (imgs) =>
+      imgs.map((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0),
+    );
+    assert.deepEqual(imagesLoaded, [true, true, true, true, true, true, true]);
+    assert.match(await page.title(), /byol-align report/);
+    assert.match((await page.textContent('body')) ?? '', /Last validation/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+  const missing = cli('report', '--run', join(dir, 'nowhere'));
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /nowhere: no metrics\.jsonl here/);
 });

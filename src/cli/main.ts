@@ -15,6 +15,7 @@ import { ProgressBar } from './progress.js';
 import { embedInputs, readEmbedInputs } from '../run/embed_run.js';
 import { jsonlText, writeEmbeddings } from '../run/embedding_files.js';
 import { exportModel } from '../run/export_run.js';
+import { buildReport } from '../report/report.js';
 
 const HELP = `byol-align: BYOL-based heterogeneous representation alignment (images, text, vectors)
 
@@ -24,6 +25,7 @@ Usage:
   byol-align eval --checkpoint CKPT --data SPEC [--images DIR] [--space S] [--json]
   byol-align embed --checkpoint CKPT --modality image|text|vector --input FILE|DIR [--out FILE]
   byol-align export --checkpoint CKPT --out DIR [--check-data SPEC --images DIR]
+  byol-align report --run RUN_DIR [--data SPEC --images DIR]
   byol-align help [COMMAND]
 
 Data SPEC: coco:ANNOTATIONS.json (with --images DIR), karpathy:dataset_coco.json[#split] (with
@@ -61,6 +63,12 @@ export options:
                       tokenizer.json and check.safetensors (sample inputs and their projections);
                       python3 scripts/load_export.py DIR rebuilds it in PyTorch and checks the outputs
   --check-data SPEC   where the sample inputs come from (default: the training data in the config)
+
+report options:
+  --run RUN_DIR       writes RUN_DIR/report.html (self-contained) and RUN_DIR/figures/*.png: loss
+                      terms, lr, τ, collapse monitor, Recall@K per epoch, a UMAP of held-out pairs,
+                      retrieval examples
+  --data SPEC         held-out data for the map and examples (default: the run's validation data)
 `;
 
 class UsageError extends Error {}
@@ -247,6 +255,19 @@ async function exportCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function reportCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { run: { type: 'string' }, data: { type: 'string' }, images: { type: 'string' } } });
+  if (values.run === undefined) throw new UsageError('report needs --run RUN_DIR');
+  const { html, figures } = await buildReport({
+    run: values.run,
+    data: values.data,
+    images: values.images,
+    onMessage: (m) => process.stderr.write(`${m}\n`),
+  });
+  process.stderr.write(`wrote ${html} and ${figures.length} figures in ${values.run}/figures\n`);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h' || rest.includes('--help')) {
@@ -257,7 +278,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'eval') return evalCommand(rest);
   if (command === 'embed') return embedCommand(rest);
   if (command === 'export') return exportCommand(rest);
-  throw new UsageError(`unknown command '${command}'; commands: train, eval, embed, export, help`);
+  if (command === 'report') return reportCommand(rest);
+  throw new UsageError(`unknown command '${command}'; commands: train, eval, embed, export, report, help`);
 }
 
 try {
