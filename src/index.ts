@@ -5,3 +5,5 @@ export * as optim from './optim/index.js';
 export * as align from './align/index.js';
 export * from './modalities/modality.js';
 export * from './modalities/registry.js';
+// The command's functions (train, loadModel, evaluate, embed, exportModel, buildReport), configs and checkpoints.
+export * from './run/index.js';

@@ -394,3 +394,40 @@ test('report writes non-blank figures and a page that opens in Chromium without 
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /nowhere: no metrics\.jsonl here/);
 });
+
+test('eval reads the same pairs from COCO, Karpathy and JSONL files and gives the same metrics', async () => {
+  const run = await trainedRun();
+  const coco = JSON.parse(readFileSync(annotations, 'utf8')) as {
+    images: { id: number; file_name: string }[];
+    annotations: { image_id: number; caption: string }[];
+  };
+  const captionsOf = (id: number): string[] => coco.annotations.filter((a) => a.image_id === id).map((a) => a.caption);
+  const karpathy = join(dir, 'dataset_test.json');
+  writeFileSync(
+    karpathy,
+    JSON.stringify({
+      images: coco.images.map((im, imgid) => ({
+        filename: im.file_name,
+        split: 'test',
+        imgid,
+        sentences: captionsOf(im.id).map((raw) => ({ raw })),
+      })),
+    }),
+  );
+  const manifest = join(dir, 'pairs.jsonl');
+  writeFileSync(
+    manifest,
+    coco.images.map((im) => JSON.stringify({ id: im.id, image: join(images, im.file_name), text: captionsOf(im.id) })).join('\n'),
+  );
+  const metrics = (spec: string): unknown => {
+    const r = cli('eval', '--checkpoint', run, '--data', spec, '--images', images, '--json', '--threads', '1');
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const fromCoco = metrics(`coco:${annotations}`);
+  assert.deepEqual(metrics(`karpathy:${karpathy}#test`), fromCoco);
+  assert.deepEqual(metrics(`jsonl:${manifest}`), fromCoco);
+  const bad = cli('eval', '--checkpoint', run, '--data', `karpathy:${karpathy}#dev`, '--images', images);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /the Karpathy split must be train, val or test, got 'dev'/);
+});
