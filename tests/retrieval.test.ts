@@ -2,6 +2,7 @@
 // several sizes (COCO's several captions per image included), deliberate ties, a hand-computed
 // case, chunk-size invariance, and the chance levels.
 import { test } from 'node:test';
+import { mulberry32 } from '../src/data/epoch_order.js';
 import assert from 'node:assert/strict';
 import { tensor, randn, manualSeed, type Tensor } from '../src/index.js';
 import { chanceRecall, retrievalChance, retrievalMetrics, retrievalRanks, summarizeRanks } from '../src/eval/retrieval.js';
@@ -39,17 +40,8 @@ function bruteForceSummary(ranks: number[]): { r1: number; r5: number; r10: numb
   return { r1: at(1), r5: at(5), r10: at(10), medr: Math.floor(median), meanr: s.reduce((a, b) => a + b, 0) / n };
 }
 
-/** mulberry32: a seeded generator for the test's own random choices. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator for the test's own random choices. */
+const prng = mulberry32;
 
 const rows = (t: Tensor): Rows => t.toArray() as Rows;
 const repeatEach = (nImages: number, per: number): number[] => Array.from({ length: nImages * per }, (_, c) => Math.floor(c / per));

@@ -45,6 +45,20 @@ export interface PairedLoaderOptions {
   poolSize?: number;
 }
 
+/** The options every loader shares, with their defaults, checked; `where` names the loader in errors. */
+export function resolveLoaderOptions(
+  where: string,
+  options: PairedLoaderOptions,
+): Required<Omit<PairedLoaderOptions, 'onBadRecord' | 'onSkip' | 'pool' | 'poolSize'>> {
+  const { batchSize, size, channels = 3, fit = 'cover', seed = 0, shuffle = true, dropLast = true, prefetch = 2 } = options;
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new TypeError(`${where}: batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(prefetch) || prefetch < 0)
+    throw new TypeError(`${where}: prefetch must be a non-negative integer, got ${prefetch}`);
+  if (!Number.isSafeInteger(seed)) throw new TypeError(`${where}: seed must be an integer, got ${seed}`);
+  return { batchSize, size, channels, fit, seed, shuffle, dropLast, prefetch };
+}
+
 /** One batch: N images, their captions, and where they came from. */
 export interface ImageTextBatch {
   epoch: number;
@@ -108,12 +122,7 @@ export class PairedImageLoader {
   #waitMs = 0;
 
   constructor(dataset: PairedDataset, options: PairedLoaderOptions) {
-    const { batchSize, size, channels = 3, fit = 'cover', seed = 0, shuffle = true, dropLast = true, prefetch = 2 } = options;
-    if (!Number.isInteger(batchSize) || batchSize < 1)
-      throw new TypeError(`PairedImageLoader: batchSize must be a positive integer, got ${batchSize}`);
-    if (!Number.isInteger(prefetch) || prefetch < 0)
-      throw new TypeError(`PairedImageLoader: prefetch must be a non-negative integer, got ${prefetch}`);
-    if (!Number.isSafeInteger(seed)) throw new TypeError(`PairedImageLoader: seed must be an integer, got ${seed}`);
+    const { batchSize, size, channels, fit, seed, shuffle, dropLast, prefetch } = resolveLoaderOptions('PairedImageLoader', options);
     this.batchSize = batchSize;
     this.dropLast = dropLast;
     this.prefetch = prefetch;

@@ -8,7 +8,7 @@ import { tensor, type Tensor } from '../engine/index.js';
 import { ImageDecodePool } from './image_pool.js';
 import type { ImageFit } from './image_decode.js';
 import { BadRecords, DatasetError, type PairedDataset, type PairedItem } from './paired.js';
-import type { PairedLoaderOptions } from './loader.js';
+import { resolveLoaderOptions, type PairedLoaderOptions } from './loader.js';
 import { captionFor, epochOrder, prefetched } from './epoch_order.js';
 
 /** The rows of a batch that have a modality (positions within the batch, ascending) and their data. */
@@ -72,12 +72,7 @@ export class ManifestLoader {
   readonly #badImages = new Set<number>();
 
   constructor(dataset: PairedDataset, options: PairedLoaderOptions) {
-    const { batchSize, size, channels = 3, fit = 'cover', seed = 0, shuffle = true, dropLast = true, prefetch = 2 } = options;
-    if (!Number.isInteger(batchSize) || batchSize < 1)
-      throw new TypeError(`ManifestLoader: batchSize must be a positive integer, got ${batchSize}`);
-    if (!Number.isInteger(prefetch) || prefetch < 0)
-      throw new TypeError(`ManifestLoader: prefetch must be a non-negative integer, got ${prefetch}`);
-    if (!Number.isSafeInteger(seed)) throw new TypeError(`ManifestLoader: seed must be an integer, got ${seed}`);
+    const { batchSize, size, channels, fit, seed, shuffle, dropLast, prefetch } = resolveLoaderOptions('ManifestLoader', options);
     dataset.items.forEach((item, index) => {
       if (item.image === undefined && item.captions.length === 0 && vectorOf(item) === undefined) {
         throw new DatasetError(dataset.source, 'no-modality', 'has no image, text or vector', {

@@ -19,10 +19,9 @@
 //     metadata key are reproducible there; sorted is the order its proposed fix (PR #790) picks.
 //   - empty metadata is written as no "__metadata__" at all, so load → save reproduces a file
 //     saved without metadata (Python's default); Python given `metadata={}` writes an empty object.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
-import path from 'node:path';
+import { writeAll, writeAtomically } from './atomic_write.js';
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
 import { dtypeCode, type DType } from './dtype.js';
@@ -237,11 +236,6 @@ export function serializeSafetensors(tensors: TensorDict, metadata?: Record<stri
   return Buffer.concat([layout.head, ...layout.tensors.map((t) => bytesOf(t, '<buffer>'))]);
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let written = 0;
-  while (written < bytes.byteLength) written += writeSync(fd, bytes, written, bytes.byteLength - written);
-}
-
 /**
  * Writes `tensors` (and optional string metadata) to a safetensors file, atomically: the bytes go
  * to a temporary file in the same directory, are flushed to disk, and only then renamed over
@@ -254,37 +248,14 @@ function writeAll(fd: number, bytes: Uint8Array): void {
  */
 export function saveSafetensors(file: string, tensors: TensorDict, metadata?: Record<string, string>): void {
   const layout = plan(tensors, metadata, file);
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fd = -1;
   try {
-    fd = openSync(temp, 'wx');
-    writeAll(fd, layout.head);
-    for (const entry of layout.tensors) writeAll(fd, bytesOf(entry, file));
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
-    renameSync(temp, file);
+    writeAtomically(file, (fd) => {
+      writeAll(fd, layout.head);
+      for (const entry of layout.tensors) writeAll(fd, bytesOf(entry, file));
+    });
   } catch (err) {
-    if (fd >= 0) closeSync(fd);
-    try {
-      unlinkSync(temp);
-    } catch {
-      // never created, or already renamed
-    }
     if (err instanceof SafetensorsError) throw err;
     throw new SafetensorsError(file, `could not write: ${(err as Error).message}`, { cause: err });
-  }
-  // Persist the rename itself; directories cannot be opened for fsync on Windows, where rename
-  // durability is the filesystem's business.
-  try {
-    const dirFd = openSync(path.dirname(file), 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
-  } catch {
-    // best effort, see above
   }
 }
 

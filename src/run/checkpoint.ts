@@ -3,22 +3,14 @@
 // metadata. Writes are atomic (temporary file, fsync, rename, fsync of the folder), so a crash or
 // a kill during a write leaves the previous checkpoint whole; loads verify the checksum, so a
 // truncated or altered file is refused rather than half-loaded.
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Tensor } from '../engine/index.js';
 import { parseSafetensors, serializeSafetensors } from '../engine/safetensors.js';
+import { writeFileAtomic } from '../engine/atomic_write.js';
+
+export { writeFileAtomic };
 
 export const CHECKPOINT_FORMAT = 'byol-align-checkpoint/1';
 
@@ -60,32 +52,6 @@ function checksum(metadata: Record<string, string>, data: Uint8Array): string {
 function dataSection(bytes: Uint8Array): Uint8Array {
   const headerLength = Number(Buffer.from(bytes.buffer, bytes.byteOffset, 8).readBigUInt64LE(0));
   return bytes.subarray(8 + headerLength);
-}
-
-/** Writes bytes to `file` atomically and durably. */
-export function writeFileAtomic(file: string, bytes: Uint8Array): void {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fd = -1;
-  try {
-    fd = openSync(temp, 'wx');
-    let written = 0;
-    while (written < bytes.byteLength) written += writeSync(fd, bytes, written, bytes.byteLength - written);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
-    renameSync(temp, file);
-  } catch (err) {
-    if (fd >= 0) closeSync(fd);
-    if (existsSync(temp)) unlinkSync(temp);
-    throw err;
-  }
-  // The rename itself is durable only once the folder is flushed.
-  const dirFd = openSync(dirname(file), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
 }
 
 /**
