@@ -12,7 +12,7 @@ As a library: `model = load(EXPORT_DIR)`, then `model.embed('text', ids)` gives 
 inputs are what byol-align's modalities feed their encoders (normalised pixels [N, C, H, W] with
 config["image"]["mean"/"std"], token ids [N, L] from EXPORT_DIR/tokenizer.json with [CLS] first
 and 0 as padding, or vectors [N, dim]). Needs only torch and numpy (safetensors read by hand).
-Supported encoders: small-cnn, the text Transformer and the vector MLP (not yet resnet18).
+Encoders: small-cnn and resnet18 for images, the text Transformer, the vector MLP.
 """
 import json
 import struct
@@ -85,6 +85,41 @@ class TextTransformer(nn.Module):
         return (x * real).sum(1) / real.sum(1)
 
 
+class BasicBlock(nn.Module):
+    def __init__(self, in_c, out_c, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, out_c, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_c)
+        self.conv2 = nn.Conv2d(out_c, out_c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_c)
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(in_c, out_c, 1, stride=stride, bias=False), nn.BatchNorm2d(out_c))
+            if stride != 1 or in_c != out_c
+            else nn.Identity()
+        )
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(h)) + self.shortcut(x))
+
+
+class CifarResNet18(nn.Module):
+    def __init__(self, in_channels, width_multiplier):
+        super().__init__()
+        widths = [max(1, round(w * width_multiplier)) for w in (64, 128, 256, 512)]
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]))
+        c = widths[0]
+        for i, w in enumerate(widths):
+            self.add_module(f"layer{i + 1}", nn.Sequential(BasicBlock(c, w, 1 if i == 0 else 2), BasicBlock(w, w, 1)))
+            c = w
+
+    def forward(self, x):
+        h = F.relu(self.stem(x))
+        for i in range(4):
+            h = getattr(self, f"layer{i + 1}")(h)
+        return F.adaptive_avg_pool2d(h, 1).flatten(1)
+
+
 def vector_adapter(s):
     layers, width = [], s["dim"]
     for hidden in s["hiddenDims"]:
@@ -111,8 +146,8 @@ def mlp_head(inputs, hidden, outputs, norm):
 def encoder(m):
     s = m["settings"]
     if m["kind"] == "image":
-        if s["encoder"] != "small-cnn":
-            raise SystemExit(f"load_export.py: the {s['encoder']} image encoder is not supported yet")
+        if s["encoder"] == "resnet18":
+            return CifarResNet18(s["channels"], s["widthMultiplier"])
         return SmallCnn(s["channels"])
     if m["kind"] == "text":
         return TextTransformer(s)
