@@ -1,7 +1,7 @@
 // `npm run example:icons`: heterogeneous BYOL on the icon captions data set (scripts/build-icon-dataset.ts,
 // built on first use), then image↔text retrieval on its held-out concepts with COCO's protocol.
 //
-// Options: --objective byol|intraOnly|crossOnly|infoNce|byolInfoNce (default byol), --heads shared|separate,
+// Options: --objective NAME (any of ALIGNMENT_OBJECTIVES; default byolInfoNce, the library's default), --heads shared|separate,
 // --epochs N (3), --batch N (256), --size PX (32), --lr X (1e-3 per 256 items, AdamW), --tau X (0.99),
 // --tau-schedule cosine|constant, --split val|test (test: the held-out concepts; val: 5% of the
 // training concepts, for tuning), --subset N (training items), --json FILE (write the results), --seed N, --threads N,
@@ -27,7 +27,7 @@ import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
 
 const { values: args } = parseArgs({
   options: {
-    objective: { type: 'string', default: 'byol' },
+    objective: { type: 'string', default: 'byolInfoNce' },
     heads: { type: 'string', default: 'shared' },
     epochs: { type: 'string', default: '3' },
     batch: { type: 'string', default: '256' },
