@@ -1,9 +1,9 @@
-// VICReg's variance and covariance terms against hand computation in plain JS, their behaviour at
-// collapse, and their place in alignmentLoss (weights, presence masks, logged parts).
+// VICReg's variance, covariance and invariance terms against hand computation in plain JS, their
+// behaviour at collapse, and their place in alignmentLoss (weights, presence masks, logged parts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor, type Tensor } from '../src/index.js';
-import { covarianceTerm, varianceTerm } from '../src/align/vicreg.js';
+import { covarianceTerm, invarianceTerm, varianceTerm } from '../src/align/vicreg.js';
 import { alignmentLoss, heterogeneousByolLoss, lossNumbers, type AlignmentInputs } from '../src/align/loss.js';
 import { assertClose } from './helpers.js';
 
@@ -119,4 +119,50 @@ test('in alignmentLoss the terms use each modality’s present rows, both views,
   assert.deepEqual(plain.variance, {});
   assertClose(plain.total, byol, 1e-12);
   assert.throws(() => alignmentLoss(outputs, { ...weights, varianceWeight: -1 }), /varianceWeight must be a finite number ≥ 0/);
+});
+
+/** s(A, B) by hand: the mean of the squared differences over every entry. */
+function invarianceByHand(a: Rows, b: Rows): number {
+  return meanOf(a.flatMap((row, k) => row.map((x, j) => (x - b[k]![j]!) ** 2)));
+}
+
+test('the invariance term is the mean squared difference, and its gradient reaches both sides', () => {
+  const B = Z.map((row) => row.map((x, j) => x * (j + 1) - 0.3));
+  assertClose(invarianceTerm(f64(Z), f64(B)), invarianceByHand(Z, B), 1e-12);
+  const [a, b] = [f64(Z).requiresGrad_(), f64(B).requiresGrad_()];
+  invarianceTerm(a, b).backward();
+  // d s / d a = 2 (a − b) / (n d) and d s / d b = −(that): no side is a stop-gradient target.
+  const scale = 2 / (Z.length * Z[0]!.length);
+  const expected = Z.map((row, k) => row.map((x, j) => scale * (x - B[k]![j]!)));
+  assertClose(a.grad!, f64(expected), 1e-12);
+  assertClose(b.grad!, f64(expected.map((row) => row.map((x) => -x))), 1e-12);
+  assert.throws(
+    () => invarianceTerm(f64(Z), f64([[1, 2, 3]])),
+    /invarianceTerm: needs two \[n, d\] batches of one shape, got \[4, 3\] and \[1, 3\]/,
+  );
+});
+
+test('in alignmentLoss the invariance term pairs view 1 of one modality with view 2 of the other, on rows both have', () => {
+  const P2 = Z.map((row) => row.map((x) => 2 * x - 0.5));
+  const R1 = Z.map((row) => row.map((x, j) => x - j));
+  const R2 = Z.map((row) => row.map((x) => -x));
+  const present = [true, false, true, true];
+  const sides = (p1: Rows, p2: Rows, mask?: boolean[]): AlignmentInputs => ({
+    q1: f64(p1),
+    q2: f64(p2),
+    z1: f64(p2),
+    z2: f64(p1),
+    p1: f64(p1),
+    p2: f64(p2),
+    present: mask && tensor(mask.map(Number), { dtype: 'bool' }),
+  });
+  const outputs = { a: sides(Z, P2), b: sides(R1, R2, present) };
+  const keep = (rows: Rows): Rows => rows.filter((_, k) => present[k]);
+  const expected = (invarianceByHand(keep(Z), keep(R2)) + invarianceByHand(keep(P2), keep(R1))) / 2;
+  const weights = { intraWeight: 0, crossWeight: 0, infoNceWeight: 0, invarianceWeight: 3 };
+  const loss = alignmentLoss(outputs, weights);
+  assertClose(loss.invariance['a<->b']!, expected, 1e-12);
+  assertClose(loss.total, 3 * expected, 1e-12);
+  assert.ok(Object.keys(lossNumbers(loss)).includes('invariance/a<->b'));
+  assert.deepEqual(alignmentLoss(outputs, { ...weights, invarianceWeight: 0 }).invariance, {});
 });

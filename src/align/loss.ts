@@ -9,13 +9,13 @@
 // cross term one modality's prediction regresses the other's target projection of the same item, and
 // both ordered pairs (m, n) and (n, m) appear, so it is symmetric. With one modality and λ_cross = 0,
 // L is exactly symmetricByolLoss. alignmentLoss() adds CLIP's InfoNCE (infonce.ts) with a third
-// weight and, optionally, VICReg's variance and covariance terms on the online projections
+// weight and, optionally, VICReg's variance, covariance and invariance terms on the online projections
 // (vicreg.ts), so every objective of the study is one AlignmentLossWeights value.
 import { noGrad, tidy, type Tensor } from '../engine/index.js';
 import { symmetricByolLoss } from '../byol/loss.js';
 import { symmetricInfoNce, type LogitScale } from './infonce.js';
 import { bothPresent, checkMask, graphZero, presentRows, takeRows } from './rows.js';
-import { covarianceTerm, varianceTerm } from './vicreg.js';
+import { covarianceTerm, invarianceTerm, varianceTerm } from './vicreg.js';
 
 /** What the BYOL terms need of one modality: [N, d] tensors over the whole batch, and who is present. */
 export interface ByolTermInputs {
@@ -54,6 +54,11 @@ export interface AlignmentLossWeights {
   varianceWeight?: number;
   /** Weight of VICReg's covariance term on each modality's online projections (default 0: not computed). */
   covarianceWeight?: number;
+  /**
+   * Weight of VICReg's invariance term between every two modalities' online projections of the same
+   * item (default 0: not computed): no predictor, no stop-gradient, so it is VICReg's alignment, not BYOL's.
+   */
+  invarianceWeight?: number;
 }
 
 /** The named objectives compared in the study. */
@@ -75,6 +80,10 @@ export const ALIGNMENT_OBJECTIVES = {
   byolVicReg: { intraWeight: 1, crossWeight: 1, infoNceWeight: 0, varianceWeight: 1, covarianceWeight: 0.04 },
   /** Only the cross-modal regression, with VICReg's variance and covariance safeguards. */
   crossVicReg: { intraWeight: 0, crossWeight: 1, infoNceWeight: 0, varianceWeight: 1, covarianceWeight: 0.04 },
+  /** VICReg itself across modalities (invariance : variance : covariance = 25 : 25 : 1): negative-free, not BYOL. */
+  vicReg: { intraWeight: 0, crossWeight: 0, infoNceWeight: 0, invarianceWeight: 1, varianceWeight: 1, covarianceWeight: 0.04 },
+  /** BYOL's cross term plus all three VICReg terms: the cross-modal regression with VICReg's alignment beside it. */
+  crossPlusVicReg: { intraWeight: 0, crossWeight: 1, infoNceWeight: 0, invarianceWeight: 1, varianceWeight: 1, covarianceWeight: 0.04 },
 } as const satisfies Record<string, AlignmentLossWeights>;
 
 export interface HeterogeneousByolLoss {
@@ -95,6 +104,8 @@ export interface AlignmentLoss extends HeterogeneousByolLoss {
   variance: Record<string, Tensor>;
   /** Each modality's VICReg covariance term, likewise. */
   covariance: Record<string, Tensor>;
+  /** Each unordered pair's VICReg invariance term (mean of its two view pairings, before the weight), detached, by pairKey; empty when its weight is 0. */
+  invariance: Record<string, Tensor>;
 }
 
 /** The key of the ordered pair (m, n) in HeterogeneousByolLoss.cross: q^m regresses z^n. */
@@ -235,13 +246,14 @@ export function alignmentLoss(
   const infoNceWeight = checkWeight(weights, 'infoNceWeight', where);
   const varianceWeight = checkWeight(weights, 'varianceWeight', where, true);
   const covarianceWeight = checkWeight(weights, 'covarianceWeight', where, true);
+  const invarianceWeight = checkWeight(weights, 'invarianceWeight', where, true);
   if (infoNceWeight > 0 && logitScale === undefined) {
     throw new TypeError(
       `${where}: infoNceWeight is ${infoNceWeight} but no LogitScale was given; pass the LogitScale the optimizer trains`,
     );
   }
   const entries = entriesOf(outputs);
-  const needsProjections = logitScale !== undefined || varianceWeight > 0 || covarianceWeight > 0;
+  const needsProjections = logitScale !== undefined || varianceWeight > 0 || covarianceWeight > 0 || invarianceWeight > 0;
   if (needsProjections) {
     for (const [name, m] of entries) {
       if (m.p1 === undefined || m.p2 === undefined)
@@ -253,6 +265,7 @@ export function alignmentLoss(
     const infoNce: Record<string, Tensor> = {};
     const variance: Record<string, Tensor> = {};
     const covariance: Record<string, Tensor> = {};
+    const invariance: Record<string, Tensor> = {};
     const parts: (Tensor | null)[] = [byol.total];
     let scale: Tensor | null = null;
     if (logitScale !== undefined) {
@@ -276,6 +289,23 @@ export function alignmentLoss(
       parts.push(weightedSum(terms, infoNceWeight));
     }
     const n = entries[0]![1].q1.shape[0]!;
+    if (invarianceWeight > 0) {
+      const terms: Tensor[] = [];
+      for (let i = 0; i < entries.length; i++) {
+        for (let j = i + 1; j < entries.length; j++) {
+          const [nameM, m] = entries[i]!;
+          const [nameN, other] = entries[j]!;
+          const rows = presentRows(bothPresent(m.present, other.present), n);
+          if (rows.kind === 'none') continue;
+          const term = invarianceTerm(takeRows(m.p1!, rows), takeRows(other.p2!, rows))
+            .add(invarianceTerm(takeRows(m.p2!, rows), takeRows(other.p1!, rows)))
+            .div(2);
+          terms.push(term);
+          invariance[pairKey(nameM, nameN)] = term.detach();
+        }
+      }
+      parts.push(weightedSum(terms, invarianceWeight));
+    }
     for (const [weight, fn, out] of [
       [varianceWeight, varianceTerm, variance],
       [covarianceWeight, covarianceTerm, covariance],
@@ -296,13 +326,13 @@ export function alignmentLoss(
       parts.push(weightedSum(terms, weight));
     }
     const total = parts.filter((t): t is Tensor => t !== null).reduce((sum, t) => sum.add(t));
-    return { ...byol, total, infoNce, logitScale: scale, variance, covariance };
+    return { ...byol, total, infoNce, logitScale: scale, variance, covariance, invariance };
   });
 }
 
 /**
  * The loss and its parts as plain numbers for a log line: 'total', 'intra/<m>', 'cross/<m>-><n>',
- * 'infonce/<m><-><n>', 'variance/<m>', 'covariance/<m>' and 'logitScale'. Reads each value back from the device once.
+ * 'infonce/<m><-><n>', 'variance/<m>', 'covariance/<m>', 'invariance/<m><-><n>' and 'logitScale'. Reads each value back from the device once.
  *
  * @example
  * console.log(JSON.stringify({ step, ...lossNumbers(loss) }));
@@ -314,6 +344,7 @@ export function lossNumbers(loss: HeterogeneousByolLoss & Partial<AlignmentLoss>
   for (const [key, t] of Object.entries(loss.infoNce ?? {})) out[`infonce/${key}`] = t.item();
   for (const [name, t] of Object.entries(loss.variance ?? {})) out[`variance/${name}`] = t.item();
   for (const [name, t] of Object.entries(loss.covariance ?? {})) out[`covariance/${name}`] = t.item();
+  for (const [key, t] of Object.entries(loss.invariance ?? {})) out[`invariance/${key}`] = t.item();
   if (loss.logitScale) out.logitScale = loss.logitScale.item();
   return out;
 }

@@ -1,12 +1,17 @@
 // VICReg's variance and covariance terms (Bardes, Ponce and LeCun 2022, arXiv:2105.04906, §3.1),
-// used here as a safeguard against collapse that needs no negative pairs. For a batch Z of n
-// embeddings of width d (one modality, one view):
+// used here as a safeguard against collapse that needs no negative pairs, and its invariance term.
+// For a batch Z of n embeddings of width d (one modality, one view):
 //
 //   v(Z) = (1/d) Σ_j max(0, γ − √(Var(z_j) + ε))        γ = 1, ε = 1e-4 (the paper's values)
 //   c(Z) = (1/d) Σ_{i≠j} C(Z)_ij²,   C(Z) = (1/(n−1)) Σ_k (z_k − z̄)(z_k − z̄)ᵀ
 //
 // v keeps every dimension's spread across the batch from shrinking to 0 (complete collapse); c
-// decorrelates the dimensions (dimensional collapse). Neither compares an item with another item's
+// decorrelates the dimensions (dimensional collapse). VICReg's invariance term
+//
+//   s(Z, Z′) = (1/(n d)) Σ_k ‖z_k − z′_k‖²              (F.mse_loss, as the paper's code)
+//
+// pulls the embeddings of one item's two sides together with gradient into both, with no
+// predictor and no stop-gradient: unlike BYOL's cross term, both modalities move towards each other. Neither compares an item with another item's
 // partner, so the objective stays free of negatives, but both use batch statistics, as BatchNorm
 // in BYOL's heads already does. They act on the online projections, before the l2 normalisation of
 // the BYOL loss, as VICReg applies them to its expander's output.
@@ -37,6 +42,15 @@ export function covarianceTerm(z: Tensor): Tensor {
     .sum(0)
     .div(n - 1);
   return cov.square().sum().sub(diagonal.square().sum()).div(d);
+}
+
+/** s(Z, Z′): mean squared difference over rows and dimensions. a, b: [n, d], the same shape. */
+export function invarianceTerm(a: Tensor, b: Tensor): Tensor {
+  const [sa, sb] = [a.shape, b.shape];
+  if (sa.length !== 2 || sa.length !== sb.length || sa[0] !== sb[0] || sa[1] !== sb[1]) {
+    throw new RangeError(`invarianceTerm: needs two [n, d] batches of one shape, got [${sa.join(', ')}] and [${sb.join(', ')}]`);
+  }
+  return a.sub(b).square().mean();
 }
 
 function checkBatch(z: Tensor, where: string): void {

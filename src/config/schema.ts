@@ -98,6 +98,9 @@ export const lossSchema = z
     infoNceWeight: weight.optional().describe("Weight of CLIP's symmetric InfoNCE (learnable temperature)."),
     varianceWeight: weight.optional().describe("Weight of VICReg's variance term on the online projections."),
     covarianceWeight: weight.optional().describe("Weight of VICReg's covariance term on the online projections."),
+    invarianceWeight: weight
+      .optional()
+      .describe("Weight of VICReg's invariance term between two modalities' online projections (no predictor, no stop-gradient)."),
     firstStageEpochs: z.number().int().min(0).default(0).describe('Epochs at the start trained with firstStageObjective instead.'),
     firstStageObjective: z.enum(objectiveNames).default('intraOnly').describe('The objective of the first stage.'),
   })

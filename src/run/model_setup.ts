@@ -50,7 +50,7 @@ export function buildModel(config: Config, modalities: readonly Modality[]): Ali
 export function lossWeights(config: Config, objective = config.loss.objective): AlignmentLossWeights {
   const preset: AlignmentLossWeights = { ...ALIGNMENT_OBJECTIVES[objective] };
   if (objective !== config.loss.objective) return preset; // explicit weights belong to the main objective
-  for (const key of ['intraWeight', 'crossWeight', 'infoNceWeight', 'varianceWeight', 'covarianceWeight'] as const) {
+  for (const key of ['intraWeight', 'crossWeight', 'infoNceWeight', 'varianceWeight', 'covarianceWeight', 'invarianceWeight'] as const) {
     const value = config.loss[key];
     if (value !== undefined) preset[key] = value;
   }
