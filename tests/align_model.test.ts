@@ -96,7 +96,7 @@ function pairedTask(n: number, seed: number): { a: number[][]; b: number[][] } {
  * Trains two vector modalities on the synthetic paired task with `weights` (12 epochs of 8 steps)
  * and evaluates retrieval on 200 training items, one "caption" each (chance R@10: 5%).
  */
-async function trainPairedTask(weights: AlignmentLossWeights, space?: 'projection' | 'pairing') {
+async function trainPairedTask(weights: AlignmentLossWeights) {
   const train = pairedTask(512, 3);
   const a = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.a), 'a');
   const b = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.b), 'b');
@@ -136,7 +136,6 @@ async function trainPairedTask(weights: AlignmentLossWeights, space?: 'projectio
     imageBatches: first200(),
     captions: train.b.slice(0, 200) as unknown as string[],
     captionToImage: Array.from({ length: 200 }, (_, i) => i),
-    space,
   });
   assert.equal(chance.t2i.r10, 5);
   return { log, metrics, chance };

@@ -26,6 +26,12 @@ function covarianceByHand(z: Rows): number {
   return sum / cols.length;
 }
 
+/** One modality's alignmentLoss inputs from plain rows, with an optional presence mask. */
+function alignmentInputs(rows: Record<'q1' | 'q2' | 'z1' | 'z2' | 'p1' | 'p2', Rows>, mask?: boolean[]): AlignmentInputs {
+  const [q1, q2, z1, z2, p1, p2] = [rows.q1, rows.q2, rows.z1, rows.z2, rows.p1, rows.p2].map(f64) as Tensor[];
+  return { q1: q1!, q2: q2!, z1: z1!, z2: z2!, p1, p2, present: mask && tensor(mask.map(Number), { dtype: 'bool' }) };
+}
+
 const Z = [
   [0.1, 2, -1],
   [0.3, -1, 0.5],
@@ -80,15 +86,7 @@ test('in alignmentLoss the terms use each modality’s present rows, both views,
   const P2 = Z.map((row) => row.map((x) => 2 * x - 0.5));
   const Q = Z.map((row) => row.map((x, j) => x + j));
   const present = [true, true, false, true];
-  const inputs = (p1: Rows, p2: Rows, mask?: boolean[]): AlignmentInputs => ({
-    q1: f64(Q),
-    q2: f64(P2),
-    z1: f64(P1),
-    z2: f64(Q),
-    p1: f64(p1),
-    p2: f64(p2),
-    present: mask && tensor(mask.map(Number), { dtype: 'bool' }),
-  });
+  const inputs = (p1: Rows, p2: Rows, mask?: boolean[]): AlignmentInputs => alignmentInputs({ q1: Q, q2: P2, z1: P1, z2: Q, p1, p2 }, mask);
   const outputs = { a: inputs(P1, P2), b: inputs(P2, P1, present) };
   const weights = { intraWeight: 1, crossWeight: 1, infoNceWeight: 0, varianceWeight: 0.5, covarianceWeight: 0.25 };
   const loss = alignmentLoss(outputs, weights);
@@ -147,15 +145,8 @@ test('in alignmentLoss the invariance term pairs view 1 of one modality with vie
   const R1 = Z.map((row) => row.map((x, j) => x - j));
   const R2 = Z.map((row) => row.map((x) => -x));
   const present = [true, false, true, true];
-  const sides = (p1: Rows, p2: Rows, mask?: boolean[]): AlignmentInputs => ({
-    q1: f64(p1),
-    q2: f64(p2),
-    z1: f64(p2),
-    z2: f64(p1),
-    p1: f64(p1),
-    p2: f64(p2),
-    present: mask && tensor(mask.map(Number), { dtype: 'bool' }),
-  });
+  const sides = (p1: Rows, p2: Rows, mask?: boolean[]): AlignmentInputs =>
+    alignmentInputs({ q1: p1, q2: p2, z1: p2, z2: p1, p1, p2 }, mask);
   const outputs = { a: sides(Z, P2), b: sides(R1, R2, present) };
   const keep = (rows: Rows): Rows => rows.filter((_, k) => present[k]);
   const expected = (invarianceByHand(keep(Z), keep(R2)) + invarianceByHand(keep(P2), keep(R1))) / 2;

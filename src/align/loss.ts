@@ -122,6 +122,11 @@ function entriesOf<T>(values: PerModality<T>): [string, T][] {
   return values instanceof Map ? [...values.entries()] : Object.entries(values as Record<string, T>);
 }
 
+/** Every unordered pair {m, n} of the entries, each once, in the entries' order. */
+function* unorderedPairs<T>(entries: [string, T][]): Generator<[[string, T], [string, T]]> {
+  for (let i = 0; i < entries.length; i++) for (let j = i + 1; j < entries.length; j++) yield [entries[i]!, entries[j]!];
+}
+
 function checkWeight(weights: Partial<AlignmentLossWeights>, key: keyof AlignmentLossWeights, where: string, optional = false): number {
   const w = optional ? (weights[key] ?? 0) : weights[key];
   if (typeof w !== 'number' || !(w >= 0) || !Number.isFinite(w))
@@ -271,17 +276,13 @@ export function alignmentLoss(
     if (logitScale !== undefined) {
       const terms: Tensor[] = [];
       const compute = (): Tensor => {
-        for (let i = 0; i < entries.length; i++) {
-          for (let j = i + 1; j < entries.length; j++) {
-            const [nameM, m] = entries[i]!;
-            const [nameN, other] = entries[j]!;
-            const paired = bothPresent(m.present, other.present);
-            const term = symmetricInfoNce(m.p1!, other.p2!, logitScale, paired)
-              .loss.add(symmetricInfoNce(m.p2!, other.p1!, logitScale, paired).loss)
-              .div(2);
-            terms.push(term);
-            infoNce[pairKey(nameM, nameN)] = term.detach();
-          }
+        for (const [[nameM, m], [nameN, other]] of unorderedPairs(entries)) {
+          const paired = bothPresent(m.present, other.present);
+          const term = symmetricInfoNce(m.p1!, other.p2!, logitScale, paired)
+            .loss.add(symmetricInfoNce(m.p2!, other.p1!, logitScale, paired).loss)
+            .div(2);
+          terms.push(term);
+          infoNce[pairKey(nameM, nameN)] = term.detach();
         }
         return noGrad(() => logitScale.forward());
       };
@@ -291,18 +292,14 @@ export function alignmentLoss(
     const n = entries[0]![1].q1.shape[0]!;
     if (invarianceWeight > 0) {
       const terms: Tensor[] = [];
-      for (let i = 0; i < entries.length; i++) {
-        for (let j = i + 1; j < entries.length; j++) {
-          const [nameM, m] = entries[i]!;
-          const [nameN, other] = entries[j]!;
-          const rows = presentRows(bothPresent(m.present, other.present), n);
-          if (rows.kind === 'none') continue;
-          const term = invarianceTerm(takeRows(m.p1!, rows), takeRows(other.p2!, rows))
-            .add(invarianceTerm(takeRows(m.p2!, rows), takeRows(other.p1!, rows)))
-            .div(2);
-          terms.push(term);
-          invariance[pairKey(nameM, nameN)] = term.detach();
-        }
+      for (const [[nameM, m], [nameN, other]] of unorderedPairs(entries)) {
+        const rows = presentRows(bothPresent(m.present, other.present), n);
+        if (rows.kind === 'none') continue;
+        const term = invarianceTerm(takeRows(m.p1!, rows), takeRows(other.p2!, rows))
+          .add(invarianceTerm(takeRows(m.p2!, rows), takeRows(other.p1!, rows)))
+          .div(2);
+        terms.push(term);
+        invariance[pairKey(nameM, nameN)] = term.detach();
       }
       parts.push(weightedSum(terms, invarianceWeight));
     }

@@ -6,15 +6,15 @@
 //   c(Z) = (1/d) Σ_{i≠j} C(Z)_ij²,   C(Z) = (1/(n−1)) Σ_k (z_k − z̄)(z_k − z̄)ᵀ
 //
 // v keeps every dimension's spread across the batch from shrinking to 0 (complete collapse); c
-// decorrelates the dimensions (dimensional collapse). VICReg's invariance term
+// decorrelates the dimensions (dimensional collapse). Neither compares an item with another item's
+// partner, so the objective stays free of negatives, but both use batch statistics, as BatchNorm
+// in BYOL's heads already does. They act on the online projections, before the l2 normalisation of
+// the BYOL loss, as VICReg applies them to its expander's output. VICReg's invariance term
 //
 //   s(Z, Z′) = (1/(n d)) Σ_k ‖z_k − z′_k‖²              (F.mse_loss, as the paper's code)
 //
 // pulls the embeddings of one item's two sides together with gradient into both, with no
-// predictor and no stop-gradient: unlike BYOL's cross term, both modalities move towards each other. Neither compares an item with another item's
-// partner, so the objective stays free of negatives, but both use batch statistics, as BatchNorm
-// in BYOL's heads already does. They act on the online projections, before the l2 normalisation of
-// the BYOL loss, as VICReg applies them to its expander's output.
+// predictor and no stop-gradient: unlike BYOL's cross term, both modalities move towards each other.
 import type { Tensor } from '../engine/index.js';
 
 /** The paper's target standard deviation γ and the ε inside the square root. */
