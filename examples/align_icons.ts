@@ -7,7 +7,8 @@
 // training concepts, for tuning), --subset N (training items), --json FILE (write the results), --seed N, --threads N,
 // --each-epoch (also evaluate that split after every epoch, in the projection and pairing spaces),
 // --first-stage-epochs N with --first-stage-objective NAME (default intraOnly): a first stage of N
-// of the epochs trained with another objective.
+// of the epochs trained with another objective, --weight KEY=X (repeatable): change one weight of the
+// objective, e.g. --weight crossWeight=0.25.
 import { existsSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -23,7 +24,7 @@ import { AlignModel } from '../src/align/model.js';
 import { trainAlignment, type AlignStepRecord } from '../src/align/train.js';
 import { imageTextBatches } from '../src/align/batches.js';
 import { evaluateRetrieval, type RetrievalEvaluation, type RetrievalSpace } from '../src/align/evaluate.js';
-import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
+import { ALIGNMENT_OBJECTIVES, type AlignmentLossWeights } from '../src/align/loss.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -44,12 +45,21 @@ const { values: args } = parseArgs({
     'each-epoch': { type: 'boolean', default: false },
     'first-stage-epochs': { type: 'string', default: '0' },
     'first-stage-objective': { type: 'string', default: 'intraOnly' },
+    weight: { type: 'string', multiple: true, default: [] },
   },
 });
 
 const objectiveName = args.objective as keyof typeof ALIGNMENT_OBJECTIVES;
-const weights = ALIGNMENT_OBJECTIVES[objectiveName];
-if (!weights) throw new Error(`--objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}, got ${args.objective}`);
+const presetWeights: AlignmentLossWeights | undefined = ALIGNMENT_OBJECTIVES[objectiveName];
+if (!presetWeights) throw new Error(`--objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}, got ${args.objective}`);
+const weightKeys = ['intraWeight', 'crossWeight', 'infoNceWeight', 'invarianceWeight', 'varianceWeight', 'covarianceWeight'];
+const weights: AlignmentLossWeights = { ...presetWeights };
+for (const override of args.weight) {
+  const [key, value] = override.split('=');
+  if (!key || !weightKeys.includes(key) || value === undefined || !Number.isFinite(Number(value)) || Number(value) < 0)
+    throw new Error(`--weight must be KEY=X with KEY one of ${weightKeys.join(', ')} and X >= 0, got ${override}`);
+  weights[key as keyof AlignmentLossWeights] = Number(value);
+}
 const firstStageWeights = ALIGNMENT_OBJECTIVES[args['first-stage-objective'] as keyof typeof ALIGNMENT_OBJECTIVES];
 if (!firstStageWeights) throw new Error(`--first-stage-objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}`);
 const firstStageEpochs = Number(args['first-stage-epochs']);
