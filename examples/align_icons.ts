@@ -1,8 +1,8 @@
 // `npm run example:icons`: heterogeneous BYOL on the icon captions data set (scripts/build-icon-dataset.ts,
 // built on first use), then image↔text retrieval on its held-out concepts with COCO's protocol.
 //
-// Options: --objective NAME (any of ALIGNMENT_OBJECTIVES; default byolInfoNce, the library's default), --heads shared|separate,
-// --epochs N (3), --batch N (256), --size PX (32), --lr X (1e-3 per 256 items, AdamW), --tau X (0.99),
+// Options: --objective NAME (any of ALIGNMENT_OBJECTIVES; default lightCrossPlusVicReg, the library's default), --heads shared|separate,
+// --epochs N (3), --batch N (256), --size PX (32), --lr X (1e-3 per 256 items, AdamW), --tau X (0.996),
 // --tau-schedule cosine|constant, --split val|test (test: the held-out concepts; val: 5% of the
 // training concepts, for tuning), --subset N (training items), --json FILE (write the results), --seed N, --threads N,
 // --each-epoch (also evaluate that split after every epoch, in the projection and pairing spaces),
@@ -28,13 +28,13 @@ import { ALIGNMENT_OBJECTIVES, type AlignmentLossWeights } from '../src/align/lo
 
 const { values: args } = parseArgs({
   options: {
-    objective: { type: 'string', default: 'byolInfoNce' },
+    objective: { type: 'string', default: 'lightCrossPlusVicReg' },
     heads: { type: 'string', default: 'shared' },
     epochs: { type: 'string', default: '3' },
     batch: { type: 'string', default: '256' },
     size: { type: 'string', default: '32' },
     lr: { type: 'string', default: '1e-3' },
-    tau: { type: 'string', default: '0.99' },
+    tau: { type: 'string', default: '0.996' },
     'tau-schedule': { type: 'string', default: 'cosine' },
     split: { type: 'string', default: 'test' },
     subset: { type: 'string' },

@@ -11,6 +11,7 @@ import { vectorModality } from '../src/modalities/vector/index.js';
 import { withName, type Modality, type ModalitySpec } from '../src/modalities/modality.js';
 import { modalityFactory, registerModality, registeredModalities, restoreModality } from '../src/modalities/registry.js';
 import { Linear, Sequential } from '../src/nn/index.js';
+import { resolveConfig } from '../src/config/load.js';
 import { assertClose } from './helpers.js';
 
 const small = { projectionHiddenDim: 32, projectionDim: 16, predictionHiddenDim: 32 };
@@ -96,14 +97,14 @@ function pairedTask(n: number, seed: number): { a: number[][]; b: number[][] } {
  * Trains two vector modalities on the synthetic paired task with `weights` (12 epochs of 8 steps)
  * and evaluates retrieval on 200 training items, one "caption" each (chance R@10: 5%).
  */
-async function trainPairedTask(weights: AlignmentLossWeights) {
+async function trainPairedTask(weights: AlignmentLossWeights, tauBase = 0.99) {
   const train = pairedTask(512, 3);
   const a = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.a), 'a');
   const b = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.b), 'b');
   manualSeed(4);
   const model = new AlignModel(
     [a, b].map((m) => ({ name: m.name, create: () => m.createEncoder(), featureDim: m.featureDim })),
-    { ...small, tauBase: 0.99 },
+    { ...small, tauBase },
   );
   const batchSize = 64;
   async function* batches(): AsyncIterable<AlignBatch> {
@@ -155,6 +156,17 @@ test('without negatives, BYOL’s cross term with VICReg’s terms aligns the sy
   // The invariance term starts small (projections near 0 at initialisation) and grows as the
   // variance term spreads them; what falls is the hinge on spread and BYOL's regression.
   assert.ok(log.at(-1)!.terms['variance/a']! < log[0]!.terms['variance/a']! / 2, 'the projections spread out');
+  assert.ok(log.at(-1)!.terms['cross/a->b']! < log[0]!.terms['cross/a->b']!, 'the cross term falls');
+  assert.ok(metrics.t2i.r10 > 5 * chance.t2i.r10, `t2i R@10 ${metrics.t2i.r10}`);
+  assert.ok(metrics.i2t.r10 > 5 * chance.i2t.r10, `i2t R@10 ${metrics.i2t.r10}`);
+});
+
+test('the default objective is BYOL-based and negative-free, and aligns the synthetic task far above chance', async () => {
+  const config = resolveConfig({});
+  const weights: AlignmentLossWeights = ALIGNMENT_OBJECTIVES[config.loss.objective];
+  assert.equal(weights.infoNceWeight, 0, 'no negatives in the default loss');
+  assert.ok(weights.crossWeight > 0, "the default loss has BYOL's cross term");
+  const { log, metrics, chance } = await trainPairedTask(weights, config.model.tauBase);
   assert.ok(log.at(-1)!.terms['cross/a->b']! < log[0]!.terms['cross/a->b']!, 'the cross term falls');
   assert.ok(metrics.t2i.r10 > 5 * chance.t2i.r10, `t2i R@10 ${metrics.t2i.r10}`);
   assert.ok(metrics.i2t.r10 > 5 * chance.i2t.r10, `i2t R@10 ${metrics.i2t.r10}`);

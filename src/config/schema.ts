@@ -91,7 +91,7 @@ export const lossSchema = z
   .strictObject({
     objective: z
       .enum(objectiveNames)
-      .default('byolInfoNce')
+      .default('lightCrossPlusVicReg')
       .describe('A named set of weights (docs/align.md); the weights below override it one by one.'),
     intraWeight: weight.optional().describe("λ_intra: each modality's BYOL loss between its two views."),
     crossWeight: weight.optional().describe("λ_cross: one modality's prediction regressing another's target projection."),
