@@ -55,10 +55,11 @@ if (!presetWeights) throw new Error(`--objective must be one of ${Object.keys(AL
 const weightKeys = ['intraWeight', 'crossWeight', 'infoNceWeight', 'invarianceWeight', 'varianceWeight', 'covarianceWeight'];
 const weights: AlignmentLossWeights = { ...presetWeights };
 for (const override of args.weight) {
-  const [key, value] = override.split('=');
-  if (!key || !weightKeys.includes(key) || value === undefined || !Number.isFinite(Number(value)) || Number(value) < 0)
+  const [key, value, ...rest] = override.split('=');
+  const x = value === undefined || value.trim() === '' || rest.length > 0 ? NaN : Number(value);
+  if (!key || !weightKeys.includes(key) || !Number.isFinite(x) || x < 0)
     throw new Error(`--weight must be KEY=X with KEY one of ${weightKeys.join(', ')} and X >= 0, got ${override}`);
-  weights[key as keyof AlignmentLossWeights] = Number(value);
+  weights[key as keyof AlignmentLossWeights] = x;
 }
 const firstStageWeights = ALIGNMENT_OBJECTIVES[args['first-stage-objective'] as keyof typeof ALIGNMENT_OBJECTIVES];
 if (!firstStageWeights) throw new Error(`--first-stage-objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}`);
