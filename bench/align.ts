@@ -1,8 +1,8 @@
 // `npm run bench -- align`: image–text pairs per second of the default configuration as the
 // byol-align command trains it (preset cpu-small: SmallCnn on 32 px icons, 2-layer text
-// Transformer, shared 4096→256 heads, batch 256, BYOL's cross term + VICReg's terms (lightCrossPlusVicReg), AdamW), with the
-// streaming manifest loader decoding on worker threads, and the share of each step spent waiting
-// for data.
+// Transformer, shared 4096→256 heads, batch 256, BYOL's cross term + VICReg's terms
+// (lightCrossPlusVicReg), AdamW), with the streaming manifest loader decoding on worker threads,
+// and the share of each step spent waiting for data.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads, getNumThreads, libtorchVersion } from '../src/index.js';

@@ -24,7 +24,9 @@ import { AlignModel } from '../src/align/model.js';
 import { trainAlignment, type AlignStepRecord } from '../src/align/train.js';
 import { imageTextBatches } from '../src/align/batches.js';
 import { evaluateRetrieval, type RetrievalEvaluation, type RetrievalSpace } from '../src/align/evaluate.js';
-import { ALIGNMENT_OBJECTIVES, type AlignmentLossWeights } from '../src/align/loss.js';
+import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
+import { resolveConfig } from '../src/config/load.js';
+import { lossWeights } from '../src/run/model_setup.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,17 +52,12 @@ const { values: args } = parseArgs({
 });
 
 const objectiveName = args.objective as keyof typeof ALIGNMENT_OBJECTIVES;
-const presetWeights: AlignmentLossWeights | undefined = ALIGNMENT_OBJECTIVES[objectiveName];
-if (!presetWeights) throw new Error(`--objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}, got ${args.objective}`);
-const weightKeys = ['intraWeight', 'crossWeight', 'infoNceWeight', 'invarianceWeight', 'varianceWeight', 'covarianceWeight'];
-const weights: AlignmentLossWeights = { ...presetWeights };
-for (const override of args.weight) {
-  const [key, value, ...rest] = override.split('=');
-  const x = value === undefined || value.trim() === '' || rest.length > 0 ? NaN : Number(value);
-  if (!key || !weightKeys.includes(key) || !Number.isFinite(x) || x < 0)
-    throw new Error(`--weight must be KEY=X with KEY one of ${weightKeys.join(', ')} and X >= 0, got ${override}`);
-  weights[key as keyof AlignmentLossWeights] = x;
-}
+if (!ALIGNMENT_OBJECTIVES[objectiveName])
+  throw new Error(`--objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}, got ${args.objective}`);
+// --weight KEY=X is the config's own loss.KEY=X override, parsed and checked by resolveConfig.
+const weights = lossWeights(
+  resolveConfig({ flags: { loss: { objective: objectiveName } }, overrides: args.weight.map((w) => `loss.${w}`) }),
+);
 const firstStageWeights = ALIGNMENT_OBJECTIVES[args['first-stage-objective'] as keyof typeof ALIGNMENT_OBJECTIVES];
 if (!firstStageWeights) throw new Error(`--first-stage-objective must be one of ${Object.keys(ALIGNMENT_OBJECTIVES).join(', ')}`);
 const firstStageEpochs = Number(args['first-stage-epochs']);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: image–text alignment on the icon data set. Builds the data set when missing
 # (npm run data:icons), trains with the byol-align command (preset cpu-small, the default
-# objective: BYOL's cross term beside VICReg's terms, no negatives, see docs/align.md), validating on the held-out concepts
-# after every epoch, then prints the retrieval metrics on them. Extra arguments go to `train`
+# objective: BYOL's cross term beside VICReg's terms, no negatives, see docs/align.md), validating
+# on the held-out concepts after every epoch, then prints the retrieval metrics on them. Extra arguments go to `train`
 # (e.g. --epochs 1, or key=value overrides). Rerunning continues the run in runs/icons (RUN_DIR
 # to use another directory).
 set -euo pipefail
