@@ -1,88 +1,21 @@
 // The byol-align command end to end on a tiny COCO-format data set written here: training with
 // checkpoints, exact resume (2N steps straight = N, then --resume for N more, bitwise), eval --json
-// against the library, embed in three formats, export checked by PyTorch, and bad input that
-// exits non-zero with a clear message and leaves no files.
-import { after, before, test } from 'node:test';
+// against the library, embed in three formats, and bad input that exits non-zero with a clear
+// message and leaves no files. Export and report have their own test files.
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
-import sharp from 'sharp';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { loadCheckpoint, listCheckpoints } from '../src/run/checkpoint.js';
 import { loadModel } from '../src/run/model_setup.js';
 import { evaluatePaired } from '../src/run/evaluate_run.js';
 import { loadDataSource } from '../src/data/source.js';
 import { embedInputs, readEmbedInputs } from '../src/run/embed_run.js';
 import { parseSafetensors } from '../src/engine/safetensors.js';
-import { chromium } from 'playwright-core';
+import { CLI, cli, TINY, useCliFixture } from './cli_fixture.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'byol-cli-'));
-const images = join(dir, 'images');
-const annotations = join(dir, 'captions.json');
-const CLI = join('dist', 'src', 'cli', 'main.js');
-const COLOURS = ['red', 'green', 'blue', 'yellow', 'purple', 'orange'];
-const SHAPES = ['square', 'stripe', 'dot', 'frame'];
-// A tiny model and 24 items in batches of 8: 3 steps per epoch, seconds per run.
-const TINY = [
-  '--threads',
-  '1',
-  'image.size=16',
-  'text.dModel=16',
-  'text.layers=1',
-  'text.heads=2',
-  'text.vocabSize=64',
-  'text.maxLength=8',
-  'model.projectionHiddenDim=32',
-  'model.projectionDim=16',
-  'model.predictionHiddenDim=32',
-  'train.batchSize=8',
-  'train.checkpointEvery=2',
-  'train.keepCheckpoints=2',
-];
-
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-before(async () => {
-  mkdirSync(images);
-  const imageEntries = [];
-  const captionEntries = [];
-  let id = 0;
-  for (const [c, colour] of COLOURS.entries()) {
-    for (const [s, shape] of SHAPES.entries()) {
-      const pixels = Buffer.alloc(16 * 16 * 3);
-      for (let y = 0; y < 16; y++) {
-        for (let x = 0; x < 16; x++) {
-          const inside =
-            s === 0
-              ? x > 3 && x < 12 && y > 3 && y < 12
-              : s === 1
-                ? x % 4 < 2
-                : s === 2
-                  ? (x - 8) ** 2 + (y - 8) ** 2 < 12
-                  : x < 2 || y < 2;
-          const v = inside ? 40 * c + 30 : 250;
-          pixels.set([v, (v * 3) % 256, 255 - v], (y * 16 + x) * 3);
-        }
-      }
-      const file = `${colour}-${shape}.png`;
-      await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } })
-        .png()
-        .toFile(join(images, file));
-      imageEntries.push({ id, file_name: file });
-      captionEntries.push({ id: 2 * id, image_id: id, caption: `a ${colour} ${shape}` });
-      captionEntries.push({ id: 2 * id + 1, image_id: id, caption: `${shape} in ${colour}` });
-      id++;
-    }
-  }
-  writeFileSync(annotations, JSON.stringify({ images: imageEntries, annotations: captionEntries }));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-const data = ['--data', `coco:${annotations}`, '--images', images];
+const { dir, images, annotations, data, trainedRun } = useCliFixture();
 // Every tensor of a checkpoint: weights, EMA target, BatchNorm statistics and optimizer state.
 const checkpointTensors = (file: string): Record<string, number[]> => {
   const { tensors } = loadCheckpoint(file);
@@ -242,18 +175,8 @@ test('SIGINT during training writes a checkpoint at the current step and exits 1
 });
 
 // ---- embed and export, on a run trained once for them ----
-let embedRun = '';
-async function trainedRun(): Promise<string> {
-  if (embedRun) return embedRun;
-  embedRun = join(dir, 'run-embed');
-  // 3 steps = one epoch, validated (for the report's Recall@K per epoch).
-  const r = cli('train', ...data, '--val-data', `coco:${annotations}`, '--steps', '3', '--out', embedRun, ...TINY);
-  assert.equal(r.status, 0, r.stderr);
-  return embedRun;
-}
-
 test('embed writes l2-normalised projections as JSONL, .npy and .safetensors, equal to the library’s', async () => {
-  const run = await trainedRun();
+  const run = trainedRun();
   const npy = join(dir, 'images.npy');
   const r = cli('embed', '--checkpoint', run, '--modality', 'image', '--input', images, '--out', npy, '--threads', '1');
   assert.equal(r.status, 0, r.stderr);
@@ -299,7 +222,7 @@ test('embed writes l2-normalised projections as JSONL, .npy and .safetensors, eq
 });
 
 test('embed refuses input that is not of the modality, and a bad --out, writing nothing', async () => {
-  const run = await trainedRun();
+  const run = trainedRun();
   const out = join(dir, 'never.jsonl');
   const cases: [string[], number, RegExp][] = [
     [
@@ -329,74 +252,8 @@ test('embed refuses input that is not of the modality, and a bad --out, writing 
   assert.match(noVector.stderr, /the model has no 'vector' modality; it has image, text/);
 });
 
-test('export writes weights and config that PyTorch rebuilds with identical outputs (scripts/load_export.py)', async () => {
-  const run = await trainedRun();
-  const out = join(dir, 'export');
-  const r = cli('export', '--checkpoint', run, '--out', out);
-  assert.equal(r.status, 0, r.stderr);
-  for (const f of ['model.safetensors', 'config.json', 'tokenizer.json', 'check.safetensors']) assert.ok(existsSync(join(out, f)), f);
-  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-  assert.deepEqual(
-    config.modalities.map((m: { name: string }) => m.name),
-    ['image', 'text'],
-  );
-  const py = spawnSync('/usr/bin/python3', ['scripts/load_export.py', out], { encoding: 'utf8' }); // Debian's python3-torch
-  assert.equal(py.error, undefined, `could not start /usr/bin/python3: ${String(py.error)}`);
-  assert.equal(py.status, 0, py.stdout + py.stderr);
-  assert.match(py.stdout, /image: \(8, 16\) projections, max abs difference/);
-  assert.match(py.stdout, /text: \(8, 16\) projections, max abs difference/);
-  assert.match(py.stdout, /^match$/m);
-  // A tampered weight makes the check fail: the comparison can fail.
-  const weights = readFileSync(join(out, 'model.safetensors'));
-  const headerLength = Number(weights.readBigUInt64LE(0));
-  const tampered = Buffer.from(weights);
-  for (let i = 8 + headerLength; i < 8 + headerLength + 4096 && i < tampered.length; i++) tampered[i] = 0;
-  writeFileSync(join(out, 'model.safetensors'), tampered);
-  const bad = spawnSync('/usr/bin/python3', ['scripts/load_export.py', out], { encoding: 'utf8' });
-  assert.equal(bad.status, 1, bad.stdout + bad.stderr);
-  assert.match(bad.stdout, /MISMATCH/);
-});
-
-test('report writes non-blank figures and a page that opens in Chromium without errors', async () => {
-  const run = await trainedRun();
-  const r = cli('report', '--run', run);
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /wrote .*report\.html and 7 figures/);
-  for (const name of ['loss', 'lr', 'tau', 'collapse', 'recall', 'map', 'retrieval']) {
-    const file = join(run, 'figures', `${name}.png`);
-    const { channels, width, height } = await sharp(file)
-      .stats()
-      .then(async (stats) => ({ ...(await sharp(file).metadata()), channels: stats.channels }));
-    assert.ok(width! >= 300 && height! >= 200, `${name}: ${width}×${height}`);
-    // Not blank: drawn pixels make the red channel vary (a white page has deviation 0).
-    assert.ok(channels[0]!.stdev > 5, `${name}.png looks blank (red channel stdev ${channels[0]!.stdev})`);
-  }
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
-  try {
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    await page.goto(`file://${resolve(run, 'report.html')}`);
-    const imagesLoaded = await page.$$eval('img', (imgs) =>
-      imgs.map((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0),
-    );
-    assert.deepEqual(imagesLoaded, [true, true, true, true, true, true, true]);
-    assert.match(await page.title(), /byol-align report/);
-    assert.match((await page.textContent('body')) ?? '', /Last validation/);
-    assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-  }
-  const missing = cli('report', '--run', join(dir, 'nowhere'));
-  assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /nowhere: no metrics\.jsonl here/);
-});
-
 test('eval reads the same pairs from COCO, Karpathy and JSONL files and gives the same metrics', async () => {
-  const run = await trainedRun();
+  const run = trainedRun();
   const coco = JSON.parse(readFileSync(annotations, 'utf8')) as {
     images: { id: number; file_name: string }[];
     annotations: { image_id: number; caption: string }[];
