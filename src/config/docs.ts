@@ -1,7 +1,17 @@
 // docs/config.md, generated from the schema (scripts/config-docs.ts writes it; a test checks that
 // the committed file equals this output, so the reference cannot drift from what is accepted).
 import { z } from 'zod';
-import { configSchema, dataSchema, imageSchema, lossSchema, modelSchema, optimSchema, textSchema, trainSchema } from './schema.js';
+import {
+  configSchema,
+  dataSchema,
+  imageSchema,
+  lossSchema,
+  modelSchema,
+  optimSchema,
+  textSchema,
+  trainSchema,
+  vectorSchema,
+} from './schema.js';
 import { PRESETS } from './presets.js';
 
 interface JsonSchema {
@@ -14,8 +24,11 @@ interface JsonSchema {
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
   pattern?: string;
   properties?: Record<string, JsonSchema>;
+  prefixItems?: JsonSchema[];
+  items?: JsonSchema | false;
 }
 
 const SECTIONS = {
@@ -26,6 +39,7 @@ const SECTIONS = {
   loss: lossSchema,
   optim: optimSchema,
   train: trainSchema,
+  vector: vectorSchema,
 };
 
 /** What a field accepts, in words: its type, choices and range. */
@@ -33,11 +47,27 @@ function allowed(s: JsonSchema): string {
   if (s.enum) return s.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
   if (s.anyOf) return s.anyOf.map(allowed).join(' \\| ');
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
+  if (s.prefixItems) {
+    const each = [...new Set(s.prefixItems.map(allowed))];
+    return each.length === 1 ? `array of ${s.prefixItems.length} (${each[0]})` : `[${each.join('; ')}]`;
+  }
+  if (s.items) return `array of (${allowed(s.items)})`;
   const range: string[] = [];
   if (s.exclusiveMinimum !== undefined) range.push(`> ${s.exclusiveMinimum}`);
   if (s.minimum !== undefined) range.push(`≥ ${s.minimum}`);
   if (s.maximum !== undefined && s.maximum < Number.MAX_SAFE_INTEGER) range.push(`≤ ${s.maximum}`);
+  if (s.exclusiveMaximum !== undefined) range.push(`< ${s.exclusiveMaximum}`);
   return [s.type ?? 'any', ...range].join(', ');
+}
+
+/** Table rows of an object's keys, and of the keys of the objects nested in it (`image.view1.flipP`). */
+function rows(path: string, schema: JsonSchema): string[] {
+  return Object.entries(schema.properties ?? {}).flatMap(([key, field]) => {
+    const nested = field.type === 'object' && field.properties !== undefined;
+    const fallback = field.default === undefined || nested ? '—' : `\`${JSON.stringify(field.default)}\``;
+    const row = `| \`${path}.${key}\` | ${nested ? 'object' : allowed(field)} | ${fallback} | ${(field.description ?? '').replace(/\|/g, '\\|')} |`;
+    return nested ? [row, ...rows(`${path}.${key}`, field)] : [row];
+  });
 }
 
 /** The markdown reference of every config key. */
@@ -61,10 +91,7 @@ export function configReference(): string {
   for (const [name, section] of Object.entries(SECTIONS)) {
     const schema = z.toJSONSchema(section, { io: 'input' }) as JsonSchema;
     lines.push(`## \`${name}\``, '', section.description ?? '', '', '| key | allowed | default | meaning |', '| --- | --- | --- | --- |');
-    for (const [key, field] of Object.entries(schema.properties ?? {})) {
-      const fallback = field.default === undefined ? '—' : `\`${JSON.stringify(field.default)}\``;
-      lines.push(`| \`${name}.${key}\` | ${allowed(field)} | ${fallback} | ${(field.description ?? '').replace(/\|/g, '\\|')} |`);
-    }
+    lines.push(...rows(name, schema));
     lines.push('');
   }
   // The whole schema must be these sections, so a new section cannot be left out of the reference.

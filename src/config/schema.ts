@@ -5,6 +5,10 @@
 import { z } from 'zod';
 import { ALIGNMENT_OBJECTIVES } from '../align/loss.js';
 
+import { BYOL_VIEW1, BYOL_VIEW2, type ViewAugmentations } from '../modalities/image/augment.js';
+import { DEFAULT_TEXT_VIEW, type TextViewConfig } from '../modalities/text/views.js';
+import { DEFAULT_VECTOR_VIEW, type VectorViewConfig } from '../modalities/vector/views.js';
+import { DEFAULT_VECTOR_ADAPTER } from '../modalities/vector/adapter.js';
 const objectiveNames = Object.keys(ALIGNMENT_OBJECTIVES) as [keyof typeof ALIGNMENT_OBJECTIVES, ...(keyof typeof ALIGNMENT_OBJECTIVES)[]];
 const positiveInt = z.number().int().positive();
 const weight = z.number().min(0);
@@ -12,6 +16,94 @@ const weight = z.number().min(0);
 const dataSource = z
   .string()
   .regex(/^(coco|karpathy|jsonl):.+/, 'expected coco:FILE, karpathy:FILE[#split] or jsonl:FILE')
+const probability = z.number().min(0).max(1);
+
+/** [min, max] of `bound`, refused (naming the key, by zod's path) when min > max. */
+function range(bound: z.ZodNumber) {
+  return z.tuple([bound, bound]).superRefine(([min, max], ctx) => {
+    if (min > max)
+      ctx.addIssue({ code: 'custom', message: `[${min}, ${max}] is not a range: the first value (min) is above the second (max)` });
+  });
+}
+
+// The views' defaults are the modalities' own presets (BYOL_VIEW1/BYOL_VIEW2, DEFAULT_TEXT_VIEW,
+// DEFAULT_VECTOR_VIEW), so a config that leaves a key out gets exactly the view it got before.
+
+/** One image view's augmentations, defaults from `preset`. */
+function imageViewSchema(preset: Readonly<ViewAugmentations>, which: string) {
+  return z
+    .strictObject({
+      cropScale: range(z.number().gt(0).max(1))
+        .default([...preset.cropScale])
+        .describe('Random resized crop: [min, max] fraction of the image area kept.'),
+      cropRatio: range(z.number().positive())
+        .default([...preset.cropRatio])
+        .describe('Random resized crop: [min, max] aspect ratio (width / height), drawn log-uniformly.'),
+      flipP: probability.default(preset.flipP).describe('Probability of a horizontal flip.'),
+      colorJitterP: probability.default(preset.colorJitterP).describe('Probability that colour jitter is applied.'),
+      brightness: z.number().min(0).default(preset.brightness).describe('Colour jitter: brightness factor drawn from [1 − b, 1 + b].'),
+      contrast: z.number().min(0).default(preset.contrast).describe('Colour jitter: contrast factor drawn from [1 − c, 1 + c].'),
+      saturation: z.number().min(0).default(preset.saturation).describe('Colour jitter: saturation factor drawn from [1 − s, 1 + s].'),
+      hue: z.number().min(0).max(0.5).default(preset.hue).describe('Colour jitter: hue shift drawn from [−h, h] of a full turn.'),
+      grayscaleP: probability.default(preset.grayscaleP).describe('Probability of converting to greyscale.'),
+      blurP: probability.default(preset.blurP).describe('Probability of a Gaussian blur (kernel about 10% of the image).'),
+      blurSigma: range(z.number().positive())
+        .default([...preset.blurSigma])
+        .describe('Gaussian blur: [min, max] of σ, in pixels.'),
+      solarizeP: probability.default(preset.solarizeP).describe('Probability of solarizing (inverting values ≥ 0.5).'),
+    })
+    .prefault({})
+    .describe(`BYOL's ${which} image view (Grill et al. 2020, Table 6).`);
+}
+
+/** One text view's noise, defaults from DEFAULT_TEXT_VIEW. */
+function textViewSchema(preset: Readonly<TextViewConfig>, which: string) {
+  return z
+    .strictObject({
+      spanDeletionP: probability.default(preset.spanDeletionP).describe('Probability that a caption loses one contiguous span of tokens.'),
+      spanMaxFraction: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(preset.spanMaxFraction)
+        .describe("The longest deleted span, as a fraction of the caption's tokens."),
+      tokenDropoutRate: probability
+        .default(preset.tokenDropoutRate)
+        .describe('Each text token is deleted with this probability; the rest close up.'),
+      shuffleP: probability.default(preset.shuffleP).describe("Probability that a caption's tokens are shuffled locally."),
+      shuffleWindow: z
+        .number()
+        .int()
+        .min(0)
+        .default(preset.shuffleWindow)
+        .describe('In a local shuffle, no token moves more than this many places.'),
+      maskRate: probability.default(preset.maskRate).describe('Each remaining text token is replaced by [MASK] with this probability.'),
+    })
+    .prefault({})
+    .describe(`The ${which} text view.`);
+}
+
+/** One vector view's perturbations, defaults from DEFAULT_VECTOR_VIEW. */
+function vectorViewSchema(preset: Readonly<VectorViewConfig>, which: string) {
+  return z
+    .strictObject({
+      dropoutRate: z
+        .number()
+        .min(0)
+        .lt(1)
+        .default(preset.dropoutRate)
+        .describe('Each feature is zeroed with this probability, the rest scaled by 1/(1 − rate).'),
+      noiseStd: z.number().min(0).default(preset.noiseStd).describe('Standard deviation of the added Gaussian noise (see noiseScale).'),
+      noiseScale: z
+        .enum(['relative', 'absolute'])
+        .default(preset.noiseScale)
+        .describe("'relative': noiseStd is a multiple of each feature's batch std; 'absolute': in input units."),
+      mixP: probability.default(preset.mixP).describe('Probability that an item is mixed with a random partner from the batch.'),
+      mixMaxLambda: probability.default(preset.mixMaxLambda).describe("Upper bound of the partner's share λ ~ U(0, mixMaxLambda)."),
+    })
+    .prefault({})
+    .describe(`The ${which} vector view.`);
+}
   .describe('A data set: coco:ANNOTATIONS.json (with an image folder), karpathy:dataset_coco.json or jsonl:MANIFEST.jsonl.');
 
 export const dataSchema = z
@@ -52,6 +144,8 @@ export const imageSchema = z
   .describe("The image modality (BYOL's augmentations: random resized crop, flip, colour jitter, grayscale, blur, solarize).");
 
 export const textSchema = z
+    view1: imageViewSchema(BYOL_VIEW1, 'first'),
+    view2: imageViewSchema(BYOL_VIEW2, 'second'),
   .strictObject({
     vocabSize: z
       .number()
@@ -70,9 +164,25 @@ export const textSchema = z
   .describe('The text modality: tokenizer, encoder and views (span deletion, token dropout, local shuffles, masking).');
 
 export const modelSchema = z
+    view1: textViewSchema(DEFAULT_TEXT_VIEW, 'first'),
+    view2: textViewSchema(DEFAULT_TEXT_VIEW, 'second'),
   .strictObject({
     sharedHeads: z.boolean().default(true).describe('One projector and predictor for all modalities (one space), or one per modality.'),
     projectionHiddenDim: positiveInt.default(4096).describe("Projector's hidden width (BYOL: 4096)."),
+export const vectorSchema = z
+  .strictObject({
+    featureDim: positiveInt.default(DEFAULT_VECTOR_ADAPTER.featureDim).describe("Width of the adapter's output, the representation."),
+    hiddenDims: z
+      .array(positiveInt)
+      .default([...DEFAULT_VECTOR_ADAPTER.hiddenDims])
+      .describe("Widths of the adapter's hidden Linear → BatchNorm → ReLU blocks; [] is a single Linear."),
+    view1: vectorViewSchema(DEFAULT_VECTOR_VIEW, 'first'),
+    view2: vectorViewSchema(DEFAULT_VECTOR_VIEW, 'second'),
+  })
+  .describe(
+    "The vector modality (precomputed embeddings, a JSONL record's `vector`): its MLP adapter and views (mixing, noise, feature dropout).",
+  );
+
     projectionDim: positiveInt.default(256).describe('Projection width, the shared embedding (BYOL: 256).'),
     predictionHiddenDim: positiveInt.default(4096).describe("Predictor's hidden width (BYOL: 4096)."),
     headNorm: z
@@ -156,6 +266,7 @@ export const configSchema = z
     if (config.text.dModel % config.text.heads !== 0)
       ctx.addIssue({ code: 'custom', path: ['text', 'heads'], message: `must divide text.dModel (${config.text.dModel})` });
   });
+    vector: vectorSchema.prefault({}),
 
 /** A validated configuration with every default filled in. */
 export type Config = z.output<typeof configSchema>;

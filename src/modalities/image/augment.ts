@@ -33,30 +33,46 @@ export interface ViewConfig {
   std: number[];
 }
 
+/** A view's augmentations: a ViewConfig without its output size and normalisation (the config's `image.view1`/`view2`). */
+export type ViewAugmentations = Omit<ViewConfig, 'size' | 'mean' | 'std'>;
+
+/** BYOL's first view's augmentations (Table 6, τ): blur always, no solarization. */
+export const BYOL_VIEW1: Readonly<ViewAugmentations> = Object.freeze<ViewAugmentations>({
+  cropScale: [0.08, 1],
+  cropRatio: [3 / 4, 4 / 3],
+  flipP: 0.5,
+  colorJitterP: 0.8,
+  brightness: 0.4,
+  contrast: 0.4,
+  saturation: 0.2,
+  hue: 0.1,
+  grayscaleP: 0.2,
+  blurP: 1.0,
+  blurSigma: [0.1, 2.0],
+  solarizeP: 0.0,
+});
+
+/** BYOL's second view's augmentations (Table 6, τ′): blur with p = 0.1, solarize with p = 0.2. */
+export const BYOL_VIEW2: Readonly<ViewAugmentations> = Object.freeze({ ...BYOL_VIEW1, blurP: 0.1, solarizeP: 0.2 });
+
 /** BYOL's first view (Table 6, τ): blur always, no solarization. */
 export function byolView1(size: number, channels = 3): ViewConfig {
-  return {
-    size,
-    cropScale: [0.08, 1],
-    cropRatio: [3 / 4, 4 / 3],
-    flipP: 0.5,
-    colorJitterP: 0.8,
-    brightness: 0.4,
-    contrast: 0.4,
-    saturation: 0.2,
-    hue: 0.1,
-    grayscaleP: 0.2,
-    blurP: 1.0,
-    blurSigma: [0.1, 2.0],
-    solarizeP: 0.0,
-    mean: channels === 1 ? [0.5] : [0.485, 0.456, 0.406],
-    std: channels === 1 ? [0.5] : [0.229, 0.224, 0.225],
-  };
+  return { size, ...copy(BYOL_VIEW1), ...imagenetNormalisation(channels) };
 }
 
 /** BYOL's second view (Table 6, τ′): blur with p = 0.1, solarize with p = 0.2. */
 export function byolView2(size: number, channels = 3): ViewConfig {
-  return { ...byolView1(size, channels), blurP: 0.1, solarizeP: 0.2 };
+  return { size, ...copy(BYOL_VIEW2), ...imagenetNormalisation(channels) };
+}
+
+/** ImageNet's channel statistics for RGB; 0.5 ± 0.5 for greyscale. */
+function imagenetNormalisation(channels: number): Pick<ViewConfig, 'mean' | 'std'> {
+  return channels === 1 ? { mean: [0.5], std: [0.5] } : { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+}
+
+/** The augmentations with their ranges copied, so a view never shares an array with the frozen presets. */
+function copy(a: Readonly<ViewAugmentations>): ViewAugmentations {
+  return { ...a, cropScale: [...a.cropScale], cropRatio: [...a.cropRatio], blurSigma: [...a.blurSigma] };
 }
 
 /** Uniform draws in [low, high), one per image. */

@@ -5,6 +5,12 @@
 import { BatchNorm1d, Linear, ReLU, Sequential, type TensorModule } from '../../nn/index.js';
 import { checkPositiveInt } from '../../nn/checks.js';
 
+/** The adapter's shape when the settings leave it out: one hidden block of 1024, 256 out. */
+export const DEFAULT_VECTOR_ADAPTER: Readonly<{ hiddenDims: readonly number[]; featureDim: number }> = Object.freeze({
+  hiddenDims: Object.freeze([1024]),
+  featureDim: 256,
+});
+
 export interface VectorAdapterOptions {
   /** Widths of the hidden Linear → BatchNorm1d → ReLU blocks (default [1024]; [] is one Linear). */
   hiddenDims?: number[];
@@ -21,8 +27,8 @@ export interface VectorAdapterOptions {
  * encoder.forward(batch).shape;                                    // [N, 256]
  */
 export function vectorAdapter(inputDim: number, options: VectorAdapterOptions = {}): Sequential {
-  const hiddenDims = options.hiddenDims ?? [1024];
-  const featureDim = options.featureDim ?? 256;
+  const hiddenDims = options.hiddenDims ?? DEFAULT_VECTOR_ADAPTER.hiddenDims;
+  const featureDim = options.featureDim ?? DEFAULT_VECTOR_ADAPTER.featureDim;
   checkPositiveInt('vectorAdapter', 'inputDim', inputDim);
   checkPositiveInt('vectorAdapter', 'featureDim', featureDim);
   hiddenDims.forEach((width, i) => checkPositiveInt('vectorAdapter', `hiddenDims[${i}]`, width));

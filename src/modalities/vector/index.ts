@@ -5,10 +5,10 @@
 import { tensor, type Generator, type Tensor } from '../../engine/index.js';
 import type { TensorModule } from '../../nn/index.js';
 import type { Modality, ModalityFactory, ModalitySpec } from '../modality.js';
-import { vectorAdapter } from './adapter.js';
+import { DEFAULT_VECTOR_ADAPTER, vectorAdapter } from './adapter.js';
 import { resolveVectorView, vectorView, type VectorViewConfig } from './views.js';
 
-export { vectorAdapter, type VectorAdapterOptions } from './adapter.js';
+export { vectorAdapter, DEFAULT_VECTOR_ADAPTER, type VectorAdapterOptions } from './adapter.js';
 export {
   featureDropout,
   gaussianNoise,
@@ -72,7 +72,7 @@ function resolveSettings(settings: Record<string, unknown>, dim: number): Vector
   if (unknown.length) {
     throw new RangeError(`vector modality settings: unknown setting(s) ${unknown.join(', ')}; the settings are ${SETTING_KEYS.join(', ')}`);
   }
-  const hidden = settings.hiddenDims ?? [1024];
+  const hidden = settings.hiddenDims ?? DEFAULT_VECTOR_ADAPTER.hiddenDims;
   if (!Array.isArray(hidden))
     throw new RangeError(`vector modality settings: hiddenDims must be an array of widths, got ${describe(hidden)}`);
   const view = (key: 'view1' | 'view2'): VectorViewConfig => {
@@ -84,7 +84,7 @@ function resolveSettings(settings: Record<string, unknown>, dim: number): Vector
   };
   return {
     dim: positiveInt(dim, 'dim'),
-    featureDim: positiveInt(settings.featureDim ?? 256, 'featureDim'),
+    featureDim: positiveInt(settings.featureDim ?? DEFAULT_VECTOR_ADAPTER.featureDim, 'featureDim'),
     hiddenDims: hidden.map((w, i) => positiveInt(w, `hiddenDims[${i}]`)),
     view1: view('view1'),
     view2: view('view2'),
