@@ -26,7 +26,7 @@ export async function fitModalities(config: Config, items: readonly PairedItem[]
   const captions = items.flatMap((i) => i.captions);
   if (captions.length > 0) out.push((await textModality.fit(config.text, captions)) as Modality);
   const vectors = items.map((i) => i.extra?.vector as VectorItem | undefined).filter((v): v is VectorItem => v !== undefined);
-  if (vectors.length > 0) out.push((await vectorModality.fit({}, vectors)) as Modality);
+  if (vectors.length > 0) out.push((await vectorModality.fit(config.vector, vectors)) as Modality);
   if (out.length === 0) throw new TypeError('the training data has no image, caption or vector');
   return out;
 }
