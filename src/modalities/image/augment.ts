@@ -94,6 +94,10 @@ function coin(n: number, p: number, g: Generator): Tensor {
  */
 export function randomResizedCropFlip(x: Tensor, c: Pick<ViewConfig, 'size' | 'cropScale' | 'cropRatio' | 'flipP'>, g: Generator): Tensor {
   const [n, ch, h, w] = x.shape as [number, number, number, number];
+  // The whole image, unflipped, at its own size: bilinear sampling at the pixel centres would give
+  // it back only up to float rounding of the grid, so it is returned as it is.
+  const whole = c.cropScale[0] === 1 && c.cropRatio[0] === 1 && c.cropRatio[1] === 1 && c.flipP === 0;
+  if (whole && h === c.size && w === c.size) return x.clone();
   return tidy(() => {
     const area = uniform(n, c.cropScale[0], c.cropScale[1], g);
     const logRatio = uniform(n, Math.log(c.cropRatio[0]), Math.log(c.cropRatio[1]), g);
