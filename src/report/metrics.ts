@@ -1,0 +1,76 @@
+// The run's metrics.jsonl as the report reads it: one line per training step and one per validated
+// epoch (src/run/train_run.ts writes both; steps and epochs count from 1).
+
+export interface RecallAtK {
+  r1: number;
+  r5: number;
+  r10: number;
+}
+
+export interface StepLine {
+  step: number;
+  /** Each loss term before its weight, and 'total'. */
+  terms: Record<string, number>;
+  lr: number;
+  tau: number;
+  /** The collapse monitor per modality (1: spread out, → 0: collapsed). */
+  collapse: Record<string, number>;
+}
+
+export interface EpochLine {
+  epoch: number;
+  /** The space the epoch's recall was measured in. */
+  space?: string;
+  val: { i2t: RecallAtK; t2i: RecallAtK; rsum: number };
+  /** What random embeddings reach on the same validation set. */
+  chance?: { i2t: RecallAtK; t2i: RecallAtK; rsum: number };
+  rsumBySpace?: Record<string, number>;
+}
+
+export interface RunMetrics {
+  steps: StepLine[];
+  epochs: EpochLine[];
+}
+
+/** The step and epoch lines of `file`; a line that is not JSON is an error naming file and line. */
+export function parseMetrics(text: string, file: string): RunMetrics {
+  const steps: StepLine[] = [];
+  const epochs: EpochLine[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let entry: Partial<StepLine & EpochLine>;
+    try {
+      entry = JSON.parse(line) as Partial<StepLine & EpochLine>;
+    } catch {
+      throw new Error(`${file}:${i + 1}: not JSON`);
+    }
+    if (typeof entry.step === 'number') steps.push(entry as StepLine);
+    else if (entry.val !== undefined) epochs.push(entry as EpochLine);
+  });
+  if (steps.length === 0) throw new Error(`${file}: no training steps logged yet`);
+  return { steps, epochs };
+}
+
+/**
+ * At most `max` lines: consecutive steps averaged in equal bins (each bin at its last step), so a
+ * long run's curves stay light and show the trend rather than a random subset of noisy steps.
+ */
+export function binSteps(steps: StepLine[], max: number): { lines: StepLine[]; stepsPerPoint: number } {
+  const every = Math.ceil(steps.length / max);
+  if (every <= 1) return { lines: steps, stepsPerPoint: 1 };
+  const mean = (bin: StepLine[], pick: (s: StepLine) => Record<string, number>): Record<string, number> =>
+    Object.fromEntries(Object.keys(pick(bin[0]!)).map((k) => [k, bin.reduce((sum, s) => sum + (pick(s)[k] ?? NaN), 0) / bin.length]));
+  const lines: StepLine[] = [];
+  for (let i = 0; i < steps.length; i += every) {
+    const bin = steps.slice(i, i + every);
+    const avg = mean(bin, (s) => ({ lr: s.lr, tau: s.tau }));
+    lines.push({
+      step: bin.at(-1)!.step,
+      terms: mean(bin, (s) => s.terms),
+      lr: avg.lr!,
+      tau: avg.tau!,
+      collapse: mean(bin, (s) => s.collapse),
+    });
+  }
+  return { lines, stepsPerPoint: every };
+}
