@@ -4,6 +4,7 @@
       "target_name": "byol_align_native",
       "sources": [
         "native/addon.cc",
+        "native/args.cc",
         "native/tensor.cc",
         "native/ops.cc",
         "native/autograd.cc",
@@ -16,9 +17,14 @@
       "libraries": ["<!@(node native/find-libtorch.cjs libs)"],
       # NAPI_EXPERIMENTAL enables "basic" finalizers that free tensors during GC itself (see
       # native/tensor.cc); Node 20.x headers ship them behind this flag.
+      # NODE_ADDON_API_CPP_EXCEPTIONS_ALL makes node-addon-api (>= 8.5) turn any C++ exception
+      # that leaves a callback into a JS Error; without it only Napi::Error is caught and a
+      # c10::Error reaching the callback's edge calls std::terminate. Every entry point converts
+      # its own errors first (native/holder.h, guarded()), with better messages; this is the net.
       "defines": [
         "NAPI_EXPERIMENTAL",
-        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
         "_GLIBCXX_USE_CXX11_ABI=<!(node native/find-libtorch.cjs abi)"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],

@@ -7,7 +7,7 @@ namespace byol {
 
 static Napi::Value Grad(const Napi::CallbackInfo& info) {
   const at::Tensor& t = tensorOf(info[0], "grad: tensor");
-  return wrapTensor(info.Env(), t.grad());
+  return guarded(info.Env(), "grad(" + describe(t) + ")", [&]() -> Napi::Value { return wrapTensor(info.Env(), t.grad()); });
 }
 
 // setGrad(t, g | null): null clears the gradient (PyTorch's zero_grad(set_to_none=True)).
@@ -16,8 +16,10 @@ static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   const at::Tensor& t = tensorOf(info[0], "setGrad: tensor");
   at::Tensor g = info[1].IsNull() || info[1].IsUndefined() ? at::Tensor() : tensorOf(info[1], "setGrad: gradient");
   guarded(env, "setGrad(" + describe(t) + ", " + describe(g) + ")", [&] {
-    if (g.defined() && (g.sizes() != t.sizes() || g.scalar_type() != t.scalar_type() || g.device() != t.device())) {
-      throw Napi::Error::New(env, "the gradient must match the tensor's shape, dtype and device");
+    if (g.defined() && (g.is_nested() || t.is_nested() || g.sizes() != t.sizes() || g.scalar_type() != t.scalar_type() ||
+                        g.device() != t.device())) {
+      throw Napi::Error::New(env, "setGrad: the gradient " + describe(g) + " must match the tensor " + describe(t) +
+                                      " in shape, dtype and device");
     }
     const_cast<at::Tensor&>(t).mutable_grad() = g;
   });
@@ -25,17 +27,21 @@ static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), tensorOf(info[0], "requiresGrad: tensor").requires_grad());
+  const at::Tensor& t = tensorOf(info[0], "requiresGrad: tensor");
+  return guarded(info.Env(), "requiresGrad(" + describe(t) + ")",
+                 [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), t.requires_grad()); });
 }
 
 static Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), tensorOf(info[0], "isLeaf: tensor").is_leaf());
+  const at::Tensor& t = tensorOf(info[0], "isLeaf: tensor");
+  return guarded(info.Env(), "isLeaf(" + describe(t) + ")", [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), t.is_leaf()); });
 }
 
 // setGradEnabled(bool) -> the previous mode, so a JS scope can restore it.
 static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool enabled = toBool(info[0], "setGradEnabled: enabled");
   bool previous = c10::GradMode::is_enabled();
-  c10::GradMode::set_enabled(info[0].ToBoolean().Value());
+  c10::GradMode::set_enabled(enabled);
   return Napi::Boolean::New(info.Env(), previous);
 }
 

@@ -22,8 +22,8 @@ static std::vector<c10::OperatorHandle> registry;
 // opHandle(name, overload) -> index; throws when libtorch has no such operator.
 static Napi::Value OpHandle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string name = info[0].As<Napi::String>().Utf8Value();
-  std::string overload = info[1].As<Napi::String>().Utf8Value();
+  std::string name = toString(info[0], "op: name");
+  std::string overload = info[1].IsUndefined() ? "" : toString(info[1], "op: overload");
   return guarded(env, "op " + name + (overload.empty() ? "" : "." + overload), [&]() -> Napi::Value {
     auto found = c10::Dispatcher::singleton().findOp(c10::OperatorName(name, overload));
     if (!found.has_value()) throw Napi::Error::New(env, "this libtorch has no operator " + name + "." + overload);
@@ -36,49 +36,30 @@ static Napi::Value OpHandle(const Napi::CallbackInfo& info) {
 static bool isNullish(const Napi::Value& v) { return v.IsNull() || v.IsUndefined(); }
 
 static int64_t toInt(const Napi::Value& v, const std::string& what) {
-  if (v.IsBigInt()) {
-    bool lossless = true;
-    return v.As<Napi::BigInt>().Int64Value(&lossless);
-  }
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
-  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what + " must be an integer");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::TypeError::New(v.Env(), what + " must be an integer, got " + v.ToString().Utf8Value());
-  return static_cast<int64_t>(d);
-}
-
-static double toDouble(const Napi::Value& v, const std::string& what) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-static bool toBool(const Napi::Value& v, const std::string& what) {
-  if (!v.IsBoolean()) throw Napi::TypeError::New(v.Env(), what + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
+  return toInt64(v, what);
 }
 
 // A JS number as a Scalar: integers stay integers so integer tensors keep their dtype.
 static c10::IValue toNumber(const Napi::Value& v, const std::string& what) {
   if (v.IsBoolean()) return c10::IValue(v.As<Napi::Boolean>().Value());
-  if (v.IsBigInt()) return c10::IValue(toInt(v, what));
+  if (v.IsBigInt()) return c10::IValue(toInt64(v, what));
   double d = toDouble(v, what);
   if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return c10::IValue(static_cast<int64_t>(d));
   return c10::IValue(d);
-}
-
-static Napi::Array toArray(const Napi::Value& v, const std::string& what) {
-  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), what + " must be an array");
-  return v.As<Napi::Array>();
 }
 
 // Values whose schema type we do not special-case (enums such as ScalarType, Layout and
 // MemoryFormat are ints on the boxed stack) are converted by what they are in JS.
 static c10::IValue byJsType(const Napi::Value& v, const std::string& what) {
   if (isNullish(v)) return c10::IValue();
-  if (v.IsExternal()) return c10::IValue(tensorOf(v, what));
+  if (v.IsExternal()) {
+    if (v.As<Napi::External<void>>().CheckTypeTag(&kGeneratorTag)) return c10::IValue(generatorOf(v, what));
+    return c10::IValue(tensorOf(v, what));
+  }
   if (v.IsBoolean() || v.IsNumber() || v.IsBigInt()) return toNumber(v, what);
   if (v.IsString()) return c10::IValue(v.As<Napi::String>().Utf8Value());
-  throw Napi::TypeError::New(v.Env(), what + " has a type this op cannot take");
+  throw Napi::TypeError::New(v.Env(), what + " cannot be " + describeValue(v));
 }
 
 static c10::IValue toIValue(const Napi::Value& v, const c10::TypePtr& type, const c10::Argument& arg,
@@ -98,13 +79,13 @@ static c10::IValue toIValue(const Napi::Value& v, const c10::TypePtr& type, cons
     case c10::TypeKind::NumberType:
       return toNumber(v, what);
     case c10::TypeKind::StringType:
-      if (!v.IsString()) throw Napi::TypeError::New(v.Env(), what + " must be a string");
-      return c10::IValue(v.As<Napi::String>().Utf8Value());
+      return c10::IValue(toString(v, what));
     case c10::TypeKind::GeneratorType:
-      if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), what + " must be a Generator");
-      return c10::IValue(*v.As<Napi::External<at::Generator>>().Data());
+      return c10::IValue(generatorOf(v, what));
     case c10::TypeKind::DeviceObjType:
-      if (!v.IsString()) throw Napi::TypeError::New(v.Env(), what + " must be a device string such as 'cpu' or 'cuda:0'");
+      if (!v.IsString()) {
+        throw Napi::TypeError::New(v.Env(), what + " must be a device string such as 'cpu' or 'cuda:0', got " + describeValue(v));
+      }
       return c10::IValue(c10::Device(v.As<Napi::String>().Utf8Value()));
     case c10::TypeKind::ListType: {
       const c10::TypePtr& elem = type->castRaw<c10::ListType>()->getElementType();
@@ -124,13 +105,13 @@ static c10::IValue toIValue(const Napi::Value& v, const c10::TypePtr& type, cons
         case c10::TypeKind::FloatType: {
           c10::List<double> list;
           auto a = toArray(v, what);
-          for (uint32_t i = 0; i < a.Length(); i++) list.push_back(toDouble(a.Get(i), what));
+          for (uint32_t i = 0; i < a.Length(); i++) list.push_back(toDouble(a.Get(i), what + "[" + std::to_string(i) + "]"));
           return c10::IValue(list);
         }
         case c10::TypeKind::BoolType: {
           c10::List<bool> list;
           auto a = toArray(v, what);
-          for (uint32_t i = 0; i < a.Length(); i++) list.push_back(toBool(a.Get(i), what));
+          for (uint32_t i = 0; i < a.Length(); i++) list.push_back(toBool(a.Get(i), what + "[" + std::to_string(i) + "]"));
           return c10::IValue(list);
         }
         case c10::TypeKind::TensorType: {
@@ -186,52 +167,61 @@ static Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
   throw Napi::Error::New(env, "an op returned a value of type " + v.tagKind() + " that byol-align cannot convert");
 }
 
-// "aten::mm(self=[2, 3] float32 cpu, mat2=[4, 5] float32 cpu)": built only when a call fails.
-static std::string describeCall(const c10::FunctionSchema& schema, const Napi::Array& args) {
+// "aten::mm(self=[2, 3] float32 cpu, mat2=[4, 5] float32 cpu)": built only when a call fails,
+// inside a catch, so it never throws (a getter on an argument array may) and runs no JS itself.
+static std::string describeCall(const c10::FunctionSchema& schema, const Napi::Value& argsValue) noexcept {
   std::ostringstream s;
-  s << schema.name();
-  if (!schema.overload_name().empty()) s << "." << schema.overload_name();
-  s << "(";
-  for (uint32_t i = 0; i < args.Length() && i < schema.arguments().size(); i++) {
-    if (i > 0) s << ", ";
-    s << schema.arguments()[i].name() << "=";
-    Napi::Value a = args.Get(i);
-    if (a.IsExternal()) s << describe(a.As<Napi::External<TensorHolder>>().Data()->tensor);
-    else if (a.IsArray()) {
-      auto arr = a.As<Napi::Array>();
-      s << "[";
-      for (uint32_t j = 0; j < arr.Length(); j++) {
-        Napi::Value e = arr.Get(j);
-        if (j > 0) s << ", ";
-        if (e.IsExternal()) s << describe(e.As<Napi::External<TensorHolder>>().Data()->tensor);
-        else s << e.ToString().Utf8Value();
-      }
-      s << "]";
-    } else if (a.IsUndefined()) s << "default";
-    else s << a.ToString().Utf8Value();
+  try {
+    s << schema.name();
+    if (!schema.overload_name().empty()) s << "." << schema.overload_name();
+    s << "(";
+    if (!argsValue.IsArray()) return s.str() + describeValue(argsValue) + ")";
+    auto args = argsValue.As<Napi::Array>();
+    for (uint32_t i = 0; i < args.Length() && i < schema.arguments().size(); i++) {
+      if (i > 0) s << ", ";
+      s << schema.arguments()[i].name() << "=";
+      Napi::Value a = args.Get(i);
+      if (a.IsArray()) {
+        auto arr = a.As<Napi::Array>();
+        s << "[";
+        for (uint32_t j = 0; j < arr.Length(); j++) {
+          if (j > 0) s << ", ";
+          if (j == 16) {
+            s << "... " << arr.Length() - j << " more";
+            break;
+          }
+          s << describeValue(arr.Get(j));
+        }
+        s << "]";
+      } else if (a.IsUndefined()) s << "default";
+      else s << describeValue(a);
+    }
+    s << ")";
+  } catch (...) {
+    s << "...)";
   }
-  s << ")";
   return s.str();
 }
 
 // callOp(index, args[], discardResult) -> result: a handle, an array of them, a number, or undefined.
 static Napi::Value CallOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  size_t index = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
+  size_t index = static_cast<size_t>(toInt64(info[0], "callOp: index", 0));
   c10::OperatorHandle op = [&] {
     std::lock_guard<std::mutex> lock(registryMutex);
-    if (index >= registry.size()) throw Napi::RangeError::New(env, "callOp: unknown op index");
+    if (index >= registry.size()) throw Napi::RangeError::New(env, "callOp: unknown op index " + std::to_string(index));
     return registry[index];
   }();
   const c10::FunctionSchema& schema = op.schema();
-  Napi::Array args = info[1].As<Napi::Array>();
-  bool discard = info.Length() > 2 && info[2].ToBoolean().Value();
-  const auto& params = schema.arguments();
-  if (args.Length() > params.size()) {
-    throw Napi::TypeError::New(env, describeCall(schema, args) + ": takes " + std::to_string(params.size()) +
-                                        " arguments, got " + std::to_string(args.Length()));
-  }
+  // Whatever goes wrong is reported with the call, shapes included; a TypeError or RangeError
+  // from converting an argument keeps its kind.
   try {
+    Napi::Array args = toArray(info[1], "arguments");
+    bool discard = info.Length() > 2 && info[2].ToBoolean().Value();
+    const auto& params = schema.arguments();
+    if (args.Length() > params.size()) {
+      throw Napi::TypeError::New(env, "takes " + std::to_string(params.size()) + " arguments, got " + std::to_string(args.Length()));
+    }
     torch::jit::Stack stack;
     stack.reserve(params.size());
     for (size_t i = 0; i < params.size(); i++) {
@@ -250,23 +240,31 @@ static Napi::Value CallOp(const Napi::CallbackInfo& info) {
     auto out = Napi::Array::New(env, stack.size());
     for (size_t i = 0; i < stack.size(); i++) out.Set(static_cast<uint32_t>(i), fromIValue(env, stack[i]));
     return out;
+  } catch (const Napi::TypeError& e) {
+    throw Napi::TypeError::New(env, describeCall(schema, info[1]) + ": " + e.Message());
+  } catch (const Napi::RangeError& e) {
+    throw Napi::RangeError::New(env, describeCall(schema, info[1]) + ": " + e.Message());
   } catch (const Napi::Error& e) {
-    throw Napi::Error::New(env, describeCall(schema, args) + ": " + e.Message());
+    throw Napi::Error::New(env, describeCall(schema, info[1]) + ": " + e.Message());
   } catch (const c10::Error& e) {
-    throw Napi::Error::New(env, describeCall(schema, args) + ": " + e.what_without_backtrace());
+    throw Napi::Error::New(env, describeCall(schema, info[1]) + ": " + e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, describeCall(schema, args) + ": " + e.what());
+    throw Napi::Error::New(env, describeCall(schema, info[1]) + ": " + e.what());
+  } catch (...) {
+    throw Napi::Error::New(env, describeCall(schema, info[1]) + ": an unknown native error");
   }
 }
 
 // schemaOf(index) -> the operator's signature, for error messages and docs.
 static Napi::Value SchemaOf(const Napi::CallbackInfo& info) {
-  size_t index = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
+  size_t index = static_cast<size_t>(toInt64(info[0], "schemaOf: index", 0));
   std::lock_guard<std::mutex> lock(registryMutex);
-  if (index >= registry.size()) throw Napi::RangeError::New(info.Env(), "schemaOf: unknown op index");
-  std::ostringstream s;
-  s << registry[index].schema();
-  return Napi::String::New(info.Env(), s.str());
+  if (index >= registry.size()) throw Napi::RangeError::New(info.Env(), "schemaOf: unknown op index " + std::to_string(index));
+  return guarded(info.Env(), "schemaOf", [&]() -> Napi::Value {
+    std::ostringstream s;
+    s << registry[index].schema();
+    return Napi::String::New(info.Env(), s.str());
+  });
 }
 
 void initOps(Napi::Env env, Napi::Object exports) {

@@ -5,14 +5,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/version.h>
+#include <limits>
 
 namespace byol {
 
 static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
-  bool lossless = true;
-  uint64_t seed = info[0].IsBigInt() ? info[0].As<Napi::BigInt>().Uint64Value(&lossless)
-                                     : static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-  at::manual_seed(seed);  // seeds the CPU generator and, when present, every CUDA one
+  uint64_t seed = toSeed(info[0], "manualSeed: seed");
+  guarded(info.Env(), "manualSeed", [&] { at::manual_seed(seed); });  // the CPU generator and every CUDA one
   return info.Env().Undefined();
 }
 
@@ -20,21 +19,21 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
 // global stream (seeded augmentations, reproducible data order).
 static Napi::Value CreateGenerator(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-  std::string device = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "cpu";
-  return guarded(env, "createGenerator", [&]() -> Napi::Value {
-    at::Generator g = c10::Device(device).is_cuda() ? at::detail::getCUDAHooks().getDefaultCUDAGenerator().clone()
-                                                    : at::detail::createCPUGenerator(seed);
+  uint64_t seed = toSeed(info[0], "Generator: seed");
+  std::string device = info[1].IsUndefined() ? "cpu" : toString(info[1], "Generator: device");
+  return guarded(env, "Generator(" + std::to_string(seed) + ", '" + device + "')", [&]() -> Napi::Value {
+    c10::Device where(device);
+    if (!where.is_cpu() && !where.is_cuda()) throw Napi::RangeError::New(env, "Generator: device must be 'cpu' or 'cuda[:N]', got '" + device + "'");
+    at::Generator g = where.is_cuda() ? at::detail::getCUDAHooks().getDefaultCUDAGenerator(where.has_index() ? where.index() : -1).clone()
+                                      : at::detail::createCPUGenerator(seed);
     g.set_current_seed(seed);
-    return Napi::External<at::Generator>::New(env, new at::Generator(std::move(g)),
-                                              [](Napi::BasicEnv, at::Generator* p) { delete p; });
+    return wrapGenerator(env, std::move(g));
   });
 }
 
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
-  int n = info[0].As<Napi::Number>().Int32Value();
-  if (n < 1) throw Napi::RangeError::New(info.Env(), "setNumThreads: n must be at least 1, got " + std::to_string(n));
-  at::set_num_threads(n);
+  int64_t n = toInt64(info[0], "setNumThreads: n", 1, std::numeric_limits<int>::max());
+  guarded(info.Env(), "setNumThreads", [&] { at::set_num_threads(static_cast<int>(n)); });
   return info.Env().Undefined();
 }
 

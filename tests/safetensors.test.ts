@@ -366,6 +366,52 @@ test('a size that does not match shape × dtype is refused', () => {
   );
 });
 
+test('a shape whose dimensions overflow libtorch is refused before any tensor is made, zeros included', () => {
+  // [2^32, 2^32, 0] holds no element, but libtorch multiplies every dimension when it sizes the storage.
+  assertRefused(
+    rawFile(`{"x":${entry('F32', [2 ** 32, 2 ** 32, 0], 0, 0)}}`),
+    /tensor 'x' has shape \[4294967296, 4294967296, 0\], too large to address/,
+  );
+  assertRefused(
+    rawFile(`{"x":${entry('U8', [0, 2 ** 40, 2 ** 20], 0, 0)}}`),
+    /tensor 'x' has shape \[0, 1099511627776, 1048576\], too large to address/,
+  );
+  assertRefused(
+    rawFile(`{"x":${entry('F32', Array<number>(65).fill(1), 0, 4)}}`, new Uint8Array(4)),
+    /tensor 'x' has 65 dimensions; byol-align reads at most 64/,
+  );
+});
+
+test('a tensor that cannot be made frees the tensors already made', async () => {
+  const { native } = await import('../src/engine/native.js');
+  const bytes = serializeSafetensors({ a: tensor([1, 2]), b: tensor([3]), c: tensor([4]) });
+  const made: unknown[] = [];
+  const fromBuffer = native.fromBuffer;
+  native.fromBuffer = (data, shape, dtype) => {
+    if (made.length === 2) throw new Error('out of memory (simulated)');
+    const handle = fromBuffer(data, shape, dtype);
+    made.push(handle);
+    return handle;
+  };
+  try {
+    assert.throws(
+      () => parseSafetensors(bytes, 'three.safetensors'),
+      (err: unknown) => {
+        assert.ok(err instanceof SafetensorsError, `not a SafetensorsError: ${String(err)}`);
+        assert.match(err.message, /three\.safetensors: could not make tensor 'c': out of memory \(simulated\)/);
+        return true;
+      },
+    );
+  } finally {
+    native.fromBuffer = fromBuffer;
+  }
+  assert.equal(made.length, 2);
+  assert.deepEqual(
+    made.map((h) => native.isDisposed(h as Parameters<typeof native.isDisposed>[0])),
+    [true, true],
+  );
+});
+
 test('overlapping offsets are refused, naming both tensors', () => {
   const header = `{"a":${entry('F32', [2], 0, 8)},"b":${entry('F32', [2], 4, 12)}}`;
   assertRefused(rawFile(header, new Uint8Array(12)), /tensor 'b' \(data_offsets \[4, 12\]\) overlaps tensor 'a' \(data_offsets \[0, 8\]\)/);

@@ -55,6 +55,17 @@ function flattenNested(data: NestedArray, shape: number[], out: number[], depth:
   data.forEach((d, i) => flattenNested(d, shape, out, depth + 1, `${path}[${i}]`));
 }
 
+// A shape given by the caller: a list of non-negative integers, refused (never truncated)
+// otherwise, with the index of the first bad entry.
+function checkShape(shape: unknown, where: string): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${where} must be an array of non-negative integers, got ${typeof shape}`);
+  shape.forEach((d, i) => {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+      throw new RangeError(`${where}[${i}] must be a non-negative integer, got ${typeof d === 'number' ? d : typeof d}`);
+  });
+  return shape as number[];
+}
+
 /**
  * A tensor holding a copy of `data`: nested arrays (float32 unless dtype says otherwise) or a
  * typed array (its own dtype; give `shape`, else it is 1-D).
@@ -65,6 +76,7 @@ function flattenNested(data: NestedArray, shape: number[], out: number[], depth:
  */
 export function tensor(data: NestedArray | ArrayBufferView | boolean[], options: CreateOptions & { shape?: number[] } = {}): Tensor {
   let t: Tensor;
+  if (options.shape !== undefined) checkShape(options.shape, 'tensor(): options.shape');
   if (ArrayBuffer.isView(data)) {
     const own = dtypeOfTypedArray(data);
     const shape = options.shape ?? [(data as unknown as { length: number }).length];
@@ -73,8 +85,11 @@ export function tensor(data: NestedArray | ArrayBufferView | boolean[], options:
       t = new Tensor(native.fromBuffer(data, shape, dtypeCode(dtype)));
     } else {
       const raw = new Tensor(native.fromBuffer(data, shape, dtypeCode(own)));
-      t = raw.to(dtype);
-      raw.dispose();
+      try {
+        t = raw.to(dtype);
+      } finally {
+        raw.dispose();
+      }
     }
   } else {
     const shape: number[] = [];
@@ -87,13 +102,22 @@ export function tensor(data: NestedArray | ArrayBufferView | boolean[], options:
     }
     const dtype = options.dtype ?? 'float32';
     const raw = new Tensor(native.fromBuffer(new Float64Array(flat), shape, dtypeCode('float64')));
-    t = dtype === 'float64' ? raw : raw.to(dtype);
-    if (t !== raw) raw.dispose();
+    if (dtype === 'float64') t = raw;
+    else {
+      try {
+        t = raw.to(dtype);
+      } finally {
+        raw.dispose();
+      }
+    }
   }
   if (options.device && options.device !== 'cpu') {
-    const moved = t.to(options.device);
-    t.dispose();
-    t = moved;
+    const onCpu = t;
+    try {
+      t = onCpu.to(options.device);
+    } finally {
+      onCpu.dispose();
+    }
   }
   return finish(t, options);
 }

@@ -49,6 +49,8 @@ export class SafetensorsError extends Error {
 
 // The reference reader refuses larger headers; so do we, before allocating a string for one.
 const MAX_HEADER_BYTES = 100_000_000;
+// The addon's limit on dimensions (native/tensor.cc); the format itself sets none.
+const MAX_DIMS = 64;
 
 // The reference's Dtype enum in declaration order (ascending), which fixes the writer's tensor
 // order. Later releases insert F4, F6_*, F8_E8M0, *FNUZ and C64 without reordering these.
@@ -377,10 +379,15 @@ function readHeader(buf: Uint8Array, file: string): { entries: HeaderEntry[]; me
     }
     const [begin, end] = offsets as [number, number];
     if (end < begin) throw new SafetensorsError(file, `tensor '${name}' has data_offsets [${begin}, ${end}] that end before they begin`);
-    const elements = (shape as number[]).reduce((a, b) => a * b, 1);
-    const needed = elements * ELEMENT_BYTES[dtype]!;
-    if (!Number.isSafeInteger(needed))
+    if (shape.length > MAX_DIMS)
+      throw new SafetensorsError(file, `tensor '${name}' has ${shape.length} dimensions; byol-align reads at most ${MAX_DIMS}`);
+    // libtorch multiplies every dimension, zeros included, when it sizes a tensor's storage, so
+    // [2^32, 2^32, 0] overflows there although it holds no element: the non-zero dimensions'
+    // product must be addressable too.
+    const addressable = (shape as number[]).reduce((a, b) => a * Math.max(b, 1), 1) * ELEMENT_BYTES[dtype]!;
+    if (!Number.isSafeInteger(addressable))
       throw new SafetensorsError(file, `tensor '${name}' has shape [${shape.join(', ')}], too large to address`);
+    const needed = (shape as number[]).reduce((a, b) => a * b, 1) * ELEMENT_BYTES[dtype]!;
     if (end - begin !== needed) {
       throw new SafetensorsError(
         file,
@@ -451,7 +458,10 @@ function widen(fileDtype: string, bytes: Uint8Array): ArrayBufferView {
  * const { tensors, metadata } = parseSafetensors(readFileSync('w.safetensors'), 'w.safetensors');
  */
 export function parseSafetensors(buf: Uint8Array, sourceName = '<buffer>'): SafetensorsContents {
+  if (typeof sourceName !== 'string') sourceName = '<buffer>';
   assertLittleEndianHost(sourceName);
+  if (!(buf instanceof Uint8Array))
+    throw new SafetensorsError(sourceName, `expected the bytes as a Uint8Array or Buffer, got ${buf === null ? 'null' : typeof buf}`);
   const { entries, metadata, dataStart } = readHeader(buf, sourceName);
   for (const entry of entries) {
     if (entry.fileDtype !== 'BOOL') continue;
@@ -464,12 +474,18 @@ export function parseSafetensors(buf: Uint8Array, sourceName = '<buffer>'): Safe
         `BOOL tensor '${entry.name}' holds byte ${bytes[bad]} at element ${bad}; only 0 and 1 are valid`,
       );
   }
-  // Everything is checked before the first tensor is made, so a bad file leaks no tensors.
+  // Everything is checked before the first tensor is made; should making one still fail (out of
+  // memory), the ones already made are freed, so a failed load holds no memory.
   const tensors = new Map<string, Tensor>();
   for (const entry of entries) {
     const bytes = buf.subarray(dataStart + entry.begin, dataStart + entry.end);
     const dtype = LOADED_AS[entry.fileDtype]!;
-    tensors.set(entry.name, new Tensor(native.fromBuffer(widen(entry.fileDtype, bytes), entry.shape, dtypeCode(dtype))));
+    try {
+      tensors.set(entry.name, new Tensor(native.fromBuffer(widen(entry.fileDtype, bytes), entry.shape, dtypeCode(dtype))));
+    } catch (err) {
+      for (const built of tensors.values()) built.dispose();
+      throw new SafetensorsError(sourceName, `could not make tensor '${entry.name}': ${(err as Error).message}`, { cause: err });
+    }
   }
   return { tensors, metadata };
 }
