@@ -198,6 +198,14 @@ test('bad view values are refused, naming the key and what is allowed', () => {
   assert.match(refusal('vector.hiddenDims=[16, 0]'), /vector\.hiddenDims\.1: .*>0/);
 });
 
+test('the image modality refuses a view probability outside [0, 1] given in code, naming the view and key', () => {
+  assert.throws(
+    () => new ImageModality({ size: SIZE, view2: { solarizeP: 1.2 } }),
+    /image settings: view2\.solarizeP is 1\.2, expected a probability in \[0, 1\]/,
+  );
+  assert.throws(() => new ImageModality({ size: SIZE, view1: { flipP: -0.5 } }), /view1\.flipP is -0\.5/);
+});
+
 test('a restored modality (as loadModel and --resume rebuild it) draws the same views; its spec records every key', async () => {
   const image = await imageFrom('image.view1.cropScale=[0.5, 1]', 'image.view2.solarizeP=0.7', 'image.view2.blurSigma=[0.5, 1]');
   const spec = JSON.parse(JSON.stringify(image.toJSON()));

@@ -248,6 +248,7 @@ function withOverrides(preset: ViewConfig, overrides: ViewOverrides, view: strin
     if (typeof current === 'number') {
       if (typeof value !== 'number' || !Number.isFinite(value))
         throw new TypeError(`${where} is ${JSON.stringify(value)}, expected a number`);
+      if (key.endsWith('P') && !(value >= 0 && value <= 1)) throw new RangeError(`${where} is ${value}, expected a probability in [0, 1]`);
     } else if (key === 'mean' || key === 'std') {
       if (!isNumbers(value) || (value.length !== channels && value.length !== 0)) {
         throw new TypeError(
