@@ -1,0 +1,542 @@
+#!/usr/bin/env python3
+"""A `byol-align export` folder in PyTorch: the network, its preprocessing, and its check.
+
+    from PIL import Image
+    from byol_align_export import load_export
+
+    model = load_export("export/")
+    images = model.encode_image([Image.open("cat.png"), Image.open("dog.jpg")])  # [2, d], l2-normalised
+    query = model.encode_text("a red heart")                                    # [d]
+    scores = images @ query                                                     # cosine similarities
+
+The embeddings are those `byol-align embed` returns for the same inputs: the network is rebuilt
+from config.json with torch.nn modules and loads model.safetensors strictly (every name and shape
+must match); images are prepared as byol-align's decoder prepares files (upright by EXIF,
+transparency flattened onto config["image"]["background"], made square by config["image"]["fit"]
+with the recorded resize kernel, scaled to [0, 1] and normalised with the recorded mean and std);
+captions are tokenized with tokenizer.json, [CLS] first, cut to maxLength and padded with id 0.
+
+Run as a program, `python3 byol_align_export.py EXPORT_DIR` checks the export: it feeds the inputs
+stored in EXPORT_DIR/check.safetensors through the network and compares the projections with those
+byol-align computed; exit status 0 when they match, 1 when they do not.
+
+Needs torch and numpy; PIL (Pillow) for encode_image. Uses the `safetensors` and `tokenizers`
+packages when they are installed, and otherwise reads safetensors files and runs the WordPiece
+tokenizer itself (the same normalisation, splitting and greedy longest-match as Hugging Face's
+BertNormalizer, BertPreTokenizer and WordPiece, which byol-align's tokenizer.json names).
+
+Where the two sides can differ: pixels are identical to byol-align's for images already at the
+model's size (and for flattening transparency); images that need resizing go through Pillow's
+kernel of the recorded name, which is close to, not bit-identical with, libvips's. One-channel
+models convert colour images to grey through linear light as libvips does, within one grey level.
+"""
+import json
+import os
+import struct
+import sys
+import unicodedata
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+EXPORT_FORMAT = "byol-align-export/1"
+DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path):
+    """The tensors of a safetensors file by name: with the `safetensors` package if installed, else by hand."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        load_file = None
+    if load_file is not None:
+        return load_file(path)
+    # The format: an 8-byte little-endian header length, a JSON header, then the data.
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    header.pop("__metadata__", None)
+    out = {}
+    for name, entry in header.items():
+        if entry["dtype"] not in DTYPES:
+            raise ValueError(f"{path}: tensor {name} has dtype {entry['dtype']}; this reader knows {', '.join(DTYPES)}")
+        begin, end = entry["data_offsets"]
+        array = np.frombuffer(data[8 + n + begin : 8 + n + end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"])
+        out[name] = torch.from_numpy(array.copy())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The network: byol-align's online AlignBranch, with PyTorch's parameter names.
+
+
+class SmallCnn(nn.Module):
+    def __init__(self, in_channels, widths=(32, 64, 128)):
+        super().__init__()
+        c = in_channels
+        for i, w in enumerate(widths):
+            self.add_module(f"block{i + 1}", nn.Sequential(nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()))
+            c = w
+        self.count = len(widths)
+
+    def forward(self, x):
+        for i in range(self.count):
+            x = getattr(self, f"block{i + 1}")(x)
+            if i < self.count - 1:
+                x = F.max_pool2d(x, 2)
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+class TextTransformer(nn.Module):
+    def __init__(self, s):
+        super().__init__()
+        self.pooling = s["pooling"]
+        self.token_embedding = nn.Embedding(s["vocabSize"], s["dModel"], padding_idx=0)
+        self.positional_embedding = nn.Parameter(torch.zeros(s["maxLength"], s["dModel"]))
+        self.dropout = nn.Dropout(s["dropout"])
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                s["dModel"], s["heads"], s["dimFeedforward"], s["dropout"], activation="gelu", batch_first=True, norm_first=True
+            )
+            for _ in range(s["layers"])
+        )
+        self.ln_final = nn.LayerNorm(s["dModel"])
+
+    def forward(self, ids):
+        padding = ids == 0
+        x = self.dropout(self.token_embedding(ids) + self.positional_embedding[: ids.shape[1]])
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=padding)
+        x = self.ln_final(x)
+        if self.pooling == "cls":
+            return x[:, 0]
+        real = (~padding).unsqueeze(2).to(x.dtype)
+        return (x * real).sum(1) / real.sum(1)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_c, out_c, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, out_c, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_c)
+        self.conv2 = nn.Conv2d(out_c, out_c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_c)
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(in_c, out_c, 1, stride=stride, bias=False), nn.BatchNorm2d(out_c))
+            if stride != 1 or in_c != out_c
+            else nn.Identity()
+        )
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(h)) + self.shortcut(x))
+
+
+class CifarResNet18(nn.Module):
+    def __init__(self, in_channels, width_multiplier):
+        super().__init__()
+        widths = [max(1, round(w * width_multiplier)) for w in (64, 128, 256, 512)]
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]))
+        c = widths[0]
+        for i, w in enumerate(widths):
+            self.add_module(f"layer{i + 1}", nn.Sequential(BasicBlock(c, w, 1 if i == 0 else 2), BasicBlock(w, w, 1)))
+            c = w
+
+    def forward(self, x):
+        h = F.relu(self.stem(x))
+        for i in range(4):
+            h = getattr(self, f"layer{i + 1}")(h)
+        return F.adaptive_avg_pool2d(h, 1).flatten(1)
+
+
+def vector_adapter(s):
+    layers, width = [], s["dim"]
+    for hidden in s["hiddenDims"]:
+        layers += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, s["featureDim"]))
+    return nn.Sequential(*layers)
+
+
+def norm_layer(kind, width):
+    if kind == "batch":
+        return nn.BatchNorm1d(width)
+    if kind == "layer":
+        return nn.LayerNorm(width)
+    if kind == "group":
+        return nn.GroupNorm(32 if width % 32 == 0 else 1, width)
+    return nn.Identity()
+
+
+def mlp_head(inputs, hidden, outputs, norm):
+    return nn.Sequential(nn.Linear(inputs, hidden), norm_layer(norm, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
+
+
+def encoder(m):
+    s = m["settings"]
+    if m["kind"] == "image":
+        if s["encoder"] == "resnet18":
+            return CifarResNet18(s["channels"], s["widthMultiplier"])
+        return SmallCnn(s["channels"])
+    if m["kind"] == "text":
+        return TextTransformer(s)
+    if m["kind"] == "vector":
+        return vector_adapter(s)
+    raise ValueError(f"config.json: modality {m['name']!r} has kind {m['kind']!r}; known: image, text, vector")
+
+
+class OnlineNetwork(nn.Module):
+    """byol-align's AlignBranch: encoder (+ neck) per modality, then shared or per-modality heads."""
+
+    def __init__(self, config):
+        super().__init__()
+        heads = config["heads"]
+        self.shared = heads["sharedHeads"]
+        width = max(m["featureDim"] for m in config["modalities"])
+        self.encoders = nn.ModuleDict()
+        for m in config["modalities"]:
+            neck = nn.Linear(m["featureDim"], width) if self.shared and m["featureDim"] != width else nn.Identity()
+            self.encoders[m["name"]] = nn.Sequential(encoder(m), neck)
+        names = ["shared"] if self.shared else [m["name"] for m in config["modalities"]]
+        dims = {m["name"]: m["featureDim"] for m in config["modalities"]}
+        p, h, q, norm = heads["projectionDim"], heads["projectionHiddenDim"], heads["predictionHiddenDim"], heads["headNorm"]
+        self.projectors = nn.ModuleDict({n: mlp_head(width if self.shared else dims[n], h, p, norm) for n in names})
+        self.predictors = nn.ModuleDict({n: mlp_head(p, q, p, norm) for n in names})
+
+    def embed(self, modality, x, stage="projection"):
+        """The model input `x` of `modality` at `stage`: 'encoder', 'projection' or 'prediction' (not normalised)."""
+        if stage not in ("encoder", "projection", "prediction"):
+            raise ValueError(f"embed: stage is {stage!r}; expected 'encoder', 'projection' or 'prediction'")
+        head = "shared" if self.shared else modality
+        z = self.encoders[modality](x)
+        if stage == "encoder":
+            return z
+        z = self.projectors[head](z)
+        return z if stage == "projection" else self.predictors[head](z)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: the tokenizer.json byol-align trains (a Hugging Face WordPiece tokenizer).
+
+
+def _is_control(c):
+    return c not in "\t\n\r" and unicodedata.category(c) in ("Cc", "Cf", "Cn", "Co", "Cs")
+
+
+def _is_whitespace(c):
+    return c in "\t\n\r " or unicodedata.category(c) == "Zs"
+
+
+def _is_punctuation(c):
+    o = ord(c)
+    ascii_punctuation = 33 <= o <= 47 or 58 <= o <= 64 or 91 <= o <= 96 or 123 <= o <= 126
+    return ascii_punctuation or unicodedata.category(c).startswith("P")
+
+
+def _is_chinese(c):
+    o = ord(c)
+    return (
+        0x4E00 <= o <= 0x9FFF
+        or 0x3400 <= o <= 0x4DBF
+        or 0x20000 <= o <= 0x2A6DF
+        or 0x2A700 <= o <= 0x2B73F
+        or 0x2B740 <= o <= 0x2B81F
+        or 0x2B920 <= o <= 0x2CEAF
+        or 0xF900 <= o <= 0xFAFF
+        or 0x2F800 <= o <= 0x2FA1F
+    )
+
+
+class WordPieceTokenizer:
+    """The subset of Hugging Face `tokenizers` that byol-align's tokenizer.json uses, in pure Python.
+
+    BertNormalizer (clean_text, handle_chinese_chars, strip_accents, lowercase), BertPreTokenizer
+    (split on whitespace, each punctuation character its own word), WordPiece (greedy longest match,
+    continuation pieces prefixed, a word with an unmatched rest becomes the unknown token), and a
+    TemplateProcessing post-processor that puts special tokens around the pieces. Added tokens
+    ([CLS], [MASK], ...) written in the text are matched first, as the library does.
+    """
+
+    def __init__(self, spec, path="tokenizer.json"):
+        model, normalizer = spec.get("model") or {}, spec.get("normalizer") or {}
+        if model.get("type") != "WordPiece":
+            raise ValueError(f"{path}: model.type is {model.get('type')!r}; without the `tokenizers` package only WordPiece is supported")
+        if normalizer.get("type") not in ("BertNormalizer", None) or (spec.get("pre_tokenizer") or {}).get("type") not in ("BertPreTokenizer", None):
+            raise ValueError(f"{path}: needs the `tokenizers` package (pip install tokenizers): normalizer or pre_tokenizer is not BERT's")
+        self.vocab = model["vocab"]
+        self.unk = self.vocab[model["unk_token"]]
+        self.prefix = model.get("continuing_subword_prefix", "##")
+        self.max_chars = model.get("max_input_chars_per_word", 100)
+        self.normalizer = normalizer
+        self.added = sorted((t["content"] for t in spec.get("added_tokens", [])), key=len, reverse=True)
+        self.template = self._template(spec.get("post_processor"), path)
+
+    def _template(self, post, path):
+        if post is None:
+            return [("A", None)]
+        if post.get("type") != "TemplateProcessing":
+            raise ValueError(f"{path}: post_processor.type is {post.get('type')!r}; without the `tokenizers` package only TemplateProcessing is supported")
+        pieces = []
+        for piece in post["single"]:
+            if "Sequence" in piece:
+                pieces.append(("A", None))
+            else:
+                pieces.append(("special", post["special_tokens"][piece["SpecialToken"]["id"]]["ids"]))
+        return pieces
+
+    def _normalize(self, text):
+        n = self.normalizer
+        if n.get("clean_text", True):
+            text = "".join(" " if _is_whitespace(c) else c for c in text if c not in "\0\ufffd" and not _is_control(c))
+        if n.get("handle_chinese_chars", True):
+            text = "".join(f" {c} " if _is_chinese(c) else c for c in text)
+        lowercase = n.get("lowercase", True)
+        strip_accents = n.get("strip_accents")
+        if strip_accents if strip_accents is not None else lowercase:
+            text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+        return text.lower() if lowercase else text
+
+    @staticmethod
+    def _words(text):
+        words, current = [], ""
+        for c in text:
+            if _is_whitespace(c) or _is_punctuation(c):
+                if current:
+                    words.append(current)
+                current = ""
+                if _is_punctuation(c):
+                    words.append(c)
+            else:
+                current += c
+        if current:
+            words.append(current)
+        return words
+
+    def _word_ids(self, word):
+        if len(word) > self.max_chars:
+            return [self.unk]
+        ids, start = [], 0
+        while start < len(word):
+            end = len(word)
+            while end > start:
+                piece = word[start:end] if start == 0 else self.prefix + word[start:end]
+                if piece in self.vocab:
+                    ids.append(self.vocab[piece])
+                    break
+                end -= 1
+            if end == start:
+                return [self.unk]
+            start = end
+        return ids
+
+    def _split_added(self, text):
+        """The text as (is_added_token, part) pairs, leftmost-longest added token first."""
+        parts, rest = [], text
+        while rest:
+            hits = [(rest.find(t), -len(t), t) for t in self.added if t and rest.find(t) >= 0]
+            if not hits:
+                parts.append((False, rest))
+                break
+            at, _, token = min(hits)
+            if at > 0:
+                parts.append((False, rest[:at]))
+            parts.append((True, token))
+            rest = rest[at + len(token) :]
+        return parts
+
+    def encode(self, text):
+        """The ids of one text, special tokens included, untruncated."""
+        ids = []
+        for is_added, part in self._split_added(text):
+            if is_added:
+                ids.append(self.vocab[part])
+                continue
+            for word in self._words(self._normalize(part)):
+                ids.extend(self._word_ids(word))
+        out = []
+        for kind, special in self.template:
+            out.extend(ids if kind == "A" else special)
+        return out
+
+
+def load_tokenizer(path):
+    """tokenizer.json as an object with encode(text) -> ids: Hugging Face `tokenizers` if installed, else WordPieceTokenizer."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        Tokenizer = None
+    if Tokenizer is not None:
+        tokenizer = Tokenizer.from_file(path)
+
+        class HuggingFace:
+            library = "tokenizers"
+
+            def encode(self, text):
+                return tokenizer.encode(text, add_special_tokens=True).ids
+
+        return HuggingFace()
+    with open(path, encoding="utf-8") as f:
+        wordpiece = WordPieceTokenizer(json.load(f), path)
+    wordpiece.library = "byol_align_export.WordPieceTokenizer"
+    return wordpiece
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: what byol-align's decoder (sharp/libvips) does to a file.
+
+
+def _srgb_to_linear(c):
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(y):
+    return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(np.maximum(y, 0), 1 / 2.4) - 0.055)
+
+
+def image_pixels(image, settings):
+    """One PIL image (or a path) → uint8 tensor [C, size, size] as byol-align decodes files, by the export's config["image"]."""
+    from PIL import Image, ImageOps
+
+    if isinstance(image, (str, os.PathLike)):
+        image = Image.open(image)
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"encode_image: an item is {type(image).__name__}; expected a PIL image or an image file path")
+    size, channels, fit = settings["size"], settings["channels"], settings["fit"]
+    resampling = getattr(Image, "Resampling", Image)
+    kernels = {"nearest": resampling.NEAREST, "linear": resampling.BILINEAR, "cubic": resampling.BICUBIC, "lanczos3": resampling.LANCZOS}
+    if settings["resizeKernel"] not in kernels:
+        raise ValueError(f"config.json: image.resizeKernel is {settings['resizeKernel']!r}; known: {', '.join(kernels)}")
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # libvips flattens with integer pixels and truncates: (fg·a + bg·(255 − a)) / 255.
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.int64)
+        background = np.array([int(settings["background"][i : i + 2], 16) for i in (1, 3, 5)], dtype=np.int64)
+        alpha = rgba[..., 3:]
+        image = Image.fromarray(((rgba[..., :3] * alpha + background * (255 - alpha)) // 255).astype(np.uint8), "RGB")
+    elif image.mode != "L" or channels == 3:
+        image = image.convert("RGB")
+    if image.size != (size, size):
+        if fit == "cover":
+            image = ImageOps.fit(image, (size, size), method=kernels[settings["resizeKernel"]], centering=(0.5, 0.5))
+        elif fit == "fill":
+            image = image.resize((size, size), kernels[settings["resizeKernel"]])
+        else:
+            raise ValueError(f"config.json: image.fit is {fit!r}; expected 'cover' or 'fill'")
+    pixels = np.asarray(image)
+    if channels == 1 and pixels.ndim == 3:
+        # libvips's 'b-w': luminance Y of linear-light sRGB (Rec. 709 weights), encoded back as sRGB.
+        y = _srgb_to_linear(pixels / 255.0) @ np.array([0.2126, 0.7152, 0.0722])
+        pixels = np.clip(np.round(_linear_to_srgb(y) * 255), 0, 255).astype(np.uint8)
+    pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The export.
+
+
+class ExportedModel:
+    """An export folder: the network (`.network`), `.config`, and encoders into the retrieval space."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+            self.config = json.load(f)
+        if self.config.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"{directory}/config.json: format is {self.config.get('format')!r}; this module reads {EXPORT_FORMAT}")
+        self.network = OnlineNetwork(self.config)
+        self.network.load_state_dict(read_safetensors(os.path.join(directory, "model.safetensors")), strict=True)
+        self.network.eval()
+        text = self.config.get("text")
+        self.tokenizer = load_tokenizer(os.path.join(directory, text["tokenizer"])) if text else None
+
+    def _kind(self, kind):
+        names = [m["name"] for m in self.config["modalities"] if m["kind"] == kind]
+        if not names:
+            raise ValueError(f"{self.directory}: the model has no {kind} modality; it has {', '.join(m['name'] for m in self.config['modalities'])}")
+        return names[0]
+
+    def image_input(self, images):
+        """PIL images (or paths) → the image encoder's input: float [N, C, size, size], normalised."""
+        settings = self.config["image"]
+        x = torch.stack([image_pixels(image, settings) for image in images]).float() / 255
+        if len(settings["mean"]) > 0:
+            mean = torch.tensor(settings["mean"]).reshape(1, -1, 1, 1)
+            std = torch.tensor(settings["std"]).reshape(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x
+
+    def text_input(self, texts):
+        """Texts → token ids int64 [N, L]: [CLS] first, cut to maxLength, id 0 padding to maxLength or the longest row."""
+        settings = self.config["text"]
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"encode_text: texts[{i}] is {type(t).__name__}; expected a string")
+        rows = [self.tokenizer.encode(t)[: settings["maxLength"]] for t in texts]
+        width = settings["maxLength"] if settings["padding"] == "max" else max([1] + [len(r) for r in rows])
+        ids = torch.full((len(rows), width), settings["padId"], dtype=torch.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
+        return ids
+
+    def _encode(self, kind, items, make_input, space, batch_size):
+        single = not isinstance(items, (list, tuple))
+        items = [items] if single else list(items)
+        name = self._kind(kind)
+        space = space or self.config.get("space", "projection")
+        parts = []
+        with torch.no_grad():
+            for i in range(0, len(items), batch_size):
+                parts.append(F.normalize(self.network.embed(name, make_input(items[i : i + batch_size]), space), dim=1))
+        out = torch.cat(parts) if parts else torch.zeros((0, 0))
+        return out[0] if single else out
+
+    def encode_image(self, images, space=None, batch_size=256):
+        """A PIL image (→ [d]) or a list of them (→ [N, d]), l2-normalised in `space` (default: the export's)."""
+        return self._encode("image", images, self.image_input, space, batch_size)
+
+    def encode_text(self, texts, space=None, batch_size=256):
+        """A string (→ [d]) or a list of them (→ [N, d]), l2-normalised in `space` (default: the export's)."""
+        return self._encode("text", texts, self.text_input, space, batch_size)
+
+
+def load_export(directory):
+    """The export in `directory` (written by `byol-align export`), ready to encode."""
+    return ExportedModel(directory)
+
+
+def check(directory, out=sys.stdout):
+    """Compares the network's projections of check.safetensors' inputs with byol-align's; True when they match."""
+    path = os.path.join(directory, "check.safetensors")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no check file (the export was written without check samples)")
+    network = load_export(directory).network
+    stored = read_safetensors(path)
+    worst = 0.0
+    with torch.no_grad():
+        for key in sorted(k for k in stored if k.endswith(".input")):
+            name = key[: -len(".input")]
+            expected = stored[f"{name}.projection"]
+            got = network.embed(name, stored[key])
+            diff = (got - expected).abs().max().item()
+            scale = expected.abs().max().item()
+            print(f"{name}: {tuple(expected.shape)} projections, max abs difference {diff:.3g} (values up to {scale:.3g})", file=out)
+            worst = max(worst, diff / max(scale, 1e-6))
+    ok = worst < 1e-4
+    print("match" if ok else f"MISMATCH: relative difference {worst:.3g}", file=out)
+    return ok
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(f"usage: {os.path.basename(sys.argv[0])} EXPORT_DIR\n\n{__doc__}", file=sys.stderr)
+        return 2
+    return 0 if check(argv[0]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
