@@ -12,9 +12,10 @@ const CHANCE = 'chance (random embeddings)';
 
 const BASE_CONFIG = {
   background: 'white',
-  title: { anchor: 'start', fontSize: 14, subtitleFontSize: 11, subtitleColor: '#555' },
-  legend: { orient: 'right', labelLimit: 260 },
-  axis: { labelFontSize: 11, titleFontSize: 12 },
+  title: { anchor: 'start', fontSize: 15, subtitleFontSize: 12, subtitleColor: '#555' },
+  legend: { orient: 'right', labelLimit: 260, labelFontSize: 12, titleFontSize: 12 },
+  axis: { labelFontSize: 12, titleFontSize: 13 },
+  header: { labelFontSize: 13, labelFontWeight: 'bold' },
 } as const;
 
 /** An integer axis: ticks only at whole steps or epochs. */
@@ -52,7 +53,7 @@ export function lossChart(steps: StepLine[], stepsPerPoint: number): TopLevelSpe
   return {
     title: { text: 'Loss per step: the total and each term before its weight', subtitle: averaged(stepsPerPoint) },
     data: { values },
-    facet: { field: 'family', type: 'nominal', sort: families, title: null, header: { labelFontSize: 12, labelFontWeight: 'bold' } },
+    facet: { field: 'family', type: 'nominal', sort: families, title: null },
     columns: 3,
     spec: {
       width: 190,
@@ -61,21 +62,27 @@ export function lossChart(steps: StepLine[], stepsPerPoint: number): TopLevelSpe
       encoding: {
         x: { field: 'step', type: 'quantitative', axis: integerAxis('step'), scale: { nice: false } },
         y: { field: 'value', type: 'quantitative', title: 'loss', scale: { zero: false } },
-        color: { field: 'term', type: 'nominal', scale: { domain: terms, scheme: 'tableau20' }, legend: { title: 'term' } },
+        // Ten distinct hues while they suffice; tableau20 (hues in light/dark pairs) beyond.
+        color: {
+          field: 'term',
+          type: 'nominal',
+          scale: { domain: terms, scheme: terms.length <= 10 ? 'tableau10' : 'tableau20' },
+          legend: { title: 'term' },
+        },
       },
     },
     resolve: { scale: { y: 'independent' } },
   };
 }
 
-/** One quantity per step, a single line. */
+/** One quantity per step, a single line; `yFormat` is a d3-format specifier for its axis. */
 export function stepChart(
   steps: StepLine[],
   stepsPerPoint: number,
-  title: string,
-  yTitle: string,
+  axis: { title: string; yTitle: string; yFormat: string },
   pick: (s: StepLine) => number,
 ): TopLevelSpec {
+  const { title, yTitle, yFormat } = axis;
   return {
     title: { text: title, subtitle: averaged(stepsPerPoint) },
     width: 330,
@@ -84,7 +91,7 @@ export function stepChart(
     mark: { type: 'line', point: steps.length <= 30, color: '#4c78a8' },
     encoding: {
       x: { field: 'step', type: 'quantitative', axis: integerAxis('step'), scale: { nice: false } },
-      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false }, axis: { format: '.3~g' } },
+      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false }, axis: { format: yFormat } },
     },
   };
 }
@@ -177,7 +184,6 @@ export function recallChart(epochs: EpochLine[]): TopLevelSpec {
         type: 'nominal',
         sort: directions.map(([, d]) => d),
         title: null,
-        header: { labelFontSize: 12, labelFontWeight: 'bold' },
       },
     },
     spec: {

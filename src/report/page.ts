@@ -51,6 +51,8 @@ function validationTable(last: EpochLine): string {
 <p>rsum ${last.val.rsum.toFixed(2)}${rsumChance}${bySpace}. Chance: what random embeddings reach on the same validation set.</p>`;
 }
 
+const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 /** The settings that tell runs apart, then the whole config. */
 function configSummary(config: Config): string {
   const weights = Object.entries(lossWeights(config))
@@ -64,7 +66,10 @@ function configSummary(config: Config): string {
     ['validation data', data.val ?? 'none: the map and examples use the training data'],
     ['objective', `${config.loss.objective} (${weights})`],
     ['image encoder', `${image.encoder}, ${image.size}×${image.size}, ${image.channels} channels`],
-    ['text encoder', `Transformer, ${text.layers} layers, width ${text.dModel}, ${text.heads} heads, vocabulary ${text.vocabSize}`],
+    [
+      'text encoder',
+      `Transformer, ${count(text.layers, 'layer')}, width ${text.dModel}, ${count(text.heads, 'head')}, vocabulary ${text.vocabSize}`,
+    ],
     [
       'heads',
       `projection ${model.projectionDim} (hidden ${model.projectionHiddenDim}), ${model.sharedHeads ? 'shared' : 'per modality'}; τ from ${model.tauBase}`,

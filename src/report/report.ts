@@ -89,12 +89,12 @@ export async function buildReport(options: ReportOptions): Promise<{ html: strin
     [
       await chart(
         'lr',
-        stepChart(lines, stepsPerPoint, 'Learning rate', 'lr', (s) => s.lr),
+        stepChart(lines, stepsPerPoint, { title: 'Learning rate', yTitle: 'lr', yFormat: '.1~e' }, (s) => s.lr),
         'Learning rate per step',
       ),
       await chart(
         'tau',
-        stepChart(lines, stepsPerPoint, 'EMA coefficient τ of the target network', 'τ', (s) => s.tau),
+        stepChart(lines, stepsPerPoint, { title: 'EMA coefficient τ of the target network', yTitle: 'τ', yFormat: '.4~f' }, (s) => s.tau),
         'τ per step',
       ),
     ],
