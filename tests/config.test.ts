@@ -55,7 +55,7 @@ test('YAML and JSON files; a syntax error names the file and line', () => {
   assert.equal(resolveConfig({ file: json }).train.steps, 7);
   const broken = write('broken.yaml', 'model:\n  sharedHeads: [true\ntrain: 1\n');
   assert.throws(() => resolveConfig({ file: broken }), /broken\.yaml:\d+:\d+: not valid YAML/);
-  assert.throws(() => resolveConfig({ file: write('bad.json', '{"a": }') }), /bad\.json: not valid JSON/);
+  assert.throws(() => resolveConfig({ file: write('bad.json', '{"a": }') }), /bad\.json:1:7: not valid JSON/);
   assert.throws(() => resolveConfig({ file: write('run.toml', '') }), /must end in \.yaml, \.yml or \.json/);
   assert.throws(() => resolveConfig({ file: join(dir, 'missing.yaml') }), /missing\.yaml: cannot read the config file \(ENOENT\)/);
   assert.throws(() => resolveConfig({ file: write('list.yaml', '- 1\n- 2\n') }), /must be a mapping of sections/);
@@ -91,6 +91,77 @@ test('overrides parse their values as YAML scalars and refuse malformed keys', (
   assert.throws(() => parseOverride('train..epochs=1'), /empty key/);
 });
 
+test('sizes are bounded: a value past the maximum is an error naming the key and the maximum, the maximum itself is accepted', () => {
+  // The bounds of docs/config.md: generous for any model trained here, far below what overflows an allocator.
+  const maxima: [section: string, key: string, max: number][] = [
+    ['image', 'size', 1024],
+    ['image', 'widthMultiplier', 16],
+    ['text', 'vocabSize', 262144],
+    ['text', 'maxLength', 1024],
+    ['text', 'dModel', 8192],
+    ['text', 'layers', 64],
+    ['text', 'heads', 256],
+    ['model', 'projectionHiddenDim', 32768],
+    ['model', 'projectionDim', 8192],
+    ['model', 'predictionHiddenDim', 32768],
+    ['train', 'batchSize', 65536],
+  ];
+  for (const [section, key, max] of maxima) {
+    // heads must divide dModel, so the largest head count is tried with the largest width.
+    const atMax = section === 'text' && key === 'heads' ? { text: { heads: max, dModel: 8192 } } : { [section]: { [key]: max } };
+    assert.equal((parseConfig(atMax) as unknown as Record<string, Record<string, number>>)[section]![key], max, `${section}.${key}`);
+    assert.throws(
+      () => parseConfig({ [section]: { [key]: Number.isInteger(max) && key !== 'widthMultiplier' ? max + 1 : max + 0.5 } }),
+      (err: Error) => err instanceof ConfigError && err.message.includes(`${section}.${key}`) && err.message.includes(String(max)),
+      `${section}.${key}`,
+    );
+  }
+  // The case of the report: an override of 1e12, named with its bound.
+  assert.throws(() => resolveConfig({ overrides: ['model.projectionHiddenDim=1e12'] }), /config: model\.projectionHiddenDim: .*32768/);
+});
+
+test('data.allowOutsideImages is false unless set', () => {
+  assert.equal(parseConfig({}).data.allowOutsideImages, false);
+  assert.equal(resolveConfig({ overrides: ['data.allowOutsideImages=true'] }).data.allowOutsideImages, true);
+  assert.throws(() => parseConfig({ data: { allowOutsideImages: 'yes' } }), /data\.allowOutsideImages/);
+});
+
+test('a YAML alias bomb is refused naming the config file', () => {
+  // Ten levels of nine aliases each would expand to 9^10 (3.5 billion) strings.
+  let text = 'a0: &a0 [x, x, x, x, x, x, x, x, x]\n';
+  for (let level = 1; level <= 10; level++)
+    text += `a${level}: &a${level} [${Array(9)
+      .fill(`*a${level - 1}`)
+      .join(', ')}]\n`;
+  const bomb = write('bomb.yaml', text);
+  assert.throws(
+    () => resolveConfig({ file: bomb }),
+    (err: Error) => err instanceof ConfigError && err.message.startsWith(`${bomb}: `) && /alias/i.test(err.message),
+  );
+});
+
+test('deeply nested malformed JSON is refused naming the config file and the line, not with a stack overflow', () => {
+  // V8's message for this one carries no position, so the offset comes from the syntax-error locator.
+  const file = write('deep.json', '{"model":\n' + '['.repeat(200000) + '}');
+  assert.throws(
+    () => resolveConfig({ file }),
+    (err: Error) => err instanceof ConfigError && err.message.startsWith(`${file}:2:200001: not valid JSON`),
+  );
+});
+
+test('a config file that is not UTF-8 is refused with its line, not read as U+FFFD', () => {
+  // Latin-1 "é" (0xe9) followed by a quote is no UTF-8 sequence.
+  const file = join(dir, 'latin1.yaml');
+  writeFileSync(
+    file,
+    Buffer.concat([Buffer.from('train:\n  epochs: 2\ndata:\n  train: "jsonl:caf'), Buffer.from([0xe9]), Buffer.from('.jsonl"\n')]),
+  );
+  assert.throws(
+    () => resolveConfig({ file }),
+    (err: Error) => err instanceof ConfigError && err.message.startsWith(`${file}:4:20: not valid UTF-8`),
+  );
+});
+
 test('every preset is a valid config', () => {
   for (const name of Object.keys(PRESETS) as (keyof typeof PRESETS)[]) assert.doesNotThrow(() => resolveConfig({ preset: name }), name);
   assert.equal(resolveConfig({ preset: 'byol-paper' }).optim.optimizer, 'lars');
@@ -99,6 +170,6 @@ test('every preset is a valid config', () => {
 test('docs/config.md is the reference generated from the schema, every key in it', () => {
   const reference = configReference();
   assert.equal(readFileSync('docs/config.md', 'utf8'), reference, 'docs/config.md is stale: run node dist/scripts/config-docs.js');
-  for (const key of ['model.sharedHeads', 'loss.varianceWeight', 'train.checkpointEvery', 'data.onBadRecord'])
+  for (const key of ['model.sharedHeads', 'loss.varianceWeight', 'train.checkpointEvery', 'data.onBadRecord', 'data.allowOutsideImages'])
     assert.ok(reference.includes(`\`${key}\``), key);
 });

@@ -458,7 +458,7 @@ function jsonlFixture(lines: (object | string)[]): { dir: string; file: string }
   return { dir, file: write(dir, 'manifest.jsonl', text) };
 }
 
-test('JSONL: items hold any subset of image, text and vector; paths are relative to the manifest', () => {
+test('JSONL: items hold any subset of image, text and vector; paths are relative to the manifest, or absolute', () => {
   const elsewhere = folder();
   const absolute = write(elsewhere, 'abs.jpg', jpegBytes());
   const { dir, file } = jsonlFixture([
@@ -470,7 +470,8 @@ test('JSONL: items hold any subset of image, text and vector; paths are relative
     '   ',
     '{"id": "crlf", "image": "./img/b.jpg"}\r',
   ]);
-  const data = loadJsonlManifest(file);
+  // The absolute path lies in another folder, which only allowOutsideImages permits (tests/data_safety.test.ts).
+  const data = loadJsonlManifest(file, { allowOutsideImages: true });
   assert.equal(data.source, file);
   assert.deepEqual(data.skipped, {});
   assert.deepEqual(data.items, [

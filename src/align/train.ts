@@ -25,6 +25,9 @@ import type { Modality } from '../modalities/modality.js';
 import type { AlignModel, ModalityViews } from './model.js';
 import { alignmentLoss, lossNumbers, type AlignmentLossWeights } from './loss.js';
 import { LogitScale } from './infonce.js';
+import { checkFiniteStep } from '../optim/nonfinite.js';
+
+export { NonFiniteLossError } from '../optim/nonfinite.js';
 
 /** One batch: its size and, per modality, the collated inputs of the rows that have it. */
 export interface AlignBatch {
@@ -116,6 +119,7 @@ export class AlignTrainer {
   readonly scheduler: LrScheduler;
   /** CLIP's learnable temperature, present when InfoNCE is part of the loss. */
   readonly logitScale: LogitScale | undefined;
+  readonly #named: [string, Tensor][];
   readonly #params: Tensor[];
   readonly #weightsOf: (epoch: number) => AlignmentLossWeights;
   readonly #byName: Map<string, Modality>;
@@ -152,6 +156,7 @@ export class AlignTrainer {
     this.scheduler = new LrScheduler(this.optimizer, (step) =>
       constant && step >= warmupSteps ? peakLr : warmupCosineLr(step, { peakLr, warmupSteps, totalSteps }),
     );
+    this.#named = named;
     this.#params = named.map(([, p]) => p);
     this.#byName = new Map(options.modalities.map((m) => [m.name, m]));
   }
@@ -161,7 +166,11 @@ export class AlignTrainer {
     return this.#step;
   }
 
-  /** Trains from the current step; returns the records of the steps this run trained. */
+  /**
+   * Trains from the current step; returns the records of the steps this run trained. A NaN or
+   * infinite loss term or gradient throws a NonFiniteLossError before that step's update, its
+   * onStep record and afterStep, so nothing downstream ever sees a non-finite state.
+   */
   async run(hooks: AlignRunHooks = {}): Promise<AlignStepRecord[]> {
     const { model, options } = this;
     const spe = options.stepsPerEpoch;
@@ -208,31 +217,37 @@ export class AlignTrainer {
     // Every random draw of this step from (seed, step): a resumed run repeats it exactly.
     manualSeed(hash32(seed, step, 0x676c6f62));
     const viewGenerator = new Generator(hash32(seed, step, 0x76696577));
-    const record = tidy(() => {
-      const views = new Map<string, ModalityViews>();
-      for (const [name, input] of batch.inputs) {
-        const modality = this.#byName.get(name);
-        if (!modality) throw new Error(`trainAlignment: the batch has modality '${name}', which is not configured`);
-        const [view1, view2] = modality.views(input.batch, viewGenerator);
-        views.set(name, { view1, view2, rows: input.rows });
+    let record: AlignStepRecord;
+    try {
+      record = tidy(() => {
+        const views = new Map<string, ModalityViews>();
+        for (const [name, input] of batch.inputs) {
+          const modality = this.#byName.get(name);
+          if (!modality) throw new Error(`trainAlignment: the batch has modality '${name}', which is not configured`);
+          const [view1, view2] = modality.views(input.batch, viewGenerator);
+          views.set(name, { view1, view2, rows: input.rows });
+        }
+        optimizer.zeroGrad();
+        const outputs = model.forwardViews(views, batch.size);
+        const loss = alignmentLoss(outputs, this.#weightsOf(epoch), logitScale);
+        loss.total.backward();
+        const terms = lossNumbers(loss);
+        checkFiniteStep('trainAlignment', step, epoch, terms, this.#named);
+        if (this.options.clipGradNorm !== undefined) clipGradNorm(this.#params, this.options.clipGradNorm);
+        optimizer.step();
+        logitScale?.clamp_(); // CLIP's cap of 100 on the logit scale, after the step as open_clip does
+        const tau = model.updateTarget(step, this.totalSteps);
+        const collapse: Record<string, number> = {};
+        for (const [name, o] of outputs)
+          collapse[name] = collapseReading(views.get(name)!.rows === null ? o.p1 : o.p1.index([o.present])).ratio;
+        return { step, epoch, loss: terms.total!, terms, lr, tau, collapse, waitMs, stepMs: 0 };
+      });
+    } finally {
+      // The batch's tensors were made outside the scope; they are freed even when the step throws.
+      for (const { batch: t, rows } of batch.inputs.values()) {
+        t.dispose();
+        rows?.dispose();
       }
-      optimizer.zeroGrad();
-      const outputs = model.forwardViews(views, batch.size);
-      const loss = alignmentLoss(outputs, this.#weightsOf(epoch), logitScale);
-      loss.total.backward();
-      if (this.options.clipGradNorm !== undefined) clipGradNorm(this.#params, this.options.clipGradNorm);
-      optimizer.step();
-      logitScale?.clamp_(); // CLIP's cap of 100 on the logit scale, after the step as open_clip does
-      const tau = model.updateTarget(step, this.totalSteps);
-      const collapse: Record<string, number> = {};
-      for (const [name, o] of outputs)
-        collapse[name] = collapseReading(views.get(name)!.rows === null ? o.p1 : o.p1.index([o.present])).ratio;
-      const terms = lossNumbers(loss);
-      return { step, epoch, loss: terms.total!, terms, lr, tau, collapse, waitMs, stepMs: 0 };
-    });
-    for (const { batch: t, rows } of batch.inputs.values()) {
-      t.dispose();
-      rows?.dispose();
     }
     record.stepMs = performance.now() - stepStart;
     this.scheduler.step();

@@ -4,12 +4,14 @@
 // monitor.
 import { Generator, keep, noGrad, randperm, tidy, type Tensor } from '../engine/index.js';
 import { LrScheduler, clipGradNorm, scaleLr, warmupCosineLr } from '../optim/index.js';
+import { checkFiniteStep } from '../optim/nonfinite.js';
 import { makeOptimizer, type OptimizerName } from './optimizer.js';
 import { augmentView, type ViewConfig } from '../modalities/image/augment.js';
 import { COLLAPSE_WARNING_RATIO, collapseReading } from '../eval/collapse.js';
 import type { Byol } from './model.js';
 
 export type { OptimizerName };
+export { NonFiniteLossError } from '../optim/nonfinite.js';
 
 export interface ByolTrainOptions {
   /** uint8 images [N, C, H, W]. */
@@ -51,7 +53,8 @@ export interface ByolStepRecord {
 }
 
 /**
- * Trains `byol` in place and returns the per-step records.
+ * Trains `byol` in place and returns the per-step records. A NaN or infinite loss or gradient
+ * throws a NonFiniteLossError before that step's update (and its onStep).
  *
  * @example
  * const log = trainByol(byol, { images, views: [byolView1(28, 1), byolView2(28, 1)], epochs: 4, optimizer: 'adam', baseLr: 3e-4, scaleLrByBatch: false });
@@ -75,7 +78,8 @@ export function trainByol(byol: Byol, options: ByolTrainOptions): ByolStepRecord
   const orderGenerator = new Generator(options.seed ?? 0);
   const viewGenerator = new Generator((options.seed ?? 0) + 1);
   const records: ByolStepRecord[] = [];
-  const params = byol.onlineParameters();
+  const named = byol.online.namedParameters();
+  const params = named.map(([, p]) => p);
   byol.train();
 
   let order: Tensor | null = null;
@@ -94,11 +98,13 @@ export function trainByol(byol: Byol, options: ByolTrainOptions): ByolStepRecord
       optimizer.zeroGrad();
       const { loss, onlineProjections } = byol.trainingStep(view1, view2);
       loss.backward();
+      const lossValue = loss.item();
+      checkFiniteStep('trainByol', step, epoch, { total: lossValue }, named);
       if (options.clipGradNorm !== undefined) clipGradNorm(params, options.clipGradNorm);
       optimizer.step();
       const tau = byol.updateTarget(step, totalSteps);
       const collapse = collapseReading(onlineProjections);
-      return { step, epoch, loss: loss.item(), lr, tau, collapseStd: collapse.std, collapseRatio: collapse.ratio };
+      return { step, epoch, loss: lossValue, lr, tau, collapseStd: collapse.std, collapseRatio: collapse.ratio };
     });
     scheduler.step();
     records.push(record);

@@ -1,9 +1,10 @@
 // Turning config files, presets and `key=value` overrides into one validated Config, with errors
 // that name the file, the key and what is allowed there.
-import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { jsonErrorOffset, lineColumn } from '../data/paired.js';
+import { decodeUtf8, InvalidUtf8Error, NotRegularFileError, readRegularFile } from '../data/safe_read.js';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 import { PRESETS, type PresetName } from './presets.js';
 
@@ -69,13 +70,20 @@ export function parseConfig(input: unknown, source = 'config'): Config {
   return result.data;
 }
 
-/** Reads a YAML (.yaml, .yml) or JSON (.json) config file, unvalidated. */
+/**
+ * Reads a YAML (.yaml, .yml) or JSON (.json) config file, unvalidated. Every failure is a
+ * ConfigError starting with the file (and line): not a regular file, not UTF-8, a syntax error, or
+ * a YAML alias bomb (the yaml package refuses one, and any nesting too deep to parse).
+ */
 export function readConfigFile(file: string): Plain {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = decodeUtf8(readRegularFile(file));
   } catch (err) {
-    throw new ConfigError(`${file}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    if (err instanceof InvalidUtf8Error)
+      throw new ConfigError(`${file}:${err.line}:${err.column}: not valid UTF-8; save the config file as UTF-8`);
+    const reason = err instanceof NotRegularFileError ? err.kind : ((err as NodeJS.ErrnoException).code ?? String(err));
+    throw new ConfigError(`${file}: cannot read the config file (${reason})`);
   }
   const ext = extname(file).toLowerCase();
   let value: unknown;
@@ -83,7 +91,9 @@ export function readConfigFile(file: string): Plain {
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw new ConfigError(`${file}: not valid JSON (${(err as Error).message})`);
+      if (!(err instanceof SyntaxError)) throw err;
+      const { line, column } = lineColumn(text, jsonErrorOffset(text, err));
+      throw new ConfigError(`${file}:${line}:${column}: not valid JSON (${err.message.replace(/\s+/g, ' ')})`);
     }
   } else if (ext === '.yaml' || ext === '.yml') {
     try {
@@ -93,7 +103,8 @@ export function readConfigFile(file: string): Plain {
         const at = err.linePos?.[0];
         throw new ConfigError(`${file}${at ? `:${at.line}:${at.col}` : ''}: not valid YAML (${err.code})`);
       }
-      throw err;
+      // e.g. the ReferenceError "Excessive alias count indicates a resource exhaustion attack".
+      throw new ConfigError(`${file}: not a usable YAML config (${(err as Error)?.message ?? String(err)})`);
     }
   } else throw new ConfigError(`${file}: a config file must end in .yaml, .yml or .json`);
   if (value === null || value === undefined) return {};

@@ -4,18 +4,17 @@
 // error naming it and the keys allowed there.
 import { z } from 'zod';
 import { ALIGNMENT_OBJECTIVES } from '../align/loss.js';
-
 import { BYOL_VIEW1, BYOL_VIEW2, type ViewAugmentations } from '../modalities/image/augment.js';
 import { DEFAULT_TEXT_VIEW, type TextViewConfig } from '../modalities/text/views.js';
 import { DEFAULT_VECTOR_VIEW, type VectorViewConfig } from '../modalities/vector/views.js';
 import { DEFAULT_VECTOR_ADAPTER } from '../modalities/vector/adapter.js';
+
 const objectiveNames = Object.keys(ALIGNMENT_OBJECTIVES) as [keyof typeof ALIGNMENT_OBJECTIVES, ...(keyof typeof ALIGNMENT_OBJECTIVES)[]];
 const positiveInt = z.number().int().positive();
+// Upper bounds on sizes, generous for any model trained here: a typo such as 1e12 becomes an error
+// naming the key and the bound, not an allocator failure deep inside libtorch.
+const positiveUpTo = (max: number) => positiveInt.max(max);
 const weight = z.number().min(0);
-
-const dataSource = z
-  .string()
-  .regex(/^(coco|karpathy|jsonl):.+/, 'expected coco:FILE, karpathy:FILE[#split] or jsonl:FILE')
 const probability = z.number().min(0).max(1);
 
 /** [min, max] of `bound`, refused (naming the key, by zod's path) when min > max. */
@@ -104,6 +103,10 @@ function vectorViewSchema(preset: Readonly<VectorViewConfig>, which: string) {
     .prefault({})
     .describe(`The ${which} vector view.`);
 }
+
+const dataSource = z
+  .string()
+  .regex(/^(coco|karpathy|jsonl):.+/, 'expected coco:FILE, karpathy:FILE[#split] or jsonl:FILE')
   .describe('A data set: coco:ANNOTATIONS.json (with an image folder), karpathy:dataset_coco.json or jsonl:MANIFEST.jsonl.');
 
 export const dataSchema = z
@@ -121,12 +124,18 @@ export const dataSchema = z
       .describe(
         "A bad record (malformed line, missing or undecodable image, empty caption): 'fail' stops with its file and position, 'skip' leaves it out and counts it.",
       ),
+    allowOutsideImages: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Read image paths that lead outside the image folder (a JSONL manifest: its folder) through `..`, an absolute path or a symbolic link; false refuses them as bad records.',
+      ),
   })
   .describe('Where the data comes from.');
 
 export const imageSchema = z
   .strictObject({
-    size: positiveInt.default(64).describe('Side of the square model input, in pixels.'),
+    size: positiveUpTo(1024).default(64).describe('Side of the square model input, in pixels.'),
     channels: z
       .union([z.literal(1), z.literal(3)])
       .default(3)
@@ -139,36 +148,33 @@ export const imageSchema = z
       .enum(['small-cnn', 'resnet18'])
       .default('small-cnn')
       .describe("'small-cnn' (conv 32-64-128, 128-d) or 'resnet18' (CIFAR-style, 512·widthMultiplier-d)."),
-    widthMultiplier: z.number().positive().default(1).describe("ResNet-18's channel multiplier."),
+    widthMultiplier: z.number().positive().max(16).default(1).describe("ResNet-18's channel multiplier."),
+    view1: imageViewSchema(BYOL_VIEW1, 'first'),
+    view2: imageViewSchema(BYOL_VIEW2, 'second'),
   })
   .describe("The image modality (BYOL's augmentations: random resized crop, flip, colour jitter, grayscale, blur, solarize).");
 
 export const textSchema = z
-    view1: imageViewSchema(BYOL_VIEW1, 'first'),
-    view2: imageViewSchema(BYOL_VIEW2, 'second'),
   .strictObject({
     vocabSize: z
       .number()
       .int()
       .min(16)
+      .max(262144)
       .default(4096)
       .describe('WordPiece vocabulary trained on the training captions, special tokens included.'),
     minFrequency: positiveInt.default(2).describe('Pairs seen fewer times are not merged into a token.'),
-    maxLength: z.number().int().min(2).default(32).describe('Tokens per caption, [CLS] included; longer captions are cut.'),
-    dModel: positiveInt.default(256).describe("Transformer width, also the text representation's."),
-    layers: positiveInt.default(4).describe('Transformer layers (pre-LN).'),
-    heads: positiveInt.default(4).describe('Attention heads; must divide dModel.'),
+    maxLength: z.number().int().min(2).max(1024).default(32).describe('Tokens per caption, [CLS] included; longer captions are cut.'),
+    dModel: positiveUpTo(8192).default(256).describe("Transformer width, also the text representation's."),
+    layers: positiveUpTo(64).default(4).describe('Transformer layers (pre-LN).'),
+    heads: positiveUpTo(256).default(4).describe('Attention heads; must divide dModel.'),
     dropout: z.number().min(0).max(1).default(0.1).describe('Dropout inside the Transformer.'),
     pooling: z.enum(['mean', 'cls']).default('mean').describe('Representation: mean of the token vectors, or the [CLS] vector.'),
+    view1: textViewSchema(DEFAULT_TEXT_VIEW, 'first'),
+    view2: textViewSchema(DEFAULT_TEXT_VIEW, 'second'),
   })
   .describe('The text modality: tokenizer, encoder and views (span deletion, token dropout, local shuffles, masking).');
 
-export const modelSchema = z
-    view1: textViewSchema(DEFAULT_TEXT_VIEW, 'first'),
-    view2: textViewSchema(DEFAULT_TEXT_VIEW, 'second'),
-  .strictObject({
-    sharedHeads: z.boolean().default(true).describe('One projector and predictor for all modalities (one space), or one per modality.'),
-    projectionHiddenDim: positiveInt.default(4096).describe("Projector's hidden width (BYOL: 4096)."),
 export const vectorSchema = z
   .strictObject({
     featureDim: positiveInt.default(DEFAULT_VECTOR_ADAPTER.featureDim).describe("Width of the adapter's output, the representation."),
@@ -183,8 +189,12 @@ export const vectorSchema = z
     "The vector modality (precomputed embeddings, a JSONL record's `vector`): its MLP adapter and views (mixing, noise, feature dropout).",
   );
 
-    projectionDim: positiveInt.default(256).describe('Projection width, the shared embedding (BYOL: 256).'),
-    predictionHiddenDim: positiveInt.default(4096).describe("Predictor's hidden width (BYOL: 4096)."),
+export const modelSchema = z
+  .strictObject({
+    sharedHeads: z.boolean().default(true).describe('One projector and predictor for all modalities (one space), or one per modality.'),
+    projectionHiddenDim: positiveUpTo(32768).default(4096).describe("Projector's hidden width (BYOL: 4096)."),
+    projectionDim: positiveUpTo(8192).default(256).describe('Projection width, the shared embedding (BYOL: 256).'),
+    predictionHiddenDim: positiveUpTo(32768).default(4096).describe("Predictor's hidden width (BYOL: 4096)."),
     headNorm: z
       .enum(['batch', 'layer', 'group'])
       .default('batch')
@@ -242,7 +252,7 @@ export const trainSchema = z
   .strictObject({
     epochs: positiveInt.optional().describe('Training length in epochs (default 10 when steps is not given); `--epochs`.'),
     steps: positiveInt.optional().describe('Training length in steps, instead of epochs; `--steps`.'),
-    batchSize: z.number().int().min(2).default(256).describe('Items per step (BYOL: 4096).'),
+    batchSize: z.number().int().min(2).max(65536).default(256).describe('Items per step (BYOL: 4096).'),
     seed: z.number().int().min(0).default(0).describe('Seeds the initialisation, the data order and every augmentation.'),
     threads: positiveInt.optional().describe("libtorch's intra-op threads (default: every core)."),
     checkpointEvery: positiveInt.default(500).describe('Write a checkpoint every this many steps (and always at the end).'),
@@ -259,6 +269,7 @@ export const configSchema = z
     loss: lossSchema.prefault({}),
     optim: optimSchema.prefault({}),
     train: trainSchema.prefault({}),
+    vector: vectorSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     if (config.train.epochs !== undefined && config.train.steps !== undefined)
@@ -266,7 +277,6 @@ export const configSchema = z
     if (config.text.dModel % config.text.heads !== 0)
       ctx.addIssue({ code: 'custom', path: ['text', 'heads'], message: `must divide text.dModel (${config.text.dModel})` });
   });
-    vector: vectorSchema.prefault({}),
 
 /** A validated configuration with every default filled in. */
 export type Config = z.output<typeof configSchema>;

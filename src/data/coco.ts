@@ -4,8 +4,9 @@
 import { join, resolve } from 'node:path';
 import {
   BadRecords,
+  captionText,
   DatasetError,
-  imageFileProblem,
+  ImageFolder,
   isObject,
   parseJson,
   readTextFile,
@@ -22,8 +23,8 @@ import {
  * plus `annotationIds`.
  *
  * Bad records, which 'fail' (default) throws on and 'skip' leaves out and counts: an image
- * without `id` or `file_name`, a repeated image id, an image file that is missing or not an image
- * (its captions go with it), an annotation without `image_id` or `caption`, one whose `image_id`
+ * without `id` or `file_name`, a repeated image id, an image file that is missing, not an image,
+ * or outside `imageDir` (see {@link ImageFolder}; its captions go with it), an annotation without `image_id` or `caption`, one whose `image_id`
  * names no image, and an empty caption. An image left with no caption is left out under either
  * policy and counted as `no-captions` (the test-set `image_info` files have no captions at all).
  * A missing or malformed file, or one without `images` and `annotations` arrays, always throws.
@@ -39,6 +40,7 @@ export function loadCocoCaptions(captionsFile: string, imageDir: string, options
   const checkImages = options.checkImages ?? true;
   const json = parseJson(readTextFile(file, 'COCO captions file'), file);
   requireDirectory(dir, 'COCO image folder');
+  const folder = new ImageFolder(dir, options);
   for (const field of ['images', 'annotations']) {
     if (!isObject(json) || !Array.isArray(json[field])) {
       throw new DatasetError(file, 'missing-field', `the top-level object has no "${field}" array; is this a COCO captions file?`);
@@ -67,7 +69,7 @@ export function loadCocoCaptions(captionsFile: string, imageDir: string, options
     }
     if (byId.has(key)) return refuse('duplicate-id', `repeats image id ${JSON.stringify(id)}`);
     const path = join(dir, fileName);
-    const problem = checkImages ? imageFileProblem(path) : null;
+    const problem = folder.problem(path, checkImages);
     if (problem) {
       leftOut.add(key);
       return refuse(problem.reason, problem.problem);
@@ -88,7 +90,7 @@ export function loadCocoCaptions(captionsFile: string, imageDir: string, options
     if (leftOut.has(key)) return;
     const item = byId.get(key);
     if (!item) return refuse('unknown-image-id', `image_id ${JSON.stringify(imageId)} matches no entry of "images"`);
-    const text = caption.trim();
+    const text = captionText(caption);
     if (text === '') return refuse('empty-caption', 'the caption is empty or only whitespace');
     item.captions.push(text);
     item.extra.annotationIds.push(annotation.id ?? null);

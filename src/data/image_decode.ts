@@ -4,9 +4,27 @@
 // to a square and returns raw uint8 pixels. This module runs inside the decode workers
 // (image_worker.ts), so it must not import the engine: loading libtorch into every worker would
 // cost seconds and hundreds of megabytes each.
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, readSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import sharp, { type OutputInfo } from 'sharp';
 import { DatasetError, sniffImageFormat, type DatasetErrorLocation } from './paired.js';
+import { nonRegularKind, openRegularFile } from './safe_read.js';
+
+/**
+ * Seconds libvips may spend on one image before it is refused: a decompression bomb that slips
+ * under the pixel limit must not stall training. Ordinary images take milliseconds.
+ */
+export const DECODE_TIMEOUT_SECONDS = 30;
+
+/**
+ * The most pixels (width × height) a file may have for an output of `size` pixels a side: at
+ * least 4096² (16.8 MP, beyond any camera photo a small model is trained on), and at most
+ * sharp's own default of 16383²; in between, (64 · size)². A 64-px model needs no 200-megapixel
+ * input, and an interlaced 8000² 16-bit PNG would take over half a gigabyte to decode.
+ */
+export function maxInputPixels(size: number): number {
+  return Math.min(16383 * 16383, Math.max(4096 * 4096, (64 * size) ** 2));
+}
 
 /**
  * How a square image is made from a file of any shape.
@@ -38,13 +56,14 @@ export interface DecodedImage {
 }
 
 /** What is wrong with an image file that could not be decoded. */
-export type ImageProblem = 'missing-image' | 'not-an-image' | 'corrupt-image';
+export type ImageProblem = 'missing-image' | 'not-an-image' | 'corrupt-image' | 'image-too-large';
 
 /**
  * An image file that cannot be decoded: missing (`missing-image`), not an image at all
- * (`not-an-image`), or starting like an image but unreadable (`corrupt-image`, e.g. truncated).
- * `kind` says which; `reason` is the nearest {@link BadRecordReason} ('not-an-image' for corrupt
- * files), so the parsers' fail-or-skip code handles it like their own errors.
+ * (`not-an-image`), starting like an image but unreadable (`corrupt-image`, e.g. truncated), or
+ * more pixels than {@link maxInputPixels} allows (`image-too-large`). `kind` says which; `reason`
+ * is the nearest {@link BadRecordReason} ('not-an-image' for corrupt files), so the parsers'
+ * fail-or-skip code handles it like their own errors.
  */
 export class ImageDecodeError extends DatasetError {
   constructor(
@@ -55,7 +74,7 @@ export class ImageDecodeError extends DatasetError {
     at: DatasetErrorLocation = {},
     options?: { cause?: unknown },
   ) {
-    super(file, kind === 'missing-image' ? 'missing-image' : 'not-an-image', problem, at, options);
+    super(file, kind === 'corrupt-image' ? 'not-an-image' : kind, problem, at, options);
   }
 }
 
@@ -74,7 +93,9 @@ export function resolveDecodeOptions(options: ImageDecodeOptions): Required<Imag
 /**
  * Decodes, flattens and resizes one image file in this thread (libvips works on libuv's thread
  * pool, so the event loop is not blocked). Use an {@link ImageDecodePool} to decode many.
- * Throws an {@link ImageDecodeError} naming the file and what is wrong with it.
+ * Throws an {@link ImageDecodeError} naming the file and what is wrong with it. A FIFO or device
+ * is refused before it is opened; a file over {@link maxInputPixels} or one that takes more than
+ * {@link DECODE_TIMEOUT_SECONDS} is refused too.
  *
  * @example
  * const { data, height, width, channels } = await decodeImage('icons/cat.png', { size: 64 });
@@ -82,7 +103,12 @@ export function resolveDecodeOptions(options: ImageDecodeOptions): Required<Imag
  */
 export async function decodeImage(path: string, options: ImageDecodeOptions): Promise<DecodedImage> {
   const { size, channels, fit, background } = resolveDecodeOptions(options);
-  let pipeline = sharp(path, { autoOrient: true }) // failOn 'warning' (the default) refuses truncated files
+  // libvips would open a FIFO with a blocking open and wait for a writer forever.
+  const kind = await stat(path).then(nonRegularKind, () => null); // a stat failure is described below
+  if (kind !== null) throw new ImageDecodeError(path, 'not-an-image', `is ${kind}, not an image file`);
+  const limitInputPixels = maxInputPixels(size);
+  let pipeline = sharp(path, { autoOrient: true, limitInputPixels }) // failOn 'warning' (the default) refuses truncated files
+    .timeout({ seconds: DECODE_TIMEOUT_SECONDS })
     .flatten({ background })
     .resize(size, size, { fit, position: 'centre' });
   pipeline = channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
@@ -90,6 +116,7 @@ export async function decodeImage(path: string, options: ImageDecodeOptions): Pr
   try {
     result = await pipeline.raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
+    if (/exceeds pixel limit/i.test(String((err as Error)?.message))) throw await tooLarge(path, limitInputPixels, size, err);
     throw describeDecodeFailure(path, err);
   }
   const { data, info } = result;
@@ -102,6 +129,20 @@ export async function decodeImage(path: string, options: ImageDecodeOptions): Pr
     );
   }
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), height: size, width: size, channels };
+}
+
+/** The error for a file over the pixel limit, with its dimensions (read from its header only). */
+async function tooLarge(path: string, limit: number, size: number, cause: unknown): Promise<ImageDecodeError> {
+  let dimensions = '';
+  try {
+    const { width, height } = await sharp(path, { limitInputPixels: false }).metadata();
+    if (width !== undefined && height !== undefined)
+      dimensions = ` (${width}×${height} = ${((width * height) / 1e6).toFixed(1)} megapixels)`;
+  } catch {
+    // The limit alone still says what is wrong.
+  }
+  const problem = `is too large${dimensions}: a model of ${size}-pixel images reads at most ${(limit / 1e6).toFixed(1)} megapixels; shrink the file`;
+  return new ImageDecodeError(path, 'image-too-large', problem, {}, { cause });
 }
 
 /**
@@ -125,17 +166,14 @@ export function describeDecodeFailure(path: string, err: unknown): ImageDecodeEr
   }
   if (!isFile) return new ImageDecodeError(path, 'not-an-image', 'is a directory or device, not an image file', {}, { cause: err });
   if (bytes === 0) return new ImageDecodeError(path, 'not-an-image', 'is empty (0 bytes), not an image', {}, { cause: err });
-  const head = readHead(path, 12);
-  if (/unsupported image format/i.test(libvips)) {
-    const shown = Array.from(head.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-    return new ImageDecodeError(
-      path,
-      'not-an-image',
-      `is not an image in any format sharp reads (it starts with bytes ${shown})`,
-      {},
-      { cause: err },
-    );
+  // Never quote the file's bytes: the path may name a file whose content the user may not show.
+  if (/unsupported image format/i.test(libvips))
+    return new ImageDecodeError(path, 'not-an-image', 'is not an image in any format sharp reads', {}, { cause: err });
+  if (/^timeout/i.test(libvips)) {
+    const problem = `took more than ${DECODE_TIMEOUT_SECONDS} s to decode and was given up (libvips: ${libvips})`;
+    return new ImageDecodeError(path, 'corrupt-image', problem, {}, { cause: err });
   }
+  const head = readHead(path, 12);
   const format = sniffImageFormat(head);
   const looksLike = format === null ? 'the file' : `the file starts like a ${format.toUpperCase()} but`;
   return new ImageDecodeError(
@@ -151,7 +189,7 @@ function readHead(path: string, length: number): Uint8Array {
   const head = new Uint8Array(length);
   let fd: number | undefined;
   try {
-    fd = openSync(path, 'r');
+    fd = openRegularFile(path);
     return head.subarray(0, readSync(fd, head, 0, length, 0));
   } catch {
     return head.subarray(0, 0);

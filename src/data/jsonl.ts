@@ -5,8 +5,9 @@
 import { dirname, resolve } from 'node:path';
 import {
   BadRecords,
+  captionText,
   DatasetError,
-  imageFileProblem,
+  ImageFolder,
   isObject,
   parseJson,
   readTextFile,
@@ -18,7 +19,8 @@ import {
 
 /**
  * Loads a JSONL manifest. Each non-blank line is an object with an `id` (string or number) and at
- * least one of `image` (a path, relative to the manifest's folder or absolute), `text` (a string or
+ * least one of `image` (a path relative to the manifest's folder, or absolute; either way inside
+ * that folder unless `allowOutsideImages`, see {@link ImageFolder}), `text` (a string or
  * an array of strings, becoming `captions`) and `vector` (an array of finite numbers, the same
  * length on every line, kept as `extra.vector`). Other fields go to `extra` as they are.
  *
@@ -38,6 +40,7 @@ export function loadJsonlManifest(manifestFile: string, options: ParseOptions = 
   const bad = new BadRecords(options);
   const checkImages = options.checkImages ?? true;
   const lines = readTextFile(file, 'JSONL manifest').split('\n');
+  const folder = new ImageFolder(base, options);
 
   const items: PairedItem[] = [];
   const seen = new Set<string>();
@@ -70,7 +73,7 @@ export function loadJsonlManifest(manifestFile: string, options: ParseOptions = 
     if (has(image)) {
       if (typeof image !== 'string' || image === '') return refuse('invalid-field', '"image" must be a non-empty string (a file path)');
       const path = resolve(base, image);
-      const problem = checkImages ? imageFileProblem(path) : null;
+      const problem = folder.problem(path, checkImages);
       if (problem) return refuse(problem.reason, problem.problem);
       item.image = path;
     }
@@ -91,7 +94,7 @@ export function loadJsonlManifest(manifestFile: string, options: ParseOptions = 
       const wrong = list.findIndex((c) => typeof c !== 'string');
       if (wrong !== -1) return refuse('invalid-field', `${position(wrong)} is ${typeof list[wrong]}, expected a string`);
       for (const [k, caption] of (list as string[]).entries()) {
-        const trimmed = caption.trim();
+        const trimmed = captionText(caption);
         if (trimmed !== '') item.captions.push(trimmed);
         else {
           emptyCaptions++;

@@ -5,8 +5,9 @@
 import { join, resolve } from 'node:path';
 import {
   BadRecords,
+  captionText,
   DatasetError,
-  imageFileProblem,
+  ImageFolder,
   isObject,
   parseJson,
   readTextFile,
@@ -33,7 +34,7 @@ const SPLITS_IN_FILES = new Set(['train', 'restval', 'val', 'test']);
  *
  * Bad records, which 'fail' (default) throws on and 'skip' leaves out and counts: an image without
  * `split` or with an unknown one, and, within the split, one without `filename` or `sentences`, a
- * repeated id, a missing or non-image file, a sentence without `raw` and an empty sentence (the
+ * repeated id, a missing or non-image file, a path outside `imageRoot` (see {@link ImageFolder}), a sentence without `raw` and an empty sentence (the
  * sentence alone is left out). Only images of the chosen split are checked beyond `split`. An
  * image left with no sentence is left out under either policy and counted as `no-captions`.
  *
@@ -50,6 +51,7 @@ export function loadKarpathySplit(splitFile: string, imageRoot: string, split: K
   const checkImages = options.checkImages ?? true;
   const json = parseJson(readTextFile(file, 'Karpathy split file'), file);
   requireDirectory(root, 'image root');
+  const folder = new ImageFolder(root, options);
   if (!isObject(json) || !Array.isArray(json.images)) {
     throw new DatasetError(file, 'missing-field', 'the top-level object has no "images" array; is this a Karpathy split file?');
   }
@@ -77,7 +79,7 @@ export function loadKarpathySplit(splitFile: string, imageRoot: string, split: K
     if (seen.has(id)) return refuse('duplicate-id', `repeats image id ${JSON.stringify(id)}`);
     seen.add(id);
     const path = join(root, filepath ?? '', filename);
-    const problem = checkImages ? imageFileProblem(path) : null;
+    const problem = folder.problem(path, checkImages);
     if (problem) return refuse(problem.reason, problem.problem);
 
     const captions: string[] = [];
@@ -87,7 +89,7 @@ export function loadKarpathySplit(splitFile: string, imageRoot: string, split: K
       if (!isObject(sentence)) return refuse('invalid-field', 'is not an object', record);
       if (sentence.raw === undefined || sentence.raw === null) return refuse('missing-field', 'has no "raw" field', record);
       if (typeof sentence.raw !== 'string') return refuse('invalid-field', `"raw" is ${typeof sentence.raw}, expected a string`, record);
-      const text = sentence.raw.trim();
+      const text = captionText(sentence.raw);
       if (text === '') return refuse('empty-caption', 'the sentence is empty or only whitespace', record);
       captions.push(text);
       tokens.push(sentence.tokens ?? null);

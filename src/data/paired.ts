@@ -1,7 +1,10 @@
 // The in-memory form that every paired (image–text) data-set parser returns, and what the parsers
-// share: reading a file, placing a JSON syntax error at a line and column, recognising image files
-// by their first bytes, and the fail-or-skip policy for bad records.
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+// share: reading a file, placing a JSON syntax error at a line and column, keeping image paths
+// inside their folder, recognising image files by their first bytes, bounding captions, and the
+// fail-or-skip policy for bad records.
+import { closeSync, readSync, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, relative, sep } from 'node:path';
+import { decodeUtf8, InvalidUtf8Error, NotRegularFileError, openRegularFile, readRegularFile } from './safe_read.js';
 
 /** One item: an image, its captions, or any subset (a JSONL manifest may leave a modality out). */
 export interface PairedItem {
@@ -27,6 +30,7 @@ export interface PairedDataset {
 export type BadRecordReason =
   | 'missing-file'
   | 'malformed-json'
+  | 'invalid-utf8'
   | 'missing-field'
   | 'invalid-field'
   | 'duplicate-id'
@@ -34,6 +38,8 @@ export type BadRecordReason =
   | 'empty-caption'
   | 'missing-image'
   | 'not-an-image'
+  | 'image-too-large'
+  | 'outside-image-folder'
   | 'no-captions'
   | 'no-modality';
 
@@ -84,6 +90,12 @@ export interface ParseOptions {
    * one open and a 12-byte read per image). False trusts the annotation file.
    */
   checkImages?: boolean;
+  /**
+   * Read image paths that lead outside the image folder (`..`, an absolute path, or a symbolic
+   * link whose target is elsewhere); default false: such a record is refused as
+   * 'outside-image-folder' (the config's `data.allowOutsideImages`).
+   */
+  allowOutsideImages?: boolean;
 }
 
 /** The fail-or-skip policy of one parse, and its counts of skipped records by reason. */
@@ -112,18 +124,98 @@ export class BadRecords {
   }
 }
 
-/** The text of a UTF-8 file (without a byte-order mark); a missing file is a DatasetError naming it and what it was for. */
+/**
+ * The text of a UTF-8 file (without a byte-order mark). A missing file, a FIFO or device, and
+ * bytes that are not UTF-8 are DatasetErrors naming the file (and the line) and what it was for.
+ */
 export function readTextFile(file: string, what: string): string {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readRegularFile(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const problem = code === 'ENOENT' ? `no such file (the ${what})` : `cannot read the ${what} (${code ?? (err as Error).message})`;
+    const problem =
+      err instanceof NotRegularFileError
+        ? `is ${err.kind}, not a file (the ${what})`
+        : code === 'ENOENT'
+          ? `no such file (the ${what})`
+          : `cannot read the ${what} (${code ?? (err as Error).message})`;
     throw new DatasetError(file, 'missing-file', problem, {}, { cause: err });
   }
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  try {
+    return decodeUtf8(bytes);
+  } catch (err) {
+    if (!(err instanceof InvalidUtf8Error)) throw err;
+    const problem = `not valid UTF-8 (at byte ${err.column} of the line); save the ${what} as UTF-8`;
+    throw new DatasetError(file, 'invalid-utf8', problem, { line: err.line, column: err.column }, { cause: err });
+  }
 }
+
+/**
+ * Captions longer than this many characters are cut to it (after trimming), so that one huge
+ * caption costs no more to tokenize and fit than an ordinary one. The tokenizer keeps at most
+ * text.maxLength tokens (≤ 1024) and a token covers at most 100 characters of a word; ordinary
+ * text averages well under 16 characters per token, so the cut changes no ordinary caption.
+ */
+export const MAX_CAPTION_CHARS = 16384;
+
+/** A caption as the parsers keep it: trimmed, and cut to {@link MAX_CAPTION_CHARS} (never inside a surrogate pair). */
+export function captionText(raw: string): string {
+  const text = raw.trim();
+  if (text.length <= MAX_CAPTION_CHARS) return text;
+  const end = MAX_CAPTION_CHARS - (isHighSurrogate(text.charCodeAt(MAX_CAPTION_CHARS - 1)) ? 1 : 0);
+  return text.slice(0, end).trimEnd();
+}
+
+const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+
+/**
+ * The folder a data set's images are read from, and the rule that keeps every image path inside
+ * it: a path whose words leave it (`../x.png`, an absolute path elsewhere) or whose real path,
+ * symbolic links followed, lies elsewhere is refused as 'outside-image-folder', unless
+ * `allowOutsideImages`. Nothing outside is opened before that check.
+ *
+ * @example
+ * const folder = new ImageFolder('/data/coco/val2014', {});
+ * folder.problem('/data/coco/val2014/../../etc/shadow.png', true); // { reason: 'outside-image-folder', problem: '...' }
+ */
+export class ImageFolder {
+  readonly #realRoot: string;
+  readonly #allowOutside: boolean;
+
+  /** `root` must exist (see {@link requireDirectory}). */
+  constructor(
+    readonly root: string,
+    options: ParseOptions,
+  ) {
+    this.#realRoot = realpathSync.native(root);
+    this.#allowOutside = options.allowOutsideImages ?? false;
+  }
+
+  /**
+   * Why the image at absolute `path` cannot be used (outside the folder, or with `checkImages`,
+   * missing or not an image; see {@link imageFileProblem}), or null.
+   */
+  problem(path: string, checkImages: boolean): { reason: BadRecordReason; problem: string } | null {
+    if (!this.#allowOutside) {
+      const outside = `outside the image folder ${this.root}; set data.allowOutsideImages (allowOutsideImages) to read it anyway`;
+      if (leavesFolder(relative(this.root, path))) return { reason: 'outside-image-folder', problem: `image ${path} is ${outside}` };
+      let real: string | undefined;
+      try {
+        real = realpathSync.native(path);
+      } catch {
+        // A missing file is reported by the image check below, and reads nothing.
+      }
+      if (real !== undefined && leavesFolder(relative(this.#realRoot, real)))
+        return { reason: 'outside-image-folder', problem: `image ${path} leads through a symbolic link to ${real}, ${outside}` };
+    }
+    return checkImages ? imageFileProblem(path) : null;
+  }
+}
+
+/** True when a path relative to a folder (node:path's relative) leaves the folder. */
+export const leavesFolder = (relativePath: string): boolean =>
+  relativePath === '..' || relativePath.startsWith(`..${sep}`) || isAbsolute(relativePath);
 
 /** Throws a DatasetError unless `dir` is a directory. */
 export function requireDirectory(dir: string, what: string): void {
@@ -181,7 +273,8 @@ export function jsonErrorOffset(text: string, error: SyntaxError): number {
 
 /**
  * Offset of the first character that breaks JSON's grammar (RFC 8259), `text.length` when the
- * text ends too early, or null for valid JSON.
+ * text ends too early, or null for valid JSON. Iterative, with the open arrays and objects on a
+ * stack of its own, so any depth of nesting costs memory, never the call stack.
  */
 export function firstJsonSyntaxError(text: string): number | null {
   let i = 0;
@@ -223,41 +316,14 @@ export function firstJsonSyntaxError(text: string): number | null {
       else fail();
     }
   };
-  const value = (): void => {
+  const key = (): void => {
     space();
+    string();
+    space();
+    expect(':');
+  };
+  const scalar = (): void => {
     const c = text[i];
-    if (c === '{') {
-      i++;
-      space();
-      if (text[i] === '}') {
-        i++;
-        return;
-      }
-      for (;;) {
-        space();
-        string();
-        space();
-        expect(':');
-        value();
-        space();
-        if (text[i] !== ',') return expect('}');
-        i++;
-      }
-    }
-    if (c === '[') {
-      i++;
-      space();
-      if (text[i] === ']') {
-        i++;
-        return;
-      }
-      for (;;) {
-        value();
-        space();
-        if (text[i] !== ',') return expect(']');
-        i++;
-      }
-    }
     if (c === '"') return string();
     if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) {
       if (text[i] === '-') i++;
@@ -278,8 +344,35 @@ export function firstJsonSyntaxError(text: string): number | null {
     if (literal === null) fail();
     for (const char of literal!) expect(char);
   };
+  const open: ('{' | '[')[] = []; // the arrays and objects the next value is inside, innermost last
   try {
-    value();
+    value: for (;;) {
+      space();
+      const c = text[i];
+      if (c === '{' || c === '[') {
+        i++;
+        space();
+        if (text[i] === (c === '{' ? '}' : ']')) i++;
+        else {
+          if (c === '{') key();
+          open.push(c);
+          continue value;
+        }
+      } else scalar();
+      // A value has ended: a comma starts the next member of its container, else the container closes.
+      while (open.length > 0) {
+        space();
+        const container = open[open.length - 1]!;
+        if (text[i] === ',') {
+          i++;
+          if (container === '{') key();
+          continue value;
+        }
+        expect(container === '{' ? '}' : ']');
+        open.pop();
+      }
+      break;
+    }
     space();
     if (i < text.length) fail();
     return null;
@@ -310,27 +403,30 @@ export function sniffImageFormat(head: Uint8Array): ImageFormat | null {
   return null;
 }
 
-/** Why an image file cannot be used, or null when it exists and starts like an image. */
+/**
+ * Why an image file cannot be used, or null when it is a regular file that starts like an image.
+ * A FIFO, socket or device is refused without a blocking open (see {@link openRegularFile}), and
+ * the message never quotes the file's bytes (the path may name a file the user may not show).
+ */
 export function imageFileProblem(path: string): { reason: 'missing-image' | 'not-an-image'; problem: string } | null {
   const head = new Uint8Array(12);
   let length: number;
   let fd: number | undefined;
   try {
-    fd = openSync(path, 'r');
+    fd = openRegularFile(path);
     length = readSync(fd, head, 0, head.length, 0);
   } catch (err) {
+    if (err instanceof NotRegularFileError) return { reason: 'not-an-image', problem: `image ${path} is ${err.kind}, not an image file` };
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { reason: 'missing-image', problem: `image file ${path} does not exist` };
-    if (code === 'EISDIR') return { reason: 'not-an-image', problem: `image ${path} is a directory, not an image file` };
     return { reason: 'missing-image', problem: `image file ${path} cannot be read (${code ?? (err as Error).message})` };
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
   if (sniffImageFormat(head.subarray(0, length)) !== null) return null;
-  const shown = Array.from(head.subarray(0, Math.min(length, 8)), (b) => b.toString(16).padStart(2, '0')).join(' ');
   return {
     reason: 'not-an-image',
-    problem: `${path} is not a PNG, JPEG, WebP or GIF image (it starts ${length === 0 ? 'empty' : `with bytes ${shown}`})`,
+    problem: `${path} is not a PNG, JPEG, WebP or GIF image (${length === 0 ? 'it is empty' : 'its first bytes match none of their signatures'})`,
   };
 }
 

@@ -5,8 +5,9 @@
 // truncated or altered file is refused rather than half-loaded.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Tensor } from '../engine/index.js';
+import { basename, join } from 'node:path';
+import type { DType, Tensor } from '../engine/index.js';
+import { fewNames, nonFiniteKeys } from '../engine/finite.js';
 import { parseSafetensors, serializeSafetensors } from '../engine/safetensors.js';
 import { writeFileAtomic } from '../engine/atomic_write.js';
 
@@ -21,6 +22,8 @@ export interface CheckpointMeta {
   trainer: unknown;
   /** Steps trained when it was written. */
   step: number;
+  /** The embedding space retrieval was best in at the last validation ('projection' or 'encoder'); eval and embed default to it. */
+  retrievalSpace?: string;
 }
 
 export interface Checkpoint extends CheckpointMeta {
@@ -39,6 +42,47 @@ const STEP_FILE = /^step-(\d{9})\.safetensors$/;
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(9, '0')}.safetensors`;
 }
+
+/** What a trainer's state holds: float32 weights and moments, int64 BatchNorm batch counters. */
+const CHECKPOINT_DTYPES: readonly DType[] = ['float32', 'int64'];
+
+/**
+ * What is wrong with a checkpoint's tensors (an unexpected dtype, NaN or ±Infinity), or
+ * undefined: the same test before a write and after a read, so a checkpoint that could not be
+ * used is never written and one that was forged or corrupted behind a valid checksum is refused.
+ */
+function tensorProblem(tensors: ReadonlyMap<string, Tensor>): string | undefined {
+  const wrongType = [...tensors].filter(([, t]) => !CHECKPOINT_DTYPES.includes(t.dtype));
+  if (wrongType.length > 0) {
+    const described = wrongType.map(([k, t]) => `${k} (${t.dtype})`);
+    return `tensors of an unexpected dtype: ${fewNames(described)}; a checkpoint holds ${CHECKPOINT_DTYPES.join(' and ')} tensors`;
+  }
+  const nonFinite = nonFiniteKeys(tensors);
+  if (nonFinite.length > 0) return `tensors holding NaN or infinite values: ${fewNames(nonFinite)}`;
+  return undefined;
+}
+
+/** The JSON value of a metadata entry, checked by `valid`; throws a CheckpointError naming the entry. */
+function metadataJson(
+  file: string,
+  metadata: Record<string, string>,
+  key: string,
+  expected: string,
+  valid: (v: unknown) => boolean,
+): unknown {
+  const text = metadata[key];
+  if (text === undefined) throw new CheckpointError(`${file}: the checkpoint has no "${key}" metadata; use an earlier checkpoint`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new CheckpointError(`${file}: its "${key}" metadata is not valid JSON (${(err as Error).message}); use an earlier checkpoint`);
+  }
+  if (!valid(value)) throw new CheckpointError(`${file}: its "${key}" metadata must be ${expected}; use an earlier checkpoint`);
+  return value;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** SHA-256 over the metadata (without the checksum, keys in order) and the tensor bytes. */
 function checksum(metadata: Record<string, string>, data: Uint8Array): string {
@@ -63,9 +107,14 @@ function dataSection(bytes: Uint8Array): Uint8Array {
  * saveCheckpoint('runs/a/checkpoints', tensors, { config, modalities, trainer: meta, step: trainer.step }, 3);
  */
 export function saveCheckpoint(dir: string, tensors: Map<string, Tensor>, meta: CheckpointMeta, keep = Infinity): string {
+  const file = join(dir, checkpointName(meta.step));
+  // Refused before anything is written or rotated away: the older checkpoints stay the usable ones.
+  const problem = tensorProblem(tensors);
+  if (problem !== undefined) throw new CheckpointError(`${file}: not written, the state holds ${problem}`);
   const metadata: Record<string, string> = {
     format: CHECKPOINT_FORMAT,
     step: String(meta.step),
+    ...(meta.retrievalSpace === undefined ? {} : { retrievalSpace: meta.retrievalSpace }),
     config: JSON.stringify(meta.config),
     modalities: JSON.stringify(meta.modalities),
     trainer: JSON.stringify(meta.trainer),
@@ -73,7 +122,6 @@ export function saveCheckpoint(dir: string, tensors: Map<string, Tensor>, meta: 
   // The tensor bytes do not depend on the metadata (offsets count from the data's start), so the
   // checksum of a first serialisation is the checksum of the file written with it.
   metadata.sha256 = checksum(metadata, dataSection(serializeSafetensors(tensors, metadata)));
-  const file = join(dir, checkpointName(meta.step));
   writeFileAtomic(file, serializeSafetensors(tensors, metadata));
   const all = listCheckpoints(dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) unlinkSync(old);
@@ -89,7 +137,11 @@ export function listCheckpoints(dir: string): string[] {
     .map((f) => join(dir, f));
 }
 
-/** Reads and verifies a checkpoint file; throws a CheckpointError saying what is wrong. */
+/**
+ * Reads and verifies a checkpoint file: its checksum, then its content (config, modalities and
+ * trainer metadata, the step, tensor dtypes, finite values); throws a CheckpointError saying what
+ * is wrong.
+ */
 export function loadCheckpoint(file: string): Checkpoint {
   let bytes: Buffer;
   try {
@@ -115,13 +167,42 @@ export function loadCheckpoint(file: string): Checkpoint {
     dispose();
     throw new CheckpointError(`${file}: checksum mismatch, the file is corrupted; use an earlier checkpoint`);
   }
-  return {
+  try {
+    return { file, tensors: parsed.tensors, ...checkedContent(file, metadata, parsed.tensors) };
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+}
+
+/** A verified checkpoint's metadata, parsed, once its content holds up; else a CheckpointError. */
+function checkedContent(file: string, metadata: Record<string, string>, tensors: ReadonlyMap<string, Tensor>): CheckpointMeta {
+  // A checksum only proves the bytes are those written; a forged file recomputes it.
+  const stepText = metadata.step ?? '';
+  const step = Number(stepText);
+  if (!/^\d+$/.test(stepText) || !Number.isSafeInteger(step)) {
+    throw new CheckpointError(`${file}: its "step" metadata must be a non-negative integer, got ${JSON.stringify(metadata.step)}`);
+  }
+  const named = STEP_FILE.exec(basename(file));
+  if (named !== null && Number(named[1]) !== step)
+    throw new CheckpointError(`${file}: the file name says step ${Number(named[1])}, its metadata step ${step}`);
+  const config = metadataJson(file, metadata, 'config', 'a JSON object', isObject);
+  const modalities = metadataJson(
     file,
-    tensors: parsed.tensors,
-    step: Number(metadata.step),
-    config: JSON.parse(metadata.config!),
-    modalities: JSON.parse(metadata.modalities!),
-    trainer: JSON.parse(metadata.trainer!),
+    metadata,
+    'modalities',
+    'a non-empty list of modality specs (objects with a "name")',
+    (v) => Array.isArray(v) && v.length > 0 && v.every((m) => isObject(m) && typeof m.name === 'string'),
+  );
+  const trainer = metadataJson(file, metadata, 'trainer', `a JSON object with "step": ${step}`, (v) => isObject(v) && v.step === step);
+  const problem = tensorProblem(tensors);
+  if (problem !== undefined) throw new CheckpointError(`${file}: the checkpoint holds ${problem}; use an earlier checkpoint`);
+  return {
+    step,
+    ...(metadata.retrievalSpace === undefined ? {} : { retrievalSpace: metadata.retrievalSpace }),
+    config,
+    modalities,
+    trainer,
   };
 }
 

@@ -3,10 +3,11 @@
 //   text    a .txt file (one text per non-blank line; id = line number) or .jsonl ({"id", "text"})
 //   vector  a .jsonl file ({"id", "vector"})
 // The embedding is the online projection, l2-normalised: the shared space that retrieval uses.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { cat, noGrad, tidy, F, type Tensor } from '../engine/index.js';
-import { imageFileProblem } from '../data/paired.js';
+import { captionText, imageFileProblem, leavesFolder } from '../data/paired.js';
+import { decodeUtf8, InvalidUtf8Error, NotRegularFileError, readRegularFile } from '../data/safe_read.js';
 import type { LoadedModel } from './model_setup.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif']);
@@ -22,23 +23,57 @@ export class EmbedInputError extends Error {
   override readonly name = 'EmbedInputError';
 }
 
-function imageFiles(dir: string): string[] {
+/** Options of {@link readEmbedInputs}. */
+export interface ReadEmbedInputsOptions {
+  /** Embed images of a folder that are symbolic links to files outside it (default false: refused). */
+  allowOutsideImages?: boolean;
+}
+
+/** The image files under `dir` (symbolic links to folders are not followed; links to files outside `dir` are refused unless allowed). */
+function imageFiles(dir: string, allowOutside: boolean): string[] {
+  const realDir = realpathSync.native(dir);
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = join(d, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) out.push(path);
+      else if (IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) {
+        if (!allowOutside && entry.isSymbolicLink()) {
+          let real: string | undefined;
+          try {
+            real = realpathSync.native(path);
+          } catch {
+            // A dangling link is reported as a missing image by the caller's check.
+          }
+          if (real !== undefined && leavesFolder(relative(realDir, real)))
+            throw new EmbedInputError(
+              `${path} is a symbolic link to ${real}, outside the input folder ${dir}; pass allowOutsideImages to embed it anyway`,
+            );
+        }
+        out.push(path);
+      }
     }
   };
   walk(dir);
   return out;
 }
 
+/** The text of an input file: a regular file (a FIFO would block forever) in UTF-8. */
+function readInputText(file: string): string {
+  try {
+    return decodeUtf8(readRegularFile(file));
+  } catch (err) {
+    if (err instanceof InvalidUtf8Error)
+      throw new EmbedInputError(`${file}:${err.line}:${err.column}: not valid UTF-8; save the input as UTF-8`);
+    if (err instanceof NotRegularFileError) throw new EmbedInputError(`${file}: ${err.kind}, not a file`);
+    throw new EmbedInputError(`${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
 function parseJsonlField(file: string, field: 'text' | 'vector'): EmbedInputs {
   const ids: string[] = [];
   const items: unknown[] = [];
-  readFileSync(file, 'utf8')
+  readInputText(file)
     .split('\n')
     .forEach((line, index) => {
       if (line.trim() === '') return;
@@ -59,17 +94,21 @@ function parseJsonlField(file: string, field: 'text' | 'vector'): EmbedInputs {
           `${file}:${index + 1}: expected a "${field}" field holding ${field === 'text' ? 'a non-empty string' : 'an array of numbers'}`,
         );
       ids.push(r.id === undefined ? String(index + 1) : String(r.id));
-      items.push(value);
+      items.push(field === 'text' ? captionText(value as string) : value);
     });
   return { ids, items };
 }
 
-/** Reads `input` as items of `modality`; an input of another kind is an EmbedInputError naming it. */
-export function readEmbedInputs(modality: string, input: string): EmbedInputs {
+/**
+ * Reads `input` as items of `modality`; an input of another kind is an EmbedInputError naming it.
+ * Texts are cut like the data sets' captions ({@link captionText}); a FIFO or device is refused
+ * without being opened for a blocking read.
+ */
+export function readEmbedInputs(modality: string, input: string, options: ReadEmbedInputsOptions = {}): EmbedInputs {
   if (!existsSync(input)) throw new EmbedInputError(`${input}: no such file or folder`);
   const isDir = statSync(input).isDirectory();
   if (modality === 'image') {
-    const files = isDir ? imageFiles(input) : [input];
+    const files = isDir ? imageFiles(input, options.allowOutsideImages ?? false) : [input];
     if (files.length === 0) throw new EmbedInputError(`${input}: no image files (${[...IMAGE_EXTENSIONS].join(', ')}) in this folder`);
     for (const f of files) {
       const problem = imageFileProblem(f);
@@ -89,12 +128,12 @@ export function readEmbedInputs(modality: string, input: string): EmbedInputs {
     if (ext !== '.txt') throw new EmbedInputError(`${input}: --modality text reads a .txt file (one text per line) or a .jsonl file`);
     const ids: string[] = [];
     const items: string[] = [];
-    readFileSync(input, 'utf8')
+    readInputText(input)
       .split('\n')
       .forEach((line, index) => {
         if (line.trim() === '') return;
         ids.push(String(index + 1));
-        items.push(line.trim());
+        items.push(captionText(line));
       });
     if (items.length === 0) throw new EmbedInputError(`${input}: no text (every line is blank)`);
     return { ids, items };

@@ -16,7 +16,7 @@ import { loadDataSource } from '../data/source.js';
 import { ManifestLoader } from '../data/manifest_loader.js';
 import type { PairedDataset } from '../data/paired.js';
 import { manifestBatches } from '../align/batches.js';
-import { AlignTrainer, type AlignStepRecord, type AlignTrainerMeta } from '../align/train.js';
+import { AlignTrainer, NonFiniteLossError, type AlignStepRecord, type AlignTrainerMeta } from '../align/train.js';
 import type { Modality } from '../modalities/modality.js';
 import type { Config } from '../config/schema.js';
 import { listCheckpoints, resolveCheckpoint, saveCheckpoint, writeFileAtomic } from './checkpoint.js';
@@ -193,6 +193,16 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
       },
     });
     if (lastSaved !== trainer.step || lastCheckpoint === '') save();
+  } catch (err) {
+    if (!(err instanceof NonFiniteLossError)) throw err;
+    // The refused step wrote neither a metrics line nor a checkpoint; say what is left and that
+    // --resume would repeat the same steps (every draw is seeded), so the fix is a new run.
+    const kept =
+      lastCheckpoint === ''
+        ? 'No checkpoint was written.'
+        : `The newest checkpoint, ${lastCheckpoint}, holds the last finite state (step ${lastSaved}).`;
+    const advice = `${kept} Start a new run with a lower optim.baseLr or with optim.clipGradNorm set; --resume would repeat the same steps.`;
+    throw new NonFiniteLossError(err.step, err.epoch, err.terms, err.gradients, 'train', advice);
   } finally {
     await loader.close();
   }
