@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { cli, TINY, useCliFixture } from './cli_fixture.js';
+import { binSteps, type StepLine } from '../src/report/metrics.js';
 
 const { dir, data, trainedRun } = useCliFixture();
 const FIGURES = ['loss', 'lr', 'tau', 'collapse', 'recall', 'map', 'retrieval'];
@@ -237,4 +238,21 @@ test('report of a folder without metrics names it', () => {
   const missing = cli('report', '--run', join(dir, 'nowhere'));
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /nowhere: no metrics\.jsonl here/);
+});
+
+test('report curves average consecutive steps in bins, each at its last step, when a run has more steps than points', () => {
+  const line = (step: number): StepLine => ({ step, terms: { total: step * 2 }, lr: step * 10, tau: 1, collapse: { image: step % 2 } });
+  const steps = [1, 2, 3, 4, 5, 6, 7].map(line);
+  assert.deepEqual(binSteps(steps, 7), { lines: steps, stepsPerPoint: 1 });
+  const { lines, stepsPerPoint } = binSteps(steps, 3);
+  // ceil(7 / 3) = 3 steps a bin: [1, 2, 3], [4, 5, 6], [7].
+  assert.equal(stepsPerPoint, 3);
+  assert.deepEqual(
+    lines.map((l) => [l.step, l.terms.total, l.lr, l.collapse.image]),
+    [
+      [3, 4, 20, 2 / 3],
+      [6, 10, 50, 1 / 3],
+      [7, 14, 70, 1],
+    ],
+  );
 });
