@@ -105,6 +105,7 @@ test('sizes are bounded: a value past the maximum is an error naming the key and
     ['model', 'projectionDim', 8192],
     ['model', 'predictionHiddenDim', 32768],
     ['train', 'batchSize', 65536],
+    ['vector', 'featureDim', 32768],
   ];
   for (const [section, key, max] of maxima) {
     // heads must divide dModel, so the largest head count is tried with the largest width.
@@ -116,6 +117,10 @@ test('sizes are bounded: a value past the maximum is an error naming the key and
       `${section}.${key}`,
     );
   }
+  // The vector adapter's hidden widths: each one, and how many.
+  assert.throws(() => parseConfig({ vector: { hiddenDims: [512, 32769] } }), /vector\.hiddenDims\.1: .*32768/);
+  assert.throws(() => parseConfig({ vector: { hiddenDims: Array<number>(17).fill(8) } }), /vector\.hiddenDims: .*16/);
+  assert.equal(parseConfig({ vector: { hiddenDims: Array<number>(16).fill(32768) } }).vector.hiddenDims.length, 16);
   // The case of the report: an override of 1e12, named with its bound.
   assert.throws(() => resolveConfig({ overrides: ['model.projectionHiddenDim=1e12'] }), /config: model\.projectionHiddenDim: .*32768/);
 });

@@ -177,9 +177,12 @@ export const textSchema = z
 
 export const vectorSchema = z
   .strictObject({
-    featureDim: positiveInt.default(DEFAULT_VECTOR_ADAPTER.featureDim).describe("Width of the adapter's output, the representation."),
+    featureDim: positiveUpTo(32768)
+      .default(DEFAULT_VECTOR_ADAPTER.featureDim)
+      .describe("Width of the adapter's output, the representation."),
     hiddenDims: z
-      .array(positiveInt)
+      .array(positiveUpTo(32768))
+      .max(16)
       .default([...DEFAULT_VECTOR_ADAPTER.hiddenDims])
       .describe("Widths of the adapter's hidden Linear → BatchNorm → ReLU blocks; [] is a single Linear."),
     view1: vectorViewSchema(DEFAULT_VECTOR_VIEW, 'first'),
