@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UMAP } from 'umap-js';
+import type { TopLevelSpec } from 'vega-lite';
 import { loadDataSource } from '../data/source.js';
 import { mulberry32 } from '../data/epoch_order.js';
 import { loadModel, type LoadedModel } from '../run/model_setup.js';
@@ -79,7 +80,7 @@ export async function buildReport(options: ReportOptions): Promise<{ html: strin
   const xy = umap.fit([...sample.imageGallery, ...sample.textGallery]) as [number, number][];
 
   const { lines, stepsPerPoint } = binSteps(steps, MAX_POINTS);
-  const chart = async (name: string, spec: Parameters<typeof renderSvg>[0], caption: string): Promise<PageFigure> => ({
+  const chart = async (name: string, spec: TopLevelSpec, caption: string): Promise<PageFigure> => ({
     name,
     svg: await renderSvg(spec),
     caption,
