@@ -22,6 +22,7 @@ import {
   unusableBody,
   type IconifyJSON,
   type IconifyLicense,
+  type SetEntry,
   type Split,
 } from '../src/data/iconify.js';
 
@@ -40,17 +41,34 @@ export const ICON_SETS = [
   'icon-park',
 ] as const;
 
+/**
+ * The second test collection's sets, of other drawing styles: colour (Streamline Ultimate Color,
+ * Fluent Color), hand-drawn colour (Streamline Freehand Color) and pixel art (Pixelarticons,
+ * Streamline Pixel). None is a training set and none is an emoji set.
+ */
+export const OTHER_ICON_SETS = [
+  'streamline-ultimate-color',
+  'streamline-freehand-color',
+  'fluent-color',
+  'pixelarticons',
+  'streamline-pixel',
+] as const;
+
 const USAGE = `Usage: node dist/scripts/build-icon-dataset.js [options]
 
 Renders Iconify icon sets (npm packages @iconify-json/<set>) to PNG and writes COCO-format
-caption files, split train/test by concept.
+caption files, split train/test by concept; then a second test collection of other drawing
+styles (other sets, only concepts unseen in training) into its own directory.
 
 Options:
   --out DIR            output directory (default data/icons); an earlier build there is replaced
+  --other-out DIR      the second collection's directory (default: the --out directory + "-other")
+  --collection C       both (default), main or other: which to build
   --size N             image side in pixels (default 64)
   --max-per-set N      at most N images per set, chosen in a fixed hash order (default 3000)
   --limit N            a tiny build: N images in all, spread evenly over the sets
   --sets A,B,...       a subset of: ${ICON_SETS.join(', ')} (default all)
+  --other-sets A,B,... a subset of: ${OTHER_ICON_SETS.join(', ')} (default all)
   --test-fraction X    share of concepts held out for test (default 0.1)
   --help               print this text
 `;
@@ -124,7 +142,7 @@ export function renderSvgToPng(svg: string): RenderedPng {
 
 type SkipReason = 'empty' | 'animated' | 'renderFailed' | 'blank';
 
-export interface SetStats {
+export interface SetStats<S extends string = Split> {
   prefix: string;
   name: string;
   package: string;
@@ -138,26 +156,28 @@ export interface SetStats {
   /** Drawings tried, in hash order, until the set's quota was met or the set ran out. */
   attempted: number;
   skipped: Record<SkipReason, number>;
-  images: Record<Split, number>;
-  captions: Record<Split, number>;
+  /** Second collection only: visible drawings left out because a concept they carry is on the training side, or their set already gave one image of their concept. */
+  excluded?: { seenInTraining: number; repeatedConcept: number };
+  images: Record<S, number>;
+  captions: Record<S, number>;
 }
 
-export interface BuildStats {
+export interface BuildStats<S extends string = Split> {
   options: { size: number; maxPerSet: number; limit: number | null; sets: string[]; testFraction: number };
-  sets: SetStats[];
+  sets: SetStats<S>[];
   totals: {
-    images: Record<Split, number>;
-    captions: Record<Split, number>;
-    concepts: Record<Split, number>;
+    images: Record<S, number>;
+    captions: Record<S, number>;
+    concepts: Record<S, number>;
     skipped: Record<SkipReason, number>;
   };
 }
 
-interface BuiltImage {
+interface BuiltImage<S extends string> {
   prefix: string;
   name: string;
   concept: string;
-  split: Split;
+  split: S;
   captions: string[];
 }
 
@@ -196,104 +216,124 @@ function prepareOutDir(outDir: string): void {
   mkdirSync(join(outDir, 'images'), { recursive: true });
 }
 
-/**
- * Builds the data set into `options.outDir`: images/<set>/<name>.png, captions_train.json,
- * captions_test.json, stats.json and README.md. Returns the statistics written to stats.json.
- */
-export function buildIconDataset(options: BuildOptions): BuildStats {
-  const log = options.log ?? ((): void => {});
-  for (const prefix of options.sets) {
-    if (!(ICON_SETS as readonly string[]).includes(prefix))
-      throw new Error(`unknown icon set "${prefix}"; choose from ${ICON_SETS.join(', ')}`);
-  }
-  prepareOutDir(options.outDir);
-  const loaded = options.sets.map(loadIconSetPackage);
-  const entriesPerSet = loaded.map(({ set }) => listEntries(set));
+/** The concept keys an entry carries: its own name's and those of the synonyms its captions use. */
+function entryConceptKeys(entry: SetEntry, set: IconifyJSON): string[] {
+  return [conceptKey(entry.name, set), ...captionSynonyms(entry.name, entry.synonyms, set).map((n) => conceptKey(n, set))];
+}
 
-  // Concept sides are decided over every visible drawing of the chosen sets, before any capping,
-  // so that a concept's side does not depend on --max-per-set or --limit.
+/**
+ * The side of every concept key of the sets' visible drawings. Decided before any capping, so
+ * that a concept's side does not depend on --max-per-set or --limit.
+ */
+function conceptSides(loaded: readonly LoadedIconSet[], entriesPerSet: readonly SetEntry[][], testFraction: number): Map<string, Split> {
   const conceptItems: string[][] = [];
   loaded.forEach(({ set }, s) => {
-    for (const entry of entriesPerSet[s]!) {
-      if (entry.icon.hidden) continue;
-      conceptItems.push([conceptKey(entry.name, set), ...captionSynonyms(entry.name, entry.synonyms, set).map((n) => conceptKey(n, set))]);
-    }
+    for (const entry of entriesPerSet[s]!) if (!entry.icon.hidden) conceptItems.push(entryConceptKeys(entry, set));
   });
-  const sides = splitByConcept(conceptItems, options.testFraction);
+  return splitByConcept(conceptItems, testFraction);
+}
 
-  const quota = quotas(loaded.length, options.maxPerSet, options.limit);
-  const built: BuiltImage[] = [];
-  const setStats: SetStats[] = [];
-  loaded.forEach(({ prefix, packageId, set }, s) => {
-    const info = set.info!;
-    const stats: SetStats = {
-      prefix,
-      name: info.name,
-      package: packageId,
-      license: info.license,
-      ...(info.author === undefined ? {} : { author: info.author }),
-      palette: info.palette ?? false,
-      drawings: entriesPerSet[s]!.length,
-      hidden: entriesPerSet[s]!.filter((e) => e.icon.hidden).length,
-      attempted: 0,
-      skipped: { empty: 0, animated: 0, renderFailed: 0, blank: 0 },
-      images: { train: 0, test: 0 },
-      captions: { train: 0, test: 0 },
-    };
-    const visible = new Map(entriesPerSet[s]!.filter((e) => !e.icon.hidden).map((e) => [e.name, e]));
-    mkdirSync(join(options.outDir, 'images', prefix), { recursive: true });
-    let accepted = 0;
-    for (const name of orderByHash([...visible.keys()], prefix)) {
-      if (accepted >= quota[s]!) break;
-      const entry = visible.get(name)!;
-      if (!SAFE_NAME.test(name)) throw new Error(`${packageId}: icon name "${name}" is not a safe file name`);
-      stats.attempted++;
-      const unusable = unusableBody(entry.icon.body);
-      if (unusable !== undefined) {
-        stats.skipped[unusable]++;
-        continue;
-      }
-      let rendered: RenderedPng;
-      try {
-        rendered = renderSvgToPng(iconToSvg(entry.icon, { size: options.size, color: '#000' }));
-      } catch {
-        stats.skipped.renderFailed++;
-        continue;
-      }
-      if (rendered.inkPixels === 0) {
-        stats.skipped.blank++;
-        continue;
-      }
-      writeFileSync(join(options.outDir, 'images', prefix, `${name}.png`), rendered.png);
-      const synonyms = captionSynonyms(name, entry.synonyms, set);
-      const captions = iconCaptions(
-        {
-          name,
-          synonyms,
-          categories: categoriesOf(set, [name, ...entry.synonyms]),
-          setName: info.name,
-          variants: set,
-          palette: info.palette ?? false,
-        },
-        `${prefix}:${name}`,
-      );
-      const concept = conceptKey(name, set);
-      const split = sides.get(concept)!;
-      built.push({ prefix, name, concept, split, captions });
-      stats.images[split]++;
-      stats.captions[split] += captions.length;
-      accepted++;
+/**
+ * Renders a set's visible drawings in its fixed hash order into outDir/images/<set>/, up to
+ * `quota` images, each on the side `sideOf` gives it (undefined: leave it out, unrendered).
+ */
+function renderSet<S extends string>(
+  { prefix, packageId, set }: LoadedIconSet,
+  entries: readonly SetEntry[],
+  quota: number,
+  sides: readonly S[],
+  sideOf: (entry: SetEntry) => S | undefined,
+  options: Pick<BuildOptions, 'outDir' | 'size'>,
+): { stats: SetStats<S>; built: BuiltImage<S>[] } {
+  const info = set.info!;
+  const perSide = (): Record<S, number> => Object.fromEntries(sides.map((side) => [side, 0])) as Record<S, number>;
+  const stats: SetStats<S> = {
+    prefix,
+    name: info.name,
+    package: packageId,
+    license: info.license,
+    ...(info.author === undefined ? {} : { author: info.author }),
+    palette: info.palette ?? false,
+    drawings: entries.length,
+    hidden: entries.filter((e) => e.icon.hidden).length,
+    attempted: 0,
+    skipped: { empty: 0, animated: 0, renderFailed: 0, blank: 0 },
+    images: perSide(),
+    captions: perSide(),
+  };
+  const built: BuiltImage<S>[] = [];
+  const visible = new Map(entries.filter((e) => !e.icon.hidden).map((e) => [e.name, e]));
+  mkdirSync(join(options.outDir, 'images', prefix), { recursive: true });
+  let accepted = 0;
+  for (const name of orderByHash([...visible.keys()], prefix)) {
+    if (accepted >= quota) break;
+    const entry = visible.get(name)!;
+    const split = sideOf(entry);
+    if (split === undefined) continue;
+    if (!SAFE_NAME.test(name)) throw new Error(`${packageId}: icon name "${name}" is not a safe file name`);
+    stats.attempted++;
+    const unusable = unusableBody(entry.icon.body);
+    if (unusable !== undefined) {
+      stats.skipped[unusable]++;
+      continue;
     }
-    log(
-      `${prefix}: ${stats.images.train} train + ${stats.images.test} test images, ` +
-        `skipped ${Object.entries(stats.skipped)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(', ')}`,
+    let rendered: RenderedPng;
+    try {
+      rendered = renderSvgToPng(iconToSvg(entry.icon, { size: options.size, color: '#000' }));
+    } catch {
+      stats.skipped.renderFailed++;
+      continue;
+    }
+    if (rendered.inkPixels === 0) {
+      stats.skipped.blank++;
+      continue;
+    }
+    writeFileSync(join(options.outDir, 'images', prefix, `${name}.png`), rendered.png);
+    const synonyms = captionSynonyms(name, entry.synonyms, set);
+    const captions = iconCaptions(
+      {
+        name,
+        synonyms,
+        categories: categoriesOf(set, [name, ...entry.synonyms]),
+        setName: info.name,
+        variants: set,
+        palette: info.palette ?? false,
+      },
+      `${prefix}:${name}`,
     );
-    setStats.push(stats);
-  });
+    built.push({ prefix, name, concept: conceptKey(name, set), split, captions });
+    stats.images[split]++;
+    stats.captions[split] += captions.length;
+    accepted++;
+  }
+  return { stats, built };
+}
 
-  // Ids follow set order, then name order, over both splits, so an id names one image everywhere.
+function logSet<S extends string>(log: (line: string) => void, stats: SetStats<S>): void {
+  const images = Object.entries(stats.images)
+    .map(([side, n]) => `${n as number} ${side}`)
+    .join(' + ');
+  const skipped = Object.entries(stats.skipped)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const excluded =
+    stats.excluded === undefined
+      ? ''
+      : `; left out ${stats.excluded.seenInTraining} seen in training, ${stats.excluded.repeatedConcept} repeated concepts`;
+  log(`${stats.prefix}: ${images} images, skipped ${skipped}${excluded}`);
+}
+
+/**
+ * Sorts the images (set order, then name, so an id names one image in every file of a build) and
+ * writes one COCO captions file per side as outDir/captions_<side>.json.
+ */
+function writeCocoFiles<S extends string>(
+  built: BuiltImage<S>[],
+  loaded: readonly LoadedIconSet[],
+  sides: readonly S[],
+  options: Pick<BuildOptions, 'outDir' | 'size' | 'testFraction'>,
+  description: (side: S) => string,
+): void {
   const setIndex = new Map(loaded.map(({ prefix }, i) => [prefix, i]));
   built.sort((a, b) => setIndex.get(a.prefix)! - setIndex.get(b.prefix)! || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const licenses = loaded.map(({ set }, i) => ({
@@ -302,22 +342,26 @@ export function buildIconDataset(options: BuildOptions): BuildStats {
     spdx: set.info!.license.spdx ?? null,
     url: set.info!.license.url ?? null,
   }));
-  const coco = (split: Split): CocoCaptions => ({
-    info: {
-      description: `Iconify icons rendered ${options.size}x${options.size} black on white, captions from icon names, aliases, categories and set names; ${split} split, by concept`,
-      version: '1.0',
+  const files = new Map<S, CocoCaptions>(
+    sides.map((split) => [
       split,
-      icon_sets: Object.fromEntries(loaded.map(({ prefix, packageId }) => [prefix, packageId])),
-      test_fraction: options.testFraction,
-    },
-    licenses,
-    images: [],
-    annotations: [],
-  });
-  const files: Record<Split, CocoCaptions> = { train: coco('train'), test: coco('test') };
+      {
+        info: {
+          description: description(split),
+          version: '1.0',
+          split,
+          icon_sets: Object.fromEntries(loaded.map(({ prefix, packageId }) => [prefix, packageId])),
+          test_fraction: options.testFraction,
+        },
+        licenses,
+        images: [],
+        annotations: [],
+      },
+    ]),
+  );
   let annotationId = 0;
   built.forEach((image, i) => {
-    const file = files[image.split];
+    const file = files.get(image.split)!;
     file.images.push({
       id: i + 1,
       file_name: `${image.prefix}/${image.name}.png`,
@@ -330,13 +374,67 @@ export function buildIconDataset(options: BuildOptions): BuildStats {
     });
     for (const caption of image.captions) file.annotations.push({ id: ++annotationId, image_id: i + 1, caption });
   });
-  const conceptsOn = (split: Split): Set<string> => new Set(built.filter((b) => b.split === split).map((b) => b.concept));
-  const trainConcepts = conceptsOn('train');
-  const testConcepts = conceptsOn('test');
-  for (const concept of testConcepts) {
-    if (trainConcepts.has(concept)) throw new Error(`internal: concept "${concept}" landed on both sides`);
+  for (const [split, file] of files) writeFileSync(join(options.outDir, `captions_${split}.json`), JSON.stringify(file));
+}
+
+function totalsOf<S extends string>(
+  setStats: readonly SetStats<S>[],
+  built: readonly BuiltImage<S>[],
+  sides: readonly S[],
+): BuildStats<S>['totals'] {
+  const perSide = (pick: (s: SetStats<S>, side: S) => number): Record<S, number> =>
+    Object.fromEntries(sides.map((side) => [side, setStats.reduce((acc, s) => acc + pick(s, side), 0)])) as Record<S, number>;
+  const skipped = (reason: SkipReason): number => setStats.reduce((acc, s) => acc + s.skipped[reason], 0);
+  return {
+    images: perSide((s, side) => s.images[side]),
+    captions: perSide((s, side) => s.captions[side]),
+    concepts: Object.fromEntries(
+      sides.map((side) => [side, new Set(built.filter((b) => b.split === side).map((b) => b.concept)).size]),
+    ) as Record<S, number>,
+    skipped: { empty: skipped('empty'), animated: skipped('animated'), renderFailed: skipped('renderFailed'), blank: skipped('blank') },
+  };
+}
+
+function checkSets(sets: readonly string[], known: readonly string[], flag: string): void {
+  for (const prefix of sets) {
+    if (!known.includes(prefix)) throw new Error(`unknown icon set "${prefix}" for ${flag}; choose from ${known.join(', ')}`);
   }
-  const sum = (pick: (s: SetStats) => number): number => setStats.reduce((acc, s) => acc + pick(s), 0);
+}
+
+/**
+ * Builds the data set into `options.outDir`: images/<set>/<name>.png, captions_train.json,
+ * captions_test.json, stats.json and README.md. Returns the statistics written to stats.json.
+ */
+export function buildIconDataset(options: BuildOptions): BuildStats {
+  const log = options.log ?? ((): void => {});
+  checkSets(options.sets, ICON_SETS, '--sets');
+  prepareOutDir(options.outDir);
+  const loaded = options.sets.map(loadIconSetPackage);
+  const entriesPerSet = loaded.map(({ set }) => listEntries(set));
+  const sides = conceptSides(loaded, entriesPerSet, options.testFraction);
+  const quota = quotas(loaded.length, options.maxPerSet, options.limit);
+  const splits = ['train', 'test'] as const;
+  const built: BuiltImage<Split>[] = [];
+  const setStats: SetStats[] = [];
+  loaded.forEach((one, s) => {
+    const rendered = renderSet(one, entriesPerSet[s]!, quota[s]!, splits, (entry) => sides.get(conceptKey(entry.name, one.set))!, options);
+    logSet(log, rendered.stats);
+    setStats.push(rendered.stats);
+    built.push(...rendered.built);
+  });
+  writeCocoFiles(
+    built,
+    loaded,
+    splits,
+    options,
+    (split) =>
+      `Iconify icons rendered ${options.size}x${options.size} black on white, captions from icon names, aliases, categories and set names; ${split} split, by concept`,
+  );
+  const trainConcepts = new Set(built.filter((b) => b.split === 'train').map((b) => b.concept));
+  for (const image of built) {
+    if (image.split === 'test' && trainConcepts.has(image.concept))
+      throw new Error(`internal: concept "${image.concept}" landed on both sides`);
+  }
   const stats: BuildStats = {
     options: {
       size: options.size,
@@ -346,23 +444,116 @@ export function buildIconDataset(options: BuildOptions): BuildStats {
       testFraction: options.testFraction,
     },
     sets: setStats,
-    totals: {
-      images: { train: sum((s) => s.images.train), test: sum((s) => s.images.test) },
-      captions: { train: sum((s) => s.captions.train), test: sum((s) => s.captions.test) },
-      concepts: { train: trainConcepts.size, test: testConcepts.size },
-      skipped: {
-        empty: sum((s) => s.skipped.empty),
-        animated: sum((s) => s.skipped.animated),
-        renderFailed: sum((s) => s.skipped.renderFailed),
-        blank: sum((s) => s.skipped.blank),
-      },
-    },
+    totals: totalsOf(setStats, built, splits),
   };
-  writeFileSync(join(options.outDir, 'captions_train.json'), JSON.stringify(files.train));
-  writeFileSync(join(options.outDir, 'captions_test.json'), JSON.stringify(files.test));
   writeFileSync(join(options.outDir, 'stats.json'), `${JSON.stringify(stats, null, 2)}\n`);
   writeFileSync(join(options.outDir, 'README.md'), datasetReadme(stats));
   return stats;
+}
+
+export interface OtherCollectionOptions extends BuildOptions {
+  /** The training sets whose training-side concepts are left out (default {@link ICON_SETS}, all of them, whatever was built). */
+  trainingSets?: readonly string[];
+}
+
+/**
+ * Builds the second test collection into `options.outDir` (images/<set>/<name>.png,
+ * captions_other.json, stats.json, README.md) from sets of other drawing styles
+ * ({@link OTHER_ICON_SETS}). A drawing is kept only when no concept key it carries (its name's,
+ * its caption synonyms') is on the training side of the main data set's split, computed over every
+ * visible drawing of the training sets at the same test fraction; and only the first drawing in
+ * hash order of each concept in each set, so that a set's size variants (Fluent Color's 16 to 48)
+ * do not fill the gallery with near-identical images.
+ */
+export function buildOtherIconCollection(options: OtherCollectionOptions): BuildStats<'other'> {
+  const log = options.log ?? ((): void => {});
+  const trainingSets = options.trainingSets ?? ICON_SETS;
+  checkSets(options.sets, OTHER_ICON_SETS, '--other-sets');
+  checkSets(trainingSets, ICON_SETS, 'trainingSets');
+  const training = trainingSets.map(loadIconSetPackage);
+  const trainingSides = conceptSides(
+    training,
+    training.map(({ set }) => listEntries(set)),
+    options.testFraction,
+  );
+  prepareOutDir(options.outDir);
+  const loaded = options.sets.map(loadIconSetPackage);
+  const quota = quotas(loaded.length, options.maxPerSet, options.limit);
+  const sides = ['other'] as const;
+  const built: BuiltImage<'other'>[] = [];
+  const setStats: SetStats<'other'>[] = [];
+  loaded.forEach((one, s) => {
+    const excluded = { seenInTraining: 0, repeatedConcept: 0 };
+    const taken = new Set<string>();
+    const sideOf = (entry: SetEntry): 'other' | undefined => {
+      const keys = entryConceptKeys(entry, one.set);
+      if (keys.some((key) => trainingSides.get(key) === 'train')) {
+        excluded.seenInTraining++;
+        return undefined;
+      }
+      if (taken.has(keys[0]!)) {
+        excluded.repeatedConcept++;
+        return undefined;
+      }
+      taken.add(keys[0]!);
+      return 'other';
+    };
+    const rendered = renderSet(one, listEntries(one.set), quota[s]!, sides, sideOf, options);
+    rendered.stats.excluded = excluded;
+    logSet(log, rendered.stats);
+    setStats.push(rendered.stats);
+    built.push(...rendered.built);
+  });
+  writeCocoFiles(
+    built,
+    loaded,
+    sides,
+    options,
+    () =>
+      `Iconify icons of other drawing styles (colour, hand-drawn, pixel) rendered ${options.size}x${options.size} on white, ` +
+      `captions as in the main set; only concepts on no training-side key of the main set's split`,
+  );
+  const stats: BuildStats<'other'> = {
+    options: {
+      size: options.size,
+      maxPerSet: options.maxPerSet,
+      limit: options.limit ?? null,
+      sets: [...options.sets],
+      testFraction: options.testFraction,
+    },
+    sets: setStats,
+    totals: totalsOf(setStats, built, sides),
+  };
+  writeFileSync(join(options.outDir, 'stats.json'), `${JSON.stringify(stats, null, 2)}\n`);
+  writeFileSync(join(options.outDir, 'README.md'), otherCollectionReadme(stats, trainingSets));
+  return stats;
+}
+
+function otherCollectionReadme(stats: BuildStats<'other'>, trainingSets: readonly string[]): string {
+  const { options: o, totals: t } = stats;
+  const rows = stats.sets.map(
+    (s) =>
+      `| ${s.prefix} | ${s.name} | ${s.package.split('@').pop()} | ${s.license.spdx ?? s.license.title} | ${s.images.other} | ${s.captions.other} | ` +
+      `${s.excluded!.seenInTraining} | ${s.excluded!.repeatedConcept} |`,
+  );
+  return `# Second icon test collection
+
+Built by \`scripts/build-icon-dataset.ts\` (\`npm run data:icons\` builds it beside the main set) with size ${o.size}, max
+${o.maxPerSet} per set${o.limit === null ? '' : `, limit ${o.limit}`}. A held-out check of another drawing style: none of these
+sets is among the training sets (${trainingSets.join(', ')}), none is an emoji set, and an icon is kept only when no concept
+key it carries is on the training side of the main set's split (test fraction ${o.testFraction}); one image per concept per set.
+
+- \`images/<set>/<name>.png\`: ${o.size}×${o.size} RGBA PNG on white; monochrome sets drawn black, colour sets in their colours.
+- \`captions_other.json\`: COCO captions format, ${t.images.other} images, ${t.captions.other} captions, ${t.concepts.other} concepts.
+
+| set | name | version | licence | images | captions | left out: concept seen in training | left out: repeated concept |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+${rows.join('\n')}
+
+Licences, as each set's info.json states them:
+
+${stats.sets.map((s) => `- ${s.name} (${s.prefix}): ${s.license.title}${s.license.url ? `, ${s.license.url}` : ''}${s.author ? `; by ${s.author.name}` : ''}`).join('\n')}
+`;
 }
 
 function datasetReadme(stats: BuildStats): string {
@@ -413,6 +604,9 @@ function main(): void {
       'max-per-set': { type: 'string', default: '3000' },
       limit: { type: 'string' },
       sets: { type: 'string', default: ICON_SETS.join(',') },
+      'other-out': { type: 'string' },
+      'other-sets': { type: 'string', default: OTHER_ICON_SETS.join(',') },
+      collection: { type: 'string', default: 'both' },
       'test-fraction': { type: 'string', default: '0.1' },
       help: { type: 'boolean', default: false },
     },
@@ -424,21 +618,34 @@ function main(): void {
   }
   const testFraction = Number(args['test-fraction']);
   if (!(testFraction >= 0 && testFraction <= 1)) throw new Error(`--test-fraction must be in [0, 1], got "${args['test-fraction']}"`);
-  const start = performance.now();
-  const stats = buildIconDataset({
-    outDir: args.out,
+  if (!['both', 'main', 'other'].includes(args.collection))
+    throw new Error(`--collection must be both, main or other, got "${args.collection}"`);
+  const common = {
     size: positiveInt(args.size, '--size'),
     maxPerSet: positiveInt(args['max-per-set'], '--max-per-set'),
     ...(args.limit === undefined ? {} : { limit: positiveInt(args.limit, '--limit') }),
-    sets: args.sets.split(',').filter((s) => s !== ''),
     testFraction,
-    log: (line) => console.log(line),
-  });
-  const { images, captions, concepts } = stats.totals;
-  console.log(
-    `${args.out}: ${images.train} train images (${captions.train} captions, ${concepts.train} concepts), ` +
-      `${images.test} test images (${captions.test} captions, ${concepts.test} concepts) in ${((performance.now() - start) / 1000).toFixed(1)} s`,
-  );
+    log: (line: string) => console.log(line),
+  };
+  const seconds = (start: number): string => ((performance.now() - start) / 1000).toFixed(1);
+  if (args.collection !== 'other') {
+    const start = performance.now();
+    const stats = buildIconDataset({ ...common, outDir: args.out, sets: args.sets.split(',').filter((s) => s !== '') });
+    const { images, captions, concepts } = stats.totals;
+    console.log(
+      `${args.out}: ${images.train} train images (${captions.train} captions, ${concepts.train} concepts), ` +
+        `${images.test} test images (${captions.test} captions, ${concepts.test} concepts) in ${seconds(start)} s`,
+    );
+  }
+  if (args.collection !== 'main') {
+    const start = performance.now();
+    const outDir = args['other-out'] ?? `${args.out.replace(/\/+$/, '')}-other`;
+    const stats = buildOtherIconCollection({ ...common, outDir, sets: args['other-sets'].split(',').filter((s) => s !== '') });
+    const { images, captions, concepts } = stats.totals;
+    console.log(
+      `${outDir}: ${images.other} images (${captions.other} captions, ${concepts.other} concepts unseen in training) in ${seconds(start)} s`,
+    );
+  }
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
