@@ -11,7 +11,12 @@ static std::string formatNumber(double d) {
   if (std::isnan(d)) return "NaN";
   if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
   char text[32];
-  // The shortest of %.15g and %.17g that reads back as d, as JavaScript prints numbers.
+  // As JavaScript prints numbers: integers below 1e21 in full, others the shorter of %.15g and
+  // %.17g that reads back as d.
+  if (d == std::trunc(d) && std::fabs(d) < 1e21) {
+    std::snprintf(text, sizeof text, "%.0f", d);
+    return text;
+  }
   std::snprintf(text, sizeof text, "%.15g", d);
   if (std::strtod(text, nullptr) != d) std::snprintf(text, sizeof text, "%.17g", d);
   return text;

@@ -162,7 +162,7 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
 // toBuffer(handle) -> ArrayBuffer with the tensor's elements in row-major order.
 static Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const at::Tensor& t = tensorOf(info[0], "toBuffer: tensor");
+  const at::Tensor& t = tensorOf(info[0], "toBuffer: argument");
   return guarded(env, "toBuffer(" + describe(t) + ")", [&]() -> Napi::Value {
     at::Tensor c = t.detach().to(at::kCPU).contiguous();
     size_t bytes = static_cast<size_t>(c.numel()) * c.element_size();
@@ -175,9 +175,11 @@ static Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
 // meta(handle) -> [shape, dtype code, device string, requiresGrad]
 static Napi::Value Meta(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const at::Tensor& t = tensorOf(info[0], "meta: tensor");
+  const at::Tensor& t = tensorOf(info[0], "meta: argument");
   return guarded(env, "meta(" + describe(t) + ")", [&]() -> Napi::Value {
-    if (t.is_nested()) throw Napi::TypeError::New(env, "a nested tensor has no single shape; byol-align reads only strided tensors");
+    if (t.is_nested()) {
+      throw Napi::TypeError::New(env, "meta(" + describe(t) + "): a nested tensor has no single shape; byol-align reads only strided tensors");
+    }
     auto sizes = t.sizes();
     auto shape = Napi::Array::New(env, sizes.size());
     for (size_t i = 0; i < sizes.size(); i++) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
@@ -191,23 +193,23 @@ static Napi::Value Meta(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
-  const at::Tensor& t = tensorOf(info[0], "isContiguous: tensor");
+  const at::Tensor& t = tensorOf(info[0], "isContiguous: argument");
   return guarded(info.Env(), "isContiguous(" + describe(t) + ")",
                  [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), t.is_contiguous()); });
 }
 
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  release(info.Env(), holderOf(info[0], "dispose: tensor"));
+  release(info.Env(), holderOf(info[0], "dispose: argument"));
   return info.Env().Undefined();
 }
 
 static Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !holderOf(info[0], "isDisposed: tensor")->tensor.defined());
+  return Napi::Boolean::New(info.Env(), !holderOf(info[0], "isDisposed: argument")->tensor.defined());
 }
 
 // dataPtr(handle): address of the first element, so tests can tell a view from a copy.
 static Napi::Value DataPtr(const Napi::CallbackInfo& info) {
-  const at::Tensor& t = tensorOf(info[0], "dataPtr: tensor");
+  const at::Tensor& t = tensorOf(info[0], "dataPtr: argument");
   return guarded(info.Env(), "dataPtr(" + describe(t) + ")", [&]() -> Napi::Value {
     return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(t.data_ptr())));
   });
