@@ -34,7 +34,7 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
     .map((l) => JSON.parse(l));
   assert.deepEqual(
     metrics.map((m) => m.step),
-    [0, 1, 2, 3, 4, 5],
+    [1, 2, 3, 4, 5, 6],
   );
   assert.ok(metrics.every((m) => Number.isFinite(m.loss) && m.terms['cross/image->text'] > 0));
   // Checkpoints every 2 steps, the last 2 kept.
@@ -46,7 +46,9 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
   const e = cli('eval', '--checkpoint', out, '--data', `coco:${annotations}`, '--images', images, '--json', '--threads', '1');
   assert.equal(e.status, 0, e.stderr);
   const json = JSON.parse(e.stdout);
-  assert.deepEqual(Object.keys(json), ['i2t', 't2i', 'n_images', 'n_captions']);
+  assert.deepEqual(Object.keys(json), ['i2t', 't2i', 'rsum', 'n_images', 'n_captions', 'space', 'chance', 'checkpoint', 'data']);
+  assert.equal(json.space, 'encoder'); // no validation data: the encoder space
+  assert.ok(json.chance.rsum > 0 && json.chance.rsum < json.rsum + 100);
   assert.deepEqual(Object.keys(json.i2t), ['r1', 'r5', 'r10', 'medr', 'meanr']);
   assert.equal(json.n_images, 24);
   assert.equal(json.n_captions, 48);
@@ -54,7 +56,10 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
   const direct = await evaluatePaired(model, modalities, loadDataSource(`coco:${annotations}`, { images }), {
     size: config.image.size,
     channels: 3,
+    space: 'encoder',
   });
+  assert.equal(json.rsum, direct.metrics.rsum);
+  assert.deepEqual(json.chance, direct.chance);
   assert.deepEqual(json.i2t.r10, direct.metrics.i2t.r10);
   assert.deepEqual(json.t2i.medr, direct.metrics.t2i.medr);
 });
@@ -105,9 +110,11 @@ test('bad input exits non-zero with a clear message and leaves no files', () => 
       /none\.yaml: cannot read the config file \(ENOENT\)/,
     ],
   ];
-  for (const [args, message] of cases) {
+  // Config mistakes exit 2 like usage mistakes; data that cannot be read is a failed run (1).
+  const exitCodes = [2, 2, 1, 2, 2];
+  for (const [index, [args, message]] of cases.entries()) {
     const r = cli(...args);
-    assert.equal(r.status, 1, args.join(' '));
+    assert.equal(r.status, exitCodes[index], args.join(' '));
     assert.match(r.stderr, message);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }
@@ -175,12 +182,26 @@ test('SIGINT during training writes a checkpoint at the current step and exits 1
 });
 
 // ---- embed and export, on a run trained once for them ----
-test('embed writes l2-normalised projections as JSONL, .npy and .safetensors, equal to the library’s', async () => {
+test('embed writes l2-normalised embeddings as JSONL, .npy and .safetensors, equal to the library’s', async () => {
   const run = trainedRun();
   const npy = join(dir, 'images.npy');
-  const r = cli('embed', '--checkpoint', run, '--modality', 'image', '--input', images, '--out', npy, '--threads', '1');
+  const r = cli(
+    'embed',
+    '--checkpoint',
+    run,
+    '--modality',
+    'image',
+    '--input',
+    images,
+    '--out',
+    npy,
+    '--space',
+    'projection',
+    '--threads',
+    '1',
+  );
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /wrote 24 image embeddings of width 16/);
+  assert.match(r.stderr, /wrote 24 image embeddings of width 16 \(projection space\)/);
   // .npy: the 128-byte header of a float32 [24, 16] array, then the values.
   const bytes = readFileSync(npy);
   assert.equal(bytes.subarray(0, 6).toString('latin1'), '\x93NUMPY');
@@ -194,8 +215,19 @@ test('embed writes l2-normalised projections as JSONL, .npy and .safetensors, eq
     assert.ok(Math.abs(norm - 1) < 1e-5, `row ${i} has norm ${norm}`);
   }
   const loaded = loadModel(run);
-  const direct = await embedInputs(loaded, 'image', readEmbedInputs('image', images));
+  const direct = await embedInputs(loaded, 'image', readEmbedInputs('image', images), { space: 'projection' });
   assert.deepEqual(Array.from(values), Array.from(new Float32Array(direct.embeddings.toFlatArray())));
+  // Without --space: the space the run measured best at validation, recorded in its checkpoint.
+  const best = join(dir, 'images-best.npy');
+  const b = cli('embed', '--checkpoint', run, '--modality', 'image', '--input', images, '--out', best, '--threads', '1');
+  assert.equal(b.status, 0, b.stderr);
+  assert.match(b.stderr, new RegExp(`\\(${loaded.retrievalSpace} space\\)`));
+  const bestDirect = await embedInputs(loaded, 'image', readEmbedInputs('image', images));
+  assert.equal(bestDirect.space, loaded.retrievalSpace);
+  assert.deepEqual(
+    Array.from(readFileSync(best).subarray(128)),
+    Array.from(new Uint8Array(new Float32Array(bestDirect.embeddings.toFlatArray()).buffer)),
+  );
 
   // Text: a .txt file to stdout as JSONL, and the same texts from .jsonl to .safetensors.
   const txt = join(dir, 'queries.txt');
@@ -279,7 +311,9 @@ test('eval reads the same pairs from COCO, Karpathy and JSONL files and gives th
   const metrics = (spec: string): unknown => {
     const r = cli('eval', '--checkpoint', run, '--data', spec, '--images', images, '--json', '--threads', '1');
     assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout);
+    const { data: source, ...rest } = JSON.parse(r.stdout) as { data: string };
+    assert.equal(source, spec);
+    return rest;
   };
   const fromCoco = metrics(`coco:${annotations}`);
   assert.deepEqual(metrics(`karpathy:${karpathy}#test`), fromCoco);

@@ -1,5 +1,5 @@
-// A one-line progress bar on a terminal (redrawn in place), or a plain line every few seconds when
-// the output is a file or a pipe, so logs stay readable.
+// A one-line progress bar on a terminal (redrawn in place), or a plain line at the first step,
+// then every few seconds and at the last, when the output is a file or a pipe, so logs stay readable.
 import type { AlignStepRecord } from '../align/train.js';
 import type { TrainProgress } from '../run/train_run.js';
 
@@ -15,7 +15,9 @@ export class ProgressBar {
   readonly #stream: NodeJS.WriteStream;
   readonly #started = performance.now();
   #firstStep: number | undefined;
-  #lastPlain = 0;
+  #lastPlain: number | undefined;
+  /** A redrawn line is on the terminal and not yet ended. */
+  #open = false;
 
   constructor(stream: NodeJS.WriteStream = process.stderr) {
     this.#stream = stream;
@@ -31,7 +33,7 @@ export class ProgressBar {
     const filled = Math.round((width * p.step) / p.totalSteps);
     const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
     return (
-      `${bar} epoch ${p.epoch + 1}/${p.epochs} step ${p.step}/${p.totalSteps} ` +
+      `${bar} epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.totalSteps} ` +
       `loss ${record.loss.toFixed(4)} lr ${record.lr.toExponential(2)} τ ${record.tau.toFixed(4)} ` +
       `${p.itemsPerSecond.toFixed(0)} items/s ETA ${duration(eta)}`
     );
@@ -41,10 +43,11 @@ export class ProgressBar {
     const text = this.line(record, p);
     if (this.#stream.isTTY) {
       this.#stream.write(`\r\x1b[2K${text}`);
+      this.#open = true;
       return;
     }
     const now = performance.now();
-    if (now - this.#lastPlain >= 5000 || p.step === p.totalSteps) {
+    if (this.#lastPlain === undefined || now - this.#lastPlain >= 5000 || p.step === p.totalSteps) {
       this.#stream.write(`${text}\n`);
       this.#lastPlain = now;
     }
@@ -52,6 +55,7 @@ export class ProgressBar {
 
   /** Ends the redrawn line so that the next message starts on its own. */
   finish(): void {
-    if (this.#stream.isTTY) this.#stream.write('\n');
+    if (this.#open) this.#stream.write('\n');
+    this.#open = false;
   }
 }

@@ -133,6 +133,8 @@ export function parseOverride(override: string): Plain {
 }
 
 export interface ConfigSources {
+  /** A config to start from, under everything else (a resumed run's saved config). */
+  base?: Plain;
   /** A preset to start from. */
   preset?: PresetName;
   /** A config file over the preset. */
@@ -160,6 +162,7 @@ export function resolveConfig(sources: ConfigSources): Config {
     if (before && 'epochs' in train && !('steps' in train)) delete before.steps;
     merged = deepMerge(before ? { ...merged, train: before } : merged, value);
   };
+  if (sources.base !== undefined) layer(sources.base);
   if (sources.preset !== undefined) {
     const preset = PRESETS[sources.preset];
     if (!preset) throw new ConfigError(`unknown preset '${sources.preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
@@ -167,6 +170,8 @@ export function resolveConfig(sources: ConfigSources): Config {
   }
   if (sources.file !== undefined) layer(readConfigFile(sources.file));
   if (sources.flags !== undefined) layer(sources.flags as Plain);
-  for (const o of sources.overrides ?? []) layer(parseOverride(o));
+  // The overrides are one layer: train.steps=3 train.epochs=2 together is refused, not one dropped.
+  const overrides = (sources.overrides ?? []).map(parseOverride);
+  if (overrides.length > 0) layer(overrides.reduce(deepMerge, {}));
   return parseConfig(merged, sources.file ?? 'config');
 }

@@ -2,6 +2,7 @@
 // overrides, fills in defaults, and generates docs/config.md (scripts/config-docs.ts), so the
 // reference cannot drift from what is accepted. Every object is strict: an unknown key is an
 // error naming it and the keys allowed there.
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ALIGNMENT_OBJECTIVES } from '../align/loss.js';
 import { BYOL_VIEW1, BYOL_VIEW2, type ViewAugmentations } from '../modalities/image/augment.js';
@@ -14,6 +15,9 @@ const positiveInt = z.number().int().positive();
 // Upper bounds on sizes, generous for any model trained here: a typo such as 1e12 becomes an error
 // naming the key and the bound, not an allocator failure deep inside libtorch.
 const positiveUpTo = (max: number) => positiveInt.max(max);
+/** More threads than cores only adds contention; far more can hang OpenBLAS, so the count is bounded. */
+const THREADS_PER_CORE = 4;
+export const MAX_THREADS = THREADS_PER_CORE * availableParallelism();
 const weight = z.number().min(0);
 const probability = z.number().min(0).max(1);
 
@@ -257,7 +261,11 @@ export const trainSchema = z
     steps: positiveInt.optional().describe('Training length in steps, instead of epochs; `--steps`.'),
     batchSize: z.number().int().min(2).max(65536).default(256).describe('Items per step (BYOL: 4096).'),
     seed: z.number().int().min(0).default(0).describe('Seeds the initialisation, the data order and every augmentation.'),
-    threads: positiveInt.optional().describe("libtorch's intra-op threads (default: every core)."),
+    threads: positiveInt
+      // A refinement, not .max(): the bound depends on the machine, and docs/config.md must not.
+      .refine((n) => n <= MAX_THREADS, { message: `at most ${MAX_THREADS} (${THREADS_PER_CORE} per core here)` })
+      .optional()
+      .describe(`libtorch's intra-op threads (default: every core; at most ${THREADS_PER_CORE} per core).`),
     checkpointEvery: positiveInt.default(500).describe('Write a checkpoint every this many steps (and always at the end).'),
     keepCheckpoints: positiveInt.default(3).describe('Checkpoints kept in the run directory; older ones are deleted.'),
   })

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { writeFileAtomic } from '../engine/atomic_write.js';
+import type { PairedItem } from '../data/paired.js';
 
 export const CHECK_SAMPLES_DIR = 'check-samples';
 export const CHECK_SAMPLES_FORMAT = 'byol-align-check-samples/1';
@@ -26,6 +27,16 @@ export class CheckSamplesError extends Error {
 }
 
 const KNOWN = ['image', 'text', 'vector'] as const;
+
+/** The first items of a data set, as check items: image paths, one caption each, vectors. */
+export function sampleCheckItems(items: readonly PairedItem[]): CheckItems {
+  const sample = items.slice(0, CHECK_SAMPLES_PER_MODALITY);
+  return {
+    image: sample.flatMap((i) => (i.image === undefined ? [] : [i.image])),
+    text: sample.flatMap((i) => i.captions.slice(0, 1)),
+    vector: sample.flatMap((i) => (i.extra?.vector === undefined ? [] : [i.extra.vector])),
+  };
+}
 
 /**
  * Saves the first {@link CHECK_SAMPLES_PER_MODALITY} items of each modality into

@@ -2,7 +2,7 @@
 //   image   a folder (every .png/.jpg/.jpeg/.webp/.gif under it; id = path relative to it) or one image file
 //   text    a .txt file (one text per non-blank line; id = line number) or .jsonl ({"id", "text"})
 //   vector  a .jsonl file ({"id", "vector"})
-// The embedding is the online projection, l2-normalised: the shared space that retrieval uses.
+// The embedding is l2-normalised, in the space retrieval is best in (the run's recorded space, or --space).
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import { cat, noGrad, tidy, F, type Tensor } from '../engine/index.js';
@@ -145,8 +145,15 @@ export function readEmbedInputs(modality: string, input: string, options: ReadEm
   throw new EmbedInputError(`unknown modality '${modality}'`);
 }
 
+export interface EmbedOptions {
+  /** 'projection' or 'encoder' (default: the space the run retrieves best in, `loaded.retrievalSpace`). */
+  space?: 'projection' | 'encoder';
+  /** Inputs per forward (default 256). */
+  batchSize?: number;
+}
+
 /**
- * The l2-normalised projections [N, d] of the inputs, in batches.
+ * The l2-normalised embeddings [N, d] of the inputs, in batches, in the space retrieval uses.
  *
  * @example
  * const loaded = loadModel('runs/icons');
@@ -156,8 +163,11 @@ export async function embedInputs(
   loaded: LoadedModel,
   modalityName: string,
   inputs: EmbedInputs,
-  batchSize = 256,
-): Promise<{ ids: string[]; embeddings: Tensor }> {
+  options: EmbedOptions = {},
+): Promise<{ ids: string[]; embeddings: Tensor; space: 'projection' | 'encoder' }> {
+  // The pairing space compares predictions with target projections: no single embedding per item.
+  const space = options.space ?? (loaded.retrievalSpace === 'pairing' ? 'projection' : loaded.retrievalSpace);
+  const batchSize = options.batchSize ?? 256;
   const modality = loaded.modalities.find((m) => m.name === modalityName);
   if (!modality)
     throw new EmbedInputError(`the model has no '${modalityName}' modality; it has ${loaded.modalities.map((m) => m.name).join(', ')}`);
@@ -165,10 +175,10 @@ export async function embedInputs(
   const parts: Tensor[] = [];
   for (let i = 0; i < inputs.items.length; i += batchSize) {
     const batch = await modality.collate(inputs.items.slice(i, i + batchSize));
-    parts.push(noGrad(() => tidy(() => F.normalize(loaded.model.embed(modalityName, modality.evalInput(batch), 'projection')))));
+    parts.push(noGrad(() => tidy(() => F.normalize(loaded.model.embed(modalityName, modality.evalInput(batch), space)))));
     batch.dispose();
   }
   const embeddings = cat(parts);
   for (const p of parts) p.dispose();
-  return { ids: inputs.ids, embeddings };
+  return { ids: inputs.ids, embeddings, space };
 }

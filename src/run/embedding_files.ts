@@ -5,6 +5,7 @@ import { extname } from 'node:path';
 import type { Tensor } from '../engine/index.js';
 import { serializeSafetensors } from '../engine/safetensors.js';
 import { writeFileAtomic } from './checkpoint.js';
+import { checkOutputFile } from './run_dir.js';
 
 /** The .npy (format 1.0) bytes of a float32 matrix. */
 export function npyBytes(values: Float32Array, rows: number, cols: number): Buffer {
@@ -29,13 +30,20 @@ export function jsonlText(ids: readonly string[], embeddings: Tensor): string {
   return out;
 }
 
+/** The files writeEmbeddings writes for `file`: .npy has its ids beside it. */
+export function embeddingFiles(file: string): string[] {
+  return extname(file).toLowerCase() === '.npy' ? [file, `${file}.ids.txt`] : [file];
+}
+
 /**
- * Writes the embeddings to `file` in the format its extension names (.jsonl, .npy, .safetensors).
+ * Writes the embeddings to `file` in the format its extension names (.jsonl, .npy, .safetensors);
+ * an existing file is overwritten only with `force`, and never inside a run's checkpoints/.
  *
  * @example
  * writeEmbeddings('captions.npy', ids, embeddings); // also captions.npy.ids.txt
  */
-export function writeEmbeddings(file: string, ids: readonly string[], embeddings: Tensor): void {
+export function writeEmbeddings(file: string, ids: readonly string[], embeddings: Tensor, options: { force?: boolean } = {}): void {
+  for (const f of embeddingFiles(file)) checkOutputFile(f, options.force ?? false);
   const [n, d] = embeddings.shape as [number, number];
   const ext = extname(file).toLowerCase();
   if (ext === '.jsonl') writeFileAtomic(file, Buffer.from(jsonlText(ids, embeddings)));

@@ -11,6 +11,7 @@ import { restoreModality } from '../modalities/registry.js';
 import { AlignModel } from '../align/model.js';
 import { ALIGNMENT_OBJECTIVES, type AlignmentLossWeights } from '../align/loss.js';
 import type { AlignTrainOptions } from '../align/train.js';
+import type { RetrievalSpace } from '../align/evaluate.js';
 import type { Config } from '../config/schema.js';
 import { resolveCheckpoint, type Checkpoint } from './checkpoint.js';
 import { parseConfig } from '../config/load.js';
@@ -97,7 +98,11 @@ export interface LoadedModel {
   config: Config;
   modalities: Modality[];
   model: AlignModel;
+  /** The space `eval` and `embed` use by default: the one the run measured best, else 'encoder'. */
+  retrievalSpace: RetrievalSpace;
 }
+
+const SPACES: readonly RetrievalSpace[] = ['projection', 'encoder', 'pairing'];
 
 /**
  * The model of a checkpoint file or run directory (its newest good checkpoint), ready to embed.
@@ -113,5 +118,8 @@ export function loadModel(path: string, onSkip?: (message: string) => void): Loa
   const weights = new Map([...checkpoint.tensors].filter(([k]) => k.startsWith('model.')).map(([k, t]) => [k.slice('model.'.length), t]));
   model.loadStateDict(weights);
   model.eval();
-  return { checkpoint, config, modalities, model };
+  const recorded = checkpoint.retrievalSpace as RetrievalSpace | undefined;
+  // Runs that recorded no space: the encoder space, where every objective that aligns retrieves best (docs/align.md).
+  const retrievalSpace = recorded !== undefined && SPACES.includes(recorded) ? recorded : 'encoder';
+  return { checkpoint, config, modalities, model, retrievalSpace };
 }

@@ -1,15 +1,21 @@
 // A training run in a directory: what `byol-align train` does, as a library function.
 //
-//   RUN_DIR/config.json        the validated config (every default filled in)
+//   RUN_DIR/byol-align-run.json  the marker of a run folder (src/run/run_dir.ts)
+//   RUN_DIR/config.json        the validated config (every default filled in, data paths absolute)
 //   RUN_DIR/modalities.json    the modalities' specs, RUN_DIR/tokenizer.json the text tokenizer
 //   RUN_DIR/metrics.jsonl      one line per step ({"step", "epoch", "loss", terms, lr, tau, ...}) and
-//                              one per validated epoch ({"epoch", "val": {i2t, t2i, rsum}})
+//                              one per validated epoch ({"epoch", "space", "val": {i2t, t2i, rsum},
+//                              "rsumBySpace"}); steps and epochs count from 1 everywhere: step N
+//                              is the Nth step, whose checkpoint is step-00000000N
+//   RUN_DIR/check-samples/     a few training items, the self-check of `export`
 //   RUN_DIR/checkpoints/step-NNNNNNNNN.safetensors   every train.checkpointEvery steps and at the end
 //
-// resume continues from the newest checkpoint that verifies, exactly (AlignTrainer), and refuses
-// a checkpoint whose config differs. A run directory that already holds checkpoints is never
-// trained over without resume, so no checkpoint is lost by a repeated command.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+// resume continues from the newest checkpoint that verifies, exactly (AlignTrainer), with the
+// checkpoint's config when none is given, and refuses a config that differs. A run directory that
+// already holds checkpoints is never trained over without resume, so no checkpoint is lost by a
+// repeated command; a folder that is not a run is not written into without force. The run's files
+// are written once the first step has trained, so bad data found while starting leaves no files.
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../engine/index.js';
 import { loadDataSource } from '../data/source.js';
@@ -19,16 +25,25 @@ import { manifestBatches } from '../align/batches.js';
 import { AlignTrainer, NonFiniteLossError, type AlignStepRecord, type AlignTrainerMeta } from '../align/train.js';
 import type { Modality } from '../modalities/modality.js';
 import type { Config } from '../config/schema.js';
-import { listCheckpoints, resolveCheckpoint, saveCheckpoint, writeFileAtomic } from './checkpoint.js';
+import { ConfigError, parseConfig } from '../config/load.js';
+import type { RetrievalSpace } from '../align/evaluate.js';
+import { listCheckpoints, resolveCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from './checkpoint.js';
 import { buildModel, fitModalities, restoreModalities, trainOptions } from './model_setup.js';
 import { evaluatePaired } from './evaluate_run.js';
+import { sampleCheckItems, saveCheckSamples } from './check_samples.js';
+import { checkRunDir, RUN_FORMAT, RUN_MARKER, withAbsoluteDataPaths } from './run_dir.js';
 
 export interface TrainRunOptions {
-  config: Config;
+  /** The run's config; with `resume` it may be left out, and the checkpoint's is used. */
+  config?: Config;
   /** The run directory (created if missing). */
   out: string;
   /** Continue from the newest good checkpoint in `out`. */
   resume?: boolean;
+  /** Write into a non-empty folder that is not a byol-align run. */
+  force?: boolean;
+  /** libtorch threads for this invocation (may differ from the run's train.threads on resume). */
+  threads?: number;
   /** End this invocation after this many steps, with a checkpoint; the schedules stay the full run's. */
   stopAfter?: number;
   /** Checked after every step; true ends the run there with a checkpoint (SIGINT, SIGTERM). */
@@ -40,8 +55,10 @@ export interface TrainRunOptions {
 }
 
 export interface TrainProgress {
+  /** The step just trained, from 1. */
   step: number;
   totalSteps: number;
+  /** Its epoch, from 1. */
   epoch: number;
   epochs: number;
   /** Items per second over this step (data wait included). */
@@ -68,17 +85,40 @@ export function configDifferences(a: unknown, b: unknown, prefix = ''): string[]
   return JSON.stringify(a) === JSON.stringify(b) || key === 'train.threads' ? [] : [key];
 }
 
-/** Drops metrics lines from `fromStep` on (a resumed run writes them again). */
-function truncateMetrics(file: string, fromStep: number, stepsPerEpoch: number): void {
+/**
+ * Keeps the metrics lines of the steps (and validated epochs) up to `step`; a resumed run writes
+ * the later ones again. A torn last line (a crash during its write) is dropped with a message; a
+ * broken line before it is an error naming the file and line.
+ */
+function truncateMetrics(file: string, step: number, stepsPerEpoch: number, say: (message: string) => void): void {
   if (!existsSync(file)) return;
-  const kept = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => {
-      if (line.trim() === '') return false;
-      const entry = JSON.parse(line) as { step?: number; epoch: number };
-      return entry.step !== undefined ? entry.step < fromStep : (entry.epoch + 1) * stepsPerEpoch <= fromStep;
-    });
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const kept: string[] = [];
+  for (const [index, line] of lines.entries()) {
+    if (line.trim() === '') continue;
+    let entry: { step?: number; epoch: number };
+    try {
+      entry = JSON.parse(line) as { step?: number; epoch: number };
+    } catch {
+      const last = lines.slice(index + 1).every((l) => l.trim() === '');
+      if (!last) throw new Error(`train: ${file}:${index + 1}: not a JSON line; the metrics file is damaged`);
+      say(`${file}:${index + 1}: dropped a torn last line (the previous run ended during its write)`);
+      continue;
+    }
+    if (entry.step !== undefined ? entry.step <= step : entry.epoch * stepsPerEpoch <= step) kept.push(line);
+  }
   writeFileAtomic(file, Buffer.from(kept.map((l) => `${l}\n`).join('')));
+}
+
+/** Flushes a file to disk, so that a checkpoint never stands for metrics that a power loss took. */
+function fsyncFile(file: string): void {
+  if (!existsSync(file)) return;
+  const fd = openSync(file, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -89,23 +129,24 @@ function truncateMetrics(file: string, fromStep: number, stepsPerEpoch: number):
  * const result = await train({ config, out: 'runs/icons', onStep: (r, p) => console.log(p.step, r.loss) });
  */
 export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
-  const { config, out } = options;
+  const { out } = options;
   const say = options.onMessage ?? (() => {});
-  if (config.data.train === undefined) throw new TypeError('train: no training data; give --data (or data.train in the config)');
-  if (config.train.threads !== undefined) setNumThreads(config.train.threads);
   const checkpointDir = join(out, 'checkpoints');
   if (!options.resume && listCheckpoints(checkpointDir).length > 0) {
     throw new Error(`train: ${out} already holds checkpoints; pass --resume to continue that run, or choose another --out`);
   }
+  if (!options.resume) checkRunDir(out, options.force ?? false);
   const checkpoint = options.resume ? resolveCheckpoint(out, (err) => say(`skipping a broken checkpoint: ${err.message}`)) : undefined;
-  if (checkpoint) {
-    const differences = configDifferences(checkpoint.config, config);
-    if (differences.length > 0) {
-      throw new Error(`train: cannot resume from ${checkpoint.file}: its config differs in ${differences.join(', ')}`);
-    }
-  }
+  const config = resumedConfig(options.config, checkpoint);
+  if (config.data.train === undefined) throw new ConfigError('train: no training data; give --data (or data.train in the config)');
+  const threads = options.threads ?? config.train.threads;
+  if (threads !== undefined) setNumThreads(threads);
 
-  const readOptions = { onBadRecord: config.data.onBadRecord, onSkip: (e: Error) => say(`skipped: ${e.message}`) };
+  const readOptions = {
+    onBadRecord: config.data.onBadRecord,
+    allowOutsideImages: config.data.allowOutsideImages,
+    onSkip: (e: Error) => say(`skipped: ${e.message}`),
+  };
   const dataset = loadDataSource(config.data.train, { ...readOptions, images: config.data.images, defaultSplit: 'train' });
   const modalities: Modality[] = checkpoint ? restoreModalities(checkpoint.modalities) : await fitModalities(config, dataset.items);
   const model = buildModel(config, modalities);
@@ -126,8 +167,6 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
       ? undefined
       : loadDataSource(config.data.val, { ...readOptions, images: config.data.valImages ?? config.data.images, defaultSplit: 'val' });
 
-  // Nothing is written before the data and any checkpoint have been read: a bad input leaves no files.
-  mkdirSync(checkpointDir, { recursive: true });
   const metricsFile = join(out, 'metrics.jsonl');
   const trainerOptions = trainOptions(
     config,
@@ -135,51 +174,77 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep),
     loader.batchesPerEpoch,
   );
+  if (config.train.steps !== undefined && config.train.epochs !== undefined) {
+    say(`train.steps=${config.train.steps} sets the length; train.epochs=${config.train.epochs} is ignored`);
+  }
+  // The space retrieval is best in, measured at each validation; without validation data, the
+  // encoder space, where every objective that aligns retrieves best (docs/align.md).
+  let retrievalSpace: RetrievalSpace = (checkpoint?.retrievalSpace as RetrievalSpace | undefined) ?? 'encoder';
   trainerOptions.onEpoch = async (epoch) => {
     if (valSet === undefined) return;
-    const result = await evaluatePaired(model, modalities, valSet, {
-      size: config.image.size,
-      channels: config.image.channels,
-      fit: config.image.fit,
-    });
-    appendFileSync(metricsFile, `${JSON.stringify({ epoch, val: result.metrics })}\n`);
-    say(`epoch ${epoch + 1} validation: rsum ${result.metrics.rsum.toFixed(2)} (chance ${result.chance.rsum.toFixed(2)})`);
+    const evaluate = (space: RetrievalSpace): ReturnType<typeof evaluatePaired> =>
+      evaluatePaired(model, modalities, valSet, { size: config.image.size, channels: config.image.channels, fit: config.image.fit, space });
+    const bySpace = { projection: await evaluate('projection'), encoder: await evaluate('encoder') };
+    retrievalSpace = bySpace.encoder.metrics.rsum >= bySpace.projection.metrics.rsum ? 'encoder' : 'projection';
+    const best = bySpace[retrievalSpace];
+    const rsumBySpace = { projection: bySpace.projection.metrics.rsum, encoder: bySpace.encoder.metrics.rsum };
+    appendFileSync(
+      metricsFile,
+      `${JSON.stringify({ epoch: epoch + 1, space: retrievalSpace, val: best.metrics, chance: best.chance, rsumBySpace })}\n`,
+    );
+    say(
+      `epoch ${epoch + 1} validation: rsum ${best.metrics.rsum.toFixed(2)} in the ${retrievalSpace} space ` +
+        `(projection ${rsumBySpace.projection.toFixed(2)}, encoder ${rsumBySpace.encoder.toFixed(2)}; chance ${best.chance.rsum.toFixed(2)})`,
+    );
   };
   const trainer = new AlignTrainer(model, trainerOptions);
-  if (checkpoint) {
-    trainer.loadStateDict({ tensors: checkpoint.tensors, meta: checkpoint.trainer as AlignTrainerMeta });
-    for (const t of checkpoint.tensors.values()) t.dispose();
-    truncateMetrics(metricsFile, trainer.step, loader.batchesPerEpoch);
-    say(`resuming ${checkpoint.file} at step ${trainer.step} of ${trainer.totalSteps}`);
-  } else {
+  // The run's files are written when the first step has trained (or a checkpoint is due), so that
+  // data that fails while starting leaves nothing behind.
+  let runFilesWritten = checkpoint !== undefined;
+  const writeRunFiles = (): void => {
+    if (runFilesWritten) return;
+    runFilesWritten = true;
+    mkdirSync(checkpointDir, { recursive: true });
     const specs = modalities.map((m) => m.toJSON());
+    writeFileAtomic(join(out, RUN_MARKER), Buffer.from(`${JSON.stringify({ format: RUN_FORMAT })}\n`));
     writeFileAtomic(join(out, 'config.json'), Buffer.from(`${JSON.stringify(config, null, 2)}\n`));
     writeFileAtomic(join(out, 'modalities.json'), Buffer.from(`${JSON.stringify(specs, null, 2)}\n`));
     const tokenizer = specs.find((s) => s.name === 'text')?.state?.tokenizer;
     if (typeof tokenizer === 'string') writeFileAtomic(join(out, 'tokenizer.json'), Buffer.from(tokenizer));
     writeFileAtomic(metricsFile, Buffer.alloc(0));
+  };
+  if (checkpoint) {
+    trainer.loadStateDict({ tensors: checkpoint.tensors, meta: checkpoint.trainer as AlignTrainerMeta });
+    for (const t of checkpoint.tensors.values()) t.dispose();
+    truncateMetrics(metricsFile, trainer.step, loader.batchesPerEpoch, say);
+    say(`resuming ${checkpoint.file} at step ${trainer.step} of ${trainer.totalSteps}`);
   }
 
+  let checkSamplesSaved = checkpoint !== undefined;
   let lastCheckpoint = checkpoint?.file ?? '';
   let lastSaved = trainer.step;
   const save = (): void => {
+    writeRunFiles();
+    fsyncFile(metricsFile);
     const { tensors, meta } = trainer.stateDict();
     const specs = modalities.map((m) => m.toJSON());
     lastCheckpoint = saveCheckpoint(
       checkpointDir,
       tensors,
-      { config, modalities: specs, trainer: meta, step: trainer.step },
+      { config, modalities: specs, trainer: meta, step: trainer.step, retrievalSpace },
       config.train.keepCheckpoints,
     );
     for (const t of tensors.values()) t.dispose();
     lastSaved = trainer.step;
   };
   trainerOptions.onStep = (record) => {
-    appendFileSync(metricsFile, `${JSON.stringify({ ...record, loss: record.loss })}\n`);
-    options.onStep?.(record, {
-      step: record.step + 1,
+    writeRunFiles();
+    const numbered = { ...record, step: record.step + 1, epoch: record.epoch + 1 };
+    appendFileSync(metricsFile, `${JSON.stringify(numbered)}\n`);
+    options.onStep?.(numbered, {
+      step: numbered.step,
       totalSteps: trainer.totalSteps,
-      epoch: record.epoch,
+      epoch: numbered.epoch,
       epochs: trainerOptions.epochs,
       itemsPerSecond: (1000 * config.train.batchSize) / (record.stepMs + record.waitMs),
     });
@@ -188,7 +253,12 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     await trainer.run({
       stopAfter: options.stopAfter,
       shouldStop: options.shouldStop,
-      afterStep: (t) => {
+      afterStep: async (t) => {
+        if (!checkSamplesSaved) {
+          // A few training items in the run, so that `export` can check itself without the data.
+          checkSamplesSaved = true;
+          await saveCheckSamples(out, sampleCheckItems(dataset.items));
+        }
         if (t.step % config.train.checkpointEvery === 0) save();
       },
     });
@@ -207,4 +277,22 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     await loader.close();
   }
   return { step: trainer.step, totalSteps: trainer.totalSteps, finished: trainer.step >= trainer.totalSteps, checkpoint: lastCheckpoint };
+}
+
+/** The config to train with: the given one, or on resume the checkpoint's; a given one must match the checkpoint's. */
+function resumedConfig(given: Config | undefined, checkpoint: Checkpoint | undefined): Config {
+  const saved = checkpoint === undefined ? undefined : parseConfig(checkpoint.config, `${checkpoint.file} (its config)`);
+  if (given === undefined) {
+    if (saved === undefined) throw new TypeError('train: no config; give one, or resume a run (which uses its saved config)');
+    return saved;
+  }
+  const config = withAbsoluteDataPaths(given);
+  if (saved !== undefined) {
+    // Runs saved before data paths were made absolute compare with the paths as given.
+    const differences = configDifferences(withAbsoluteDataPaths(saved), config);
+    if (differences.length > 0)
+      throw new Error(`train: cannot resume from ${checkpoint!.file}: its config differs in ${differences.join(', ')}`);
+    return saved;
+  }
+  return config;
 }

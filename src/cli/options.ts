@@ -1,0 +1,110 @@
+// The command's option definitions: one table per command that both parses the arguments
+// (node:util parseArgs) and writes that command's help, so no flag can go undocumented and help
+// cannot drift from what is accepted.
+import { parseArgs } from 'node:util';
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  /** One-letter alias, e.g. 'o' for -o. */
+  short?: string;
+  /** The value's placeholder in help, e.g. 'DIR' (string options). */
+  value?: string;
+  help: string;
+  default?: string | boolean;
+}
+
+export interface CommandSpec {
+  name: string;
+  /** One line for the command list. */
+  summary: string;
+  /** What follows the options in the usage line, e.g. '[key.path=value ...]'. */
+  positionals?: string;
+  options: Record<string, OptionSpec>;
+  /** Paragraphs after the option list. */
+  notes?: string;
+}
+
+/** A usage mistake: unknown flag, missing or malformed value. Exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export type OptionValues = Record<string, string | boolean | undefined>;
+
+/** The options every command takes. */
+export const HELP_OPTION: Record<string, OptionSpec> = {
+  help: { type: 'boolean', short: 'h', help: "print this command's help" },
+};
+
+/** Parses `argv` against `spec`; positionals only where the spec names them. */
+export function parseCommand(spec: CommandSpec, argv: string[]): { values: OptionValues; positionals: string[] } {
+  const options = Object.fromEntries(
+    Object.entries({ ...spec.options, ...HELP_OPTION }).map(([name, o]) => [
+      name,
+      { type: o.type, ...(o.short === undefined ? {} : { short: o.short }), ...(o.default === undefined ? {} : { default: o.default }) },
+    ]),
+  );
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: spec.positionals !== undefined, strict: true });
+    return { values: values as OptionValues, positionals };
+  } catch (err) {
+    throw new UsageError(`${spec.name}: ${(err as Error).message}`);
+  }
+}
+
+/** A string option's value, or undefined. */
+export function stringOption(values: OptionValues, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** A string option that must be given. */
+export function requiredOption(values: OptionValues, spec: CommandSpec, name: string): string {
+  const v = stringOption(values, name);
+  if (v === undefined) {
+    const o = spec.options[name]!;
+    throw new UsageError(`${spec.name} needs --${name} ${o.value ?? 'VALUE'} (${o.help})`);
+  }
+  return v;
+}
+
+/** A positive integer option, at most `max`, or undefined. */
+export function integerOption(values: OptionValues, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const v = stringOption(values, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(`--${name} must be a positive integer, got '${v}'`);
+  if (n > max) throw new UsageError(`--${name} must be at most ${max}, got ${n}`);
+  return n;
+}
+
+/** One of `allowed`, or undefined. */
+export function choiceOption<T extends string>(values: OptionValues, name: string, allowed: readonly T[]): T | undefined {
+  const v = stringOption(values, name);
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as T;
+}
+
+function flagText(name: string, o: OptionSpec): string {
+  const long = `--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
+  return o.short === undefined ? `    ${long}` : `-${o.short}, ${long}`;
+}
+
+/** The usage line of a command. */
+export function usageLine(spec: CommandSpec): string {
+  return `byol-align ${spec.name} [options]${spec.positionals === undefined ? '' : ` ${spec.positionals}`}`;
+}
+
+/** One command's help: usage, summary, every option with its help and default, notes. */
+export function commandHelp(spec: CommandSpec): string {
+  const all = { ...spec.options, ...HELP_OPTION };
+  const flags = Object.entries(all).map(([name, o]) => [flagText(name, o), o] as const);
+  const width = Math.max(...flags.map(([f]) => f.length)) + 2;
+  const lines = flags.map(([f, o]) => {
+    const fallback = o.default === undefined || o.type === 'boolean' ? '' : ` (default: ${String(o.default)})`;
+    return `  ${f.padEnd(width)}${o.help}${fallback}`;
+  });
+  return [`Usage: ${usageLine(spec)}`, '', spec.summary, '', 'Options:', ...lines, ...(spec.notes ? ['', spec.notes] : []), ''].join('\n');
+}

@@ -1,0 +1,113 @@
+// `byol-align train`: a run directory from a preset, a config file, flags and key=value overrides;
+// `--resume` alone continues a run with its saved config.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readConfigFile, resolveConfig } from '../config/load.js';
+import { PRESETS, type PresetName } from '../config/presets.js';
+import { MAX_THREADS, type ConfigInput } from '../config/schema.js';
+import { train } from '../run/train_run.js';
+import { ProgressBar } from './progress.js';
+import { choiceOption, integerOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
+import { signalExitCode, watchStopSignals } from './signals.js';
+
+export const threadsOption = {
+  type: 'string',
+  value: 'N',
+  help: `libtorch threads (default: every core; at most ${MAX_THREADS})`,
+} as const;
+
+export const trainSpec: CommandSpec = {
+  name: 'train',
+  summary: 'Train (or resume) an alignment run in a run directory.',
+  positionals: '[key.path=value ...]',
+  options: {
+    preset: { type: 'string', value: 'NAME', help: `start from a preset: ${Object.keys(PRESETS).join(', ')}` },
+    config: { type: 'string', value: 'FILE', help: 'a YAML or JSON config over the preset (docs/config.md lists every key)' },
+    data: { type: 'string', value: 'SPEC', help: 'training data: coco:FILE, karpathy:FILE[#split] or jsonl:FILE (data.train)' },
+    images: { type: 'string', value: 'DIR', help: 'the image folder of a COCO or Karpathy data set (data.images)' },
+    'val-data': { type: 'string', value: 'SPEC', help: 'validation data, evaluated after every epoch (data.val)' },
+    'val-images': { type: 'string', value: 'DIR', help: 'its image folder (data.valImages)' },
+    epochs: { type: 'string', value: 'N', help: 'training length in epochs (train.epochs)' },
+    steps: { type: 'string', value: 'N', help: 'training length in steps, instead of epochs (train.steps)' },
+    out: { type: 'string', short: 'o', value: 'RUN_DIR', help: 'the run directory', default: 'runs/run' },
+    resume: { type: 'boolean', help: "continue RUN_DIR's newest good checkpoint exactly, with the run's saved config" },
+    force: { type: 'boolean', help: 'write into a non-empty folder that is not a byol-align run' },
+    'stop-after': { type: 'string', value: 'N', help: 'end after N more steps with a checkpoint (the schedules stay the full run’s)' },
+    threads: threadsOption,
+    quiet: { type: 'boolean', short: 'q', help: 'no progress lines' },
+  },
+  notes: [
+    'key.path=value overrides any config key, e.g. train.batchSize=128 loss.objective=infoNce.',
+    'SIGINT or SIGTERM writes a checkpoint after the current step and exits with 130 or 143; the same',
+    'signal again a second or more later stops at once. `byol-align train --out RUN --resume` is the',
+    'whole command to continue a run; flags given with --resume must match its saved config.',
+  ].join('\n'),
+};
+
+/** True when the command line says nothing about the config (only where and how to run). */
+function namesNoConfig(values: OptionValues, positionals: string[]): boolean {
+  const configFlags = ['preset', 'config', 'data', 'images', 'val-data', 'val-images', 'epochs', 'steps'];
+  return positionals.length === 0 && configFlags.every((f) => values[f] === undefined);
+}
+
+export async function trainCommand(values: OptionValues, positionals: string[]): Promise<number> {
+  const preset = choiceOption(values, 'preset', Object.keys(PRESETS) as PresetName[]);
+  const data: Record<string, string> = {};
+  for (const [flag, key] of [
+    ['data', 'train'],
+    ['images', 'images'],
+    ['val-data', 'val'],
+    ['val-images', 'valImages'],
+  ] as const) {
+    const v = stringOption(values, flag);
+    if (v !== undefined) data[key] = v;
+  }
+  const length: Record<string, number> = {};
+  const epochs = integerOption(values, 'epochs');
+  const steps = integerOption(values, 'steps');
+  if (epochs !== undefined) length.epochs = epochs;
+  if (steps !== undefined) length.steps = steps;
+  const threads = integerOption(values, 'threads', MAX_THREADS);
+  const resume = values.resume === true;
+  const out = stringOption(values, 'out')!;
+  // With --resume, what the command line says goes over the run's saved config, and the trainer
+  // refuses any difference: so `train --out RUN --resume` alone is the whole command.
+  const saved = resume && existsSync(join(out, 'config.json')) ? readConfigFile(join(out, 'config.json')) : undefined;
+  const config =
+    resume && namesNoConfig(values, positionals)
+      ? undefined
+      : resolveConfig({
+          base: saved,
+          preset,
+          file: stringOption(values, 'config'),
+          flags: { data, train: length } as ConfigInput,
+          overrides: positionals,
+        });
+
+  const bar = new ProgressBar();
+  const say = (message: string): void => {
+    bar.finish();
+    process.stderr.write(`${message}\n`);
+  };
+  const stop = watchStopSignals(say);
+  try {
+    const result = await train({
+      config,
+      out,
+      resume,
+      force: values.force === true,
+      threads,
+      stopAfter: integerOption(values, 'stop-after'),
+      shouldStop: () => stop.signal !== undefined,
+      onStep: values.quiet === true ? undefined : (record, progress) => bar.update(record, progress),
+      onMessage: say,
+    });
+    bar.finish();
+    const status = result.finished ? 'finished' : `stopped at step ${result.step} of ${result.totalSteps} (continue with --resume)`;
+    process.stderr.write(`${status}; checkpoint ${result.checkpoint}\n`);
+    return stop.signal === undefined ? 0 : signalExitCode(stop.signal);
+  } finally {
+    bar.finish();
+    stop.dispose();
+  }
+}
