@@ -42,8 +42,10 @@ static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
-  int n = at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
-  return Napi::Number::New(info.Env(), n);
+  return guarded(info.Env(), "cudaDeviceCount", [&]() -> Napi::Value {
+    int n = at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+    return Napi::Number::New(info.Env(), n);
+  });
 }
 
 void initRuntime(Napi::Env env, Napi::Object exports) {

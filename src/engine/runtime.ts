@@ -2,8 +2,12 @@
 import os from 'node:os';
 import { native, type GeneratorHandle } from './native.js';
 
-/** Seeds libtorch's global generators (CPU and every CUDA device), as torch.manual_seed. */
-export function manualSeed(seed: number): void {
+/**
+ * Seeds libtorch's global generators (CPU and every CUDA device), as torch.manual_seed: an
+ * integer from −2^63 to 2^64 − 1 (a BigInt beyond 2^53), negatives taken modulo 2^64. Anything
+ * else (1.5, NaN, a BigInt that does not fit) is a RangeError, never rounded.
+ */
+export function manualSeed(seed: number | bigint): void {
   native.manualSeed(seed);
 }
 
