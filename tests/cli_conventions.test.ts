@@ -138,6 +138,19 @@ test('steps and epochs count from 1 in metrics, checkpoints and the progress lin
   assert.match(r.stderr, /epoch 1 validation: rsum [\d.]+ in the (encoder|projection) space/);
 });
 
+test('--val-fraction validates on training concepts held out of training', () => {
+  const out = join(dir, 'val-fraction');
+  const r = cli('train', ...data, '--val-fraction', '0.25', '--steps', '2', '--out', out, ...TINY, 'train.batchSize=4');
+  assert.equal(r.status, 0, r.stderr);
+  const held = /validation: (\d+) items of 0\.25 of the training concepts/.exec(r.stderr);
+  assert.ok(held, r.stderr);
+  assert.ok(Number(held[1]) > 0 && Number(held[1]) < 24);
+  const saved = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { data: { valFraction: number } };
+  assert.equal(saved.data.valFraction, 0.25);
+  assert.equal(cli('train', ...data, '--val-fraction', 'half', '--out', join(dir, 'vf2')).status, 2);
+  assert.equal(cli('train', ...data, '--val-fraction', '0.9', '--out', join(dir, 'vf3')).status, 2);
+});
+
 test('--resume alone continues a run with its saved config, from any folder; eval and export work from any folder', () => {
   const out = join(dir, 'resume-alone');
   // Relative data paths, from the fixture's folder.

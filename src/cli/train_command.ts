@@ -7,7 +7,7 @@ import { PRESETS, type PresetName } from '../config/presets.js';
 import { MAX_THREADS, type ConfigInput } from '../config/schema.js';
 import { train } from '../run/train_run.js';
 import { ProgressBar } from './progress.js';
-import { choiceOption, integerOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
+import { choiceOption, integerOption, stringOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
 import { signalExitCode, watchStopSignals } from './signals.js';
 
 export const threadsOption = {
@@ -27,6 +27,11 @@ export const trainSpec: CommandSpec = {
     images: { type: 'string', value: 'DIR', help: 'the image folder of a COCO or Karpathy data set (data.images)' },
     'val-data': { type: 'string', value: 'SPEC', help: 'validation data, evaluated after every epoch (data.val)' },
     'val-images': { type: 'string', value: 'DIR', help: 'its image folder (data.valImages)' },
+    'val-fraction': {
+      type: 'string',
+      value: 'F',
+      help: 'without --val-data: validate on this fraction of the training concepts, held out of training (data.valFraction)',
+    },
     epochs: { type: 'string', value: 'N', help: 'training length in epochs (train.epochs)' },
     steps: { type: 'string', value: 'N', help: 'training length in steps, instead of epochs (train.steps)' },
     out: { type: 'string', short: 'o', value: 'RUN_DIR', help: 'the run directory', default: 'runs/run' },
@@ -46,7 +51,7 @@ export const trainSpec: CommandSpec = {
 
 /** True when the command line says nothing about the config (only where and how to run). */
 function namesNoConfig(values: OptionValues, positionals: string[]): boolean {
-  const configFlags = ['preset', 'config', 'data', 'images', 'val-data', 'val-images', 'epochs', 'steps'];
+  const configFlags = ['preset', 'config', 'data', 'images', 'val-data', 'val-images', 'val-fraction', 'epochs', 'steps'];
   return positionals.length === 0 && configFlags.every((f) => values[f] === undefined);
 }
 
@@ -61,6 +66,13 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
   ] as const) {
     const v = stringOption(values, flag);
     if (v !== undefined) data[key] = v;
+  }
+  const valFraction = stringOption(values, 'val-fraction');
+  const dataFlags: Record<string, string | number> = { ...data };
+  if (valFraction !== undefined) {
+    const f = Number(valFraction);
+    if (valFraction.trim() === '' || !Number.isFinite(f)) throw new UsageError(`--val-fraction must be a number, got '${valFraction}'`);
+    dataFlags.valFraction = f;
   }
   const length: Record<string, number> = {};
   const epochs = integerOption(values, 'epochs');
@@ -80,7 +92,7 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
           base: saved,
           preset,
           file: stringOption(values, 'config'),
-          flags: { data, train: length } as ConfigInput,
+          flags: { data: dataFlags, train: length } as ConfigInput,
           overrides: positionals,
         });
 

@@ -122,6 +122,14 @@ export const dataSchema = z
       .describe('Image folder of a COCO or Karpathy data set (relative paths are resolved against it); `--images`.'),
     val: dataSource.optional().describe('Validation data, evaluated after every epoch with the retrieval metrics; `--val-data`.'),
     valImages: z.string().optional().describe('Image folder of the validation data (default: `images`); `--val-images`.'),
+    valFraction: z
+      .number()
+      .min(0)
+      .max(0.5)
+      .default(0)
+      .describe(
+        'Without `val`: hold out this fraction of the training concepts (`concept` of an item, else its id; by a fixed hash) as validation data, so that validation never touches a test split; `--val-fraction`.',
+      ),
     onBadRecord: z
       .enum(['fail', 'skip'])
       .default('fail')

@@ -19,6 +19,7 @@ import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, 
 import { join } from 'node:path';
 import { setNumThreads } from '../engine/index.js';
 import { loadDataSource } from '../data/source.js';
+import { holdOutByConcept } from '../data/holdout.js';
 import { ManifestLoader } from '../data/manifest_loader.js';
 import type { PairedDataset } from '../data/paired.js';
 import { manifestBatches } from '../align/batches.js';
@@ -147,7 +148,10 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     allowOutsideImages: config.data.allowOutsideImages,
     onSkip: (e: Error) => say(`skipped: ${e.message}`),
   };
-  const dataset = loadDataSource(config.data.train, { ...readOptions, images: config.data.images, defaultSplit: 'train' });
+  const allTraining = loadDataSource(config.data.train, { ...readOptions, images: config.data.images, defaultSplit: 'train' });
+  const heldOut =
+    config.data.val === undefined && config.data.valFraction > 0 ? holdOutByConcept(allTraining, config.data.valFraction) : undefined;
+  const dataset = heldOut?.train ?? allTraining;
   const modalities: Modality[] = checkpoint ? restoreModalities(checkpoint.modalities) : await fitModalities(config, dataset.items);
   const model = buildModel(config, modalities);
   const loader = new ManifestLoader(dataset, {
@@ -164,8 +168,10 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   }
   const valSet: PairedDataset | undefined =
     config.data.val === undefined
-      ? undefined
+      ? heldOut?.val
       : loadDataSource(config.data.val, { ...readOptions, images: config.data.valImages ?? config.data.images, defaultSplit: 'val' });
+  if (heldOut)
+    say(`validation: ${heldOut.val.items.length} items of ${config.data.valFraction} of the training concepts, held out of training`);
 
   const metricsFile = join(out, 'metrics.jsonl');
   const trainerOptions = trainOptions(
