@@ -142,7 +142,7 @@ async function main(): Promise<void> {
   const runningVsModality: Record<string, number[]> = {};
   for (const name of ['image', 'text'] as const) {
     reestimate(model, name, projectorNorms, calibrationInputs[name]);
-    runningVsModality[name] = projectorNorms.map((bn, i) =>
+    runningVsModality[name] = projectorNorms.map((bn) =>
       tidy(() => bn.runningMean!.sub(saved[allNorms.indexOf(bn)]![0]!).norm().div(bn.runningVar!.sqrt().norm()).item()),
     );
     restoreBuffers(allNorms, saved);
