@@ -62,6 +62,25 @@ static c10::IValue byJsType(const Napi::Value& v, const std::string& what) {
   throw Napi::TypeError::New(v.Env(), what + " cannot be " + describeValue(v));
 }
 
+// ScalarType, Layout and MemoryFormat travel as plain ints on the boxed stack (the schema's
+// real_type() still says which), and libtorch indexes tables with them unchecked: a code out of
+// range is refused here instead of read out of bounds.
+static void checkEnumCode(const Napi::Value& v, const c10::TypePtr& realType, const std::string& what) {
+  const c10::Type* t = realType.get();
+  if (t->kind() == c10::TypeKind::OptionalType) {
+    if (isNullish(v)) return;
+    t = t->castRaw<c10::OptionalType>()->getElementType().get();
+  }
+  int64_t count;
+  switch (t->kind()) {
+    case c10::TypeKind::ScalarTypeType: count = static_cast<int64_t>(c10::ScalarType::NumOptions); break;
+    case c10::TypeKind::LayoutType: count = static_cast<int64_t>(c10::Layout::NumOptions); break;
+    case c10::TypeKind::MemoryFormatType: count = static_cast<int64_t>(c10::MemoryFormat::NumOptions); break;
+    default: return;
+  }
+  toInt64(v, what, 0, count - 1);
+}
+
 static c10::IValue toIValue(const Napi::Value& v, const c10::TypePtr& type, const c10::Argument& arg,
                             const std::string& what) {
   switch (type->kind()) {
@@ -231,7 +250,9 @@ static Napi::Value CallOp(const Napi::CallbackInfo& info) {
         if (!p.default_value().has_value()) throw Napi::TypeError::New(env, "missing argument '" + p.name() + "'");
         stack.push_back(*p.default_value());
       } else {
-        stack.push_back(toIValue(v, p.type(), p, "argument '" + p.name() + "'"));
+        std::string what = "argument '" + p.name() + "'";
+        checkEnumCode(v, p.real_type(), what);
+        stack.push_back(toIValue(v, p.type(), p, what));
       }
     }
     op.callBoxed(&stack);

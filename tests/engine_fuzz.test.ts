@@ -64,6 +64,7 @@ async function runChild(seed: number): Promise<void> {
     () => 1,
     () => -1,
     () => 3,
+    () => 99,
     () => 0.5,
     () => -2.5,
     () => NaN,

@@ -167,6 +167,20 @@ test('a BigInt that does not fit is refused, not truncated (its lossless flag is
   assert.deepEqual(randn([3]).toFlatArray(), a);
 });
 
+test('a dtype, layout or memory-format code out of range is refused, not used to index a table', () => {
+  const x = tensor([1]);
+  assertThrowsKind(
+    () => op('aten::zeros')([2], 99),
+    RangeError,
+    /^aten::zeros\(.*\): argument 'dtype' must be an integer from 0 to \d+, got 99$/,
+  );
+  assertThrowsKind(() => op('aten::to', 'dtype')(x, -1), RangeError, /argument 'dtype' must be an integer from 0 to \d+, got -1$/);
+  assertThrowsKind(() => op('aten::zeros')([2], null, 99), RangeError, /argument 'layout' must be an integer from 0 to \d+, got 99$/);
+  // An unknown memory format was ignored before: contiguous() returned as if it were valid.
+  assertThrowsKind(() => op('aten::contiguous')(x, 99), RangeError, /argument 'memory_format' must be an integer from 0 to 3, got 99$/);
+  assert.deepEqual((op('aten::zeros')([2], 4) as Tensor).dtype, 'int64');
+});
+
 test('"a number was expected" names the function and the argument', () => {
   assertThrowsKind(() => setNumThreads('4' as unknown as number), TypeError, /^setNumThreads: n must be an integer, got '4'$/);
   assertThrowsKind(() => new Generator('7' as unknown as number), TypeError, /^Generator: seed must be an integer, got '7'$/);
