@@ -14,6 +14,13 @@ against the query) and, as a second protocol, counts a caption as relevant to ev
 a caption of the same text (`text` protocol, the one of the issue's external benchmark). It prints
 one JSON line per collection and protocol and writes them all to --json.
 
+Recipe (a), `--encoders project --run RUN_DIR`, swaps in byol-align's own encoders and head, read
+from a byol-align run's modalities.json and tokenizer.json through python/byol_align_export.py's
+PyTorch modules: the SmallCnn at the run's image size, the pre-LN text Transformer over the run's
+WordPiece tokenizer, and one shared projector (Linear 4096, BatchNorm, ReLU, Linear 256) applied to
+each modality's batch separately as byol-align's forwardViews does; InfoNCE on the projections.
+The views stay the mild ones above (byol-align's BYOL views and token views are not ported).
+
 Run: /usr/bin/python3 bench/align_quality_torch.py --json OUT.json   (Debian's python3-torch)
 """
 
@@ -40,7 +47,7 @@ def words(caption):
     return WORD.findall(caption.lower())
 
 
-def load_coco(annotations, images_dir, size):
+def load_coco(annotations, images_dir, size, resample=Image.BILINEAR):
     """Images as uint8 [N, 3, size, size] composited on white, captions, caption -> image index."""
     with open(annotations, encoding="utf8") as f:
         coco = json.load(f)
@@ -49,7 +56,7 @@ def load_coco(annotations, images_dir, size):
     for i, image in enumerate(coco["images"]):
         rgba = Image.open(os.path.join(images_dir, image["file_name"])).convert("RGBA")
         if rgba.size != (size, size):
-            rgba = rgba.resize((size, size), Image.BILINEAR)
+            rgba = rgba.resize((size, size), resample)
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         pixels[i] = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
     captions = [a["caption"] for a in coco["annotations"]]
@@ -156,6 +163,59 @@ class Aligner(nn.Module):
         self.text = TextEncoder(vocab_size, text_width, dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
+    def encode_image(self, x, stage="projection"):
+        return self.image(x)
+
+    def encode_text(self, ids, stage="projection"):
+        return self.text(ids)
+
+
+class ProjectAligner(nn.Module):
+    """Recipe (a): byol-align's SmallCnn and text Transformer, one shared projector, as a run's modalities.json sets them."""
+
+    def __init__(self, run_dir, dim=256, hidden=4096):
+        super().__init__()
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+        import byol_align_export as export
+
+        with open(os.path.join(run_dir, "modalities.json"), encoding="utf8") as f:
+            specs = {m["name"]: m["settings"] for m in json.load(f)}
+        self.image_settings, self.text_settings = specs["image"], specs["text"]
+        self.image = export.SmallCnn(self.image_settings["channels"])
+        self.text = export.TextTransformer(self.text_settings)
+        self.projector = export.mlp_head(128, hidden, dim, "batch")
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def encode_image(self, x, stage="projection"):
+        y = self.image(x)
+        return y if stage == "encoder" else self.projector(y)
+
+    def encode_text(self, ids, stage="projection"):
+        y = self.text(ids)
+        return y if stage == "encoder" else self.projector(y)
+
+
+class WordPieceIds:
+    """A run's tokenizer.json as ids [N, L]: [CLS] first, cut to maxLength, padded with 0 to the longest."""
+
+    def __init__(self, run_dir, max_length, vocab_size):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+        import byol_align_export as export
+
+        self.tokenizer = export.load_tokenizer(os.path.join(run_dir, "tokenizer.json"))
+        self.max_length = max_length
+        self.vocab_size = vocab_size
+
+    def __len__(self):
+        return self.vocab_size
+
+    def encode(self, captions):
+        rows = [self.tokenizer.encode(c)[: self.max_length] for c in captions]
+        ids = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+        return ids
+
 
 def info_nce(image_embeddings, text_embeddings, logit_scale):
     logits = logit_scale.exp().clamp(max=100) * F.normalize(image_embeddings, dim=1) @ F.normalize(text_embeddings, dim=1).T
@@ -230,10 +290,10 @@ def hubness(image_embeddings, text_embeddings):
 
 
 @torch.no_grad()
-def embed(model, vocab, pixels, captions, batch=512):
+def embed(model, vocab, pixels, captions, stage="projection", batch=512):
     model.eval()
-    images = torch.cat([model.image(normalise(pixels[i : i + batch])) for i in range(0, len(pixels), batch)])
-    texts = torch.cat([model.text(vocab.encode(captions[i : i + batch])) for i in range(0, len(captions), batch)])
+    images = torch.cat([model.encode_image(normalise(pixels[i : i + batch]), stage) for i in range(0, len(pixels), batch)])
+    texts = torch.cat([model.encode_text(vocab.encode(captions[i : i + batch]), stage) for i in range(0, len(captions), batch)])
     return images, texts
 
 
@@ -256,6 +316,8 @@ def main():
     parser.add_argument("--min-area", type=float, default=0.5)
     parser.add_argument("--jitter", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoders", choices=("plain", "project"), default="plain", help="recipe (b) plain, or (a) byol-align's")
+    parser.add_argument("--run", help="with --encoders project: the byol-align run whose modalities.json and tokenizer.json to use")
     parser.add_argument("--json", help="write every result line here as one JSON object")
     args = parser.parse_args()
     evals = args.eval or [
@@ -265,15 +327,24 @@ def main():
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
 
+    if args.encoders == "project":
+        if args.run is None:
+            parser.error("--encoders project needs --run RUN_DIR (a byol-align run: modalities.json, tokenizer.json)")
+        model = ProjectAligner(args.run, args.dim)
+        args.size = model.image_settings["size"]
+        resample = Image.LANCZOS  # sharp's default kernel, which byol-align's decoder resizes with
+    else:
+        resample = Image.BILINEAR
     start = time.time()
-    pixels, captions, caption_to_image = load_coco(args.train, args.images, args.size)
+    pixels, captions, caption_to_image = load_coco(args.train, args.images, args.size, resample)
     captions_of = [[] for _ in range(len(pixels))]
     for caption, image in zip(captions, caption_to_image):
         captions_of[image].append(caption)
-    vocab = Vocabulary(captions)
+    vocab = Vocabulary(captions) if args.encoders == "plain" else WordPieceIds(args.run, model.text_settings["maxLength"], model.text_settings["vocabSize"])
     print(f"train: {len(pixels)} images, {len(captions)} captions, {len(vocab)} words; loaded in {time.time() - start:.0f} s", flush=True)
 
-    model = Aligner(len(vocab), args.dim)
+    if args.encoders == "plain":
+        model = Aligner(len(vocab), args.dim)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW(
@@ -293,7 +364,8 @@ def main():
             model.train()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, args.lr)
-            loss = info_nce(model.image(augment(pixels[rows], generator, args.min_area, args.jitter)), model.text(vocab.encode(chosen)), model.logit_scale)
+            image_embeddings = model.encode_image(augment(pixels[rows], generator, args.min_area, args.jitter))
+            loss = info_nce(image_embeddings, model.encode_text(vocab.encode(chosen)), model.logit_scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -307,12 +379,15 @@ def main():
     results = []
     for spec in evals:
         label, annotations, images_dir = spec.split(":")
-        test_pixels, test_captions, test_caption_to_image = load_coco(annotations, images_dir, args.size)
-        image_embeddings, text_embeddings = embed(model, vocab, test_pixels, test_captions)
-        for protocol in ("own", "text"):
+        test_pixels, test_captions, test_caption_to_image = load_coco(annotations, images_dir, args.size, resample)
+        for stage, protocol in [("projection", "own"), ("projection", "text"), ("encoder", "own")]:
+            if stage == "encoder" and args.encoders == "plain":
+                continue
+            image_embeddings, text_embeddings = embed(model, vocab, test_pixels, test_captions, stage)
             line = {
-                "run": "peer-b",
+                "run": "peer-b" if args.encoders == "plain" else "peer-a",
                 "collection": label,
+                "space": stage,
                 "protocol": protocol,
                 **retrieval(image_embeddings, text_embeddings, test_captions, test_caption_to_image, protocol),
             }
