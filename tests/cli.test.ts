@@ -4,7 +4,6 @@
 // message and leaves no files. Export and report have their own test files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadCheckpoint, listCheckpoints } from '../src/run/checkpoint.js';
@@ -13,7 +12,7 @@ import { evaluatePaired } from '../src/run/evaluate_run.js';
 import { loadDataSource } from '../src/data/source.js';
 import { embedInputs, readEmbedInputs } from '../src/run/embed_run.js';
 import { parseSafetensors } from '../src/engine/safetensors.js';
-import { CLI, cli, TINY, useCliFixture } from './cli_fixture.js';
+import { cli, TINY, trainAndSignal, useCliFixture } from './cli_fixture.js';
 
 const { dir, images, annotations, data, trainedRun } = useCliFixture();
 // Every tensor of a checkpoint: weights, EMA target, BatchNorm statistics and optimizer state.
@@ -160,15 +159,7 @@ test('a truncated or altered checkpoint is refused by its checksum; a run direct
 
 test('SIGINT during training writes a checkpoint at the current step and exits 130; --resume finishes the run', async () => {
   const out = join(dir, 'run-sigint');
-  const child = spawn(process.execPath, [CLI, 'train', ...data, '--steps', '120', '--out', out, ...TINY, 'train.checkpointEvery=1000'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const metrics = join(out, 'metrics.jsonl');
-  while (!existsSync(metrics) || readFileSync(metrics, 'utf8').split('\n').length < 3) await new Promise((r) => setTimeout(r, 10));
-  child.kill('SIGINT');
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  const { code, stderr } = await trainAndSignal(out, [...data, '--steps', '120', ...TINY, 'train.checkpointEvery=1000'], ['SIGINT']);
   assert.equal(code, 130, stderr);
   assert.match(stderr, /SIGINT: stopping after this step with a checkpoint/);
   const files = listCheckpoints(join(out, 'checkpoints'));
@@ -249,8 +240,10 @@ test('embed writes l2-normalised embeddings as JSONL, .npy and .safetensors, equ
   const { tensors, metadata } = parseSafetensors(readFileSync(st));
   assert.deepEqual(JSON.parse(metadata.ids!), ['q1', 'q2']);
   const fromSafetensors = tensors.get('embeddings')!.toFlatArray();
-  assert.deepEqual(fromSafetensors.slice(0, 16), lines[0].embedding);
-  assert.deepEqual(fromSafetensors.slice(16), lines[1].embedding);
+  const width = lines[0].embedding.length; // the run's space: the encoder's width or the projection's
+  assert.deepEqual(tensors.get('embeddings')!.shape, [2, width]);
+  assert.deepEqual(fromSafetensors.slice(0, width), lines[0].embedding);
+  assert.deepEqual(fromSafetensors.slice(width), lines[1].embedding);
 });
 
 test('embed refuses input that is not of the modality, and a bad --out, writing nothing', async () => {

@@ -3,10 +3,10 @@
 // overwritten without --force, torn metrics lines, and signals relayed twice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { CLI, cli, TINY, useCliFixture } from './cli_fixture.js';
+import { CLI, cli, TINY, trainAndSignal, useCliFixture } from './cli_fixture.js';
 import { listCheckpoints, loadCheckpoint } from '../src/run/checkpoint.js';
 import { libtorchVersion } from '../src/engine/index.js';
 import { trainSpec } from '../src/cli/train_command.js';
@@ -281,17 +281,11 @@ test('embed and export never overwrite without --force, and never write into a r
 
 test('SIGTERM relayed twice within a second (as `timeout` does to a process group) still ends with a checkpoint, exit 143', async () => {
   const out = join(dir, 'sigterm-twice');
-  const child = spawn(process.execPath, [CLI, 'train', ...data, '--steps', '120', '--out', out, ...TINY, 'train.checkpointEvery=1000'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const metrics = join(out, 'metrics.jsonl');
-  while (!existsSync(metrics) || readFileSync(metrics, 'utf8').split('\n').length < 3) await new Promise((r) => setTimeout(r, 10));
-  child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 20));
-  child.kill('SIGTERM');
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  const { code, stderr } = await trainAndSignal(
+    out,
+    [...data, '--steps', '120', ...TINY, 'train.checkpointEvery=1000'],
+    ['SIGTERM', 'SIGTERM'],
+  );
   assert.equal(code, 143, stderr);
   const files = listCheckpoints(join(out, 'checkpoints'));
   assert.equal(files.length, 1, stderr);

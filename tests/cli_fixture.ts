@@ -3,8 +3,8 @@
 // config, the command run as a child process, and one short run trained on demand.
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -40,6 +40,29 @@ export interface CliResult {
 export function cli(...args: string[]): CliResult {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Starts `train ARGS` in a child process, waits until it has logged two steps, sends `signals`
+ * (`gapMs` apart) and returns its exit code and stderr.
+ */
+export async function trainAndSignal(
+  out: string,
+  args: string[],
+  signals: NodeJS.Signals[],
+  gapMs = 20,
+): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'train', ...args, '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  const metrics = join(out, 'metrics.jsonl');
+  while (!existsSync(metrics) || readFileSync(metrics, 'utf8').split('\n').length < 3) await new Promise((r) => setTimeout(r, 10));
+  for (const [i, signal] of signals.entries()) {
+    if (i > 0) await new Promise((r) => setTimeout(r, gapMs));
+    child.kill(signal);
+  }
+  return { code: await exited, stderr };
 }
 
 export interface CliFixture {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { UMAP } from 'umap-js';
 import type { TopLevelSpec } from 'vega-lite';
 import { loadDataSource } from '../data/source.js';
+import { holdOutByConcept } from '../data/holdout.js';
 import { mulberry32 } from '../data/epoch_order.js';
 import { loadModel, type LoadedModel } from '../run/model_setup.js';
 import { writeFileAtomic } from '../run/checkpoint.js';
@@ -45,10 +46,12 @@ function readMetrics(run: string): RunMetrics {
 }
 
 /** The data the map and examples are drawn from, and how the page names it. */
-function sampleData(options: ReportOptions, loaded: LoadedModel): { spec: string; images?: string; name: string } {
+function sampleData(options: ReportOptions, loaded: LoadedModel): { spec: string; images?: string; name: string; heldOut?: number } {
   const { data } = loaded.config;
   if (options.data !== undefined) return { spec: options.data, images: options.images ?? data.images, name: `data ${options.data}` };
   if (data.val !== undefined) return { spec: data.val, images: options.images ?? data.valImages ?? data.images, name: 'validation data' };
+  if (data.train !== undefined && data.valFraction > 0)
+    return { spec: data.train, images: options.images ?? data.images, name: 'validation data', heldOut: data.valFraction };
   if (data.train !== undefined) return { spec: data.train, images: options.images ?? data.images, name: 'training data' };
   throw new Error(`${options.run}: its config names no data; give --data SPEC for the map and the examples`);
 }
@@ -64,7 +67,14 @@ export async function buildReport(options: ReportOptions): Promise<{ html: strin
   const { steps, epochs } = readMetrics(run);
   const loaded = loadModel(run, (m) => options.onMessage?.(`skipping a broken checkpoint: ${m}`));
   const source = sampleData(options, loaded);
-  const dataset = loadDataSource(source.spec, { images: source.images, defaultSplit: 'test', onBadRecord: 'skip' });
+  const read = loadDataSource(source.spec, {
+    images: source.images,
+    defaultSplit: 'test',
+    onBadRecord: 'skip',
+    allowOutsideImages: loaded.config.data.allowOutsideImages,
+  });
+  // A run validated on held-out training concepts: the map shows those, as training left them out.
+  const dataset = source.heldOut === undefined ? read : holdOutByConcept(read, source.heldOut).val;
   const items = spread(
     dataset.items.filter((i) => i.image !== undefined && i.captions.length > 0),
     options.mapPairs ?? 300,
