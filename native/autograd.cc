@@ -7,7 +7,8 @@ namespace byol {
 
 static Napi::Value Grad(const Napi::CallbackInfo& info) {
   const at::Tensor& t = tensorOf(info[0], "grad: tensor");
-  return guarded(info.Env(), "grad(" + describe(t) + ")", [&]() -> Napi::Value { return wrapTensor(info.Env(), t.grad()); });
+  return guarded(info.Env(), [&] { return "grad(" + describe(t) + ")"; },
+                 [&]() -> Napi::Value { return wrapTensor(info.Env(), t.grad()); });
 }
 
 // setGrad(t, g | null): null clears the gradient (PyTorch's zero_grad(set_to_none=True)).
@@ -15,7 +16,7 @@ static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const at::Tensor& t = tensorOf(info[0], "setGrad: tensor");
   at::Tensor g = info[1].IsNull() || info[1].IsUndefined() ? at::Tensor() : tensorOf(info[1], "setGrad: gradient");
-  guarded(env, "setGrad(" + describe(t) + ", " + describe(g) + ")", [&] {
+  guarded(env, [&] { return "setGrad(" + describe(t) + ", " + describe(g) + ")"; }, [&] {
     if (g.defined() && (g.is_nested() || t.is_nested() || g.sizes() != t.sizes() || g.scalar_type() != t.scalar_type() ||
                         g.device() != t.device())) {
       throw Napi::Error::New(env, "setGrad: the gradient " + describe(g) + " must match the tensor " + describe(t) +
@@ -28,13 +29,14 @@ static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
 
 static Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
   const at::Tensor& t = tensorOf(info[0], "requiresGrad: tensor");
-  return guarded(info.Env(), "requiresGrad(" + describe(t) + ")",
+  return guarded(info.Env(), [&] { return "requiresGrad(" + describe(t) + ")"; },
                  [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), t.requires_grad()); });
 }
 
 static Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
   const at::Tensor& t = tensorOf(info[0], "isLeaf: tensor");
-  return guarded(info.Env(), "isLeaf(" + describe(t) + ")", [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), t.is_leaf()); });
+  return guarded(info.Env(), [&] { return "isLeaf(" + describe(t) + ")"; },
+                 [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), t.is_leaf()); });
 }
 
 // setGradEnabled(bool) -> the previous mode, so a JS scope can restore it.

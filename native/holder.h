@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 #include <string>
+#include <type_traits>
 #include "args.h"
 
 namespace byol {
@@ -43,19 +44,24 @@ std::string describe(const at::Tensor& t) noexcept;
 
 // Runs body and turns every C++ exception into a JavaScript Error prefixed with context: a bad
 // call must throw in JS, never abort the process. Napi errors pass through; their messages name
-// the function already.
-template <typename Body>
-auto guarded(Napi::Env env, const std::string& context, Body body) -> decltype(body()) {
+// the function already. context is a string, or a function returning one, so hot accessors build
+// their description ("meta([2, 3] float32 cpu)") only when something failed.
+template <typename Context, typename Body>
+auto guarded(Napi::Env env, const Context& context, Body body) -> decltype(body()) {
+  auto prefix = [&]() -> std::string {
+    if constexpr (std::is_invocable_v<Context>) return context() + ": ";
+    else return std::string(context) + ": ";
+  };
   try {
     return body();
   } catch (const Napi::Error&) {
     throw;
   } catch (const c10::Error& e) {
-    throw Napi::Error::New(env, context + ": " + e.what_without_backtrace());
+    throw Napi::Error::New(env, prefix() + e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, context + ": " + e.what());
+    throw Napi::Error::New(env, prefix() + e.what());
   } catch (...) {
-    throw Napi::Error::New(env, context + ": an unknown native error");
+    throw Napi::Error::New(env, prefix() + "an unknown native error");
   }
 }
 

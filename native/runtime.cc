@@ -23,9 +23,11 @@ static Napi::Value CreateGenerator(const Napi::CallbackInfo& info) {
   std::string device = info[1].IsUndefined() ? "cpu" : toString(info[1], "Generator: device");
   return guarded(env, "Generator(" + std::to_string(seed) + ", '" + device + "')", [&]() -> Napi::Value {
     c10::Device where(device);
-    if (!where.is_cpu() && !where.is_cuda()) throw Napi::RangeError::New(env, "Generator: device must be 'cpu' or 'cuda[:N]', got '" + device + "'");
-    at::Generator g = where.is_cuda() ? at::detail::getCUDAHooks().getDefaultCUDAGenerator(where.has_index() ? where.index() : -1).clone()
-                                      : at::detail::createCPUGenerator(seed);
+    if (!where.is_cpu() && !where.is_cuda()) {
+      throw Napi::RangeError::New(env, "Generator: device must be 'cpu' or 'cuda[:N]', got '" + device + "'");
+    }
+    at::Generator g = where.is_cpu() ? at::detail::createCPUGenerator(seed)
+                                     : at::detail::getCUDAHooks().getDefaultCUDAGenerator(where.has_index() ? where.index() : -1).clone();
     g.set_current_seed(seed);
     return wrapGenerator(env, std::move(g));
   });

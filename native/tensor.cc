@@ -110,7 +110,8 @@ static c10::ScalarType toDtype(const Napi::Value& v, const std::string& what) {
     case c10::ScalarType::Bool:
       return dtype;
     default:
-      throw Napi::RangeError::New(v.Env(), what + " " + std::to_string(code) + " (" + dtypeName(dtype) + ") is not a dtype byol-align makes");
+      throw Napi::RangeError::New(v.Env(),
+                                  what + " " + std::to_string(code) + " (" + dtypeName(dtype) + ") is not a dtype byol-align makes");
   }
 }
 
@@ -163,7 +164,7 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
 static Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const at::Tensor& t = tensorOf(info[0], "toBuffer: argument");
-  return guarded(env, "toBuffer(" + describe(t) + ")", [&]() -> Napi::Value {
+  return guarded(env, [&] { return "toBuffer(" + describe(t) + ")"; }, [&]() -> Napi::Value {
     at::Tensor c = t.detach().to(at::kCPU).contiguous();
     size_t bytes = static_cast<size_t>(c.numel()) * c.element_size();
     auto buffer = Napi::ArrayBuffer::New(env, bytes);
@@ -176,9 +177,10 @@ static Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
 static Napi::Value Meta(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const at::Tensor& t = tensorOf(info[0], "meta: argument");
-  return guarded(env, "meta(" + describe(t) + ")", [&]() -> Napi::Value {
+  return guarded(env, [&] { return "meta(" + describe(t) + ")"; }, [&]() -> Napi::Value {
     if (t.is_nested()) {
-      throw Napi::TypeError::New(env, "meta(" + describe(t) + "): a nested tensor has no single shape; byol-align reads only strided tensors");
+      throw Napi::TypeError::New(env, "meta(" + describe(t) +
+                                          "): a nested tensor has no single shape; byol-align reads only strided tensors");
     }
     auto sizes = t.sizes();
     auto shape = Napi::Array::New(env, sizes.size());
@@ -194,7 +196,7 @@ static Napi::Value Meta(const Napi::CallbackInfo& info) {
 
 static Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
   const at::Tensor& t = tensorOf(info[0], "isContiguous: argument");
-  return guarded(info.Env(), "isContiguous(" + describe(t) + ")",
+  return guarded(info.Env(), [&] { return "isContiguous(" + describe(t) + ")"; },
                  [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), t.is_contiguous()); });
 }
 
@@ -210,7 +212,7 @@ static Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
 // dataPtr(handle): address of the first element, so tests can tell a view from a copy.
 static Napi::Value DataPtr(const Napi::CallbackInfo& info) {
   const at::Tensor& t = tensorOf(info[0], "dataPtr: argument");
-  return guarded(info.Env(), "dataPtr(" + describe(t) + ")", [&]() -> Napi::Value {
+  return guarded(info.Env(), [&] { return "dataPtr(" + describe(t) + ")"; }, [&]() -> Napi::Value {
     return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(t.data_ptr())));
   });
 }

@@ -2,7 +2,8 @@
 // exports (and at the addon's own entry points) in a child process, which must end by itself
 // with exit code 0: a JS error per bad call is fine, an abort or a crash is not. The same file is
 // the child when BYOL_FUZZ_CHILD is set; BYOL_FUZZ_SEED replays another seed and
-// BYOL_FUZZ_CALLS (calls per target) makes a longer run.
+// BYOL_FUZZ_CALLS (calls per target) makes a longer run; BYOL_FUZZ_TRACE=1 names each call on
+// stderr before making it, to find the one that fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -185,8 +186,10 @@ async function runChild(seed: number): Promise<void> {
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
+  const trace = process.env.BYOL_FUZZ_TRACE === '1';
   for (const target of order) {
     summary.calls++;
+    if (trace) process.stderr.write(`${summary.calls} ${Math.round(performance.now())}ms ${target.name}\n`);
     try {
       target.call();
     } catch (err) {
@@ -216,12 +219,13 @@ if (process.env.BYOL_FUZZ_CHILD === '1') {
     try {
       const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
         cwd,
-        env: { ...process.env, BYOL_FUZZ_CHILD: '1', BYOL_FUZZ_SEED: String(seed), OMP_NUM_THREADS: '1' },
+        // Traced, so a failure's stderr ends with the call that killed or stalled the child.
+        env: { ...process.env, BYOL_FUZZ_CHILD: '1', BYOL_FUZZ_SEED: String(seed), BYOL_FUZZ_TRACE: '1', OMP_NUM_THREADS: '1' },
         encoding: 'utf8',
         timeout: 120_000,
         maxBuffer: 64 * 1024 * 1024,
       });
-      const diagnosis = `seed ${seed}: signal ${child.signal}, exit code ${child.status}\n${child.stderr.slice(-4000)}`;
+      const diagnosis = `seed ${seed}: signal ${child.signal}, exit code ${child.status}; the end of its stderr:\n${child.stderr.slice(-3000)}`;
       assert.equal(child.signal, null, `the child was killed: ${diagnosis}`);
       assert.equal(child.status, 0, `the child failed: ${diagnosis}`);
       const summary = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as FuzzSummary;
