@@ -26,7 +26,13 @@ test('the packed package installs with production dependencies only, and its com
   assert.equal(pack.status, 0, pack.stderr);
   const [packed] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
   const files = packed!.files.map((f) => f.path);
-  for (const needed of ['dist/src/cli/main.js', 'dist/src/index.js', 'native/find-libtorch.cjs', 'binding.gyp', 'python/byol_align_export.py'])
+  for (const needed of [
+    'dist/src/cli/main.js',
+    'dist/src/index.js',
+    'native/find-libtorch.cjs',
+    'binding.gyp',
+    'python/byol_align_export.py',
+  ])
     assert.ok(files.includes(needed), `${needed} is in the package`);
   assert.ok(!files.some((f) => f.startsWith('dist/tests/') || f.startsWith('src/')), 'no tests or sources in the package');
 
@@ -41,7 +47,8 @@ test('the packed package installs with production dependencies only, and its com
   );
   assert.equal(install.status, 0, install.stderr);
   const installed = join(app, 'node_modules');
-  for (const dev of Object.keys(devDependencies)) assert.equal(existsSync(join(installed, dev)), false, `${dev} (a devDependency) is not installed`);
+  for (const dev of Object.keys(devDependencies))
+    assert.equal(existsSync(join(installed, dev)), false, `${dev} (a devDependency) is not installed`);
 
   const npx = (...args: string[]): ReturnType<typeof run> => run(app, 'npx', ['--no-install', 'byol-align', ...args]);
   const v = npx('--version');
@@ -62,7 +69,8 @@ test('the packed package installs with production dependencies only, and its com
   assert.match(readFileSync(join(app, 'q.jsonl'), 'utf8'), /"id":"1","embedding":\[/);
   const exported = npx('export', '--checkpoint', 'run', '--out', 'export');
   assert.equal(exported.status, 0, exported.stderr);
-  for (const f of ['model.safetensors', 'config.json', 'tokenizer.json', 'check.safetensors']) assert.ok(existsSync(join(app, 'export', f)), f);
+  for (const f of ['model.safetensors', 'config.json', 'tokenizer.json', 'check.safetensors'])
+    assert.ok(existsSync(join(app, 'export', f)), f);
   // The Python module ships with the package and checks the export (Debian's python3-torch).
   const py = run(app, '/usr/bin/python3', [join(installed, 'byol-align', 'python', 'byol_align_export.py'), 'export']);
   assert.equal(py.status, 0, py.stdout + py.stderr);
@@ -74,7 +82,7 @@ test('the packed package installs with production dependencies only, and its com
   writeFileSync(
     join(app, 'use.mjs'),
     "import { tensor, train, loadModel } from 'byol-align';\n" +
-      "console.log(typeof train, typeof loadModel, tensor([1, 2, 3]).sum().item());\n",
+      'console.log(typeof train, typeof loadModel, tensor([1, 2, 3]).sum().item());\n',
   );
   const library = run(app, process.execPath, ['use.mjs']);
   assert.equal(library.status, 0, library.stderr);
