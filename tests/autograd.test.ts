@@ -65,13 +65,20 @@ test('gradient checks: reductions', () => {
 });
 
 test('gradient checks: elementwise math and activations', () => {
-  gradcheck((a) => a.exp().add(a.log1p().mul(0)).add(a.sin()).add(a.cos()), [pos(5)]);
+  gradcheck((a) => a.exp().add(a.log1p()).add(a.sin()).add(a.cos()), [pos(5)]);
+  gradcheck((a) => a.log1p(), [pos(5)]);
   gradcheck((a) => a.log().add(a.sqrt()).add(a.rsqrt()).add(a.reciprocal()), [pos(5)]);
   gradcheck((a) => a.tanh().add(a.sigmoid()).add(a.erf()).add(a.square()), [r(6)]);
   gradcheck((a) => a.relu().add(a.silu()).add(a.gelu()).add(a.gelu('tanh')), [r(8)]);
   gradcheck((a) => a.clamp(-0.5, 0.5).add(a.abs()), [r(8)]);
   gradcheck((a) => a.softmax(1), [r(2, 5)]);
   gradcheck((a) => a.logSoftmax(0), [r(4, 3)]);
+});
+
+test("log1p's gradient is 1 / (1 + x), by hand", () => {
+  const x = tensor([0, 0.5, 3], { dtype: 'float64', requiresGrad: true });
+  x.log1p().sum().backward();
+  assertClose(x.grad!, [1, 1 / 1.5, 0.25], 1e-15);
 });
 
 test('gradient checks: shape ops, joins and indexing', () => {

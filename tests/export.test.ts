@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { cli, useCliFixture } from './cli_fixture.js';
+import { pythonWithTorch } from './python_torch.js';
 import { exportModel, savedCheckItems } from '../src/run/export_run.js';
 import { CheckSamplesError, loadCheckSamples, saveCheckSamples } from '../src/run/check_samples.js';
 import { loadModel } from '../src/run/model_setup.js';
@@ -17,11 +18,11 @@ const { dir, images, annotations, trainedRun } = useCliFixture();
 
 /** Runs Python code (Debian's python3-torch) with python/ on the path; its stdout parsed as JSON. */
 function python(code: string, ...args: string[]): unknown {
-  const r = spawnSync('/usr/bin/python3', ['-c', `import sys; sys.path.insert(0, 'python')\n${code}`, ...args], {
+  const r = spawnSync(pythonWithTorch(), ['-c', `import sys; sys.path.insert(0, 'python')\n${code}`, ...args], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
-  assert.equal(r.error, undefined, `could not start /usr/bin/python3: ${String(r.error)}`);
+  assert.equal(r.error, undefined, `could not start ${pythonWithTorch()}: ${String(r.error)}`);
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -89,8 +90,8 @@ test('export writes weights and config that PyTorch rebuilds with identical outp
     config.modalities.map((m: { name: string }) => m.name),
     ['image', 'text'],
   );
-  const py = spawnSync('/usr/bin/python3', ['scripts/load_export.py', out], { encoding: 'utf8' }); // Debian's python3-torch
-  assert.equal(py.error, undefined, `could not start /usr/bin/python3: ${String(py.error)}`);
+  const py = spawnSync(pythonWithTorch(), ['scripts/load_export.py', out], { encoding: 'utf8' }); // Debian's python3-torch
+  assert.equal(py.error, undefined, `could not start ${pythonWithTorch()}: ${String(py.error)}`);
   assert.equal(py.status, 0, py.stdout + py.stderr);
   assert.match(py.stdout, /image: \(8, 16\) projections, max abs difference/);
   assert.match(py.stdout, /text: \(8, 16\) projections, max abs difference/);
@@ -101,7 +102,7 @@ test('export writes weights and config that PyTorch rebuilds with identical outp
   const tampered = Buffer.from(weights);
   for (let i = 8 + headerLength; i < 8 + headerLength + 4096 && i < tampered.length; i++) tampered[i] = 0;
   writeFileSync(join(out, 'model.safetensors'), tampered);
-  const bad = spawnSync('/usr/bin/python3', ['scripts/load_export.py', out], { encoding: 'utf8' });
+  const bad = spawnSync(pythonWithTorch(), ['scripts/load_export.py', out], { encoding: 'utf8' });
   assert.equal(bad.status, 1, bad.stdout + bad.stderr);
   assert.match(bad.stdout, /MISMATCH/);
 });
@@ -278,7 +279,7 @@ test("exportModel checks with the run's saved samples (training saves them), and
     const result = await exportModel(loaded, out, savedCheckItems(loaded));
     assert.equal(result.checked, true);
     assert.equal(result.message, 'check.safetensors holds the projections of 8 image, 2 text samples');
-    const py = spawnSync('/usr/bin/python3', ['scripts/load_export.py', out], { encoding: 'utf8' });
+    const py = spawnSync(pythonWithTorch(), ['scripts/load_export.py', out], { encoding: 'utf8' });
     assert.equal(py.status, 0, py.stdout + py.stderr);
     assert.match(py.stdout, /image: \(8, 16\) projections/);
     assert.match(py.stdout, /text: \(2, 16\) projections/);

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TINY, useCliFixture } from './cli_fixture.js';
+import { pythonWithTorch } from './python_torch.js';
 
 const { dir, data, annotations } = useCliFixture();
 
@@ -72,7 +73,7 @@ test('the packed package installs with production dependencies only, and its com
   for (const f of ['model.safetensors', 'config.json', 'tokenizer.json', 'check.safetensors'])
     assert.ok(existsSync(join(app, 'export', f)), f);
   // The Python module ships with the package and checks the export (Debian's python3-torch).
-  const py = run(app, '/usr/bin/python3', [join(installed, 'byol-align', 'python', 'byol_align_export.py'), 'export']);
+  const py = run(app, pythonWithTorch(), [join(installed, 'byol-align', 'python', 'byol_align_export.py'), 'export']);
   assert.equal(py.status, 0, py.stdout + py.stderr);
   assert.match(py.stdout, /^match$/m);
   const reported = npx('report', '--run', 'run');

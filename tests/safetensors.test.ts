@@ -1,7 +1,7 @@
 // safetensors: files PyTorch wrote load with their values, files we write are byte-identical to
 // the reference writer's and load in PyTorch, corrupt files are refused with errors naming the
 // file and the problem, and a failed save leaves the previous file whole.
-// Fixtures: scripts/fixtures/safetensors_fixture.py (run with Debian's /usr/bin/python3).
+// Fixtures: scripts/fixtures/safetensors_fixture.py (run with the Python that has torch, tests/python_torch.ts).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tensor, Tensor, type DType } from '../src/index.js';
 import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors, SafetensorsError } from '../src/engine/safetensors.js';
+import { pythonWithTorch } from './python_torch.js';
 
 function repoRoot(): string {
   // This file runs as dist/tests/*.js; the fixtures stay in tests/ beside the sources.
@@ -21,7 +22,7 @@ function repoRoot(): string {
 const ROOT = repoRoot();
 const FIXTURES = path.join(ROOT, 'tests', 'fixtures', 'safetensors');
 const SCRIPT = path.join(ROOT, 'scripts', 'fixtures', 'safetensors_fixture.py');
-const PYTHON = '/usr/bin/python3'; // Debian's python3-torch
+const PYTHON = pythonWithTorch();
 
 const work = mkdtempSync(path.join(tmpdir(), 'byol-safetensors-'));
 after(() => rmSync(work, { recursive: true, force: true }));

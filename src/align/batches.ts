@@ -1,10 +1,11 @@
 // Batches as the aligner's trainer takes them, from the streaming loaders: the decoded images as
-// they are (the image modality's collated form), captions tokenized, vectors stacked, and for
-// manifests the rows that have each modality.
+// they are (the image modality's collated form), every other modality's raw items collated by it,
+// and for manifests the rows that have each modality.
 import { tensor, type Tensor } from '../engine/index.js';
 import type { PairedImageLoader } from '../data/loader.js';
 import type { ManifestLoader } from '../data/manifest_loader.js';
 import type { Modality } from '../modalities/modality.js';
+import { modalityFactory } from '../modalities/registry.js';
 import type { AlignBatch } from './train.js';
 
 /**
@@ -33,7 +34,9 @@ export async function* imageTextBatches(
 /**
  * Batches of a manifest whose items hold any subset of the modalities: each configured modality
  * gets the rows that have it (`rows` null when all do), so items missing a modality still train
- * their own terms. The manifest's fields map to modalities by name: 'image', 'text', 'vector'.
+ * their own terms. The images come decoded from the loader's workers; every other modality's raw
+ * items are found by its registered factory's rawItems (captions, `vector`, a plug-in's field)
+ * and collated by the modality.
  *
  * @example
  * const loader = new ManifestLoader(loadJsonlManifest('pairs.jsonl'), { batchSize: 256, size: 64 });
@@ -45,19 +48,19 @@ export async function* manifestBatches(
   epoch: number,
   fromStep = 0,
 ): AsyncGenerator<AlignBatch> {
-  const byName = new Map(modalities.map((m) => [m.name, m]));
+  const hasImage = modalities.some((m) => m.name === 'image');
+  const others = modalities.filter((m) => m.name !== 'image').map((m) => ({ modality: m, rawItems: modalityFactory(m.name).rawItems }));
   for await (const b of loader.epoch(epoch, fromStep)) {
     const size = b.indices.length;
     const rowsOf = (rows: number[]): Tensor | null => (rows.length === size ? null : tensor(rows, { dtype: 'int64' }));
     const inputs: AlignBatch['inputs'] = new Map();
     if (b.image) {
-      if (byName.has('image')) inputs.set('image', { batch: b.image.data, rows: rowsOf(b.image.rows) });
+      if (hasImage) inputs.set('image', { batch: b.image.data, rows: rowsOf(b.image.rows) });
       else b.image.data.dispose();
     }
-    for (const part of ['text', 'vector'] as const) {
-      const modality = byName.get(part);
-      const present = b[part];
-      if (modality && present) inputs.set(part, { batch: await modality.collate(present.data), rows: rowsOf(present.rows) });
+    for (const { modality, rawItems } of others) {
+      const present = loader.rowsOf(b, rawItems);
+      if (present) inputs.set(modality.name, { batch: await modality.collate(present.data), rows: rowsOf(present.rows) });
     }
     if (inputs.size > 0) yield { size, inputs, waitMs: b.waitMs };
   }

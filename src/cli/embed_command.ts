@@ -2,7 +2,7 @@
 import { embedInputs, readEmbedInputs } from '../run/embed_run.js';
 import { embeddingFiles, jsonlText, writeEmbeddings } from '../run/embedding_files.js';
 import { checkOutputFile } from '../run/run_dir.js';
-import { choiceOption, requiredOption, stringOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
+import { choiceOption, pluginOption, requiredOption, stringOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
 import { threadsOption } from './train_command.js';
 import { checkpointOption, loadModelFor } from './eval_command.js';
 
@@ -15,7 +15,7 @@ export const embedSpec: CommandSpec = {
     input: {
       type: 'string',
       value: 'FILE|DIR',
-      help: 'image: a folder of images or one image; text: .txt (one per line) or .jsonl {"id","text"}; vector: .jsonl {"id","vector"}',
+      help: 'image: a folder of images or one image; text: .txt (one per line) or .jsonl {"id","text"}; vector: .jsonl {"id","vector"}; a plug-in\'s modality M: its own reader, else .jsonl {"id","M"}',
     },
     out: {
       type: 'string',
@@ -26,6 +26,7 @@ export const embedSpec: CommandSpec = {
     space: { type: 'string', value: 'S', help: 'projection or encoder (default: the space the run retrieves best in)' },
     force: { type: 'boolean', help: 'overwrite an existing --out file' },
     threads: threadsOption,
+    plugin: pluginOption,
   },
 };
 
@@ -38,7 +39,7 @@ export async function embedCommand(values: OptionValues): Promise<number> {
     if (!/\.(jsonl|npy|safetensors)$/i.test(out)) throw new UsageError(`--out must end in .jsonl, .npy or .safetensors, got '${out}'`);
     for (const f of embeddingFiles(out)) checkOutputFile(f, values.force === true); // before the work, not after it
   }
-  const loaded = loadModelFor(values, embedSpec);
+  const loaded = await loadModelFor(values, embedSpec);
   try {
     const inputs = readEmbedInputs(modality, input, { allowOutsideImages: loaded.config.data.allowOutsideImages });
     const result = await embedInputs(loaded, modality, inputs, { space });
@@ -50,7 +51,7 @@ export async function embedCommand(values: OptionValues): Promise<number> {
       );
     }
   } finally {
-    await Promise.all(loaded.modalities.map((m) => (m as { close?: () => Promise<void> }).close?.()));
+    await Promise.all(loaded.modalities.map((m) => m.close()));
   }
   return 0;
 }

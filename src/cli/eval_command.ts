@@ -1,12 +1,23 @@
 // `byol-align eval`: retrieval metrics of a checkpoint on a paired data set, as a table or JSON.
-import { loadModel } from '../run/model_setup.js';
+import { loadModelWithPlugins, type LoadedModel } from '../run/model_setup.js';
+import { importPlugins } from '../config/load.js';
+import { resolvePluginSpecifier } from '../modalities/plugins.js';
 import { evaluatePaired } from '../run/evaluate_run.js';
 import { loadDataSource } from '../data/source.js';
 import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
 import type { RecallAtK, RetrievalMetrics } from '../eval/retrieval.js';
-import { choiceOption, integerOption, requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
+import {
+  choiceOption,
+  integerOption,
+  listOption,
+  pluginOption,
+  requiredOption,
+  stringOption,
+  type CommandSpec,
+  type OptionValues,
+} from './options.js';
 import { threadsOption } from './train_command.js';
 
 export const checkpointOption = {
@@ -31,20 +42,24 @@ export const evalSpec: CommandSpec = {
     },
     json: { type: 'boolean', help: 'one JSON object on stdout with everything the table shows' },
     threads: threadsOption,
+    plugin: pluginOption,
   },
 };
 
-/** Loads a checkpoint, reporting broken newer ones on stderr. */
-export function loadModelFor(values: OptionValues, spec: CommandSpec): ReturnType<typeof loadModel> {
+/** Loads a checkpoint with its run's plug-ins (and any --plugin), reporting broken newer ones on stderr. */
+export async function loadModelFor(values: OptionValues, spec: CommandSpec): Promise<LoadedModel> {
   const threads = integerOption(values, 'threads', MAX_THREADS);
   if (threads !== undefined) setNumThreads(threads);
-  return loadModel(requiredOption(values, spec, 'checkpoint'), (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`));
+  const checkpoint = requiredOption(values, spec, 'checkpoint');
+  const plugins = listOption(values, 'plugin').map((p) => resolvePluginSpecifier(p, process.cwd()));
+  await importPlugins(plugins, '--plugin');
+  return loadModelWithPlugins(checkpoint, (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`));
 }
 
 export async function evalCommand(values: OptionValues): Promise<number> {
   const dataSpec = requiredOption(values, evalSpec, 'data');
   const requested = choiceOption(values, 'space', SPACES);
-  const { config, modalities, model, checkpoint, retrievalSpace } = loadModelFor(values, evalSpec);
+  const { config, modalities, model, checkpoint, retrievalSpace } = await loadModelFor(values, evalSpec);
   const space = requested ?? retrievalSpace;
   const dataset = loadDataSource(dataSpec, {
     images: stringOption(values, 'images'),

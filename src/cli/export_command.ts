@@ -5,7 +5,7 @@ import { exportModel, savedCheckItems } from '../run/export_run.js';
 import { sampleCheckItems } from '../run/check_samples.js';
 import { checkOutputDir } from '../run/run_dir.js';
 import type { LoadedModel } from '../run/model_setup.js';
-import { requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
+import { pluginOption, requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
 import { checkpointOption, loadModelFor } from './eval_command.js';
 
 export const exportSpec: CommandSpec = {
@@ -21,13 +21,14 @@ export const exportSpec: CommandSpec = {
     },
     images: { type: 'string', value: 'DIR', help: 'the image folder of --check-data' },
     force: { type: 'boolean', help: 'write into a non-empty folder' },
+    plugin: pluginOption,
   },
 };
 
 export async function exportCommand(values: OptionValues): Promise<number> {
   const out = requiredOption(values, exportSpec, 'out');
   checkOutputDir(out, values.force === true);
-  const loaded: LoadedModel = loadModelFor(values, exportSpec);
+  const loaded: LoadedModel = await loadModelFor(values, exportSpec);
   try {
     const spec = stringOption(values, 'check-data');
     const check =
@@ -44,7 +45,7 @@ export async function exportCommand(values: OptionValues): Promise<number> {
     const result = await exportModel(loaded, out, check);
     process.stderr.write(`${result.message}\n`);
   } finally {
-    await Promise.all(loaded.modalities.map((m) => (m as { close?: () => Promise<void> }).close?.()));
+    await Promise.all(loaded.modalities.map((m) => m.close()));
   }
   process.stderr.write(
     `exported ${loaded.checkpoint.file} to ${out}; load or check it in PyTorch with python/byol_align_export.py ${out} (docs/cli.md)\n`,

@@ -11,6 +11,8 @@ export interface OptionSpec {
   value?: string;
   help: string;
   default?: string | boolean;
+  /** May be given more than once (string options); the values come as a list. */
+  multiple?: boolean;
 }
 
 export interface CommandSpec {
@@ -29,7 +31,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-export type OptionValues = Record<string, string | boolean | undefined>;
+export type OptionValues = Record<string, string | boolean | string[] | undefined>;
 
 /** The options every command takes. */
 export const HELP_OPTION: Record<string, OptionSpec> = {
@@ -41,7 +43,12 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { values: Optio
   const options = Object.fromEntries(
     Object.entries({ ...spec.options, ...HELP_OPTION }).map(([name, o]) => [
       name,
-      { type: o.type, ...(o.short === undefined ? {} : { short: o.short }), ...(o.default === undefined ? {} : { default: o.default }) },
+      {
+        type: o.type,
+        ...(o.short === undefined ? {} : { short: o.short }),
+        ...(o.default === undefined ? {} : { default: o.default }),
+        ...(o.multiple === true ? { multiple: true } : {}),
+      },
     ]),
   );
   try {
@@ -57,6 +64,23 @@ export function stringOption(values: OptionValues, name: string): string | undef
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
 }
+
+/** A repeatable string option's values, [] when not given. */
+export function listOption(values: OptionValues, name: string): string[] {
+  const v = values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}
+
+/**
+ * `--plugin MODULE`, on every command that reads a config or a run: a module that registers
+ * modalities, imported before the config is validated (docs/modalities.md).
+ */
+export const pluginOption: OptionSpec = {
+  type: 'string',
+  value: 'MODULE',
+  multiple: true,
+  help: 'import a module that registers modalities first (a path relative to here, or a package); repeatable',
+};
 
 /** A string option that must be given. */
 export function requiredOption(values: OptionValues, spec: CommandSpec, name: string): string {
@@ -88,7 +112,7 @@ export function choiceOption<T extends string>(values: OptionValues, name: strin
 }
 
 function flagText(name: string, o: OptionSpec): string {
-  const long = `--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
+  const long = `--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}${o.multiple === true ? ' ...' : ''}`;
   return o.short === undefined ? `    ${long}` : `-${o.short}, ${long}`;
 }
 

@@ -1,5 +1,9 @@
 // `byol-align report`: figures and one self-contained page in the run directory.
-import { requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { importPlugins, readConfigFile } from '../config/load.js';
+import { resolvePluginSpecifier } from '../modalities/plugins.js';
+import { listOption, pluginOption, requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
 
 export const reportSpec: CommandSpec = {
   name: 'report',
@@ -8,11 +12,19 @@ export const reportSpec: CommandSpec = {
     run: { type: 'string', value: 'RUN_DIR', help: 'the run directory' },
     data: { type: 'string', value: 'SPEC', help: "held-out data for the map and examples (default: the run's validation data)" },
     images: { type: 'string', value: 'DIR', help: 'its image folder' },
+    plugin: pluginOption,
   },
 };
 
 export async function reportCommand(values: OptionValues): Promise<number> {
   const run = requiredOption(values, reportSpec, 'run');
+  await importPlugins(
+    listOption(values, 'plugin').map((p) => resolvePluginSpecifier(p, process.cwd())),
+    '--plugin',
+  );
+  const savedConfig = join(run, 'config.json');
+  const saved = existsSync(savedConfig) ? readConfigFile(savedConfig) : {};
+  if (Array.isArray(saved.plugins)) await importPlugins(saved.plugins as string[], savedConfig);
   // Loaded on use: the plotting libraries are large, and no other command needs them.
   const { buildReport } = await import('../report/report.js');
   const { html, figures } = await buildReport({

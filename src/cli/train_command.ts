@@ -2,12 +2,21 @@
 // `--resume` alone continues a run with its saved config.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readConfigFile, resolveConfig } from '../config/load.js';
+import { importPlugins, readConfigFile, resolveConfigWithPlugins } from '../config/load.js';
 import { PRESETS, type PresetName } from '../config/presets.js';
 import { MAX_THREADS, type ConfigInput } from '../config/schema.js';
 import { train } from '../run/train_run.js';
 import { ProgressBar } from './progress.js';
-import { choiceOption, integerOption, stringOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
+import {
+  choiceOption,
+  integerOption,
+  listOption,
+  pluginOption,
+  stringOption,
+  UsageError,
+  type CommandSpec,
+  type OptionValues,
+} from './options.js';
 import { signalExitCode, watchStopSignals } from './signals.js';
 
 export const threadsOption = {
@@ -39,6 +48,7 @@ export const trainSpec: CommandSpec = {
     force: { type: 'boolean', help: 'write into a non-empty folder that is not a byol-align run' },
     'stop-after': { type: 'string', value: 'N', help: 'end after N more steps with a checkpoint (the schedules stay the full run’s)' },
     threads: threadsOption,
+    plugin: pluginOption,
     quiet: { type: 'boolean', short: 'q', help: 'no progress lines' },
   },
   notes: [
@@ -85,15 +95,19 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
   // With --resume, what the command line says goes over the run's saved config, and the trainer
   // refuses any difference: so `train --out RUN --resume` alone is the whole command.
   const saved = resume && existsSync(join(out, 'config.json')) ? readConfigFile(join(out, 'config.json')) : undefined;
+  // The run's own plug-ins first: resuming with its saved config validates their sections.
+  if (Array.isArray(saved?.plugins)) await importPlugins(saved.plugins as string[], join(out, 'config.json'));
+  const plugins = listOption(values, 'plugin');
   const config =
-    resume && namesNoConfig(values, positionals)
+    resume && namesNoConfig(values, positionals) && plugins.length === 0
       ? undefined
-      : resolveConfig({
+      : await resolveConfigWithPlugins({
           base: saved,
           preset,
           file: stringOption(values, 'config'),
           flags: { data: dataFlags, train: length } as ConfigInput,
           overrides: positionals,
+          plugins,
         });
 
   const bar = new ProgressBar();

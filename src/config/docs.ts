@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   configSchema,
+  pluginsSchema,
   dataSchema,
   imageSchema,
   lossSchema,
@@ -94,9 +95,11 @@ export function configReference(): string {
     lines.push(...rows(name, schema));
     lines.push('');
   }
+  const plugins = z.toJSONSchema(pluginsSchema, { io: 'input' }) as JsonSchema;
+  lines.push('## `plugins`', '', `${allowed(plugins)}, default none. ${pluginsSchema.description ?? ''}`, '');
   // The whole schema must be these sections, so a new section cannot be left out of the reference.
   const top = Object.keys((z.toJSONSchema(configSchema, { io: 'input' }) as JsonSchema).properties ?? {});
-  if (top.join() !== Object.keys(SECTIONS).join())
-    throw new Error(`configReference: sections ${top.join()} differ from ${Object.keys(SECTIONS).join()}`);
+  if (top.join() !== [...Object.keys(SECTIONS), 'plugins'].join())
+    throw new Error(`configReference: sections ${top.join()} differ from ${Object.keys(SECTIONS).join()},plugins`);
   return lines.join('\n');
 }

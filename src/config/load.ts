@@ -1,11 +1,13 @@
 // Turning config files, presets and `key=value` overrides into one validated Config, with errors
 // that name the file, the key and what is allowed there.
-import { extname } from 'node:path';
+import { dirname, extname } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { jsonErrorOffset, lineColumn } from '../data/paired.js';
 import { decodeUtf8, InvalidUtf8Error, NotRegularFileError, readRegularFile } from '../data/safe_read.js';
-import { configSchema, type Config, type ConfigInput } from './schema.js';
+import { modalityFactory, registeredModalities } from '../modalities/registry.js';
+import { importModalityPlugins, isPluginImported, PluginError, resolvePluginSpecifier } from '../modalities/plugins.js';
+import { configSchemaWith, CORE_SECTIONS, type Config, type ConfigInput } from './schema.js';
 import { PRESETS, type PresetName } from './presets.js';
 
 /** A configuration that cannot be used; the message names where (file, key) and why. */
@@ -24,9 +26,25 @@ export function deepMerge(a: Plain, b: Plain): Plain {
   return out;
 }
 
+/**
+ * The config schema as it stands: the core sections and one for each registered modality that
+ * declares a configSchema (a plug-in's section, validated by its own schema).
+ */
+export function currentConfigSchema(): ReturnType<typeof configSchemaWith> {
+  const sections: Record<string, z.ZodType> = {};
+  for (const name of registeredModalities()) {
+    const schema = modalityFactory(name).configSchema;
+    if (schema === undefined) continue;
+    if (CORE_SECTIONS.includes(name))
+      throw new ConfigError(`modality '${name}' declares a config section, but '${name}' is a section of the core config; rename the modality`);
+    sections[name] = schema.prefault({});
+  }
+  return configSchemaWith(sections);
+}
+
 /** The keys an object schema allows at `path` (for error messages), or [] if it is not an object there. */
 function allowedKeys(path: PropertyKey[]): string[] {
-  let schema: z.ZodType = configSchema;
+  let schema: z.ZodType = currentConfigSchema();
   for (const key of path) {
     const shape = objectShape(schema);
     if (!shape || typeof key !== 'string' || !(key in shape)) return [];
@@ -63,9 +81,18 @@ function describeIssues(error: z.ZodError, source: string): string {
     .join('\n');
 }
 
-/** Validates and fills in defaults; throws a ConfigError naming every bad key. */
+/**
+ * Validates and fills in defaults; throws a ConfigError naming every bad key. The config's
+ * plug-ins must have been imported (importModalityPlugins, or {@link resolveConfigWithPlugins}).
+ */
 export function parseConfig(input: unknown, source = 'config'): Config {
-  const result = configSchema.safeParse(input);
+  const plugins = isPlain(input) && Array.isArray(input.plugins) ? input.plugins : [];
+  const missing = plugins.filter((p) => typeof p === 'string' && !isPluginImported(p));
+  if (missing.length > 0)
+    throw new ConfigError(
+      `${source}: plugins: ${missing.join(', ')} not imported; import the config's plug-ins first (resolveConfigWithPlugins, importModalityPlugins)`,
+    );
+  const result = currentConfigSchema().safeParse(input);
   if (!result.success) throw new ConfigError(describeIssues(result.error, source));
   return result.data;
 }
@@ -143,6 +170,22 @@ export interface ConfigSources {
   flags?: ConfigInput;
   /** `key.path=value` overrides, last. */
   overrides?: string[];
+  /** Plug-in modules (the CLI's --plugin), relative to the working folder; added to the config's `plugins`. */
+  plugins?: string[];
+}
+
+/**
+ * `plugins` made absolute against `baseDir` (a config file's folder, or the working folder). A
+ * value that is not a list of strings is left for the schema to refuse.
+ */
+function resolvedPlugins(value: unknown, baseDir: string, source: string): unknown {
+  if (!Array.isArray(value) || !value.every((p) => typeof p === 'string')) return value;
+  try {
+    return value.map((p) => resolvePluginSpecifier(p, baseDir));
+  } catch (err) {
+    if (err instanceof PluginError) throw new ConfigError(`${source}: plugins: ${err.message}`);
+    throw err;
+  }
 }
 
 /**
@@ -152,26 +195,62 @@ export interface ConfigSources {
  * const config = resolveConfig({ preset: 'cpu-small', file: 'run.yaml', overrides: ['train.epochs=5'] });
  */
 export function resolveConfig(sources: ConfigSources): Config {
+  return parseConfig(mergeConfigSources(sources), sources.file ?? 'config');
+}
+
+/**
+ * {@link resolveConfig} after importing the plug-ins the sources name (the config's `plugins` and
+ * `sources.plugins`), so that their modalities' sections validate.
+ *
+ * @example
+ * const config = await resolveConfigWithPlugins({ file: 'run.yaml', plugins: ['./tone.mjs'] });
+ */
+export async function resolveConfigWithPlugins(sources: ConfigSources): Promise<Config> {
+  const merged = mergeConfigSources(sources);
+  const source = sources.file ?? 'config';
+  if (Array.isArray(merged.plugins)) await importPlugins(merged.plugins as string[], source);
+  return parseConfig(merged, source);
+}
+
+/** Imports plug-ins as recorded in a config (absolute paths, package names); a failure is a ConfigError naming `source`. */
+export async function importPlugins(plugins: readonly string[], source: string): Promise<void> {
+  try {
+    await importModalityPlugins(plugins);
+  } catch (err) {
+    if (err instanceof PluginError) throw new ConfigError(`${source}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The layers of `sources` merged, unvalidated; `plugins` of every layer together, made absolute. */
+function mergeConfigSources(sources: ConfigSources): Plain {
   let merged: Plain = {};
   // A later layer's train.steps replaces an earlier train.epochs and the other way round: they are
   // two ways of giving one length, so a preset's epochs do not clash with --steps.
-  const layer = (value: Plain): void => {
+  // Plug-ins add up instead of replacing: a --plugin does not drop the config file's.
+  const layer = (value: Plain, baseDir: string, source: string): void => {
     const train = isPlain(value.train) ? value.train : {};
     const before = isPlain(merged.train) ? { ...merged.train } : undefined;
     if (before && 'steps' in train && !('epochs' in train)) delete before.epochs;
     if (before && 'epochs' in train && !('steps' in train)) delete before.steps;
+    const earlier = merged.plugins;
+    const plugins = resolvedPlugins(value.plugins, baseDir, source);
     merged = deepMerge(before ? { ...merged, train: before } : merged, value);
+    if (plugins === undefined) return;
+    merged.plugins = Array.isArray(plugins) && Array.isArray(earlier) ? [...new Set([...(earlier as string[]), ...plugins])] : plugins;
   };
-  if (sources.base !== undefined) layer(sources.base);
+  const cwd = process.cwd();
+  if (sources.base !== undefined) layer(sources.base, cwd, 'config');
   if (sources.preset !== undefined) {
     const preset = PRESETS[sources.preset];
     if (!preset) throw new ConfigError(`unknown preset '${sources.preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
-    layer(preset as Plain);
+    layer(preset as Plain, cwd, `preset ${sources.preset}`);
   }
-  if (sources.file !== undefined) layer(readConfigFile(sources.file));
-  if (sources.flags !== undefined) layer(sources.flags as Plain);
+  if (sources.file !== undefined) layer(readConfigFile(sources.file), dirname(sources.file), sources.file);
+  if (sources.flags !== undefined) layer(sources.flags as Plain, cwd, 'flags');
   // The overrides are one layer: train.steps=3 train.epochs=2 together is refused, not one dropped.
   const overrides = (sources.overrides ?? []).map(parseOverride);
-  if (overrides.length > 0) layer(overrides.reduce(deepMerge, {}));
-  return parseConfig(merged, sources.file ?? 'config');
+  if (overrides.length > 0) layer(overrides.reduce(deepMerge, {}), cwd, 'overrides');
+  if (sources.plugins !== undefined && sources.plugins.length > 0) layer({ plugins: sources.plugins }, cwd, '--plugin');
+  return merged;
 }

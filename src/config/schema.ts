@@ -279,25 +279,50 @@ export const trainSchema = z
   })
   .describe('Training length, batch, seed and checkpoints.');
 
-export const configSchema = z
-  .strictObject({
-    data: dataSchema.prefault({}),
-    image: imageSchema.prefault({}),
-    text: textSchema.prefault({}),
-    model: modelSchema.prefault({}),
-    loss: lossSchema.prefault({}),
-    optim: optimSchema.prefault({}),
-    train: trainSchema.prefault({}),
-    vector: vectorSchema.prefault({}),
-  })
-  .superRefine((config, ctx) => {
-    if (config.train.epochs !== undefined && config.train.steps !== undefined)
-      ctx.addIssue({ code: 'custom', path: ['train', 'steps'], message: 'give train.epochs or train.steps, not both' });
-    if (config.text.dModel % config.text.heads !== 0)
-      ctx.addIssue({ code: 'custom', path: ['text', 'heads'], message: `must divide text.dModel (${config.text.dModel})` });
-  });
+export const pluginsSchema = z
+  .array(z.string().min(1))
+  .optional()
+  .describe(
+    'Modules that register modalities (registerModality) for this run, imported before the config is validated; `--plugin`. A path (with a slash, or ending in .js/.mjs/.cjs) is relative to the config file and recorded absolute; anything else is a package name. Each registered modality may have a section of its own, named after it (docs/modalities.md).',
+  );
 
-/** A validated configuration with every default filled in. */
+const coreSections = {
+  data: dataSchema.prefault({}),
+  image: imageSchema.prefault({}),
+  text: textSchema.prefault({}),
+  model: modelSchema.prefault({}),
+  loss: lossSchema.prefault({}),
+  optim: optimSchema.prefault({}),
+  train: trainSchema.prefault({}),
+  vector: vectorSchema.prefault({}),
+  plugins: pluginsSchema,
+};
+
+/** The top-level keys of the core schema; a plug-in modality may not take one of these names for its section. */
+export const CORE_SECTIONS: readonly string[] = Object.keys(coreSections);
+
+/** Checks across sections. */
+function checkConfig(
+  config: { train: { epochs?: number; steps?: number }; text: { dModel: number; heads: number } },
+  ctx: z.RefinementCtx,
+): void {
+  if (config.train.epochs !== undefined && config.train.steps !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['train', 'steps'], message: 'give train.epochs or train.steps, not both' });
+  if (config.text.dModel % config.text.heads !== 0)
+    ctx.addIssue({ code: 'custom', path: ['text', 'heads'], message: `must divide text.dModel (${config.text.dModel})` });
+}
+
+export const configSchema = z.strictObject(coreSections).superRefine(checkConfig);
+
+/**
+ * The core schema with more sections: a registered modality's own (src/config/load.ts adds one per
+ * modality that declares a configSchema). Its output is a Config with those sections besides.
+ */
+export function configSchemaWith(sections: Record<string, z.ZodType>): typeof configSchema {
+  return z.strictObject({ ...coreSections, ...sections }).superRefine(checkConfig) as unknown as typeof configSchema;
+}
+
+/** A validated configuration with every default filled in (and, untyped, the sections of plug-in modalities). */
 export type Config = z.output<typeof configSchema>;
 /** What a config file may hold: any subset, defaults for the rest. */
 export type ConfigInput = z.input<typeof configSchema>;

@@ -42,6 +42,8 @@ interface LoadedBatch {
 }
 
 const vectorOf = (item: PairedItem): number[] | undefined => item.extra?.vector as number[] | undefined;
+// captionFor's draw (from seed, epoch and item) picks from any list, not only captions.
+const drawFor = captionFor as <T>(list: readonly T[], seed: number, epoch: number, index: number) => T;
 
 /**
  * Iterates a data set of items with any subset of image, text and vector, one epoch at a time;
@@ -133,6 +135,22 @@ export class ManifestLoader {
     }
   }
 
+  /**
+   * The rows of `batch` whose items have raw items of a modality (`rawItems`, a factory's), each
+   * with one of them: the only one, or one drawn afresh each epoch (as captions are); undefined
+   * when no row has any. This is how every modality but the image (decoded ahead, on workers)
+   * gets its batch.
+   *
+   * @example
+   * loader.rowsOf(batch, (item) => item.captions); // the same rows and captions as batch.text
+   */
+  rowsOf<T>(batch: ManifestBatch, rawItems: (item: PairedItem) => readonly T[]): ModalityRows<T[]> | undefined {
+    const lists = batch.indices.map((index) => rawItems(this.#items[index]!));
+    const rows = lists.map((_, row) => row).filter((row) => lists[row]!.length > 0);
+    if (rows.length === 0) return undefined;
+    return { rows, data: rows.map((row) => drawFor(lists[row]!, this.#seed, batch.epoch, batch.indices[row]!)) };
+  }
+
   /** Ends the loader's own decode workers (a pool passed in stays open). Safe to call twice. */
   async close(): Promise<void> {
     if (this.#ownsPool) await this.#pool.close();
@@ -185,15 +203,13 @@ export class ManifestLoader {
         data: tensor(loaded.pixels, { shape: [loaded.imageRows.length, channels, size, size] }),
       };
     }
-    const textRows = indices.map((_, i) => i).filter((i) => this.#items[indices[i]!]!.captions.length > 0);
-    if (textRows.length > 0) {
-      batch.text = {
-        rows: textRows,
-        data: textRows.map((i) => captionFor(this.#items[indices[i]!]!.captions, this.#seed, epoch, indices[i]!)),
-      };
-    }
-    const vectorRows = indices.map((_, i) => i).filter((i) => vectorOf(this.#items[indices[i]!]!) !== undefined);
-    if (vectorRows.length > 0) batch.vector = { rows: vectorRows, data: vectorRows.map((i) => vectorOf(this.#items[indices[i]!]!)!) };
+    const text = this.rowsOf(batch, (item) => item.captions);
+    if (text) batch.text = text;
+    const vector = this.rowsOf(batch, (item) => {
+      const v = vectorOf(item);
+      return v === undefined ? [] : [v];
+    });
+    if (vector) batch.vector = vector;
     return batch;
   }
 }

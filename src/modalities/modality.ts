@@ -1,9 +1,12 @@
 // A modality is a plug-in: it turns its raw inputs into a batch tensor, draws two augmented views of
-// a batch for BYOL, and builds the encoder that maps a batch to a representation. The aligner treats
-// every modality alike through this interface, so audio or tables are a new folder under
-// src/modalities/ plus one registerModality() call.
+// a batch for BYOL, and builds the encoder that maps a batch to a representation. The aligner, the
+// run (fit, batches, checkpoints), `eval` and `embed` treat every modality alike through these two
+// interfaces, so audio or tables are a new folder under src/modalities/ (or a user's own module,
+// loaded with `--plugin`) plus one registerModality() call; docs/modalities.md has an example.
+import type { z } from 'zod';
 import type { Generator, Tensor } from '../engine/index.js';
 import type { TensorModule } from '../nn/index.js';
+import type { PairedItem } from '../data/paired.js';
 
 /**
  * One modality, configured and (where it learns something from data, like a tokenizer) fitted.
@@ -28,6 +31,8 @@ export interface Modality<Raw = unknown> {
   createEncoder(): TensorModule;
   /** Everything needed to rebuild this modality (settings and fitted state) for a checkpoint. */
   toJSON(): ModalitySpec;
+  /** Ends what the modality started (decode workers, say); a modality that started nothing resolves at once. */
+  close(): Promise<void>;
 }
 
 /** A modality's saved form: its registry name, its settings and any fitted state (JSON-safe). */
@@ -37,13 +42,47 @@ export interface ModalitySpec {
   state?: Record<string, unknown>;
 }
 
-/** Builds a modality from its settings; `fit` learns data-dependent state from training items. */
+/** Raw inputs read from an `embed` input file or folder, with their ids, ready for the modality's collate. */
+export interface EmbedInputs {
+  ids: string[];
+  items: unknown[];
+}
+
+/** Options of a factory's {@link ModalityFactory.readEmbedInputs}. */
+export interface ReadEmbedInputsOptions {
+  /** Embed images of a folder that are symbolic links to files outside it (default false: refused). */
+  allowOutsideImages?: boolean;
+}
+
+/**
+ * Builds a modality from its settings; `fit` learns data-dependent state from training items.
+ * Everything a run needs to know about a modality is here: where its raw items are in a data item,
+ * its config section, how to fit and restore it, and how `embed` reads its inputs.
+ */
 export interface ModalityFactory<Raw = unknown> {
+  /** The registry key: the modality's name, its config section and (for a plug-in) its JSONL field. */
   readonly name: string;
+  /**
+   * The raw items of this modality in one data item, [] when it has none: the image's path, the
+   * captions, a JSONL record's `vector`; a plug-in's are usually `item.extra?.[name]` (a JSONL
+   * record's field of that name). Training draws one of them per item and epoch (as captions are).
+   */
+  rawItems(item: PairedItem): Raw[];
+  /**
+   * The schema of the config section `name`, with its defaults; its output is what `fit` gets as
+   * settings. Left out by image, text and vector, whose sections are part of the core schema
+   * (src/config/schema.ts); a plug-in without one has no section, and fit gets `{}`.
+   */
+  readonly configSchema?: z.ZodType<Record<string, unknown>>;
   /** From config settings and training items (a tokenizer is trained here). */
   fit(settings: Record<string, unknown>, trainingItems: Raw[]): Promise<Modality<Raw>>;
   /** From a checkpoint's spec, without data. */
   restore(spec: ModalitySpec): Modality<Raw>;
+  /**
+   * `embed --input` (an existing file or folder) → ids and raw items; errors are EmbedInputErrors
+   * naming the input. Default: a .jsonl file of `{"id", NAME}` lines ({@link readJsonlEmbedInputs}).
+   */
+  readEmbedInputs?(input: string, options: ReadEmbedInputsOptions): EmbedInputs;
 }
 
 /**
@@ -64,5 +103,6 @@ export function withName<Raw>(modality: Modality<Raw>, name: string): Modality<R
     evalInput: (batch) => modality.evalInput(batch),
     createEncoder: () => modality.createEncoder(),
     toJSON: () => modality.toJSON(),
+    close: () => modality.close(),
   };
 }

@@ -82,7 +82,7 @@ export async function buildReport(options: ReportOptions): Promise<{ html: strin
   if (items.length < 6) throw new Error(`${source.spec}: only ${items.length} items with an image and a caption; the map needs at least 6`);
   const space = loaded.retrievalSpace;
   const sample = await embedSample(loaded, items, space);
-  await Promise.all(loaded.modalities.map((m) => (m as { close?: () => Promise<void> }).close?.()));
+  await Promise.all(loaded.modalities.map((m) => m.close()));
   if (sample.imageGallery[0]!.length !== sample.textGallery[0]!.length) {
     throw new Error(`${run}: image and text embeddings differ in width in the ${space} space; the map needs one shared space`);
   }

@@ -4,31 +4,34 @@
 import { manualSeed } from '../engine/index.js';
 import type { PairedItem } from '../data/paired.js';
 import type { Modality, ModalitySpec } from '../modalities/modality.js';
-import { imageModality } from '../modalities/image/index.js';
-import { textModality } from '../modalities/text/index.js';
-import { vectorModality, type VectorItem } from '../modalities/vector/index.js';
-import { restoreModality } from '../modalities/registry.js';
+import { modalityFactory, registeredModalities, restoreModality } from '../modalities/registry.js';
 import { AlignModel } from '../align/model.js';
 import { ALIGNMENT_OBJECTIVES, type AlignmentLossWeights } from '../align/loss.js';
 import type { AlignTrainOptions } from '../align/train.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
 import type { Config } from '../config/schema.js';
 import { resolveCheckpoint, type Checkpoint } from './checkpoint.js';
-import { parseConfig } from '../config/load.js';
+import { importPlugins, parseConfig } from '../config/load.js';
+
+/** A modality's settings: its config section (`image`, `text`, `vector`, or a plug-in's own), `{}` without one. */
+export function modalitySettings(config: Config, name: string): Record<string, unknown> {
+  const section = (config as Record<string, unknown>)[name];
+  return typeof section === 'object' && section !== null && !Array.isArray(section) ? (section as Record<string, unknown>) : {};
+}
 
 /**
- * The modalities the training items have, in the order image, text, vector: image settings and
- * text settings from the config; the tokenizer is trained on the captions; a vector modality's
- * width is read from the data.
+ * The registered modalities the training items have, in registration order (image, text, vector,
+ * then plug-ins), each fitted on its raw items (factory.rawItems) with its config section: the
+ * tokenizer is trained on the captions, a vector modality's width is read from the data.
  */
 export async function fitModalities(config: Config, items: readonly PairedItem[]): Promise<Modality[]> {
   const out: Modality[] = [];
-  if (items.some((i) => i.image !== undefined)) out.push((await imageModality.fit(config.image, [])) as Modality);
-  const captions = items.flatMap((i) => i.captions);
-  if (captions.length > 0) out.push((await textModality.fit(config.text, captions)) as Modality);
-  const vectors = items.map((i) => i.extra?.vector as VectorItem | undefined).filter((v): v is VectorItem => v !== undefined);
-  if (vectors.length > 0) out.push((await vectorModality.fit(config.vector, vectors)) as Modality);
-  if (out.length === 0) throw new TypeError('the training data has no image, caption or vector');
+  for (const name of registeredModalities()) {
+    const factory = modalityFactory(name);
+    const raw = items.flatMap((i) => factory.rawItems(i));
+    if (raw.length > 0) out.push(await factory.fit(modalitySettings(config, name), raw));
+  }
+  if (out.length === 0) throw new TypeError(`the training data has none of the registered modalities (${registeredModalities().join(', ')})`);
   return out;
 }
 
@@ -110,8 +113,8 @@ const SPACES: readonly RetrievalSpace[] = ['projection', 'encoder', 'pairing'];
  * @example
  * const { model, modalities } = loadModel('runs/icons');
  */
-export function loadModel(path: string, onSkip?: (message: string) => void): LoadedModel {
-  const checkpoint = resolveCheckpoint(path, (err) => onSkip?.(err.message));
+export function loadModel(path: string | Checkpoint, onSkip?: (message: string) => void): LoadedModel {
+  const checkpoint = typeof path === 'string' ? resolveCheckpoint(path, (err) => onSkip?.(err.message)) : path;
   const config = parseConfig(checkpoint.config, `${checkpoint.file} (its config)`);
   const modalities = restoreModalities(checkpoint.modalities);
   const model = buildModel(config, modalities);
@@ -122,4 +125,18 @@ export function loadModel(path: string, onSkip?: (message: string) => void): Loa
   // Runs that recorded no space: the encoder space, where every objective that aligns retrieves best (docs/align.md).
   const retrievalSpace = recorded !== undefined && SPACES.includes(recorded) ? recorded : 'encoder';
   return { checkpoint, config, modalities, model, retrievalSpace };
+}
+
+/**
+ * {@link loadModel} after importing the plug-ins the run's config names (its `plugins`), so that a
+ * run with a modality of the user's own loads with no more than its path.
+ *
+ * @example
+ * const { model, modalities } = await loadModelWithPlugins('runs/tones');
+ */
+export async function loadModelWithPlugins(path: string, onSkip?: (message: string) => void): Promise<LoadedModel> {
+  const checkpoint = resolveCheckpoint(path, (err) => onSkip?.(err.message));
+  const plugins = (checkpoint.config as { plugins?: unknown } | undefined)?.plugins;
+  if (Array.isArray(plugins)) await importPlugins(plugins.filter((p): p is string => typeof p === 'string'), `${checkpoint.file} (its config)`);
+  return loadModel(checkpoint, onSkip);
 }

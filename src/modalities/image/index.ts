@@ -13,6 +13,7 @@ import type { TensorModule } from '../../nn/index.js';
 import { ImageDecodePool } from '../../data/image_pool.js';
 import { ImageDecodeError, type ImageFit } from '../../data/image_decode.js';
 import type { Modality, ModalityFactory, ModalitySpec } from '../modality.js';
+import { readImageEmbedInputs } from '../embed_inputs.js';
 import { augmentView, byolView1, byolView2, normalizeChannels, type ViewConfig } from './augment.js';
 import { SmallCnn } from './small_cnn.js';
 import { CifarResNet18 } from './resnet.js';
@@ -275,6 +276,8 @@ function withOverrides(preset: ViewConfig, overrides: ViewOverrides, view: strin
  */
 export const imageModality: ModalityFactory<ImageInput> = {
   name: 'image',
+  rawItems: (item) => (item.image === undefined ? [] : [item.image]),
+  readEmbedInputs: readImageEmbedInputs,
   async fit(settings: Record<string, unknown>): Promise<ImageModality> {
     return new ImageModality(settings as Partial<ImageModalitySettings>);
   },

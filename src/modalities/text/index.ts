@@ -2,6 +2,7 @@
 // two noised views for BYOL → a pre-LN Transformer encoder.
 import type { Generator, Tensor } from '../../engine/index.js';
 import type { Modality, ModalityFactory, ModalitySpec } from '../modality.js';
+import { readTextEmbedInputs } from '../embed_inputs.js';
 import { TextTokenizer, trainTokenizer } from './tokenizer.js';
 import { TextTransformer, type TextPooling } from './encoder.js';
 import { textView, textViewConfig, type TextViewConfig } from './views.js';
@@ -166,6 +167,9 @@ export class TextModality implements Modality<string> {
     });
   }
 
+  /** Nothing to end: the tokenizer and encoder hold no workers. */
+  async close(): Promise<void> {}
+
   toJSON(): ModalitySpec {
     return {
       name: this.name,
@@ -188,6 +192,8 @@ export class TextModality implements Modality<string> {
  */
 export const textModality: ModalityFactory<string> = {
   name: 'text',
+  rawItems: (item) => item.captions,
+  readEmbedInputs: (input) => readTextEmbedInputs(input),
 
   async fit(settings: Record<string, unknown>, trainingItems: string[]): Promise<TextModality> {
     const s = textSettings(settings);

@@ -5,6 +5,7 @@
 import { tensor, type Generator, type Tensor } from '../../engine/index.js';
 import type { TensorModule } from '../../nn/index.js';
 import type { Modality, ModalityFactory, ModalitySpec } from '../modality.js';
+import { readVectorEmbedInputs } from '../embed_inputs.js';
 import { DEFAULT_VECTOR_ADAPTER, vectorAdapter } from './adapter.js';
 import { resolveVectorView, vectorView, type VectorViewConfig } from './views.js';
 
@@ -160,6 +161,9 @@ export class VectorModality implements Modality<VectorItem> {
     return vectorAdapter(this.dim, { hiddenDims: this.settings.hiddenDims, featureDim: this.featureDim });
   }
 
+  /** Nothing to end: the adapter holds no workers. */
+  async close(): Promise<void> {}
+
   toJSON(): ModalitySpec {
     const { dim, featureDim, hiddenDims, view1, view2 } = this.settings;
     return { name: this.name, settings: { dim, featureDim, hiddenDims: [...hiddenDims], view1: { ...view1 }, view2: { ...view2 } } };
@@ -183,6 +187,9 @@ export class VectorModality implements Modality<VectorItem> {
  */
 export const vectorModality: ModalityFactory<VectorItem> = {
   name: 'vector',
+  // A JSONL record's `vector` (src/data/jsonl.ts keeps it as extra.vector).
+  rawItems: (item) => (item.extra?.vector === undefined ? [] : [item.extra.vector as VectorItem]),
+  readEmbedInputs: (input) => readVectorEmbedInputs(input),
 
   async fit(settings: Record<string, unknown>, trainingItems: VectorItem[]): Promise<VectorModality> {
     let dim = settings.dim;
