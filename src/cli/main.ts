@@ -13,6 +13,8 @@ import { evalCommand, evalSpec } from './eval_command.js';
 import { embedCommand, embedSpec } from './embed_command.js';
 import { exportCommand, exportSpec } from './export_command.js';
 import { reportCommand, reportSpec } from './report_command.js';
+import { indexCommand, indexSpec } from './index_command.js';
+import { searchCommand, searchSpec } from './search_command.js';
 import { completionScript } from './completion.js';
 
 type Run = (values: OptionValues, positionals: string[]) => Promise<number>;
@@ -23,6 +25,8 @@ const COMMANDS: readonly { spec: CommandSpec; run: Run }[] = [
   { spec: embedSpec, run: embedCommand },
   { spec: exportSpec, run: exportCommand },
   { spec: reportSpec, run: reportCommand },
+  { spec: indexSpec, run: indexCommand },
+  { spec: searchSpec, run: searchCommand },
 ];
 
 function packageVersion(): string {

@@ -1,0 +1,15 @@
+// Search indexes: building them from a data set and a checkpoint, and searching them.
+export { buildIndex, deleteItems, type BuildIndexOptions, type BuildIndexResult, type IndexProgress } from './build.js';
+export {
+  SearchIndex,
+  searchIndex,
+  CheckpointMismatchError,
+  MAX_K,
+  type SearchQuery,
+  type SearchOptions,
+  type SearchHit,
+  type IndexedItem,
+  type OpenIndexOptions,
+} from './search.js';
+export { filterSql, IndexQueryError, type Filter, type FilterCondition, type FilterValue, type ColumnType } from './filter.js';
+export { DISTANCE, DEFAULT_TABLE, type IndexProvenance } from './table.js';

@@ -1,0 +1,271 @@
+// Searching an index: queries (a text, an image, a vector-modality input, or a point of the shared
+// space) are embedded with the checkpoint that built the table, then the table's nearest rows by
+// cosine similarity are returned, optionally of one modality and through a metadata filter.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type * as lancedb from '@lancedb/lancedb';
+import { captionText } from '../data/paired.js';
+import { loadModel, type LoadedModel } from '../run/model_setup.js';
+import { embedInputs } from '../run/embed_run.js';
+import { closeModel } from './build.js';
+import { filterSql, IndexQueryError, type ColumnType, type Filter } from './filter.js';
+import {
+  DEFAULT_TABLE,
+  DISTANCE,
+  fileSha256,
+  filterableColumns,
+  openIndexTable,
+  sqlString,
+  tableProvenance,
+  type IndexProvenance,
+} from './table.js';
+
+/**
+ * A query: `text`; `image` (a file path, or the file's bytes); `vector` (an input of the model's
+ * vector modality); or `embedding` (a point of the index's space, used as it is after l2-normalising).
+ */
+export type SearchQuery = { text: string } | { image: string | Uint8Array } | { vector: number[] } | { embedding: number[] };
+
+export interface SearchOptions {
+  /** Results per query (default 10, at most 1000). */
+  k?: number;
+  /** Results to skip first, for paging (default 0). */
+  offset?: number;
+  /** Only rows of this modality. */
+  modality?: string;
+  /** Metadata conditions (see {@link Filter}). */
+  where?: Filter;
+}
+
+/** One result. `score` is the cosine similarity of the query and the row. */
+export interface SearchHit {
+  rank: number;
+  score: number;
+  id: string;
+  item: string;
+  modality: string;
+  text: string | null;
+  media: string | null;
+  metadata: Record<string, unknown>;
+}
+
+/** An indexed row without its embedding. */
+export type IndexedItem = Omit<SearchHit, 'rank' | 'score'>;
+
+export interface OpenIndexOptions {
+  db: string;
+  table?: string;
+  /** The checkpoint to embed queries with (default: the one recorded in the table); refused unless it is that one. */
+  checkpoint?: string;
+  onSkip?: (message: string) => void;
+}
+
+export const MAX_K = 1000;
+const HIT_COLUMNS = ['id', 'item', 'modality', 'text', 'media', 'metadata'];
+
+function hitOf(row: Record<string, unknown>): IndexedItem {
+  return {
+    id: String(row.id),
+    item: String(row.item),
+    modality: String(row.modality),
+    text: (row.text as string | null) ?? null,
+    media: (row.media as string | null) ?? null,
+    metadata: JSON.parse(String(row.metadata)) as Record<string, unknown>,
+  };
+}
+
+/** A checkpoint other than the one that built the table: refused, naming both. */
+export class CheckpointMismatchError extends Error {
+  override readonly name = 'CheckpointMismatchError';
+}
+
+/**
+ * An open index: its table and the model that embeds its queries, loaded once (a server keeps one).
+ *
+ * @example
+ * const index = await SearchIndex.open({ db: 'icons.lance' });
+ * const [hits] = await index.search([{ text: 'a red heart' }], { k: 5, modality: 'image' });
+ * await index.close();
+ */
+export class SearchIndex {
+  private constructor(
+    readonly provenance: IndexProvenance,
+    readonly loaded: LoadedModel,
+    readonly columns: ReadonlyMap<string, ColumnType>,
+    private readonly connection: lancedb.Connection,
+    private readonly table: lancedb.Table,
+  ) {}
+
+  static async open(options: OpenIndexOptions): Promise<SearchIndex> {
+    const tableName = options.table ?? DEFAULT_TABLE;
+    const { connection, table } = await openIndexTable(options.db, tableName);
+    try {
+      const provenance = await tableProvenance(table, tableName);
+      const loaded = loadModel(options.checkpoint ?? provenance.checkpoint, options.onSkip);
+      const file = resolve(loaded.checkpoint.file);
+      const sha256 = fileSha256(file);
+      if (sha256 !== provenance.checkpointSha256) {
+        await closeModel(loaded);
+        throw new CheckpointMismatchError(
+          options.checkpoint === undefined
+            ? `${file} changed since table '${tableName}' was built (sha256 ${sha256.slice(0, 12)}, recorded ${provenance.checkpointSha256.slice(0, 12)}); re-index with byol-align index --rebuild`
+            : `table '${tableName}' was built with ${provenance.checkpoint} (sha256 ${provenance.checkpointSha256.slice(0, 12)}); ${file} (sha256 ${sha256.slice(0, 12)}) embeds into another space, so its queries would not match`,
+        );
+      }
+      return new SearchIndex(provenance, loaded, await filterableColumns(table), connection, table);
+    } catch (err) {
+      connection.close();
+      throw err;
+    }
+  }
+
+  /** The l2-normalised embeddings of `queries`, one forward per modality for the whole list. */
+  async embed(queries: readonly SearchQuery[]): Promise<Float32Array[]> {
+    const out = new Array<Float32Array>(queries.length);
+    const dim = this.provenance.dim;
+    const byModality = new Map<string, { at: number[]; items: unknown[] }>();
+    const scratch: string[] = [];
+    try {
+      queries.forEach((query, at) => {
+        const q = query as Record<string, unknown>;
+        const keys = Object.keys(q);
+        if (keys.length !== 1 || !['text', 'image', 'vector', 'embedding'].includes(keys[0]!))
+          throw new IndexQueryError(
+            `query ${at}: expected exactly one of text, image, vector or embedding, got ${keys.join(', ') || 'nothing'}`,
+          );
+        if ('embedding' in q) {
+          out[at] = unitVector(q.embedding, dim, `query ${at}: embedding`);
+          return;
+        }
+        const modality = keys[0]!;
+        if (!this.loaded.modalities.some((m) => m.name === modality))
+          throw new IndexQueryError(
+            `query ${at}: the model has no ${modality} modality (it has ${this.loaded.modalities.map((m) => m.name).join(', ')})`,
+          );
+        let item: unknown = q[modality];
+        if (modality === 'text') {
+          if (typeof item !== 'string' || item.trim() === '') throw new IndexQueryError(`query ${at}: text must be a non-empty string`);
+          item = captionText(item);
+        } else if (modality === 'image') {
+          if (item instanceof Uint8Array) {
+            // The decoder pool reads files, and keeps its checks (size limits, truncation) there.
+            const dir = mkdtempSync(join(tmpdir(), 'byol-query-'));
+            scratch.push(dir);
+            const file = join(dir, 'query');
+            writeFileSync(file, item);
+            item = file;
+          } else if (typeof item !== 'string') throw new IndexQueryError(`query ${at}: image must be a file path or bytes`);
+        } else if (!Array.isArray(item) || !item.every((v) => typeof v === 'number' && Number.isFinite(v)))
+          throw new IndexQueryError(`query ${at}: vector must be a list of finite numbers`);
+        const group = byModality.get(modality) ?? { at: [], items: [] };
+        group.at.push(at);
+        group.items.push(item);
+        byModality.set(modality, group);
+      });
+      for (const [modality, group] of byModality) {
+        let embeddings;
+        try {
+          ({ embeddings } = await embedInputs(
+            this.loaded,
+            modality,
+            { ids: group.at.map(String), items: group.items },
+            { space: this.provenance.space },
+          ));
+        } catch (err) {
+          if (err instanceof Error && ['VectorInputError', 'ImageDecodeError', 'TypeError'].includes(err.name))
+            throw new IndexQueryError(
+              `${modality} query: ${err.message.replaceAll(/\/tmp\/byol-query-[^/]+\/query/g, 'the uploaded image')}`,
+            );
+          throw err;
+        }
+        const values = embeddings.data() as Float32Array;
+        embeddings.dispose();
+        group.at.forEach((at, r) => (out[at] = values.slice(r * dim, (r + 1) * dim)));
+      }
+    } finally {
+      for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+    }
+    return out;
+  }
+
+  /** The nearest rows to each query, best first. */
+  async search(queries: readonly SearchQuery[], options: SearchOptions = {}): Promise<SearchHit[][]> {
+    const k = options.k ?? 10;
+    const offset = options.offset ?? 0;
+    if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw new IndexQueryError(`k must be an integer from 1 to ${MAX_K}, got ${k}`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + k > 10 * MAX_K)
+      throw new IndexQueryError(`offset must be an integer from 0 with offset + k at most ${10 * MAX_K}, got ${offset}`);
+    const where = filterSql(
+      { ...(options.where ?? {}), ...(options.modality === undefined ? {} : { modality: options.modality }) },
+      this.columns,
+    );
+    const vectors = await this.embed(queries);
+    return Promise.all(
+      vectors.map(async (vector) => {
+        let query = this.table
+          .vectorSearch(vector)
+          .distanceType(DISTANCE)
+          .select([...HIT_COLUMNS, '_distance'])
+          .limit(k)
+          .offset(offset);
+        if (where !== undefined) query = query.where(where);
+        const rows = await query.toArray();
+        return rows.map((row: Record<string, unknown>, i: number) => ({
+          rank: offset + i + 1,
+          score: 1 - Number(row._distance),
+          ...hitOf(row),
+        }));
+      }),
+    );
+  }
+
+  /** The row with this id, or undefined. */
+  async item(id: string): Promise<IndexedItem | undefined> {
+    const rows = await this.table
+      .query()
+      .where(`id = ${sqlString(id)}`)
+      .select(HIT_COLUMNS)
+      .limit(1)
+      .toArray();
+    return rows.length === 0 ? undefined : hitOf(rows[0] as Record<string, unknown>);
+  }
+
+  /** Rows in the table. */
+  count(): Promise<number> {
+    return this.table.countRows();
+  }
+
+  async close(): Promise<void> {
+    this.connection.close();
+    await closeModel(this.loaded);
+  }
+}
+
+/** `value` as a unit Float32Array of length `dim`, or an IndexQueryError naming `what`. */
+function unitVector(value: unknown, dim: number, what: string): Float32Array {
+  if (!Array.isArray(value) || value.length !== dim)
+    throw new IndexQueryError(
+      `${what}: expected ${dim} numbers (the index's width), got ${Array.isArray(value) ? value.length : typeof value}`,
+    );
+  if (!value.every((v) => typeof v === 'number' && Number.isFinite(v)))
+    throw new IndexQueryError(`${what}: every value must be a finite number`);
+  const norm = Math.hypot(...value);
+  if (norm === 0) throw new IndexQueryError(`${what}: the zero vector has no direction`);
+  return Float32Array.from(value, (v: number) => v / norm);
+}
+
+/**
+ * One query against an index, opening and closing it (the CLI's search; a server keeps a {@link SearchIndex}).
+ *
+ * @example
+ * const hits = await searchIndex({ db: 'icons.lance', query: { text: 'a red heart' }, k: 5, modality: 'image' });
+ */
+export async function searchIndex(options: OpenIndexOptions & SearchOptions & { query: SearchQuery }): Promise<SearchHit[]> {
+  const index = await SearchIndex.open(options);
+  try {
+    return (await index.search([options.query], options))[0]!;
+  } finally {
+    await index.close();
+  }
+}

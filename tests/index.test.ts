@@ -1,0 +1,255 @@
+// The search index: what `index` stores (the embeddings `embed` computes, the manifest's
+// metadata, the checkpoint that made them), upserts and deletes, exact cosine search against a
+// brute-force ranking, the filter's whitelist, and the refusal of another checkpoint.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as lancedb from '@lancedb/lancedb';
+import { buildIndex, deleteItems, filterSql, searchIndex, IndexQueryError, CheckpointMismatchError } from '../src/index/index.js';
+import { fileSha256 } from '../src/index/table.js';
+import { cli, useCliFixture } from './cli_fixture.js';
+
+const fixture = useCliFixture();
+
+/** Every row of a table: id → embedding (and the row). */
+async function tableRows(db: string, table = 'items'): Promise<Map<string, Record<string, unknown>>> {
+  const connection = await lancedb.connect(db);
+  const rows = await (await connection.openTable(table)).query().toArray();
+  connection.close();
+  return new Map(
+    rows.map((r: Record<string, unknown>) => [String(r.id), { ...r, embedding: Array.from(r.embedding as Iterable<number>) }]),
+  );
+}
+
+/** `byol-align embed` of one modality's input, id → embedding. */
+function embedded(run: string, modality: string, input: string): Map<string, number[]> {
+  const r = cli('embed', '--checkpoint', run, '--modality', modality, '--input', input, '--threads', '1');
+  assert.equal(r.status, 0, r.stderr);
+  return new Map(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; embedding: number[] })
+      .map((e) => [e.id, e.embedding]),
+  );
+}
+
+const dot = (a: number[], b: number[]): number => a.reduce((s, v, i) => s + v * b[i]!, 0);
+
+function closeTo(actual: number[], expected: number[], tolerance: number, what: string): void {
+  assert.equal(actual.length, expected.length, what);
+  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) < tolerance, `${what}[${i}]: ${v} vs ${expected[i]}`));
+}
+
+let dbCount = 0;
+const newDb = (): string => join(fixture.dir, `db-${dbCount++}`);
+const indexOptions = (db: string) => ({
+  checkpoint: fixture.trainedRun(),
+  data: `coco:${fixture.annotations}`,
+  images: fixture.images,
+  db,
+});
+
+test('index stores every image and caption with the embedding `embed` computes, and the checkpoint that made it', async () => {
+  const run = fixture.trainedRun();
+  const db = newDb();
+  const result = await buildIndex(indexOptions(db));
+  assert.deepEqual(result.written, { image: 24, text: 48 });
+  assert.equal(result.rows, 72);
+  assert.equal(result.unchanged, 0);
+  const rows = await tableRows(db);
+  const checkpoint = result.provenance.checkpoint;
+  assert.match(checkpoint, /step-000000003\.safetensors$/);
+  assert.equal(result.provenance.checkpointSha256, fileSha256(checkpoint));
+  assert.equal(result.provenance.distance, 'cosine');
+
+  const images = embedded(run, 'image', fixture.images);
+  // COCO ids in the fixture are file order: red-square.png is image 0.
+  const red = rows.get('image:0')!;
+  assert.equal(red.media, join(fixture.images, 'red-square.png'));
+  assert.equal(red.modality, 'image');
+  closeTo(red.embedding as number[], images.get('red-square.png')!, 1e-5, 'image:0');
+
+  const captions = join(fixture.dir, 'captions.txt');
+  writeFileSync(captions, 'a red square\nsquare in red\n');
+  const texts = embedded(run, 'text', captions);
+  assert.equal(rows.get('text:0:0')!.text, 'a red square');
+  closeTo(rows.get('text:0:0')!.embedding as number[], texts.get('1')!, 1e-5, 'text:0:0');
+  closeTo(rows.get('text:0:1')!.embedding as number[], texts.get('2')!, 1e-5, 'text:0:1');
+  assert.equal(result.provenance.dim, images.get('red-square.png')!.length);
+});
+
+test('search ranks rows by cosine similarity exactly as brute force over the stored embeddings does', async () => {
+  const run = fixture.trainedRun();
+  const db = newDb();
+  await buildIndex(indexOptions(db));
+  const rows = await tableRows(db);
+  const queryFile = join(fixture.dir, 'query.txt');
+  writeFileSync(queryFile, 'a blue dot\n');
+  const query = embedded(run, 'text', queryFile).get('1')!;
+  const expected = [...rows.values()]
+    .filter((r) => r.modality === 'image')
+    .map((r) => ({ id: String(r.id), score: dot(query, r.embedding as number[]) }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, 5);
+  const hits = await searchIndex({ db, query: { text: 'a blue dot' }, k: 5, modality: 'image' });
+  assert.deepEqual(
+    hits.map((h) => h.id),
+    expected.map((e) => e.id),
+  );
+  hits.forEach((h, i) => {
+    assert.equal(h.rank, i + 1);
+    assert.ok(Math.abs(h.score - expected[i]!.score) < 1e-4, `${h.id}: ${h.score} vs ${expected[i]!.score}`);
+  });
+  const page2 = await searchIndex({ db, query: { text: 'a blue dot' }, k: 2, offset: 2, modality: 'image' });
+  assert.deepEqual(
+    page2.map((h) => [h.rank, h.id]),
+    [
+      [3, expected[2]!.id],
+      [4, expected[3]!.id],
+    ],
+  );
+  // A point of the space searches as itself: a row's own embedding finds that row first, at score 1.
+  const own = rows.get('text:5:1')!.embedding as number[];
+  const [first] = await searchIndex({ db, query: { embedding: own }, k: 1 });
+  assert.equal(first!.id, 'text:5:1');
+  assert.ok(Math.abs(first!.score - 1) < 1e-5);
+});
+
+test('re-indexing embeds only new or changed items, and deleteItems removes rows by id', async () => {
+  const db = newDb();
+  await buildIndex(indexOptions(db));
+  const before = await tableRows(db);
+  const again = await buildIndex(indexOptions(db));
+  assert.deepEqual(again.written, {});
+  assert.equal(again.unchanged, 72);
+
+  const original = readFileSync(fixture.annotations, 'utf8');
+  try {
+    const coco = JSON.parse(original) as { annotations: { id: number; image_id: number; caption: string }[] };
+    coco.annotations[0]!.caption = 'a crimson square';
+    coco.annotations.push({ id: 1000, image_id: 3, caption: 'a red frame again' });
+    writeFileSync(fixture.annotations, JSON.stringify(coco));
+    const changed = await buildIndex(indexOptions(db));
+    assert.deepEqual(changed.written, { text: 2 });
+    // Item 3 gained an annotation id: its other rows keep their embeddings, with the new metadata.
+    assert.equal(changed.metadataUpdated, 3);
+    assert.equal(changed.unchanged, 68);
+    assert.equal(changed.rows, 73);
+    const rows = await tableRows(db);
+    assert.equal(rows.get('text:0:0')!.text, 'a crimson square');
+    assert.equal(rows.get('text:3:2')!.text, 'a red frame again');
+    assert.deepEqual(JSON.parse(String(rows.get('image:3')!.metadata)), { annotationIds: [6, 7, 1000] });
+    assert.deepEqual(rows.get('image:3')!.embedding, before.get('image:3')!.embedding);
+  } finally {
+    writeFileSync(fixture.annotations, original);
+  }
+  assert.equal(await deleteItems({ db, ids: ['text:3:2', 'image:1', 'no-such-id'] }), 2);
+  const rows = await tableRows(db);
+  assert.equal(rows.size, 71);
+  assert.equal(rows.has('image:1'), false);
+  assert.equal(rows.has('text:3:2'), false);
+});
+
+test('search with another checkpoint is refused, naming both', async () => {
+  const run = fixture.trainedRun();
+  const db = newDb();
+  await buildIndex(indexOptions(db));
+  const older = join(run, 'checkpoints', 'step-000000002.safetensors');
+  await assert.rejects(
+    searchIndex({ db, checkpoint: older, query: { text: 'a red square' } }),
+    (err: Error) =>
+      err instanceof CheckpointMismatchError && err.message.includes('step-000000003') && err.message.includes('step-000000002'),
+  );
+  await assert.rejects(
+    buildIndex({ ...indexOptions(db), checkpoint: older }),
+    /holds embeddings of .*step-000000003.*not of .*step-000000002.*--rebuild/,
+  );
+  const rebuilt = await buildIndex({ ...indexOptions(db), checkpoint: older, rebuild: true });
+  assert.equal(rebuilt.rows, 72);
+  assert.match(rebuilt.provenance.checkpoint, /step-000000002/);
+});
+
+test('filters write quoted SQL over known columns only, and injected quotes match nothing', async () => {
+  const columns = new Map([
+    ['item', 'string'],
+    ['width', 'number'],
+    ['ok', 'boolean'],
+  ] as const);
+  assert.equal(filterSql({ item: "x' OR '1'='1" }, columns), "(`item` = 'x'' OR ''1''=''1')");
+  assert.equal(
+    filterSql({ width: { gte: 3, lt: 10 }, item: { in: ['a', 'b'] } }, columns),
+    "(`width` >= 3) AND (`width` < 10) AND (`item` IN ('a', 'b'))",
+  );
+  assert.throws(
+    () => filterSql({ '1=1; DROP TABLE items; --': 1 }, columns),
+    (e: Error) => e instanceof IndexQueryError && /unknown column/.test(e.message),
+  );
+  assert.throws(() => filterSql({ width: '3 OR 1=1' }, columns), /holds numbers/);
+  assert.throws(() => filterSql({ width: { like: '%' } }, columns), /unknown operator 'like'/);
+  assert.throws(() => filterSql({ width: Number.NaN }, columns), /holds numbers/);
+  assert.throws(() => filterSql({ ok: { gt: true } }, columns), /eq, ne or in/);
+  assert.throws(() => filterSql('modality = image', columns), /expected an object/);
+
+  const db = newDb();
+  await buildIndex(indexOptions(db));
+  const hits = await searchIndex({ db, query: { text: 'a red square' }, k: 50, where: { item: { in: ['2', '7'] } } });
+  assert.deepEqual([...new Set(hits.map((h) => h.item))].sort(), ['2', '7']);
+  assert.equal(hits.length, 6); // each item: its image and two captions
+  assert.deepEqual(await searchIndex({ db, query: { text: 'a red square' }, where: { item: "0' OR '1'='1" } }), []);
+});
+
+test('the index and search commands: progress and a summary on stderr, a table or JSON on stdout', () => {
+  const run = fixture.trainedRun();
+  const db = newDb();
+  const built = cli('index', '--checkpoint', run, ...fixture.data, '--db', db, '--threads', '1');
+  assert.equal(built.status, 0, built.stderr);
+  assert.match(built.stderr, /\[#{20}\] 72\/72 rows/);
+  assert.doesNotMatch(built.stderr, /WARN/); // LanceDB's own log stays quiet
+  assert.match(built.stderr, /indexed 24 image, 48 text \(0 unchanged\); table items in .* has 72 rows/);
+  const json = cli('search', '--db', db, '--text', 'a green stripe', '--k', '3', '--modality', 'text', '--json', '--threads', '1');
+  assert.equal(json.status, 0, json.stderr);
+  const parsed = JSON.parse(json.stdout) as {
+    query: { text: string };
+    hits: { rank: number; modality: string; text: string; score: number }[];
+  };
+  assert.deepEqual(parsed.query, { text: 'a green stripe' });
+  assert.deepEqual(
+    parsed.hits.map((h) => [h.rank, h.modality]),
+    [
+      [1, 'text'],
+      [2, 'text'],
+      [3, 'text'],
+    ],
+  );
+  assert.ok(parsed.hits[0]!.score >= parsed.hits[1]!.score && parsed.hits[1]!.score >= parsed.hits[2]!.score);
+  const table = cli(
+    'search',
+    '--db',
+    db,
+    '--image',
+    join(fixture.images, 'blue-dot.png'),
+    '--k',
+    '2',
+    '--modality',
+    'image',
+    '--threads',
+    '1',
+  );
+  assert.equal(table.status, 0, table.stderr);
+  const lines = table.stdout.trim().split('\n');
+  assert.match(lines[0]!, /^rank\s+score\s+id\s+caption or path$/);
+  // An indexed image finds itself first, at cosine 1.
+  assert.match(lines[1]!, /^\s*1\s+1\.0000\s+image:\d+\s+.*blue-dot\.png$/);
+  assert.equal(lines.length, 3);
+  const bad = cli('search', '--db', db, '--text', 'x', '--where', '{"colour": "red"}');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /unknown column 'colour'/);
+  const both = cli('search', '--db', db, '--text', 'x', '--image', 'y.png');
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /exactly one of --text, --image, --vector or --embedding, got --text and --image/);
+  const deleted = cli('index', '--db', db, '--delete', 'image:0', 'text:0:0');
+  assert.equal(deleted.status, 0, deleted.stderr);
+  assert.match(deleted.stderr, /removed 2 of the 2 ids/);
+});
