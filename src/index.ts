@@ -9,3 +9,4 @@ export * from './modalities/registry.js';
 export * from './run/index.js';
 // Search indexes over a trained model's space (byol-align index / search / serve).
 export * as search from './index/index.js';
+export { buildServer, type ServerOptions } from './serve/server.js';

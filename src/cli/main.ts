@@ -15,6 +15,7 @@ import { exportCommand, exportSpec } from './export_command.js';
 import { reportCommand, reportSpec } from './report_command.js';
 import { indexCommand, indexSpec } from './index_command.js';
 import { searchCommand, searchSpec } from './search_command.js';
+import { serveCommand, serveSpec } from './serve_command.js';
 import { completionScript } from './completion.js';
 
 type Run = (values: OptionValues, positionals: string[]) => Promise<number>;
@@ -27,6 +28,7 @@ const COMMANDS: readonly { spec: CommandSpec; run: Run }[] = [
   { spec: reportSpec, run: reportCommand },
   { spec: indexSpec, run: indexCommand },
   { spec: searchSpec, run: searchCommand },
+  { spec: serveSpec, run: serveCommand },
 ];
 
 function packageVersion(): string {

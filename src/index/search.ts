@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type * as lancedb from '@lancedb/lancedb';
-import { captionText } from '../data/paired.js';
+import { captionText, DatasetError, sniffImageFormat } from '../data/paired.js';
+import { VectorInputError } from '../modalities/vector/index.js';
 import { loadModel, type LoadedModel } from '../run/model_setup.js';
 import { embedInputs } from '../run/embed_run.js';
 import { closeModel } from './build.js';
@@ -149,6 +150,8 @@ export class SearchIndex {
           item = captionText(item);
         } else if (modality === 'image') {
           if (item instanceof Uint8Array) {
+            if (sniffImageFormat(item.subarray(0, 16)) === null)
+              throw new IndexQueryError(`query ${at}: image is not a PNG, JPEG, WebP or GIF file`);
             // The decoder pool reads files, and keeps its checks (size limits, truncation) there.
             const dir = mkdtempSync(join(tmpdir(), 'byol-query-'));
             scratch.push(dir);
@@ -173,7 +176,7 @@ export class SearchIndex {
             { space: this.provenance.space },
           ));
         } catch (err) {
-          if (err instanceof Error && ['VectorInputError', 'ImageDecodeError', 'TypeError'].includes(err.name))
+          if (err instanceof DatasetError || err instanceof VectorInputError)
             throw new IndexQueryError(
               `${modality} query: ${err.message.replaceAll(/\/tmp\/byol-query-[^/]+\/query/g, 'the uploaded image')}`,
             );

@@ -1,0 +1,73 @@
+// `byol-align serve`: the HTTP API over an index made by `index`, until SIGINT or SIGTERM.
+import { SearchIndex } from '../index/index.js';
+import { buildServer } from '../serve/server.js';
+import { setNumThreads } from '../engine/index.js';
+import { MAX_THREADS } from '../config/schema.js';
+import { integerOption, requiredOption, stringOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
+import { threadsOption } from './train_command.js';
+import { signalExitCode } from './signals.js';
+
+export const serveSpec: CommandSpec = {
+  name: 'serve',
+  summary: 'Serve an index over HTTP: POST /v1/search, POST /v1/embed, GET /v1/items/:id[/media], GET /healthz.',
+  options: {
+    db: { type: 'string', value: 'DIR', help: 'the LanceDB folder' },
+    table: { type: 'string', value: 'NAME', help: 'the table', default: 'items' },
+    checkpoint: {
+      type: 'string',
+      value: 'CKPT',
+      help: 'embed queries with this checkpoint (default: the one that built the table; another is refused)',
+    },
+    host: {
+      type: 'string',
+      value: 'HOST',
+      help: 'the address to listen on (another than loopback without --token is warned about)',
+      default: '127.0.0.1',
+    },
+    port: { type: 'string', value: 'PORT', help: 'the port (0: any free one)', default: '8080' },
+    token: {
+      type: 'string',
+      value: 'T',
+      help: 'require Authorization: Bearer T on /v1/ routes (default: the BYOL_ALIGN_TOKEN variable, else none)',
+    },
+    'body-limit': { type: 'string', value: 'BYTES', help: 'largest request body', default: String(16 * 1024 * 1024) },
+    threads: threadsOption,
+  },
+  notes: 'The API is described in docs/search.md. It prints "listening on http://HOST:PORT" on stderr when ready.',
+};
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export async function serveCommand(values: OptionValues): Promise<number> {
+  const db = requiredOption(values, serveSpec, 'db');
+  const host = stringOption(values, 'host') ?? '127.0.0.1';
+  const portText = stringOption(values, 'port') ?? '8080';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got '${portText}'`);
+  const token = stringOption(values, 'token') ?? (process.env.BYOL_ALIGN_TOKEN || undefined);
+  if (token !== undefined && token.length < 8) throw new UsageError('--token must have at least 8 characters');
+  const threads = integerOption(values, 'threads', MAX_THREADS);
+  if (threads !== undefined) setNumThreads(threads);
+  const index = await SearchIndex.open({
+    db,
+    table: stringOption(values, 'table'),
+    checkpoint: stringOption(values, 'checkpoint'),
+    onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
+  });
+  const server = buildServer({ index, token, bodyLimit: integerOption(values, 'body-limit') });
+  if (!LOOPBACK.has(host) && token === undefined)
+    process.stderr.write(`warning: listening on ${host} without --token: anyone who can reach it can search and read the indexed media\n`);
+  const stopped = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  const address = await server.listen({ host, port });
+  process.stderr.write(
+    `listening on ${address} (${await index.count()} rows, ${index.provenance.space} space of ${index.provenance.checkpoint})\n`,
+  );
+  const signal = await stopped;
+  process.stderr.write(`${signal}: finishing the requests in flight, then stopping\n`);
+  await server.close();
+  await index.close();
+  return signalExitCode(signal);
+}

@@ -1,0 +1,224 @@
+// The HTTP API over an open search index: the same library calls as `byol-align search` and
+// `embed`, with a JSON schema on every route (the validation and the documentation at once),
+// bounded bodies, a bearer token when one is set, and a 4xx with a message for every bad request.
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { readRegularFile } from '../data/safe_read.js';
+import { sniffImageFormat } from '../data/paired.js';
+import { IndexQueryError, MAX_K, type IndexedItem, type SearchIndex, type SearchQuery } from '../index/index.js';
+import { bearerMatches } from './auth.js';
+
+export interface ServerOptions {
+  /** The index to serve (the caller opens and closes it). */
+  index: SearchIndex;
+  /** Require `Authorization: Bearer TOKEN` on /v1/ routes. */
+  token?: string;
+  /** Largest request body in bytes (default 16 MiB: a batch of base64 images). */
+  bodyLimit?: number;
+  /** Fastify's logger setting (default off). */
+  logger?: boolean;
+}
+
+/** Queries per request, at most. */
+export const MAX_QUERIES = 64;
+const MAX_TEXT = 16384;
+const MAX_VECTOR = 65536;
+const MAX_ID = 1024;
+
+const numbers = { type: 'array', minItems: 1, maxItems: MAX_VECTOR, items: { type: 'number' } } as const;
+/** One query: exactly one of text, image (base64 of a PNG, JPEG, WebP or GIF file), vector, embedding. */
+const querySchema = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  maxProperties: 1,
+  properties: {
+    text: { type: 'string', minLength: 1, maxLength: MAX_TEXT },
+    image: { type: 'string', minLength: 4, pattern: '^[A-Za-z0-9+/]+={0,2}$' },
+    vector: numbers,
+    embedding: numbers,
+  },
+} as const;
+const filterSchema = { type: 'object', maxProperties: 32 } as const;
+const errorSchema = { type: 'object', properties: { error: { type: 'string' } } } as const;
+const itemSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    item: { type: 'string' },
+    modality: { type: 'string' },
+    text: { type: ['string', 'null'] },
+    mediaUrl: { type: ['string', 'null'] },
+    metadata: { type: 'object', additionalProperties: true },
+  },
+} as const;
+const hitSchema = {
+  ...itemSchema,
+  properties: { rank: { type: 'integer' }, score: { type: 'number' }, ...itemSchema.properties },
+} as const;
+
+interface QueryBody {
+  text?: string;
+  image?: string;
+  vector?: number[];
+  embedding?: number[];
+}
+
+function libraryQuery(q: QueryBody): SearchQuery {
+  if (q.image !== undefined) return { image: new Uint8Array(Buffer.from(q.image, 'base64')) };
+  return q as SearchQuery;
+}
+
+/** What a client sees of a row: never the file path of its media, only the URL that serves it. */
+function publicItem({ media, ...row }: IndexedItem): Omit<IndexedItem, 'media'> & { mediaUrl: string | null } {
+  return { ...row, mediaUrl: media === null ? null : `/v1/items/${encodeURIComponent(row.id)}/media` };
+}
+
+const MIME = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif' } as const;
+
+/**
+ * A Fastify server over `index` (not yet listening: call `listen`, or `inject` in tests).
+ *
+ * @example
+ * const index = await SearchIndex.open({ db: 'icons.lance' });
+ * const server = buildServer({ index, token: process.env.BYOL_ALIGN_TOKEN });
+ * await server.listen({ host: '127.0.0.1', port: 8080 });
+ */
+export function buildServer(options: ServerOptions): FastifyInstance {
+  const { index } = options;
+  const server = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 16 * 1024 * 1024,
+    maxParamLength: MAX_ID, // a longer id is a 414
+    // Unknown fields are refused, not silently dropped; types are not coerced ("3" is not 3).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+
+  server.setErrorHandler((error: FastifyError, _request, reply) => {
+    if (error.validation) return reply.code(400).send({ error: `bad request: ${error.message}` });
+    if (error instanceof IndexQueryError) return reply.code(400).send({ error: error.message });
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500)
+      return reply.code(error.statusCode).send({ error: error.message });
+    server.log.error(error);
+    return reply.code(500).send({ error: 'internal error' });
+  });
+  server.setNotFoundHandler((request, reply) => reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` }));
+
+  if (options.token !== undefined) {
+    const token = options.token;
+    server.addHook('onRequest', async (request, reply) => {
+      if (!request.url.startsWith('/v1/')) return;
+      if (!bearerMatches(request.headers.authorization, token))
+        return reply
+          .code(401)
+          .header('www-authenticate', 'Bearer')
+          .send({ error: 'missing or wrong bearer token (Authorization: Bearer TOKEN)' });
+    });
+  }
+
+  server.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({
+    status: 'ok',
+  }));
+
+  server.post<{
+    Body: { query?: QueryBody; queries?: QueryBody[]; k?: number; offset?: number; modality?: string; filter?: Record<string, never> };
+  }>(
+    '/v1/search',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            query: querySchema,
+            queries: { type: 'array', minItems: 1, maxItems: MAX_QUERIES, items: querySchema },
+            k: { type: 'integer', minimum: 1, maximum: MAX_K },
+            offset: { type: 'integer', minimum: 0, maximum: 10 * MAX_K },
+            modality: { type: 'string', enum: ['image', 'text', 'vector'] },
+            filter: filterSchema,
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              results: { type: 'array', items: { type: 'object', properties: { hits: { type: 'array', items: hitSchema } } } },
+            },
+          },
+          400: errorSchema,
+        },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      if ((body.query === undefined) === (body.queries === undefined))
+        throw new IndexQueryError('give exactly one of "query" (one query) or "queries" (a list)');
+      const queries = body.queries ?? [body.query!];
+      const results = await index.search(queries.map(libraryQuery), {
+        k: body.k,
+        offset: body.offset,
+        modality: body.modality,
+        where: body.filter,
+      });
+      return { results: results.map((hits) => ({ hits: hits.map(({ rank, score, ...row }) => ({ rank, score, ...publicItem(row) })) })) };
+    },
+  );
+
+  server.post<{ Body: { inputs: QueryBody[] } }>(
+    '/v1/embed',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['inputs'],
+          properties: { inputs: { type: 'array', minItems: 1, maxItems: MAX_QUERIES, items: querySchema } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              space: { type: 'string' },
+              dim: { type: 'integer' },
+              embeddings: { type: 'array', items: { type: 'array', items: { type: 'number' } } },
+            },
+          },
+          400: errorSchema,
+        },
+      },
+    },
+    async (request) => {
+      const embeddings = await index.embed(request.body.inputs.map(libraryQuery));
+      return { space: index.provenance.space, dim: index.provenance.dim, embeddings: embeddings.map((e) => Array.from(e)) };
+    },
+  );
+
+  const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: MAX_ID } } } as const;
+
+  server.get<{ Params: { id: string } }>(
+    '/v1/items/:id',
+    { schema: { params: idParams, response: { 200: itemSchema, 404: errorSchema } } },
+    async (request, reply) => {
+      const row = await index.item(request.params.id);
+      if (row === undefined) return reply.code(404).send({ error: `no item '${request.params.id}' in the index` });
+      return publicItem(row);
+    },
+  );
+
+  // The file served is the one the index recorded for the row: the client names a row, never a path.
+  server.get<{ Params: { id: string } }>('/v1/items/:id/media', { schema: { params: idParams } }, async (request, reply) => {
+    const row = await index.item(request.params.id);
+    if (row === undefined) return reply.code(404).send({ error: `no item '${request.params.id}' in the index` });
+    if (row.media === null) return reply.code(404).send({ error: `item '${row.id}' (${row.modality}) has no media` });
+    let bytes: Buffer;
+    try {
+      bytes = readRegularFile(row.media);
+    } catch {
+      return reply.code(404).send({ error: `the media of item '${row.id}' is no longer readable; re-index` });
+    }
+    const format = sniffImageFormat(bytes.subarray(0, 16));
+    if (format === null) return reply.code(404).send({ error: `the media of item '${row.id}' is no longer an image; re-index` });
+    return reply.header('content-type', MIME[format]).header('x-content-type-options', 'nosniff').send(bytes);
+  });
+
+  return server;
+}

@@ -1,0 +1,308 @@
+// The HTTP API through Fastify's inject: every route, the token, paging and batches, and bad
+// requests of every kind answered with a 4xx and a message while the server keeps serving; and
+// `byol-align serve` started, asked and stopped by SIGTERM.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildIndex, SearchIndex, type SearchHit } from '../src/index/index.js';
+import { buildServer } from '../src/serve/server.js';
+import { bearerMatches } from '../src/serve/auth.js';
+import { CLI, useCliFixture } from './cli_fixture.js';
+import type { FastifyInstance } from 'fastify';
+
+const fixture = useCliFixture();
+const TOKEN = 'test-token-0123';
+const auth = { authorization: `Bearer ${TOKEN}` };
+let db = '';
+let index: SearchIndex;
+let server: FastifyInstance;
+
+let ready: Promise<void> | undefined;
+/** Indexes the fixture's data set and builds the server once, on the first test (after the fixture's own set-up). */
+const setUp = (): Promise<void> =>
+  (ready ??= (async () => {
+    db = join(fixture.dir, 'db');
+    await buildIndex({ checkpoint: fixture.trainedRun(), data: `coco:${fixture.annotations}`, images: fixture.images, db });
+    index = await SearchIndex.open({ db });
+    server = buildServer({ index, token: TOKEN });
+  })());
+after(async () => {
+  await server?.close();
+  await index?.close();
+});
+
+const post = (url: string, payload: unknown, headers: Record<string, string> = auth) =>
+  server.inject({ method: 'POST', url, payload: payload as object, headers });
+const png = (name: string): string => readFileSync(join(fixture.images, name)).toString('base64');
+
+/** The bytes of a PNG whose header claims `width` × `height` pixels (a decompression bomb's shape). */
+function pngClaiming(width: number, height: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes: Buffer): number => {
+    let c = 0xffffffff;
+    for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+test('GET /healthz answers without a token; /v1/ routes need the right bearer token', async () => {
+  await setUp();
+  const health = await server.inject({ method: 'GET', url: '/healthz' });
+  assert.equal(health.statusCode, 200);
+  assert.deepEqual(health.json(), { status: 'ok' });
+  const query = { query: { text: 'a red square' } };
+  for (const headers of [
+    {},
+    { authorization: 'Bearer wrong-token-0123' },
+    { authorization: TOKEN },
+    { authorization: `Basic ${TOKEN}` },
+  ] as Record<string, string>[]) {
+    const r = await post('/v1/search', query, headers);
+    assert.equal(r.statusCode, 401, JSON.stringify(headers));
+    assert.equal(r.headers['www-authenticate'], 'Bearer');
+    assert.match(r.json().error, /bearer token/);
+  }
+  assert.equal((await server.inject({ method: 'GET', url: '/v1/items/image:0' })).statusCode, 401);
+  assert.equal((await post('/v1/search', query)).statusCode, 200);
+  assert.equal(bearerMatches(`Bearer ${TOKEN}`, TOKEN), true);
+  assert.equal(bearerMatches(`Bearer ${TOKEN}x`, TOKEN), false);
+  assert.equal(bearerMatches(undefined, TOKEN), false);
+});
+
+test('POST /v1/search answers what the library answers, as URLs instead of file paths, in batches and pages', async () => {
+  await setUp();
+  const expected = (await index.search([{ text: 'a green stripe' }], { k: 4, modality: 'image' }))[0]!;
+  const r = await post('/v1/search', { query: { text: 'a green stripe' }, k: 4, modality: 'image' });
+  assert.equal(r.statusCode, 200, r.body);
+  const hits = r.json().results[0].hits as (Omit<SearchHit, 'media'> & { mediaUrl: string })[];
+  assert.deepEqual(
+    hits.map((h) => [h.rank, h.id, h.mediaUrl]),
+    expected.map((h) => [h.rank, h.id, `/v1/items/${encodeURIComponent(h.id)}/media`]),
+  );
+  hits.forEach((h, i) => assert.ok(Math.abs(h.score - expected[i]!.score) < 1e-6));
+  assert.equal('media' in hits[0]!, false);
+
+  const batch = await post('/v1/search', {
+    queries: [{ text: 'a green stripe' }, { image: png('blue-dot.png') }],
+    k: 4,
+    modality: 'image',
+  });
+  assert.equal(batch.statusCode, 200, batch.body);
+  const [first, second] = batch.json().results as { hits: { id: string; score: number; mediaUrl: string }[] }[];
+  assert.deepEqual(
+    first!.hits.map((h) => h.id),
+    expected.map((h) => h.id),
+  );
+  // An indexed image finds itself first, at cosine 1.
+  assert.equal(second!.hits[0]!.mediaUrl, `/v1/items/${encodeURIComponent('image:10')}/media`);
+  assert.ok(Math.abs(second!.hits[0]!.score - 1) < 1e-5);
+
+  const page = await post('/v1/search', { query: { text: 'a green stripe' }, k: 2, offset: 2, modality: 'image' });
+  assert.deepEqual(
+    page.json().results[0].hits.map((h: { rank: number; id: string }) => [h.rank, h.id]),
+    expected.slice(2, 4).map((h) => [h.rank, h.id]),
+  );
+  const filtered = await post('/v1/search', { query: { text: 'a green stripe' }, k: 10, filter: { item: { in: ['4', '5'] } } });
+  assert.deepEqual([...new Set(filtered.json().results[0].hits.map((h: { item: string }) => h.item))].sort(), ['4', '5']);
+});
+
+test('POST /v1/embed returns unit embeddings of the index width that find the indexed rows', async () => {
+  await setUp();
+  const r = await post('/v1/embed', { inputs: [{ image: png('red-square.png') }, { text: 'a red square' }] });
+  assert.equal(r.statusCode, 200, r.body);
+  const body = r.json() as { space: string; dim: number; embeddings: number[][] };
+  assert.equal(body.space, index.provenance.space);
+  assert.equal(body.dim, index.provenance.dim);
+  assert.equal(body.embeddings.length, 2);
+  for (const e of body.embeddings) {
+    assert.equal(e.length, body.dim);
+    assert.ok(Math.abs(Math.hypot(...e) - 1) < 1e-5);
+  }
+  const [hit] = (await index.search([{ embedding: body.embeddings[0]! }], { k: 1 }))[0]!;
+  assert.equal(hit!.id, 'image:0');
+  assert.ok(Math.abs(hit!.score - 1) < 1e-5);
+});
+
+test('GET /v1/items/:id and its media serve only what the index holds', async () => {
+  await setUp();
+  const item = await server.inject({ method: 'GET', url: '/v1/items/text:2:1', headers: auth });
+  assert.equal(item.statusCode, 200);
+  assert.deepEqual(item.json(), {
+    id: 'text:2:1',
+    item: '2',
+    modality: 'text',
+    text: 'dot in red',
+    mediaUrl: null,
+    metadata: { annotationIds: [4, 5] },
+  });
+  const media = await server.inject({ method: 'GET', url: '/v1/items/image%3A10/media', headers: auth });
+  assert.equal(media.statusCode, 200);
+  assert.equal(media.headers['content-type'], 'image/png');
+  assert.deepEqual(media.rawPayload, readFileSync(join(fixture.images, 'blue-dot.png')));
+  assert.equal((await server.inject({ method: 'GET', url: '/v1/items/text:2:1/media', headers: auth })).statusCode, 404);
+  for (const id of [
+    '..%2F..%2F..%2Fetc%2Fpasswd',
+    encodeURIComponent(join(fixture.images, 'blue-dot.png')),
+    '%2Fetc%2Fpasswd',
+    'image%3A10%2F..%2F..%2Fcaptions.json',
+    encodeURIComponent("image:10' OR '1'='1"),
+    'blue-dot.png',
+  ]) {
+    const r = await server.inject({ method: 'GET', url: `/v1/items/${id}/media`, headers: auth });
+    assert.equal(r.statusCode, 404, id);
+    assert.match(r.json().error, /no item/);
+  }
+  const long = await server.inject({ method: 'GET', url: `/v1/items/${'x'.repeat(2000)}`, headers: auth });
+  assert.equal(long.statusCode, 414);
+});
+
+test('bad requests get a 4xx naming the problem', async () => {
+  await setUp();
+  const dim = index.provenance.dim;
+  const cases: [unknown, RegExp][] = [
+    [{ query: { embedding: [1, 2, 3] } }, new RegExp(`expected ${dim} numbers`)],
+    [{ query: { embedding: new Array(dim).fill(0) } }, /zero vector/],
+    [{ query: { text: 'a', image: png('red-square.png') } }, /must NOT have more than 1 properties/],
+    [{ query: { text: 'a' }, colour: 'red' }, /must NOT have additional properties/],
+    [{ query: { txt: 'a' } }, /must NOT have additional properties/],
+    [{ query: { text: 'a' }, k: 0 }, /k must be >= 1/],
+    [{ query: { text: 'a' }, k: '5' }, /k must be integer/],
+    [{ query: { text: 'a' }, modality: 'audio' }, /must be equal to one of the allowed values/],
+    [{ queries: [] }, /must NOT have fewer than 1 items/],
+    [{}, /exactly one of "query" \(one query\) or "queries"/],
+    [{ query: { text: 'a' }, queries: [{ text: 'b' }] }, /exactly one of "query"/],
+    [{ query: { vector: [1, 2] } }, /the model has no vector modality/],
+    [{ query: { image: 'bm90IGFuIGltYWdl' } }, /not a PNG, JPEG, WebP or GIF/],
+    [{ query: { image: 'not base64!' } }, /must match pattern/],
+    [{ query: { image: png('red-square.png').slice(0, 120) } }, /uploaded image/],
+    [{ query: { image: pngClaiming(100000, 100000).toString('base64') } }, /uploaded image.*(too large|pixels)/],
+    [{ query: { text: 'a' }, filter: { "item = '1' OR 1=1 --": 'x' } }, /unknown column/],
+    [{ query: { text: 'a' }, filter: { item: 3 } }, /holds strings/],
+    [{ query: { text: 'a' }, filter: { item: { like: '%' } } }, /unknown operator 'like'/],
+  ];
+  for (const [payload, message] of cases) {
+    const r = await post('/v1/search', payload);
+    assert.equal(r.statusCode, 400, `${JSON.stringify(payload).slice(0, 200)}: ${r.body}`);
+    assert.match(r.json().error, message, JSON.stringify(payload).slice(0, 200));
+  }
+  // An injected quote is a value like any other: it matches no item.
+  const injected = await post('/v1/search', { query: { text: 'a' }, filter: { item: "0' OR '1'='1" } });
+  assert.equal(injected.statusCode, 200);
+  assert.deepEqual(injected.json().results[0].hits, []);
+  const nan = await server.inject({
+    method: 'POST',
+    url: '/v1/search',
+    headers: { ...auth, 'content-type': 'application/json' },
+    payload: '{"query":{"embedding":[NaN]}}',
+  });
+  assert.equal(nan.statusCode, 400);
+  const text = await server.inject({
+    method: 'POST',
+    url: '/v1/search',
+    headers: { ...auth, 'content-type': 'text/plain' },
+    payload: 'a red square',
+  });
+  assert.equal(text.statusCode, 400);
+  assert.match(text.json().error, /body must be object/);
+  const small = buildServer({ index, bodyLimit: 1024 });
+  const big = await small.inject({ method: 'POST', url: '/v1/search', payload: { query: { text: 'x'.repeat(2000) } } });
+  assert.equal(big.statusCode, 413);
+  assert.match(big.json().error, /too large/i);
+  await small.close();
+});
+
+test('hundreds of random and malformed bodies get 4xx answers and the server keeps answering /healthz', async () => {
+  await setUp();
+  let seed = 7;
+  const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const pieces = [
+    '{',
+    '}',
+    '[',
+    ']',
+    '"query"',
+    '"queries"',
+    '"text"',
+    '"image"',
+    '"embedding"',
+    '"k"',
+    ':',
+    ',',
+    '1e999',
+    '-1',
+    'null',
+    'true',
+    '"\\u0000"',
+    '"a"',
+    'NaN',
+    '"filter"',
+    '{"item":{"in":[]}}',
+  ];
+  const statuses = new Set<number>();
+  for (let i = 0; i < 300; i++) {
+    const payload = Array.from({ length: 1 + Math.floor(random() * 12) }, () => pieces[Math.floor(random() * pieces.length)]).join('');
+    const r = await server.inject({
+      method: 'POST',
+      url: i % 2 ? '/v1/search' : '/v1/embed',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload,
+    });
+    assert.ok(r.statusCode >= 400 && r.statusCode < 500, `${payload}: ${r.statusCode} ${r.body}`);
+    statuses.add(r.statusCode);
+  }
+  assert.ok(statuses.has(400));
+  assert.equal((await server.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+});
+
+test('byol-align serve listens on loopback, answers, and stops on SIGTERM with 143', async () => {
+  await setUp();
+  const child = spawn(process.execPath, [CLI, 'serve', '--db', db, '--port', '0', '--threads', '1'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  const address = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', () => reject(new Error(`serve exited: ${stderr}`)));
+  });
+  const health = await fetch(`${address}/healthz`);
+  assert.equal(health.status, 200);
+  const r = await fetch(`${address}/v1/search`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: { text: 'a red square' }, k: 3 }),
+  });
+  assert.equal(r.status, 200);
+  assert.equal(((await r.json()) as { results: { hits: unknown[] }[] }).results[0]!.hits.length, 3);
+  child.kill('SIGTERM');
+  assert.equal(await exited, 143);
+  assert.match(stderr, /SIGTERM: finishing the requests in flight, then stopping/);
+});
