@@ -253,3 +253,28 @@ test('the index and search commands: progress and a summary on stderr, a table o
   assert.equal(deleted.status, 0, deleted.stderr);
   assert.match(deleted.stderr, /removed 2 of the 2 ids/);
 });
+
+test("a manifest's scalar fields become filterable columns; other fields stay in the metadata JSON", async () => {
+  const manifest = join(fixture.dir, 'meta.jsonl');
+  const lines = [
+    { id: 'a', image: 'images/red-square.png', text: 'a red square', colour: 'red', size: 1, featured: true, tags: ['x'], mixed: 'one' },
+    { id: 'b', image: 'images/red-dot.png', text: 'a red dot', colour: 'red', size: 3, featured: false, tags: [], mixed: 2 },
+    { id: 'c', image: 'images/blue-dot.png', text: 'a blue dot', colour: 'blue', size: 2, featured: true, vector: [0.5, 0.5] },
+    { id: 'd', text: 'a green frame', colour: 'green' },
+  ];
+  writeFileSync(manifest, lines.map((l) => JSON.stringify(l)).join('\n'));
+  const db = newDb();
+  const result = await buildIndex({ checkpoint: fixture.trainedRun(), data: `jsonl:${manifest}`, db });
+  assert.deepEqual(result.written, { image: 3, text: 4 });
+  assert.deepEqual(result.skippedModalities, ['vector']); // the fixture's model has no vector encoder
+  const items = async (where: Record<string, unknown>): Promise<string[]> =>
+    [...new Set((await searchIndex({ db, query: { text: 'red' }, k: 100, where: where as never })).map((h) => h.item))].sort();
+  assert.deepEqual(await items({ colour: 'red' }), ['a', 'b']);
+  assert.deepEqual(await items({ size: { gte: 2 } }), ['b', 'c']);
+  assert.deepEqual(await items({ featured: true, colour: { ne: 'red' } }), ['c']);
+  assert.deepEqual(await items({ colour: { in: ['green', 'blue'] } }), ['c', 'd']);
+  await assert.rejects(searchIndex({ db, query: { text: 'red' }, where: { mixed: 'one' } }), /unknown column 'mixed'/);
+  await assert.rejects(searchIndex({ db, query: { text: 'red' }, where: { tags: 'x' } }), /unknown column 'tags'/);
+  const [hit] = await searchIndex({ db, query: { text: 'red' }, k: 1, where: { item: 'a' }, modality: 'image' });
+  assert.deepEqual(hit!.metadata, { colour: 'red', size: 1, featured: true, tags: ['x'], mixed: 'one' });
+});

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import './lance_log.js';
 import * as lancedb from '@lancedb/lancedb';
-import { Bool, Field, FixedSizeList, Float32, Float64, Schema, Utf8, type DataType } from 'apache-arrow';
+import { Bool, DataType, Field, FixedSizeList, Float32, Float64, Schema, Utf8 } from 'apache-arrow';
 import type { ColumnType } from './filter.js';
 
 /**
@@ -144,8 +144,15 @@ export async function filterableColumns(table: lancedb.Table): Promise<Map<strin
   const out = new Map(FIXED_COLUMNS);
   for (const field of (await table.schema()).fields) {
     if (FIXED_COLUMNS.has(field.name) || INTERNAL_COLUMNS.has(field.name)) continue;
-    const type =
-      field.type instanceof Utf8 ? 'string' : field.type instanceof Float64 ? 'number' : field.type instanceof Bool ? 'boolean' : undefined;
+    // By type id, not instanceof: the schema LanceDB returns is built by its own copy of Arrow's classes.
+    const t = field.type as DataType;
+    const type = DataType.isUtf8(t)
+      ? 'string'
+      : DataType.isFloat(t) || DataType.isInt(t)
+        ? 'number'
+        : DataType.isBool(t)
+          ? 'boolean'
+          : undefined;
     if (type !== undefined) out.set(field.name, type);
   }
   return out;
