@@ -134,6 +134,9 @@ test('a modality from a --plugin module trains, with its own config section and 
   );
   assert.deepEqual(specs[2]!.settings, { hidden: 8, featureDim: 6, noiseStd: 0.1, dim: TONE_DIM });
   assert.equal(losses(runA).length, 2);
+  // The tone rows train: its own BYOL term and its cross terms with the other two are in the loss.
+  const first = JSON.parse(readFileSync(join(runA, 'metrics.jsonl'), 'utf8').split('\n')[0]!) as { terms: Record<string, number> };
+  for (const term of ['cross/tone->image', 'cross/text->tone']) assert.ok(first.terms[term]! > 0, `${term}: ${first.terms[term]}`);
 });
 
 test("the plug-in's schema validates its section; without the plug-in the section is an unknown key", () => {

@@ -36,7 +36,9 @@ export function currentConfigSchema(): ReturnType<typeof configSchemaWith> {
     const schema = modalityFactory(name).configSchema;
     if (schema === undefined) continue;
     if (CORE_SECTIONS.includes(name))
-      throw new ConfigError(`modality '${name}' declares a config section, but '${name}' is a section of the core config; rename the modality`);
+      throw new ConfigError(
+        `modality '${name}' declares a config section, but '${name}' is a section of the core config; rename the modality`,
+      );
     sections[name] = schema.prefault({});
   }
   return configSchemaWith(sections);

@@ -31,7 +31,8 @@ export async function fitModalities(config: Config, items: readonly PairedItem[]
     const raw = items.flatMap((i) => factory.rawItems(i));
     if (raw.length > 0) out.push(await factory.fit(modalitySettings(config, name), raw));
   }
-  if (out.length === 0) throw new TypeError(`the training data has none of the registered modalities (${registeredModalities().join(', ')})`);
+  if (out.length === 0)
+    throw new TypeError(`the training data has none of the registered modalities (${registeredModalities().join(', ')})`);
   return out;
 }
 
@@ -137,6 +138,10 @@ export function loadModel(path: string | Checkpoint, onSkip?: (message: string) 
 export async function loadModelWithPlugins(path: string, onSkip?: (message: string) => void): Promise<LoadedModel> {
   const checkpoint = resolveCheckpoint(path, (err) => onSkip?.(err.message));
   const plugins = (checkpoint.config as { plugins?: unknown } | undefined)?.plugins;
-  if (Array.isArray(plugins)) await importPlugins(plugins.filter((p): p is string => typeof p === 'string'), `${checkpoint.file} (its config)`);
+  if (Array.isArray(plugins))
+    await importPlugins(
+      plugins.filter((p): p is string => typeof p === 'string'),
+      `${checkpoint.file} (its config)`,
+    );
   return loadModel(checkpoint, onSkip);
 }
