@@ -1,7 +1,16 @@
 // What the byol-align command does, as library functions: train a run directory, load its model,
 // evaluate retrieval, embed new data, export for PyTorch, write the report; configs and checkpoints.
 export { train, configDifferences, type TrainRunOptions, type TrainRunResult, type TrainProgress } from './train_run.js';
-export { loadModel, fitModalities, restoreModalities, buildModel, lossWeights, trainOptions, type LoadedModel } from './model_setup.js';
+export {
+  loadModel,
+  loadModelWithPlugins,
+  fitModalities,
+  restoreModalities,
+  buildModel,
+  lossWeights,
+  trainOptions,
+  type LoadedModel,
+} from './model_setup.js';
 export { evaluatePaired, evaluatePaired as evaluate, type PairedEvalOptions } from './evaluate_run.js';
 export { embedInputs, embedInputs as embed, readEmbedInputs, EmbedInputError, type EmbedInputs } from './embed_run.js';
 export { writeEmbeddings, jsonlText, npyBytes } from './embedding_files.js';
@@ -19,7 +28,16 @@ export {
   type CheckpointMeta,
 } from './checkpoint.js';
 export { buildReport, svgToPng, type ReportOptions } from '../report/report.js';
-export { resolveConfig, parseConfig, readConfigFile, parseOverride, ConfigError, type ConfigSources } from '../config/load.js';
+export {
+  resolveConfig,
+  resolveConfigWithPlugins,
+  importPlugins,
+  parseConfig,
+  readConfigFile,
+  parseOverride,
+  ConfigError,
+  type ConfigSources,
+} from '../config/load.js';
 export { configSchema, type Config, type ConfigInput } from '../config/schema.js';
 export { PRESETS, type PresetName } from '../config/presets.js';
 export { configReference } from '../config/docs.js';
