@@ -4,9 +4,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildIndex, SearchIndex, type SearchHit } from '../src/index/index.js';
+import { chromium } from 'playwright-core';
+import { buildIndex, SearchIndex, type SearchHit, type SearchQuery } from '../src/index/index.js';
 import { buildServer } from '../src/serve/server.js';
 import { bearerMatches } from '../src/serve/auth.js';
 import { CLI, useCliFixture } from './cli_fixture.js';
@@ -305,4 +307,64 @@ test('byol-align serve listens on loopback, answers, and stops on SIGTERM with 1
   child.kill('SIGTERM');
   assert.equal(await exited, 143);
   assert.match(stderr, /SIGTERM: finishing the requests in flight, then stopping/);
+});
+
+test('the page at / searches by text and by an uploaded image, and a result searches for more like it, in Chromium', async () => {
+  await setUp();
+  const shots = join(tmpdir(), 'byol-align-test-output', 'serve-page');
+  mkdirSync(shots, { recursive: true });
+  const address = await server.listen({ host: '127.0.0.1', port: 0 });
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--headless', '--disable-gpu'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(address);
+    const cardIds = (): Promise<string[]> => page.$$eval('.card', (cards) => cards.map((c) => (c as HTMLElement).dataset.id!));
+    const expectIds = async (query: SearchQuery, modality: string | undefined): Promise<string[]> =>
+      (await index.search([query], { k: 24, modality }))[0]!.map((h) => h.id);
+
+    await page.fill('#token', TOKEN);
+    await page.selectOption('#modality', 'image');
+    await page.fill('#query', 'a blue dot');
+    await page.press('#query', 'Enter');
+    await page.waitForSelector('#status:has-text("24 results for \\"a blue dot\\"")');
+    assert.deepEqual(await cardIds(), await expectIds({ text: 'a blue dot' }, 'image'));
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll<HTMLImageElement>('.card img')].every((img) => img.complete && img.naturalWidth === 16),
+    );
+    await page.screenshot({ path: join(shots, 'text-query.png'), fullPage: true });
+
+    await page.selectOption('#modality', 'text');
+    await page.setInputFiles('#file', join(fixture.images, 'green-stripe.png'));
+    await page.waitForSelector('#status:has-text("results for the image green-stripe.png")');
+    const imageQuery = { image: new Uint8Array(readFileSync(join(fixture.images, 'green-stripe.png'))) };
+    const captions = await index.search([imageQuery], { k: 24, modality: 'text' });
+    assert.deepEqual(
+      await cardIds(),
+      captions[0]!.map((h) => h.id),
+    );
+    assert.equal(await page.textContent('.card .caption'), captions[0]![0]!.text);
+    await page.screenshot({ path: join(shots, 'image-query.png'), fullPage: true });
+
+    // More like this: the first caption, chosen with the mouse, then the keyboard.
+    const first = captions[0]![0]!.text!;
+    await page.click('.card >> nth=0');
+    await page.waitForSelector(`#status:has-text('results for "${first}"')`);
+    assert.deepEqual(await cardIds(), await expectIds({ text: first }, 'text'));
+    await page.selectOption('#modality', '');
+    await page.focus('.card >> nth=1');
+    const second = await page.textContent('.card >> nth=1 >> .caption');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`#status:has-text('results for "${second}"')`);
+    assert.deepEqual(await cardIds(), await expectIds({ text: second! }, undefined));
+    await page.screenshot({ path: join(shots, 'more-like-this.png'), fullPage: true });
+
+    await page.fill('#token', 'wrong-token-0123');
+    await page.press('#query', 'Enter');
+    await page.waitForSelector('#status.error:has-text("bearer token")');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
 });

@@ -6,6 +6,7 @@ import { readRegularFile } from '../data/safe_read.js';
 import { sniffImageFormat } from '../data/paired.js';
 import { IndexQueryError, MAX_K, type IndexedItem, type SearchIndex, type SearchQuery } from '../index/index.js';
 import { bearerMatches } from './auth.js';
+import { PAGE_HTML, PAGE_SCRIPT } from './page.js';
 
 export interface ServerOptions {
   /** The index to serve (the caller opens and closes it). */
@@ -114,6 +115,15 @@ export function buildServer(options: ServerOptions): FastifyInstance {
           .send({ error: 'missing or wrong bearer token (Authorization: Bearer TOKEN)' });
     });
   }
+
+  // The page's script is a file of its own so the policy can forbid inline scripts.
+  const pagePolicy = "default-src 'self'; img-src 'self' blob:; style-src 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
+  server.get('/', async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', pagePolicy).send(PAGE_HTML),
+  );
+  server.get('/app.js', async (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').header('content-security-policy', pagePolicy).send(PAGE_SCRIPT),
+  );
 
   server.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({
     status: 'ok',
