@@ -85,7 +85,7 @@ export async function indexCommand(values: OptionValues, positionals: string[]):
     `indexed ${written.length > 0 ? written.join(', ') : 'nothing new'} (${result.unchanged} unchanged); ` +
       `table ${result.table} in ${db} has ${result.rows} rows of width ${result.provenance.dim} (${result.provenance.space} space of ${result.provenance.checkpoint})\n` +
       (result.skippedModalities.length > 0 ? `left out ${result.skippedModalities.join(', ')}: the model does not embed it\n` : '') +
-      `search it: byol-align search --db ${db}${table === undefined ? '' : ` --table ${table}`} --text "..."\n`,
+      `search it: byol-align search --db ${db}${table === undefined || table === 'items' ? '' : ` --table ${table}`} --text "..."\n`,
   );
   return 0;
 }
