@@ -18,7 +18,7 @@ case $1 in
     for collection in icons:data/icons/captions_test.json:data/icons/images other:data/icons-other/captions_other.json:data/icons-other/images; do
       IFS=: read -r label captions images <<< "$collection"
       for space in projection encoder; do
-        cli eval --checkpoint "runs/quality-$name" --data "coco:$captions" --images "$images" --space "$space" --json \
+        cli eval --checkpoint "runs/quality-$name" --data "coco:$captions" --images "$images" --space "$space" --json --threads 1 \
           > "$out/$name.$label.$space.json"
       done
     done ;;
