@@ -110,6 +110,24 @@ test('search ranks rows by cosine similarity exactly as brute force over the sto
       [4, expected[3]!.id],
     ],
   );
+  // Without a filter the search is a matrix product in memory; with one, LanceDB's flat scan: the same answers.
+  for (const modality of [undefined, 'image', 'text']) {
+    const inMemory = await searchIndex({ db, query: { image: join(fixture.images, 'red-dot.png') }, k: 7, offset: 3, modality });
+    const scanned = await searchIndex({
+      db,
+      query: { image: join(fixture.images, 'red-dot.png') },
+      k: 7,
+      offset: 3,
+      modality,
+      where: { id: { ne: '' } },
+    });
+    assert.deepEqual(
+      inMemory.map((h) => [h.rank, h.id, h.text, h.media]),
+      scanned.map((h) => [h.rank, h.id, h.text, h.media]),
+      String(modality),
+    );
+    inMemory.forEach((h, i) => assert.ok(Math.abs(h.score - scanned[i]!.score) < 1e-5));
+  }
   // A point of the space searches as itself: a row's own embedding finds that row first, at score 1.
   const own = rows.get('text:5:1')!.embedding as number[];
   const [first] = await searchIndex({ db, query: { embedding: own }, k: 1 });

@@ -10,6 +10,7 @@ import { VectorInputError } from '../modalities/vector/index.js';
 import { loadModel, type LoadedModel } from '../run/model_setup.js';
 import { embedInputs } from '../run/embed_run.js';
 import { closeModel } from './build.js';
+import { loadMatrices, type EmbeddingMatrix } from './memory.js';
 import { filterSql, IndexQueryError, type ColumnType, type Filter } from './filter.js';
 import {
   DEFAULT_TABLE,
@@ -96,6 +97,8 @@ export class SearchIndex {
     readonly columns: ReadonlyMap<string, ColumnType>,
     private readonly connection: lancedb.Connection,
     private readonly table: lancedb.Table,
+    /** The embeddings by modality, for searches without a metadata filter; read when the index opens. */
+    private readonly matrices: ReadonlyMap<string, EmbeddingMatrix>,
   ) {}
 
   static async open(options: OpenIndexOptions): Promise<SearchIndex> {
@@ -114,7 +117,14 @@ export class SearchIndex {
             : `table '${tableName}' was built with ${provenance.checkpoint} (sha256 ${provenance.checkpointSha256.slice(0, 12)}); ${file} (sha256 ${sha256.slice(0, 12)}) embeds into another space, so its queries would not match`,
         );
       }
-      return new SearchIndex(provenance, loaded, await filterableColumns(table), connection, table);
+      return new SearchIndex(
+        provenance,
+        loaded,
+        await filterableColumns(table),
+        connection,
+        table,
+        await loadMatrices(table, provenance.dim),
+      );
     } catch (err) {
       connection.close();
       throw err;
@@ -204,6 +214,7 @@ export class SearchIndex {
       this.columns,
     );
     const vectors = await this.embed(queries);
+    if (Object.keys(options.where ?? {}).length === 0) return this.searchInMemory(vectors, k, offset, options.modality);
     return Promise.all(
       vectors.map(async (vector) => {
         let query = this.table
@@ -220,6 +231,33 @@ export class SearchIndex {
           ...hitOf(row),
         }));
       }),
+    );
+  }
+
+  /** Exact search by one matrix product per modality (no filter but the modality). */
+  private async searchInMemory(vectors: Float32Array[], k: number, offset: number, modality: string | undefined): Promise<SearchHit[][]> {
+    const flat = new Float32Array(vectors.length * this.provenance.dim);
+    vectors.forEach((v, i) => flat.set(v, i * this.provenance.dim));
+    const matrices = modality === undefined ? [...this.matrices.values()] : [this.matrices.get(modality)].filter((m) => m !== undefined);
+    const perModality = matrices.map((m) => m.top(flat, vectors.length, offset + k));
+    const best = vectors.map((_, q) =>
+      perModality
+        .flatMap((top) => top[q]!)
+        .sort((a, b) => b.score - a.score)
+        .slice(offset, offset + k),
+    );
+    const rows = new Map<string, IndexedItem>();
+    const ids = [...new Set(best.flat().map((b) => b.id))];
+    for (let i = 0; i < ids.length; i += 500) {
+      const predicate = `id IN (${ids
+        .slice(i, i + 500)
+        .map(sqlString)
+        .join(', ')})`;
+      for (const row of await this.table.query().where(predicate).select(HIT_COLUMNS).toArray()) rows.set(String(row.id), hitOf(row));
+    }
+    // A row deleted since the index opened has no row to show.
+    return best.map((hits) =>
+      hits.filter(({ id }) => rows.has(id)).map(({ id, score }, i) => ({ rank: offset + i + 1, score, ...rows.get(id)! })),
     );
   }
 
@@ -240,6 +278,7 @@ export class SearchIndex {
   }
 
   async close(): Promise<void> {
+    for (const m of this.matrices.values()) m.dispose();
     this.connection.close();
     await closeModel(this.loaded);
   }
