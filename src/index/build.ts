@@ -1,16 +1,16 @@
 // Building a search index: every item of every modality of a data set, embedded with a trained
 // checkpoint in the space `embed` uses, upserted by id into a LanceDB table. A re-run embeds only
 // rows that are new or whose content changed.
-import './lance_log.js';
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import * as lancedb from '@lancedb/lancedb';
+import type * as lancedb from '@lancedb/lancedb';
 import { loadDataSource } from '../data/source.js';
 import { readRegularFile } from '../data/safe_read.js';
 import type { PairedItem } from '../data/paired.js';
 import { loadModel, type LoadedModel } from '../run/model_setup.js';
 import { embedInputs } from '../run/embed_run.js';
 import {
+  connectLance,
   DEFAULT_TABLE,
   DISTANCE,
   FIXED_COLUMNS,
@@ -167,7 +167,7 @@ export async function buildIndex(options: BuildIndexOptions): Promise<BuildIndex
     const inData = dataModalities(dataset.items);
     const skippedModalities = [...inData].filter((m) => !modelModalities.has(m));
 
-    const connection = await lancedb.connect(options.db);
+    const connection = await connectLance(options.db);
     try {
       let table = (await connection.tableNames()).includes(tableName) ? await connection.openTable(tableName) : undefined;
       const provenance: IndexProvenance = { checkpoint, checkpointSha256: fileSha256(checkpoint), space, dim: 0, distance: DISTANCE };
