@@ -7,3 +7,6 @@ export * from './modalities/modality.js';
 export * from './modalities/registry.js';
 // The command's functions (train, loadModel, evaluate, embed, exportModel, buildReport), configs and checkpoints.
 export * from './run/index.js';
+// Search indexes over a trained model's space (byol-align index / search / serve).
+export * as search from './index/index.js';
+export { buildServer, type ServerOptions } from './serve/server.js';
