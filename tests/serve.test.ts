@@ -237,6 +237,26 @@ test('bad requests get a 4xx naming the problem', async () => {
   await small.close();
 });
 
+test('GET /metrics counts requests by route pattern and status, with a latency histogram', async () => {
+  await setUp();
+  const own = buildServer({ index });
+  try {
+    await own.inject({ method: 'POST', url: '/v1/search', payload: { query: { text: 'a red dot' } } });
+    await own.inject({ method: 'POST', url: '/v1/search', payload: { query: { text: 'a red dot' } } });
+    await own.inject({ method: 'POST', url: '/v1/search', payload: { k: 3 } });
+    await own.inject({ method: 'GET', url: '/v1/items/no-such-item' });
+    const text = (await own.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.match(text, /^byol_align_requests_total\{route="\/v1\/search",status="200"\} 2$/m);
+    assert.match(text, /^byol_align_request_errors_total\{route="\/v1\/search",status="400"\} 1$/m);
+    assert.match(text, /^byol_align_requests_total\{route="\/v1\/items\/:id",status="404"\} 1$/m);
+    assert.match(text, /^byol_align_request_duration_seconds_count\{route="\/v1\/search"\} 3$/m);
+    assert.match(text, /^byol_align_request_duration_seconds_bucket\{route="\/v1\/search",le="\+Inf"\} 3$/m);
+    assert.doesNotMatch(text, /no-such-item/); // the pattern, never the URL a client chose
+  } finally {
+    await own.close();
+  }
+});
+
 test('hundreds of random and malformed bodies get 4xx answers and the server keeps answering /healthz', async () => {
   await setUp();
   let seed = 7;

@@ -7,6 +7,7 @@ import { sniffImageFormat } from '../data/paired.js';
 import { IndexQueryError, MAX_K, type IndexedItem, type SearchIndex, type SearchQuery } from '../index/index.js';
 import { bearerMatches } from './auth.js';
 import { PAGE_HTML, PAGE_SCRIPT } from './page.js';
+import { RequestMetrics } from './metrics.js';
 
 export interface ServerOptions {
   /** The index to serve (the caller opens and closes it). */
@@ -124,6 +125,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   server.get('/app.js', async (_request, reply) =>
     reply.type('text/javascript; charset=utf-8').header('content-security-policy', pagePolicy).send(PAGE_SCRIPT),
   );
+
+  const metrics = new RequestMetrics();
+  server.addHook('onResponse', async (request, reply) => {
+    metrics.record(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  });
+  server.get('/metrics', async (_request, reply) => reply.type('text/plain; version=0.0.4').send(metrics.text()));
 
   server.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({
     status: 'ok',
