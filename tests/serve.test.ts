@@ -327,6 +327,24 @@ test('byol-align serve listens on loopback, answers, and stops on SIGTERM with 1
   child.kill('SIGTERM');
   assert.equal(await exited, 143);
   assert.match(stderr, /SIGTERM: finishing the requests in flight, then stopping/);
+  assert.doesNotMatch(stderr, /warning/);
+
+  // Another address without a token is allowed, with a warning.
+  const open = spawn(process.execPath, [CLI, 'serve', '--db', db, '--host', '0.0.0.0', '--port', '0', '--threads', '1'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let openErr = '';
+  const openExited = new Promise<number | null>((r) => open.once('exit', r));
+  await new Promise<void>((resolve) => {
+    open.stderr.on('data', (chunk: Buffer) => {
+      openErr += chunk.toString();
+      if (openErr.includes('listening on')) resolve();
+    });
+    open.once('exit', () => resolve());
+  });
+  open.kill('SIGINT');
+  assert.equal(await openExited, 130);
+  assert.match(openErr, /warning: listening on 0\.0\.0\.0 without --token/);
 });
 
 test('the page at / searches by text and by an uploaded image, and a result searches for more like it, in Chromium', async () => {

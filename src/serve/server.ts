@@ -90,7 +90,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const server = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 16 * 1024 * 1024,
-    maxParamLength: MAX_ID, // a longer id is a 414
+    routerOptions: { maxParamLength: MAX_ID }, // a longer id is a 414
     // Unknown fields are refused, not silently dropped; types are not coerced ("3" is not 3).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
