@@ -338,7 +338,7 @@ test('byol-align serve listens on loopback, answers, and stops on SIGTERM with 1
   await new Promise<void>((resolve) => {
     open.stderr.on('data', (chunk: Buffer) => {
       openErr += chunk.toString();
-      if (openErr.includes('listening on')) resolve();
+      if (/listening on http:/.test(openErr)) resolve(); // the ready line, not the warning before it
     });
     open.once('exit', () => resolve());
   });

@@ -55,12 +55,13 @@ export async function serveCommand(values: OptionValues): Promise<number> {
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
   });
   const server = buildServer({ index, token, bodyLimit: integerOption(values, 'body-limit') });
-  if (!LOOPBACK.has(host) && token === undefined)
-    process.stderr.write(`warning: listening on ${host} without --token: anyone who can reach it can search and read the indexed media\n`);
+  // The handlers go in before anything is printed: a supervisor may signal as soon as it reads a line.
   const stopped = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  if (!LOOPBACK.has(host) && token === undefined)
+    process.stderr.write(`warning: listening on ${host} without --token: anyone who can reach it can search and read the indexed media\n`);
   const address = await server.listen({ host, port });
   process.stderr.write(
     `listening on ${address} (${await index.count()} rows, ${index.provenance.space} space of ${index.provenance.checkpoint})\n`,
