@@ -390,7 +390,10 @@ test('the page at / searches by text and by an uploaded image, and a result sear
     await page.click('.card >> nth=0');
     await page.waitForSelector(`#status:has-text('results for "${first}"')`);
     assert.deepEqual(await cardIds(), await expectIds({ text: first }, 'text'));
+    // Switching the modality searches the query box again, over every modality: wait for that
+    // grid before taking a card from it (a card taken earlier is replaced under the keyboard).
     await page.selectOption('#modality', '');
+    await page.waitForSelector('#status:has-text(\'results for "a blue dot"\')');
     await page.focus('.card >> nth=1');
     const second = await page.textContent('.card >> nth=1 >> .caption');
     await page.keyboard.press('Enter');
