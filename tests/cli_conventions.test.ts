@@ -138,6 +138,21 @@ test('steps and epochs count from 1 in metrics, checkpoints and the progress lin
   assert.match(r.stderr, /epoch 1 validation: rsum [\d.]+ in the (encoder|projection) space/);
 });
 
+test('with separate heads and encoders of different widths, validation and eval use the projection space', () => {
+  const out = join(dir, 'separate-heads');
+  const r = cli('train', ...data, '--val-data', `coco:${annotations}`, '--steps', '3', '--out', out, ...TINY, 'model.sharedHeads=false');
+  assert.equal(r.status, 0, r.stderr);
+  const [val] = metricsLines(out).filter((l) => l.step === undefined) as unknown as {
+    space: string;
+    rsumBySpace: Record<string, number>;
+  }[];
+  assert.equal(val!.space, 'projection');
+  assert.deepEqual(Object.keys(val!.rsumBySpace), ['projection']);
+  const e = cli('eval', '--checkpoint', out, '--data', `coco:${annotations}`, '--images', images, '--json');
+  assert.equal(e.status, 0, e.stderr);
+  assert.equal(JSON.parse(e.stdout).space, 'projection');
+});
+
 test('--val-fraction validates on training concepts held out of training', () => {
   const out = join(dir, 'val-fraction');
   const r = cli('train', ...data, '--val-fraction', '0.25', '--steps', '2', '--out', out, ...TINY, 'train.batchSize=4');

@@ -123,9 +123,21 @@ export function loadModel(path: string | Checkpoint, onSkip?: (message: string) 
   model.loadStateDict(weights);
   model.eval();
   const recorded = checkpoint.retrievalSpace as RetrievalSpace | undefined;
-  // Runs that recorded no space: the encoder space, where every objective that aligns retrieves best (docs/align.md).
-  const retrievalSpace = recorded !== undefined && SPACES.includes(recorded) ? recorded : 'encoder';
+  const retrievalSpace = recorded !== undefined && SPACES.includes(recorded) ? recorded : defaultRetrievalSpace(config, modalities);
   return { checkpoint, config, modalities, model, retrievalSpace };
+}
+
+/** Whether the encoders' outputs share one width (shared heads add a neck to the widest), so they can be compared. */
+export function encoderSpaceComparable(config: Config, modalities: readonly Modality[]): boolean {
+  return config.model.sharedHeads || new Set(modalities.map((m) => m.featureDim)).size <= 1;
+}
+
+/**
+ * The space of a run that measured none (no validation data): the encoder space, where every
+ * objective that aligns retrieves best (docs/align.md), when its widths match; else the projections.
+ */
+export function defaultRetrievalSpace(config: Config, modalities: readonly Modality[]): RetrievalSpace {
+  return encoderSpaceComparable(config, modalities) ? 'encoder' : 'projection';
 }
 
 /**

@@ -29,7 +29,14 @@ import type { Config } from '../config/schema.js';
 import { ConfigError, parseConfig } from '../config/load.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
 import { listCheckpoints, resolveCheckpoint, saveCheckpoint, writeFileAtomic, type Checkpoint } from './checkpoint.js';
-import { buildModel, fitModalities, restoreModalities, trainOptions } from './model_setup.js';
+import {
+  buildModel,
+  defaultRetrievalSpace,
+  encoderSpaceComparable,
+  fitModalities,
+  restoreModalities,
+  trainOptions,
+} from './model_setup.js';
 import { evaluatePaired } from './evaluate_run.js';
 import { sampleCheckItems, saveCheckSamples } from './check_samples.js';
 import { checkRunDir, RUN_FORMAT, RUN_MARKER, withAbsoluteDataPaths } from './run_dir.js';
@@ -183,24 +190,29 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   if (config.train.steps !== undefined && config.train.epochs !== undefined) {
     say(`train.steps=${config.train.steps} sets the length; train.epochs=${config.train.epochs} is ignored`);
   }
-  // The space retrieval is best in, measured at each validation; without validation data, the
-  // encoder space, where every objective that aligns retrieves best (docs/align.md).
-  let retrievalSpace: RetrievalSpace = (checkpoint?.retrievalSpace as RetrievalSpace | undefined) ?? 'encoder';
+  // The space retrieval is best in, measured at each validation (the encoder space only where its
+  // widths match); without validation data, defaultRetrievalSpace.
+  let retrievalSpace: RetrievalSpace =
+    (checkpoint?.retrievalSpace as RetrievalSpace | undefined) ?? defaultRetrievalSpace(config, modalities);
+  const encoderComparable = encoderSpaceComparable(config, modalities);
   trainerOptions.onEpoch = async (epoch) => {
     if (valSet === undefined) return;
     const evaluate = (space: RetrievalSpace): ReturnType<typeof evaluatePaired> =>
       evaluatePaired(model, modalities, valSet, { size: config.image.size, channels: config.image.channels, fit: config.image.fit, space });
-    const bySpace = { projection: await evaluate('projection'), encoder: await evaluate('encoder') };
-    retrievalSpace = bySpace.encoder.metrics.rsum >= bySpace.projection.metrics.rsum ? 'encoder' : 'projection';
-    const best = bySpace[retrievalSpace];
-    const rsumBySpace = { projection: bySpace.projection.metrics.rsum, encoder: bySpace.encoder.metrics.rsum };
+    const projection = await evaluate('projection');
+    const encoder = encoderComparable ? await evaluate('encoder') : undefined;
+    retrievalSpace = encoder !== undefined && encoder.metrics.rsum >= projection.metrics.rsum ? 'encoder' : 'projection';
+    const best = retrievalSpace === 'encoder' ? encoder! : projection;
+    const rsumBySpace = { projection: projection.metrics.rsum, ...(encoder === undefined ? {} : { encoder: encoder.metrics.rsum }) };
     appendFileSync(
       metricsFile,
       `${JSON.stringify({ epoch: epoch + 1, space: retrievalSpace, val: best.metrics, chance: best.chance, rsumBySpace })}\n`,
     );
     say(
       `epoch ${epoch + 1} validation: rsum ${best.metrics.rsum.toFixed(2)} in the ${retrievalSpace} space ` +
-        `(projection ${rsumBySpace.projection.toFixed(2)}, encoder ${rsumBySpace.encoder.toFixed(2)}; chance ${best.chance.rsum.toFixed(2)})`,
+        `(${Object.entries(rsumBySpace)
+          .map(([space, rsum]) => `${space} ${rsum.toFixed(2)}`)
+          .join(', ')}; chance ${best.chance.rsum.toFixed(2)})`,
     );
   };
   const trainer = new AlignTrainer(model, trainerOptions);
