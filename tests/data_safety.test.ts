@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { pngBytes } from './png.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
 import { loadKarpathySplit } from '../src/data/karpathy.js';
 import { loadJsonlManifest } from '../src/data/jsonl.js';
@@ -41,29 +41,6 @@ function write(dir: string, name: string, content: string | Buffer | object): st
   mkdirSync(join(path, '..'), { recursive: true });
   writeFileSync(path, typeof content === 'string' || Buffer.isBuffer(content) ? content : JSON.stringify(content));
   return path;
-}
-
-/** A PNG with the given header size: signature, IHDR (8-bit RGB), one deflated scanline's worth of zeros, IEND. */
-function pngBytes(width = 1, height = 1): Buffer {
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8;
-  header[9] = 2;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(Buffer.alloc(1 + 3 * width))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
 }
 
 function throwsDatasetError(fn: () => unknown, reason: BadRecordReason, ...fragments: string[]): DatasetError {

@@ -11,21 +11,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from '../src/data/epoch_order.js';
 
 const DEFAULT_SEED = 20_261_202;
 const CALLS_PER_TARGET = Number(process.env.BYOL_FUZZ_CALLS ?? 3);
-
-/** Mulberry32: a small seeded generator, so a failing run can be replayed with its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FuzzSummary {
   targets: number;
