@@ -162,8 +162,21 @@ export interface SetStats<S extends string = Split> {
   captions: Record<S, number>;
 }
 
+/** The build options stats.json records (the output folder and logger left out). */
+type RecordedOptions = { size: number; maxPerSet: number; limit: number | null; sets: string[]; testFraction: number };
+
+function recordedOptions(options: BuildOptions): RecordedOptions {
+  return {
+    size: options.size,
+    maxPerSet: options.maxPerSet,
+    limit: options.limit ?? null,
+    sets: [...options.sets],
+    testFraction: options.testFraction,
+  };
+}
+
 export interface BuildStats<S extends string = Split> {
-  options: { size: number; maxPerSet: number; limit: number | null; sets: string[]; testFraction: number };
+  options: RecordedOptions;
   sets: SetStats<S>[];
   totals: {
     images: Record<S, number>;
@@ -436,13 +449,7 @@ export function buildIconDataset(options: BuildOptions): BuildStats {
       throw new Error(`internal: concept "${image.concept}" landed on both sides`);
   }
   const stats: BuildStats = {
-    options: {
-      size: options.size,
-      maxPerSet: options.maxPerSet,
-      limit: options.limit ?? null,
-      sets: [...options.sets],
-      testFraction: options.testFraction,
-    },
+    options: recordedOptions(options),
     sets: setStats,
     totals: totalsOf(setStats, built, splits),
   };
@@ -514,13 +521,7 @@ export function buildOtherIconCollection(options: OtherCollectionOptions): Build
       `captions as in the main set; only concepts on no training-side key of the main set's split`,
   );
   const stats: BuildStats<'other'> = {
-    options: {
-      size: options.size,
-      maxPerSet: options.maxPerSet,
-      limit: options.limit ?? null,
-      sets: [...options.sets],
-      testFraction: options.testFraction,
-    },
+    options: recordedOptions(options),
     sets: setStats,
     totals: totalsOf(setStats, built, sides),
   };
