@@ -18,7 +18,9 @@ Recipe (a), `--encoders project --run RUN_DIR`, swaps in byol-align's own encode
 from a byol-align run's modalities.json and tokenizer.json through python/byol_align_export.py's
 PyTorch modules: the SmallCnn at the run's image size, the pre-LN text Transformer over the run's
 WordPiece tokenizer, and one shared projector (Linear 4096, BatchNorm, ReLU, Linear 256) applied to
-each modality's batch separately as byol-align's forwardViews does; InfoNCE on the projections.
+each modality's batch separately as byol-align's forwardViews does, with BatchNorm's running
+statistics per modality as byol-align keeps them (src/align/shared_head.ts; `--mixed-statistics`
+keeps one set for both, as byol-align did before); InfoNCE on the projections.
 The views stay the mild ones above (byol-align's BYOL views and token views are not ported).
 
 Run: /usr/bin/python3 bench/align_quality_torch.py --json OUT.json   (Debian's python3-torch)
@@ -173,7 +175,7 @@ class Aligner(nn.Module):
 class ProjectAligner(nn.Module):
     """Recipe (a): byol-align's SmallCnn and text Transformer, one shared projector, as a run's modalities.json sets them."""
 
-    def __init__(self, run_dir, dim=256, hidden=4096):
+    def __init__(self, run_dir, mixed_statistics=False, dim=256, hidden=4096):
         super().__init__()
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
         import byol_align_export as export
@@ -183,16 +185,21 @@ class ProjectAligner(nn.Module):
         self.image_settings, self.text_settings = specs["image"], specs["text"]
         self.image = export.SmallCnn(self.image_settings["channels"])
         self.text = export.TextTransformer(self.text_settings)
-        self.projector = export.mlp_head(128, hidden, dim, "batch")
+        if mixed_statistics:
+            shared = export.mlp_head(128, hidden, dim, "batch")
+            self.projector = lambda y, modality: shared(y)
+            self.shared_projector = shared
+        else:
+            self.projector = export.SharedHead(["image", "text"], 128, hidden, dim, "batch")
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def encode_image(self, x, stage="projection"):
         y = self.image(x)
-        return y if stage == "encoder" else self.projector(y)
+        return y if stage == "encoder" else self.projector(y, "image")
 
     def encode_text(self, ids, stage="projection"):
         y = self.text(ids)
-        return y if stage == "encoder" else self.projector(y)
+        return y if stage == "encoder" else self.projector(y, "text")
 
 
 class WordPieceIds:
@@ -318,6 +325,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoders", choices=("plain", "project"), default="plain", help="recipe (b) plain, or (a) byol-align's")
     parser.add_argument("--run", help="with --encoders project: the byol-align run whose modalities.json and tokenizer.json to use")
+    parser.add_argument("--mixed-statistics", action="store_true", help="(a): one set of BatchNorm statistics for both modalities (byol-align before the fix)")
     parser.add_argument("--json", help="write every result line here as one JSON object")
     args = parser.parse_args()
     evals = args.eval or [
@@ -330,7 +338,7 @@ def main():
     if args.encoders == "project":
         if args.run is None:
             parser.error("--encoders project needs --run RUN_DIR (a byol-align run: modalities.json, tokenizer.json)")
-        model = ProjectAligner(args.run, args.dim)
+        model = ProjectAligner(args.run, args.mixed_statistics, args.dim)
         args.size = model.image_settings["size"]
         resample = Image.LANCZOS  # sharp's default kernel, which byol-align's decoder resizes with
     else:

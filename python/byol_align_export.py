@@ -175,6 +175,35 @@ def mlp_head(inputs, hidden, outputs, norm):
     return nn.Sequential(nn.Linear(inputs, hidden), norm_layer(norm, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
 
 
+class ModalityBatchNorm1d(nn.Module):
+    """BatchNorm1d with shared weight and bias and running statistics per modality (src/align/shared_head.ts)."""
+
+    def __init__(self, modalities, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+        self.statistics = nn.ModuleDict({m: nn.BatchNorm1d(width, affine=False) for m in modalities})
+
+    def forward(self, x, modality):
+        return self.statistics[modality](x) * self.weight + self.bias
+
+
+class SharedHead(nn.Module):
+    """Linear, norm, ReLU, Linear shared by every modality; with BatchNorm the statistics are the modality's."""
+
+    def __init__(self, modalities, inputs, hidden, outputs, norm):
+        super().__init__()
+        self.add_module("0", nn.Linear(inputs, hidden))
+        self.add_module("1", ModalityBatchNorm1d(modalities, hidden) if norm == "batch" else norm_layer(norm, hidden))
+        self.add_module("2", nn.ReLU())
+        self.add_module("3", nn.Linear(hidden, outputs))
+
+    def forward(self, x, modality):
+        h, norm = getattr(self, "0")(x), getattr(self, "1")
+        h = norm(h, modality) if isinstance(norm, ModalityBatchNorm1d) else norm(h)
+        return getattr(self, "3")(F.relu(h))
+
+
 def encoder(m):
     s = m["settings"]
     if m["kind"] == "image":
@@ -200,11 +229,15 @@ class OnlineNetwork(nn.Module):
         for m in config["modalities"]:
             neck = nn.Linear(m["featureDim"], width) if self.shared and m["featureDim"] != width else nn.Identity()
             self.encoders[m["name"]] = nn.Sequential(encoder(m), neck)
-        names = ["shared"] if self.shared else [m["name"] for m in config["modalities"]]
         dims = {m["name"]: m["featureDim"] for m in config["modalities"]}
         p, h, q, norm = heads["projectionDim"], heads["projectionHiddenDim"], heads["predictionHiddenDim"], heads["headNorm"]
-        self.projectors = nn.ModuleDict({n: mlp_head(width if self.shared else dims[n], h, p, norm) for n in names})
-        self.predictors = nn.ModuleDict({n: mlp_head(p, q, p, norm) for n in names})
+        if self.shared:
+            modalities = [m["name"] for m in config["modalities"]]
+            self.projectors = nn.ModuleDict({"shared": SharedHead(modalities, width, h, p, norm)})
+            self.predictors = nn.ModuleDict({"shared": SharedHead(modalities, p, q, p, norm)})
+        else:
+            self.projectors = nn.ModuleDict({n: mlp_head(dims[n], h, p, norm) for n in dims})
+            self.predictors = nn.ModuleDict({n: mlp_head(p, q, p, norm) for n in dims})
 
     def embed(self, modality, x, stage="projection"):
         """The model input `x` of `modality` at `stage`: 'encoder', 'projection' or 'prediction' (not normalised)."""
@@ -214,8 +247,10 @@ class OnlineNetwork(nn.Module):
         z = self.encoders[modality](x)
         if stage == "encoder":
             return z
-        z = self.projectors[head](z)
-        return z if stage == "projection" else self.predictors[head](z)
+        z = self.projectors[head](z, modality) if self.shared else self.projectors[head](z)
+        if stage == "projection":
+            return z
+        return self.predictors[head](z, modality) if self.shared else self.predictors[head](z)
 
 
 # ---------------------------------------------------------------------------------------------

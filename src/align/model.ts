@@ -4,10 +4,11 @@
 // modality's present items through both networks and returns what the losses need; which terms
 // are used (intra-modal, cross-modal, InfoNCE) is the loss's business (loss.ts).
 import { cat, noGrad, op, zeros, F, type Tensor } from '../engine/index.js';
-import { BatchNorm, Module, type TensorModule } from '../nn/index.js';
+import { BatchNorm, Module, type StateDict, type TensorModule } from '../nn/index.js';
 import { copyState, emaUpdate, tauAt } from '../byol/ema.js';
 import type { HeadNorm } from '../byol/heads.js';
 import { AlignBranch } from './network.js';
+import { upgradeSharedStatistics } from './shared_head.js';
 
 const indexCopy = op('aten::index_copy');
 
@@ -93,6 +94,11 @@ export class AlignModel extends Module {
     // The target normalises with its batch's statistics but its running statistics move only by
     // the EMA (as in src/byol/model.ts).
     for (const m of this.target.modules()) if (m instanceof BatchNorm) m.momentum = 0;
+  }
+
+  /** Also reads checkpoints written before shared heads kept BatchNorm statistics per modality. */
+  override loadStateDict(state: StateDict, strict = true): void {
+    super.loadStateDict(upgradeSharedStatistics(state, this.modalities), strict);
   }
 
   onlineParameters(): Tensor[] {

@@ -13,7 +13,8 @@ export interface MlpHeadOptions {
   norm?: HeadNorm;
 }
 
-function normalisation(kind: HeadNorm, features: number): TensorModule {
+/** The normalisation layer of a head's hidden layer (also used by align/shared_head.ts). */
+export function headNormalisation(kind: HeadNorm, features: number): TensorModule {
   switch (kind) {
     case 'batch':
       return new BatchNorm1d(features);
@@ -39,5 +40,5 @@ export function mlpHead(inputDim: number, options: MlpHeadOptions = {}): Sequent
   const out = options.outputDim ?? 256;
   const norm = options.norm ?? 'batch';
   // The hidden layer's bias is redundant before a BatchNorm, but kept as the paper's code does.
-  return new Sequential(new Linear(inputDim, hidden), normalisation(norm, hidden), new ReLU(), new Linear(hidden, out));
+  return new Sequential(new Linear(inputDim, hidden), headNormalisation(norm, hidden), new ReLU(), new Linear(hidden, out));
 }
