@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { manualSeed, setNumThreads, type Tensor } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
-import { hashFraction } from '../src/data/iconify.js';
+import { hashFraction } from '../src/data/stable_hash.js';
 import { PairedImageLoader } from '../src/data/loader.js';
 import type { PairedDataset } from '../src/data/paired.js';
 import { ImageModality } from '../src/modalities/image/index.js';

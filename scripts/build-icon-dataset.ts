@@ -2,29 +2,18 @@
 // @iconify-json/<set>, pinned in package.json) to PNG and writes an image–caption data set in the
 // COCO captions format, split train/test by concept so that test concepts are unseen in training.
 // Run with --help for the options. The output is a function of the package versions and the
-// options only: same inputs, same bytes.
+// options only: same inputs, same bytes. Reading the sets is scripts/iconify_sets.ts (over
+// @iconify/utils), names to concepts and captions scripts/icon_captions.ts, the split by hash
+// scripts/concept_split.ts; this file renders, lays out and writes.
 import { parseArgs } from 'node:util';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Resvg } from '@resvg/resvg-js';
-import {
-  captionSynonyms,
-  categoriesOf,
-  conceptKey,
-  iconCaptions,
-  iconToSvg,
-  listEntries,
-  mergeIconSetPackage,
-  orderByHash,
-  splitByConcept,
-  unusableBody,
-  type IconifyJSON,
-  type IconifyLicense,
-  type SetEntry,
-  type Split,
-} from '../src/data/iconify.js';
+import type { IconifyInfo, IconifyJSON } from '@iconify/types';
+import { iconSvgDocument, listEntries, loadIconSetPackage, unusableBody, type LoadedIconSet, type SetEntry } from './iconify_sets.js';
+import { captionSynonyms, categoriesOf, conceptKey, iconCaptions } from './icon_captions.js';
+import { orderByHash, splitByConcept, type Split } from './concept_split.js';
 
 /** The sets used, in output order; all under open licences (recorded per set in stats.json). */
 export const ICON_SETS = [
@@ -84,38 +73,6 @@ export interface BuildOptions {
   log?: (line: string) => void;
 }
 
-export interface LoadedIconSet {
-  prefix: string;
-  /** The npm package and version, e.g. "@iconify-json/mdi@1.2.3". */
-  packageId: string;
-  set: IconifyJSON;
-}
-
-const require = createRequire(import.meta.url);
-
-/** Reads the @iconify-json/<prefix> package installed in node_modules. */
-export function loadIconSetPackage(prefix: string): LoadedIconSet {
-  const packageName = `@iconify-json/${prefix}`;
-  let dir: string;
-  try {
-    dir = dirname(require.resolve(`${packageName}/package.json`));
-  } catch {
-    throw new Error(`icon set "${prefix}": package ${packageName} is not installed; run npm ci (it is a devDependency)`);
-  }
-  const read = (file: string): unknown => {
-    const path = join(dir, file);
-    return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : undefined;
-  };
-  const pkg = read('package.json') as { version: string };
-  const set = mergeIconSetPackage(
-    { icons: read('icons.json'), info: read('info.json'), metadata: read('metadata.json'), chars: read('chars.json') },
-    `${packageName}@${pkg.version}`,
-  );
-  if (set.prefix !== prefix) throw new Error(`${packageName}: icons.json has prefix "${set.prefix}", expected "${prefix}"`);
-  if (set.info === undefined) throw new Error(`${packageName}: no info.json, so no licence to record`);
-  return { prefix, packageId: `${packageName}@${pkg.version}`, set };
-}
-
 export interface RenderedPng {
   png: Buffer;
   width: number;
@@ -146,7 +103,7 @@ export interface SetStats<S extends string = Split> {
   prefix: string;
   name: string;
   package: string;
-  license: IconifyLicense;
+  license: IconifyInfo['license'];
   author?: { name: string; url?: string };
   palette: boolean;
   /** Icons plus aliases that transform their parent into another drawing. */
@@ -292,7 +249,7 @@ function renderSet<S extends string>(
     }
     let rendered: RenderedPng;
     try {
-      rendered = renderSvgToPng(iconToSvg(entry.icon, { size: options.size, color: '#000' }));
+      rendered = renderSvgToPng(iconSvgDocument(entry.icon, { size: options.size, color: '#000' }));
     } catch {
       stats.skipped.renderFailed++;
       continue;

@@ -1,6 +1,6 @@
-// The icon data set: Iconify parsing and alias resolution against a hand-written set (pixels
-// checked against geometry worked out by hand), words, concept keys, captions, the concept split,
-// rendering, and a tiny build through the command line checked as COCO captions.
+// The icon data set: loading and alias resolution (through @iconify/utils) against a hand-written
+// set (pixels checked against geometry worked out by hand), words, concept keys, captions, the
+// concept split, rendering, and a tiny build through the command line checked as COCO captions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -10,8 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateSync } from 'node:zlib';
+import type { IconifyJSON } from '@iconify/types';
 import {
-  aliasChain,
+  iconSvgDocument,
+  listEntries,
+  loadIconSetPackage,
+  mergeIconSetPackage,
+  resolveIcon,
+  unusableBody,
+} from '../scripts/iconify_sets.js';
+import {
   captionCandidates,
   captionSynonyms,
   captionWords,
@@ -19,39 +27,36 @@ import {
   categoryPhrase,
   conceptKey,
   iconCaptions,
-  iconToSvg,
-  IconifyFormatError,
-  listEntries,
-  mergeIconSetPackage,
   nameWords,
-  orderByHash,
-  parseIconSet,
-  resolveIcon,
-  splitByConcept,
   splitVariant,
-  unusableBody,
-  type IconifyJSON,
-} from '../src/data/iconify.js';
-import { loadIconSetPackage, renderSvgToPng } from '../scripts/build-icon-dataset.js';
+} from '../scripts/icon_captions.js';
+import { orderByHash, splitByConcept } from '../scripts/concept_split.js';
+import { renderSvgToPng } from '../scripts/build-icon-dataset.js';
 
-// A 20×20 set. "left-half" fills x < 10; "tall" is a 10×20 icon filling x < 5.
-const TINY: IconifyJSON = parseIconSet(
+// A 20×20 set. "left-half" fills x < 10; "tall" is a 10×20 icon filling x < 5; "left-by-use" draws
+// the left half through a <use> of a path defined in <defs>.
+const TINY: IconifyJSON = mergeIconSetPackage(
   {
-    prefix: 'tiny',
-    width: 20,
-    height: 20,
     icons: {
-      'left-half': { body: '<path fill="currentColor" d="M0 0h10v20H0z"/>' },
-      tall: { body: '<path fill="currentColor" d="M0 0h5v20H0z"/>', width: 10 },
-      old: { body: '<path fill="currentColor" d="M0 0h20v20H0z"/>', hidden: true },
-    },
-    aliases: {
-      'right-half': { parent: 'left-half', hFlip: true },
-      'bottom-half': { parent: 'right-half', rotate: 1 },
-      'left-again': { parent: 'right-half', hFlip: true },
-      'tall-lying': { parent: 'tall', rotate: 1 },
-      'west-half': { parent: 'left-half' },
-      'west-half-too': { parent: 'west-half' },
+      prefix: 'tiny',
+      width: 20,
+      height: 20,
+      icons: {
+        'left-half': { body: '<path fill="currentColor" d="M0 0h10v20H0z"/>' },
+        tall: { body: '<path fill="currentColor" d="M0 0h5v20H0z"/>', width: 10 },
+        old: { body: '<path fill="currentColor" d="M0 0h20v20H0z"/>', hidden: true },
+        'left-by-use': { body: '<defs><path id="p" d="M0 0h10v20H0z"/></defs><use xlink:href="#p"/>' },
+      },
+      aliases: {
+        'right-half': { parent: 'left-half', hFlip: true },
+        'bottom-half': { parent: 'right-half', rotate: 1 },
+        'left-again': { parent: 'right-half', hFlip: true },
+        'tall-lying': { parent: 'tall', rotate: 1 },
+        'west-half': { parent: 'left-half' },
+        'west-half-too': { parent: 'west-half' },
+        'old-name': { parent: 'old' },
+        'right-by-use': { parent: 'left-by-use', hFlip: true },
+      },
     },
   },
   'tiny.json',
@@ -106,18 +111,18 @@ function decodePng(png: Buffer): { width: number; height: number; rgba: Uint8Arr
 const grey = (img: { width: number; rgba: Uint8Array }, x: number, y: number): number => img.rgba[(y * img.width + x) * 4]!;
 
 const render = (name: string, size: number): ReturnType<typeof decodePng> =>
-  decodePng(renderSvgToPng(iconToSvg(resolveIcon(TINY, name), { size })).png);
+  decodePng(renderSvgToPng(iconSvgDocument(resolveIcon(TINY, name), { size })).png);
 
-test('parseIconSet names the field that is wrong', () => {
-  assert.throws(() => parseIconSet({ prefix: 'x', icons: { a: { body: 3 } } }, 'x.json'), {
-    name: 'IconifyFormatError',
-    message: 'x.json: icons["a"].body must be a string (SVG content)',
+test('mergeIconSetPackage rejects a malformed set with Iconify’s reason, prefixed by the package', () => {
+  const body = '<path d="M0 0h1v1z"/>';
+  assert.throws(() => mergeIconSetPackage({ icons: { prefix: 'x', icons: { a: { body: 3 } } } }, 'x.json'), {
+    message: 'x.json: Invalid icon: "a"',
   });
-  assert.throws(
-    () => parseIconSet({ prefix: 'x', icons: {}, aliases: { b: { parent: 'a', rotate: '1' } } }, 'x.json'),
-    /aliases\["b"\]\.rotate must be a finite number/,
-  );
-  assert.throws(() => parseIconSet({ icons: {} }, 'x.json'), /x\.json: prefix must be a non-empty string/);
+  assert.throws(() => mergeIconSetPackage({ icons: { prefix: 'x', icons: { a: { body }, b: { body, rotate: '1' } } } }, 'x.json'), {
+    message: 'x.json: Invalid property "rotate" in "b"',
+  });
+  assert.throws(() => mergeIconSetPackage({ icons: { icons: { a: { body } } } }, 'x.json'), { message: 'x.json: Invalid prefix' });
+  assert.throws(() => mergeIconSetPackage({ icons: [] }, 'x.json'), { message: 'x.json: icons.json must be a JSON object' });
 });
 
 test('mergeIconSetPackage puts info, categories, suffixes and chars back into the set', () => {
@@ -136,8 +141,7 @@ test('mergeIconSetPackage puts info, categories, suffixes and chars back into th
   assert.deepEqual(set.chars, { e000: 'a' });
 });
 
-test('aliases resolve through their chain; flips toggle and rotations add', () => {
-  assert.deepEqual(aliasChain(TINY, 'bottom-half'), ['bottom-half', 'right-half', 'left-half']);
+test('aliases resolve through their chain; flips toggle, rotations add, and hidden is inherited', () => {
   const bottom = resolveIcon(TINY, 'bottom-half');
   assert.deepEqual(
     { ...bottom, body: undefined },
@@ -147,30 +151,40 @@ test('aliases resolve through their chain; flips toggle and rotations add', () =
   assert.equal(resolveIcon(TINY, 'left-again').hFlip, false);
   assert.equal(resolveIcon(TINY, 'tall-lying').width, 10, 'the icon’s own width, not the set’s');
   assert.equal(resolveIcon(TINY, 'old').hidden, true);
+  assert.equal(resolveIcon(TINY, 'old-name').hidden, true, 'an alias of a hidden icon is hidden, as Iconify resolves it');
 });
 
-test('a cyclic or dangling alias is an error naming it', () => {
-  const set = parseIconSet({ prefix: 'c', icons: {}, aliases: { a: { parent: 'b' }, b: { parent: 'a' }, d: { parent: 'nope' } } }, 'c');
-  assert.throws(() => resolveIcon(set, 'a'), /c: aliases\["a"\] has a cyclic parent chain: a → b → a/);
-  assert.throws(() => resolveIcon(set, 'd'), /c: aliases\["d"\]\.parent names "nope", which does not exist/);
-  assert.throws(() => resolveIcon(set, 'zzz'), IconifyFormatError);
+test('a cyclic or dangling alias is rejected when the set is loaded; an unknown name when it is resolved', () => {
+  const body = '<path d="M0 0h1v1z"/>';
+  const cyclic = { prefix: 'c', icons: { i: { body } }, aliases: { a: { parent: 'b' }, b: { parent: 'a' } } };
+  assert.throws(() => mergeIconSetPackage({ icons: cyclic }, 'c.json'), { message: 'c.json: Invalid alias: a' });
+  const dangling = { prefix: 'd', icons: { i: { body } }, aliases: { d: { parent: 'nope' } } };
+  assert.throws(() => mergeIconSetPackage({ icons: dangling }, 'd.json'), { message: 'd.json: Invalid alias: d' });
+  assert.throws(() => resolveIcon(TINY, 'zzz'), { message: 'tiny: "zzz" is neither an icon nor an alias that ends at one' });
 });
 
-test('iconToSvg writes flips and rotations as Iconify does, swapping the viewBox on quarter turns', () => {
-  const head = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="32" height="32"';
+test('iconSvgDocument writes flips and rotations as Iconify does, swapping the viewBox on quarter turns', () => {
+  const head = 'xmlns="http://www.w3.org/2000/svg" width="32" height="32"';
   assert.equal(
-    iconToSvg(resolveIcon(TINY, 'right-half'), { size: 32 }),
+    iconSvgDocument(resolveIcon(TINY, 'right-half'), { size: 32 }),
     `<svg ${head} viewBox="0 0 20 20"><g transform="translate(20 0) scale(-1 1)"><path fill="#000" d="M0 0h10v20H0z"/></g></svg>`,
   );
   assert.equal(
-    iconToSvg(resolveIcon(TINY, 'bottom-half'), { size: 32 }),
+    iconSvgDocument(resolveIcon(TINY, 'bottom-half'), { size: 32 }),
     `<svg ${head} viewBox="0 0 20 20"><g transform="rotate(90 10 10) translate(20 0) scale(-1 1)"><path fill="#000" d="M0 0h10v20H0z"/></g></svg>`,
   );
   assert.equal(
-    iconToSvg(resolveIcon(TINY, 'tall-lying'), { size: 32 }),
+    iconSvgDocument(resolveIcon(TINY, 'tall-lying'), { size: 32 }),
     `<svg ${head} viewBox="0 0 20 10"><g transform="rotate(90 10 10)"><path fill="#000" d="M0 0h5v20H0z"/></g></svg>`,
   );
-  assert.equal(iconToSvg(resolveIcon(TINY, 'west-half'), { size: 32, color: '#123456' }).includes('fill="#123456"'), true);
+  assert.equal(iconSvgDocument(resolveIcon(TINY, 'west-half'), { size: 32, color: '#123456' }).includes('fill="#123456"'), true);
+  // <defs> stay outside the transformed group, and a body that uses xlink: gets its namespace
+  assert.equal(
+    iconSvgDocument(resolveIcon(TINY, 'right-by-use'), { size: 32 }),
+    '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="32" height="32" viewBox="0 0 20 20">' +
+      '<defs><path id="p" d="M0 0h10v20H0z"/></defs><g transform="translate(20 0) scale(-1 1)"><use xlink:href="#p"/></g></svg>',
+  );
+  assert.throws(() => iconSvgDocument(resolveIcon(TINY, 'tall'), { size: 0 }), RangeError);
 });
 
 test('rendered aliases put the ink where the transformation says', () => {
@@ -178,10 +192,12 @@ test('rendered aliases put the ink where the transformation says', () => {
   const left = render('left-half', 32);
   const right = render('right-half', 32);
   const bottom = render('bottom-half', 32);
+  const rightByUse = render('right-by-use', 32);
   assert.deepEqual([left.width, left.height], [32, 32]);
   assert.deepEqual([grey(left, 4, 16), grey(left, 27, 16)], [0, 255]);
   assert.deepEqual([grey(right, 4, 16), grey(right, 27, 16)], [255, 0]);
   assert.deepEqual([grey(bottom, 16, 4), grey(bottom, 16, 27)], [255, 0]);
+  assert.deepEqual([grey(rightByUse, 4, 16), grey(rightByUse, 27, 16)], [255, 0], 'a flipped <use> of a path in <defs>');
   // the 10×20 "tall" fills x < 5 of its box, centred in 32 px: box at x 8–24, ink at x 8–16
   const tall = render('tall', 32);
   assert.deepEqual([grey(tall, 4, 16), grey(tall, 12, 16), grey(tall, 20, 16)], [255, 0, 255]);
@@ -193,7 +209,7 @@ test('rendered aliases put the ink where the transformation says', () => {
 test('a known icon renders to a PNG of the asked size with the ink of its shape', () => {
   // mdi "square" is the path M3 3v18h18V3: at 64 px for 24 units, a black 48×48 square from 8 to 56
   const { set } = loadIconSetPackage('mdi');
-  const rendered = renderSvgToPng(iconToSvg(resolveIcon(set, 'square'), { size: 64 }));
+  const rendered = renderSvgToPng(iconSvgDocument(resolveIcon(set, 'square'), { size: 64 }));
   const img = decodePng(rendered.png);
   assert.deepEqual([img.width, img.height, rendered.width, rendered.height], [64, 64, 64, 64]);
   assert.equal(rendered.inkPixels, 48 * 48);
@@ -203,13 +219,18 @@ test('a known icon renders to a PNG of the asked size with the ink of its shape'
   assert.deepEqual([grey(img, 7, 32), grey(img, 8, 32), grey(img, 55, 32), grey(img, 56, 32)], [255, 0, 0, 255]);
 });
 
-test('listEntries: transforming aliases are drawings of their own, plain aliases are synonyms', () => {
+test('listEntries: transforming aliases are drawings of their own, plain aliases are synonyms unless hidden', () => {
   const entries = listEntries(TINY);
   assert.deepEqual(
     entries.map((e) => e.name),
-    ['bottom-half', 'left-again', 'left-half', 'old', 'right-half', 'tall', 'tall-lying'],
+    ['bottom-half', 'left-again', 'left-by-use', 'left-half', 'old', 'right-by-use', 'right-half', 'tall', 'tall-lying'],
   );
   assert.deepEqual(entries.find((e) => e.name === 'left-half')!.synonyms, ['west-half', 'west-half-too']);
+  assert.deepEqual(entries.find((e) => e.name === 'old')!.synonyms, [], '"old-name" is hidden with its icon');
+  assert.deepEqual(
+    entries.filter((e) => e.icon.hidden).map((e) => e.name),
+    ['old'],
+  );
 });
 
 test('unusable bodies: no shapes is empty, SMIL is animated', () => {

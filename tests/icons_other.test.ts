@@ -7,8 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { captionSynonyms, conceptKey, listEntries } from '../src/data/iconify.js';
-import { ICON_SETS, OTHER_ICON_SETS, loadIconSetPackage } from '../scripts/build-icon-dataset.js';
+import { captionSynonyms, conceptKey } from '../scripts/icon_captions.js';
+import { listEntries, loadIconSetPackage } from '../scripts/iconify_sets.js';
+import { ICON_SETS, OTHER_ICON_SETS } from '../scripts/build-icon-dataset.js';
 
 const SCRIPT = fileURLToPath(new URL('../scripts/build-icon-dataset.js', import.meta.url));
 

@@ -2,7 +2,7 @@
 // the hash of its concept (the data set's `concept` field, else its id) falls below the fraction,
 // so every drawing of one concept lands on the same side and validation concepts are unseen in
 // training, as the test split's are. The hash is the one the icon data set's train/test split uses.
-import { hashFraction } from './iconify.js';
+import { hashFraction } from './stable_hash.js';
 import type { PairedDataset, PairedItem } from './paired.js';
 
 /** The concept an item belongs to. */
