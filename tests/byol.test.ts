@@ -4,9 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor, randn, manualSeed, noGrad, randint, type Tensor } from '../src/index.js';
 import { BatchNorm1d, Linear, Sequential } from '../src/nn/index.js';
-import { tauAt, emaUpdate } from '../src/byol/ema.js';
+import { tauAt, emaUpdate, emaSchedule, makeEmaTarget, updateEmaTarget } from '../src/byol/ema.js';
 import { regressionLoss, symmetricByolLoss } from '../src/byol/loss.js';
 import { Byol } from '../src/byol/model.js';
+import { AlignModel } from '../src/align/model.js';
+import { AlignTrainer } from '../src/align/train.js';
+import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
+import { trainingOptimizer } from '../src/byol/optimizer.js';
 import { mlpHead } from '../src/byol/heads.js';
 import { trainByol } from '../src/byol/train.js';
 import { SmallCnn } from '../src/modalities/image/small_cnn.js';
@@ -35,6 +39,52 @@ test('EMA moves every parameter and float buffer to τξ + (1 − τ)θ and copi
     assertClose(t, expected, 1e-6);
   }
   assert.deepEqual(target.stateDict().get('1.num_batches_tracked')!.toFlatArray(), [1]);
+});
+
+test('makeEmaTarget copies the online network, stops its gradients, and stops its BatchNorm averaging its own batches', () => {
+  manualSeed(4);
+  const online = new Sequential(new Linear(3, 2), new BatchNorm1d(2));
+  const target = new Sequential(new Linear(3, 2), new BatchNorm1d(2));
+  online.forward(randn([4, 3])); // online running statistics away from their initial values
+  makeEmaTarget(target, online);
+  const source = online.stateDict();
+  for (const [key, t] of target.stateDict()) assertClose(t, source.get(key)!, 0);
+  assert.ok(target.parameters().every((p) => !p.requiresGrad));
+  assert.ok(online.parameters().every((p) => p.requiresGrad));
+  const runningMean = target.stateDict().get('1.running_mean')!.toFlatArray();
+  target.forward(randn([4, 3]).mul(5).add(3)); // training mode: a batch far from the statistics
+  assertClose(target.stateDict().get('1.running_mean')!, runningMean, 0);
+});
+
+test('updateEmaTarget moves by τ_k of the cosine schedule, or by τ_base with the constant one, and returns it', () => {
+  for (const tauSchedule of ['cosine', 'constant'] as const) {
+    manualSeed(5);
+    const online = new Linear(3, 2);
+    const target = new Linear(3, 2);
+    const before = target.weight.toFlatArray();
+    const theta = online.weight.toFlatArray();
+    const tau = updateEmaTarget(target, online, { tauBase: 0.9, tauSchedule }, 250, 1000);
+    // cosine: 1 − 0.1·(cos(π/4) + 1)/2
+    const expectedTau = tauSchedule === 'constant' ? 0.9 : 1 - (0.1 * (Math.SQRT1_2 + 1)) / 2;
+    assertClose(tau, expectedTau, 1e-15);
+    assertClose(
+      target.weight,
+      before.map((xi, i) => expectedTau * xi + (1 - expectedTau) * theta[i]!),
+      1e-6,
+    );
+  }
+});
+
+test('both BYOL models take the one EMA schedule and its defaults: τ_base 0.996, cosine', () => {
+  assert.deepEqual(emaSchedule({}), { tauBase: 0.996, tauSchedule: 'cosine' });
+  assert.deepEqual(emaSchedule({ tauBase: 0.9, tauSchedule: 'constant' }), { tauBase: 0.9, tauSchedule: 'constant' });
+  const sizes = { projectionHiddenDim: 8, projectionDim: 4, predictionHiddenDim: 8 };
+  const byol = new Byol(() => new Sequential(new Linear(3, 4)), { featureDim: 4, ...sizes });
+  const align = new AlignModel([{ name: 'a', create: () => new Sequential(new Linear(3, 4)), featureDim: 4 }], sizes);
+  for (const model of [byol, align]) {
+    assert.deepEqual({ tauBase: model.tauBase, tauSchedule: model.tauSchedule }, { tauBase: 0.996, tauSchedule: 'cosine' });
+    assert.equal(model.updateTarget(500, 1000), 1 - 0.004 / 2);
+  }
 });
 
 test('the loss is 2 − 2·cos, per item averaged, and symmetric', () => {
@@ -159,4 +209,43 @@ test('a short training run lowers the loss without collapse', () => {
   assert.equal(records.at(-1)!.tau > records[0]!.tau, true);
   assert.equal(byol.training, false);
   noGrad(() => assert.deepEqual(byol.forward(images.slice(0, 0, 2).float()).shape, [2, 32]));
+});
+
+test('trainByol and AlignTrainer set the same optimizer and learning rates for the same options', () => {
+  manualSeed(6);
+  const images = randint(0, 256, [32, 1, 8, 8], { dtype: 'uint8' });
+  const sizes = { projectionHiddenDim: 16, projectionDim: 8, predictionHiddenDim: 16 };
+  const byol = new Byol(() => new SmallCnn({ inChannels: 1, widths: [4, 8, 8] }), { featureDim: 8, ...sizes });
+  // Adam with no weight decay given: the default these trainers used to disagree on (0 and 1e-4).
+  const shared = { optimizer: 'adam' as const, baseLr: 2e-3, batchSize: 16 };
+  const byolLrs = trainByol(byol, { ...shared, images, views: [byolView1(8, 1), byolView2(8, 1)], steps: 10 }).map((r) => r.lr);
+  const align = new AlignModel([{ name: 'a', create: () => new Sequential(new Linear(3, 4)), featureDim: 4 }], sizes);
+  const trainer = new AlignTrainer(align, {
+    ...shared,
+    modalities: [],
+    batches: () => {
+      throw new Error('the optimizer is set up without data');
+    },
+    stepsPerEpoch: 10,
+    epochs: 1,
+    weights: ALIGNMENT_OBJECTIVES.byol,
+  });
+  const alignLrs = Array.from({ length: 10 }, (_, step) => {
+    trainer.scheduler.setStep(step);
+    return trainer.scheduler.currentLrs()[0]!;
+  });
+  assert.deepEqual(alignLrs, byolLrs);
+  // Both from trainingOptimizer: 2e-3 · 16/256 = 1.25e-4 at the peak, 1 warm-up step, Adam's weight decay 0.
+  const expected = trainingOptimizer([], shared, { batchSize: 16, totalSteps: 10 }).settings;
+  assert.deepEqual(trainer.optimization, expected);
+  assert.deepEqual(
+    { peakLr: expected.peakLr, warmupSteps: expected.warmupSteps, weightDecay: expected.weightDecay },
+    { peakLr: 1.25e-4, warmupSteps: 1, weightDecay: 0 },
+  );
+  assert.equal(byolLrs[1], 1.25e-4);
+  assert.equal(trainer.optimizer.name, 'Adam');
+  assert.deepEqual(
+    trainer.optimizer.paramGroups.map((g) => (g as typeof g & { weightDecay: number }).weightDecay),
+    [0, 0],
+  );
 });

@@ -19,6 +19,7 @@ import {
   type OptimizerStateDict,
 } from '../src/optim/index.js';
 import { openScopeSize } from '../src/engine/scope.js';
+import { trainingOptimizer, type OptimizerName } from '../src/byol/optimizer.js';
 import { assertClose } from './helpers.js';
 
 // ---- reference runs recorded from PyTorch by scripts/fixtures/optim_fixtures.py ----
@@ -401,5 +402,64 @@ test('LrScheduler sets every group’s lr from the schedule, and resumes at a st
     scheduler.optimizer.paramGroups.map((g) => g.lr),
     [0.4, 0.2],
     1e-15,
+  );
+});
+
+// ---- the trainers' optimizer and schedule (trainByol and AlignTrainer both call trainingOptimizer) ----
+
+const trainable = (): [string, Tensor][] => [
+  ['proj.weight', tensor([[1, 2]]).requiresGrad_(true)],
+  ['proj.bias', tensor([1]).requiresGrad_(true)],
+];
+
+test('trainingOptimizer defaults: base rate × batch/256, weight decay LARS 1.5e-6 / AdamW 1e-4 / Adam 0, biases undecayed', () => {
+  const expected: Record<OptimizerName, { name: string; peakLr: number; weightDecay: number }> = {
+    lars: { name: 'LARS', peakLr: 0.4, weightDecay: 1.5e-6 }, // 0.2 · 512/256
+    adamw: { name: 'AdamW', peakLr: 2e-3, weightDecay: 1e-4 }, // 1e-3 · 512/256
+    adam: { name: 'Adam', peakLr: 2e-3, weightDecay: 0 },
+  };
+  for (const [name, want] of Object.entries(expected) as [OptimizerName, (typeof expected)['lars']][]) {
+    const { optimizer, settings } = trainingOptimizer(trainable(), { optimizer: name }, { batchSize: 512, totalSteps: 100 });
+    assert.equal(optimizer.name, want.name);
+    assertClose(settings.peakLr, want.peakLr, 1e-15);
+    const decay = optimizer.paramGroups.map((g) => (g as typeof g & { weightDecay: number }).weightDecay);
+    assert.deepEqual(decay, [want.weightDecay, 0], name);
+    assert.deepEqual(
+      { warmupSteps: settings.warmupSteps, lrSchedule: settings.lrSchedule },
+      { warmupSteps: 10, lrSchedule: 'warmup-cosine' },
+    );
+  }
+});
+
+test('trainingOptimizer warms up over 10% of training, then decays on a cosine to 0', () => {
+  const { scheduler } = trainingOptimizer(trainable(), { optimizer: 'adamw' }, { batchSize: 512, totalSteps: 100 });
+  const lrAt = (step: number): number => {
+    scheduler.setStep(step);
+    return scheduler.currentLrs()[0]!;
+  };
+  assert.equal(lrAt(0), 0);
+  assertClose(lrAt(5), 1e-3, 1e-15); // halfway up to the peak 2e-3
+  assertClose(lrAt(10), 2e-3, 1e-15);
+  assertClose(lrAt(55), 1e-3, 1e-15); // halfway down the cosine
+  assertClose(lrAt(100), 0, 1e-15);
+  assert.deepEqual(scheduler.currentLrs().length, 2); // both groups follow it
+});
+
+test('trainingOptimizer: a constant schedule holds the peak after warm-up; scaleLrByBatch false takes baseLr as is', () => {
+  const options = { optimizer: 'adam' as const, baseLr: 3e-4, scaleLrByBatch: false, warmupSteps: 4, lrSchedule: 'constant' as const };
+  const { scheduler, settings } = trainingOptimizer(trainable(), options, { batchSize: 512, totalSteps: 100 });
+  assert.equal(settings.peakLr, 3e-4);
+  scheduler.setStep(2);
+  assertClose(scheduler.currentLrs()[0]!, 1.5e-4, 1e-15);
+  for (const step of [4, 50, 99]) {
+    scheduler.setStep(step);
+    assert.equal(scheduler.currentLrs()[0], 3e-4);
+  }
+});
+
+test('trainingOptimizer refuses an unknown optimizer by name', () => {
+  assert.throws(
+    () => trainingOptimizer(trainable(), { optimizer: 'sgd' as OptimizerName }, { batchSize: 256, totalSteps: 10 }),
+    /unknown optimizer 'sgd' \(expected 'lars', 'adamw' or 'adam'\)/,
   );
 });

@@ -4,23 +4,21 @@
 // modality's present items through both networks and returns what the losses need; which terms
 // are used (intra-modal, cross-modal, InfoNCE) is the loss's business (loss.ts).
 import { cat, noGrad, op, zeros, F, type Tensor } from '../engine/index.js';
-import { BatchNorm, Module, type StateDict, type TensorModule } from '../nn/index.js';
-import { copyState, emaUpdate, tauAt } from '../byol/ema.js';
+import { Module, type StateDict, type TensorModule } from '../nn/index.js';
+import { emaSchedule, makeEmaTarget, updateEmaTarget, type EmaScheduleOptions } from '../byol/ema.js';
 import type { HeadNorm } from '../byol/heads.js';
 import { AlignBranch } from './network.js';
 import { upgradeSharedStatistics } from './shared_head.js';
 
 const indexCopy = op('aten::index_copy');
 
-export interface AlignModelOptions {
+/** The heads' sizes, and the τ schedule of the target (EmaScheduleOptions: τ_base 0.996, cosine). */
+export interface AlignModelOptions extends EmaScheduleOptions {
   sharedHeads?: boolean;
   projectionHiddenDim?: number;
   projectionDim?: number;
   predictionHiddenDim?: number;
   headNorm?: HeadNorm;
-  /** τ_base of the EMA (the paper: 0.996; 0.99 suits short runs). */
-  tauBase?: number;
-  tauSchedule?: 'cosine' | 'constant';
 }
 
 /** One modality's two views of the items that have it; `rows` are their indices in the batch. */
@@ -72,8 +70,7 @@ export class AlignModel extends Module {
     super();
     if (encoders.length === 0) throw new Error('AlignModel: at least one modality is needed');
     this.modalities = encoders.map((e) => e.name);
-    this.tauBase = options.tauBase ?? 0.996;
-    this.tauSchedule = options.tauSchedule ?? 'cosine';
+    ({ tauBase: this.tauBase, tauSchedule: this.tauSchedule } = emaSchedule(options));
     const heads = {
       sharedHeads: options.sharedHeads ?? true,
       projectionHiddenDim: options.projectionHiddenDim ?? 4096,
@@ -89,11 +86,7 @@ export class AlignModel extends Module {
       );
     this.online = this.registerModule('online', build(true));
     this.target = this.registerModule('target', build(false));
-    copyState(this.target, this.online);
-    for (const p of this.target.parameters()) p.requiresGrad_(false);
-    // The target normalises with its batch's statistics but its running statistics move only by
-    // the EMA (as in src/byol/model.ts).
-    for (const m of this.target.modules()) if (m instanceof BatchNorm) m.momentum = 0;
+    makeEmaTarget(this.target, this.online);
   }
 
   /** Also reads checkpoints written before shared heads kept BatchNorm statistics per modality. */
@@ -130,9 +123,7 @@ export class AlignModel extends Module {
 
   /** ξ ← τ_k ξ + (1 − τ_k) θ, parameters and buffers; returns τ_k. */
   updateTarget(step: number, totalSteps: number): number {
-    const tau = this.tauSchedule === 'constant' ? this.tauBase : tauAt(step, totalSteps, this.tauBase);
-    emaUpdate(this.target, this.online, tau);
-    return tau;
+    return updateEmaTarget(this.target, this.online, this, step, totalSteps);
   }
 
   /**

@@ -10,16 +10,8 @@
 // statistics, optimizer moments, the step).
 import { Generator, manualSeed, tidy, type Tensor } from '../engine/index.js';
 import { hash32 } from '../data/epoch_order.js';
-import {
-  LrScheduler,
-  clipGradNorm,
-  scaleLr,
-  warmupCosineLr,
-  type GroupHyperparameters,
-  type Optimizer,
-  type OptimizerStateDict,
-} from '../optim/index.js';
-import { makeOptimizer, type OptimizerName } from '../byol/optimizer.js';
+import { clipGradNorm, type GroupHyperparameters, type LrScheduler, type Optimizer, type OptimizerStateDict } from '../optim/index.js';
+import { trainingOptimizer, type OptimizationOptions, type OptimizationSettings } from '../byol/optimizer.js';
 import { collapseReading } from '../eval/collapse.js';
 import type { Modality } from '../modalities/modality.js';
 import type { AlignModel, ModalityViews } from './model.js';
@@ -37,7 +29,11 @@ export interface AlignBatch {
   waitMs?: number;
 }
 
-export interface AlignTrainOptions {
+/**
+ * The data, the loss and the training's length; the optimizer and schedule as trainingOptimizer
+ * sets them, with AdamW by default.
+ */
+export interface AlignTrainOptions extends OptimizationOptions {
   modalities: Modality[];
   /**
    * The batches of one epoch, in order, from batch `fromStep` on (a fresh shuffle per epoch is the
@@ -57,14 +53,6 @@ export interface AlignTrainOptions {
    */
   firstStageEpochs?: number;
   firstStageWeights?: AlignmentLossWeights;
-  optimizer?: OptimizerName;
-  /** Learning rate per 256 items when scaleLrByBatch (default true), else the peak rate itself. */
-  baseLr?: number;
-  scaleLrByBatch?: boolean;
-  weightDecay?: number;
-  /** Default 10% of training. */
-  warmupSteps?: number;
-  lrSchedule?: 'warmup-cosine' | 'constant';
   clipGradNorm?: number;
   seed?: number;
   onStep?: (record: AlignStepRecord) => void;
@@ -72,11 +60,15 @@ export interface AlignTrainOptions {
   onEpoch?: (epoch: number) => Promise<void> | void;
 }
 
+/**
+ * One training step's record (step and epoch from 0). src/run/train_run.ts writes it as a line of
+ * metrics.jsonl with both counted from 1, and src/report/metrics.ts reads that line as this type.
+ */
 export interface AlignStepRecord {
   step: number;
   epoch: number;
   loss: number;
-  /** Each term's value: 'intra/image', 'cross/image->text', 'infonce/image<->text', 'logitScale' (see lossNumbers). */
+  /** Each term's value before its weight: 'total', 'intra/image', 'cross/image->text', 'infonce/image<->text', 'logitScale' (see lossNumbers). */
   terms: Record<string, number>;
   lr: number;
   tau: number;
@@ -117,6 +109,8 @@ export class AlignTrainer {
   readonly totalSteps: number;
   readonly optimizer: Optimizer<GroupHyperparameters>;
   readonly scheduler: LrScheduler;
+  /** The optimizer and schedule settings, defaults filled in. */
+  readonly optimization: OptimizationSettings;
   /** CLIP's learnable temperature, present when InfoNCE is part of the loss. */
   readonly logitScale: LogitScale | undefined;
   readonly #named: [string, Tensor][];
@@ -133,11 +127,6 @@ export class AlignTrainer {
     if (options.steps !== undefined && !(Number.isInteger(options.steps) && options.steps > 0 && options.steps <= planned))
       throw new RangeError(`trainAlignment: steps must be an integer from 1 to epochs × stepsPerEpoch (${planned}), got ${options.steps}`);
     this.totalSteps = options.steps ?? planned;
-    const totalSteps = this.totalSteps;
-    const optimizerName = options.optimizer ?? 'adamw';
-    const baseLr = options.baseLr ?? (optimizerName === 'lars' ? 0.2 : 1e-3);
-    const peakLr = options.scaleLrByBatch === false ? baseLr : scaleLr(baseLr, options.batchSize);
-    const weightDecay = options.weightDecay ?? (optimizerName === 'lars' ? 1.5e-6 : 1e-4);
     const firstStageEpochs = options.firstStageEpochs ?? 0;
     if (!Number.isInteger(firstStageEpochs) || firstStageEpochs < 0 || firstStageEpochs > options.epochs)
       throw new RangeError(
@@ -150,12 +139,14 @@ export class AlignTrainer {
     // CLIP's learnable temperature, trained only when InfoNCE is part of the loss.
     this.logitScale = usesInfoNce ? new LogitScale() : undefined;
     const named = [...model.online.namedParameters(), ...(this.logitScale?.namedParameters('logitScale.') ?? [])];
-    this.optimizer = makeOptimizer(named, optimizerName, peakLr, weightDecay);
-    const warmupSteps = options.warmupSteps ?? Math.round(totalSteps / 10);
-    const constant = options.lrSchedule === 'constant';
-    this.scheduler = new LrScheduler(this.optimizer, (step) =>
-      constant && step >= warmupSteps ? peakLr : warmupCosineLr(step, { peakLr, warmupSteps, totalSteps }),
+    // AdamW by default: the config's default, and what the aligner's transformer encoders train with.
+    const optimizerName = options.optimizer ?? 'adamw';
+    const training = trainingOptimizer(
+      named,
+      { ...options, optimizer: optimizerName },
+      { batchSize: options.batchSize, totalSteps: this.totalSteps },
     );
+    ({ optimizer: this.optimizer, scheduler: this.scheduler, settings: this.optimization } = training);
     this.#named = named;
     this.#params = named.map(([, p]) => p);
     this.#byName = new Map(options.modalities.map((m) => [m.name, m]));

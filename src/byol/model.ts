@@ -3,25 +3,19 @@
 // image; the target (f_ξ, g_ξ) is an exponential moving average of the online weights and gets no
 // gradient. Generic over the encoder: anything mapping a batch to [N, featureDim].
 import { cat, noGrad, tidy, F, type Tensor } from '../engine/index.js';
-import { BatchNorm, Module, type TensorModule } from '../nn/index.js';
+import { Module, type TensorModule } from '../nn/index.js';
 import { mlpHead, type HeadNorm } from './heads.js';
-import { copyState, emaUpdate, tauAt } from './ema.js';
+import { emaSchedule, makeEmaTarget, updateEmaTarget, type EmaScheduleOptions } from './ema.js';
 import { symmetricByolLoss } from './loss.js';
 
-export interface ByolOptions {
+/** The network's sizes, and the τ schedule of its target (EmaScheduleOptions: τ_base 0.996, cosine). */
+export interface ByolOptions extends EmaScheduleOptions {
   /** Width of the encoder's output (the representation y). */
   featureDim: number;
   projectionHiddenDim?: number;
   projectionDim?: number;
   predictionHiddenDim?: number;
   headNorm?: HeadNorm;
-  /** τ_base: 0.996 for long runs (the paper), 0.99 for short ones. */
-  tauBase?: number;
-  /**
-   * 'cosine' (the paper): τ rises from τ_base to 1 over training. 'constant': τ stays at τ_base,
-   * as in lucidrains/byol-pytorch; on short runs the target then keeps following the online network.
-   */
-  tauSchedule?: 'cosine' | 'constant';
 }
 
 /** Encoder → projector (→ predictor, online only). */
@@ -64,8 +58,7 @@ export class Byol extends Module {
   /** makeEncoder is called twice: once for the online network, once for the target. */
   constructor(makeEncoder: () => TensorModule, options: ByolOptions) {
     super();
-    this.tauBase = options.tauBase ?? 0.996;
-    this.tauSchedule = options.tauSchedule ?? 'cosine';
+    ({ tauBase: this.tauBase, tauSchedule: this.tauSchedule } = emaSchedule(options));
     const head = (input: number, hidden: number | undefined): TensorModule =>
       mlpHead(input, { hiddenDim: hidden, outputDim: options.projectionDim, norm: options.headNorm });
     const projectionDim = options.projectionDim ?? 256;
@@ -78,11 +71,7 @@ export class Byol extends Module {
       ),
     );
     this.target = this.registerModule('target', new ByolBranch(makeEncoder(), head(options.featureDim, options.projectionHiddenDim), null));
-    copyState(this.target, this.online);
-    for (const p of this.target.parameters()) p.requiresGrad_(false);
-    // The target normalises with its batch's statistics (it runs in training mode, as in the
-    // paper) but its running statistics move only by the EMA, so they are not also averaged here.
-    for (const m of this.target.modules()) if (m instanceof BatchNorm) m.momentum = 0;
+    makeEmaTarget(this.target, this.online);
   }
 
   /** What the optimizer trains: the online network only. */
@@ -114,8 +103,6 @@ export class Byol extends Module {
 
   /** ξ ← τ_k ξ + (1 − τ_k) θ with the configured τ schedule; returns τ_k. */
   updateTarget(step: number, totalSteps: number): number {
-    const tau = this.tauSchedule === 'constant' ? this.tauBase : tauAt(step, totalSteps, this.tauBase);
-    emaUpdate(this.target, this.online, tau);
-    return tau;
+    return updateEmaTarget(this.target, this.online, this, step, totalSteps);
   }
 }

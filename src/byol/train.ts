@@ -3,9 +3,9 @@
 // lr = base·batch/256, the τ schedule, gradient clipping, and a per-step log with the collapse
 // monitor.
 import { Generator, keep, noGrad, randperm, tidy, type Tensor } from '../engine/index.js';
-import { LrScheduler, clipGradNorm, scaleLr, warmupCosineLr } from '../optim/index.js';
+import { clipGradNorm } from '../optim/index.js';
 import { checkFiniteStep } from '../optim/nonfinite.js';
-import { makeOptimizer, type OptimizerName } from './optimizer.js';
+import { trainingOptimizer, type OptimizationOptions, type OptimizerName } from './optimizer.js';
 import { augmentView, type ViewConfig } from '../modalities/image/augment.js';
 import { COLLAPSE_WARNING_RATIO, collapseReading } from '../eval/collapse.js';
 import type { Byol } from './model.js';
@@ -13,7 +13,8 @@ import type { Byol } from './model.js';
 export type { OptimizerName };
 export { NonFiniteLossError } from '../optim/nonfinite.js';
 
-export interface ByolTrainOptions {
+/** The data, its views and length; the optimizer and schedule as trainingOptimizer sets them, with LARS by default. */
+export interface ByolTrainOptions extends OptimizationOptions {
   /** uint8 images [N, C, H, W]. */
   images: Tensor;
   views: [ViewConfig, ViewConfig];
@@ -21,17 +22,6 @@ export interface ByolTrainOptions {
   /** Give epochs or steps; steps wins when both are given. */
   epochs?: number;
   steps?: number;
-  optimizer?: OptimizerName;
-  /** Learning rate per 256 items: lr = baseLr · batch/256 (the paper: LARS 0.2). */
-  baseLr?: number;
-  /** Scale the base rate by batch/256 (default true; false uses baseLr as is, as byol-pytorch's Adam). */
-  scaleLrByBatch?: boolean;
-  /** Decoupled for AdamW, L2 for Adam, LARS's own (the paper: 1.5e-6); biases and norms excluded. */
-  weightDecay?: number;
-  /** Steps of linear warm-up (default 10% of training). */
-  warmupSteps?: number;
-  /** 'warmup-cosine' (the paper's) or 'constant' after the warm-up (byol-pytorch's Adam runs). */
-  lrSchedule?: 'warmup-cosine' | 'constant';
   /** Clip the global gradient norm to this (off when undefined). */
   clipGradNorm?: number;
   seed?: number;
@@ -65,20 +55,16 @@ export function trainByol(byol: Byol, options: ByolTrainOptions): ByolStepRecord
   if (n < batchSize) throw new RangeError(`trainByol: ${n} images are fewer than one batch of ${batchSize}`);
   const stepsPerEpoch = Math.floor(n / batchSize); // the last partial batch is dropped, as drop_last=True
   const totalSteps = options.steps ?? (options.epochs ?? 1) * stepsPerEpoch;
-  const optimizerName = options.optimizer ?? 'lars';
-  const baseLr = options.baseLr ?? (optimizerName === 'lars' ? 0.2 : 1e-3);
-  const peakLr = options.scaleLrByBatch === false ? baseLr : scaleLr(baseLr, batchSize);
-  const weightDecay = options.weightDecay ?? (optimizerName === 'lars' ? 1.5e-6 : 0);
-  const optimizer = makeOptimizer(byol.online.namedParameters(), optimizerName, peakLr, weightDecay);
-  const warmupSteps = options.warmupSteps ?? Math.round(totalSteps / 10);
-  const constant = options.lrSchedule === 'constant';
-  const scheduler = new LrScheduler(optimizer, (step) =>
-    constant && step >= warmupSteps ? peakLr : warmupCosineLr(step, { peakLr, warmupSteps, totalSteps }),
+  const named = byol.online.namedParameters();
+  // LARS by default: this trainer reproduces the paper's set-up.
+  const { optimizer, scheduler } = trainingOptimizer(
+    named,
+    { ...options, optimizer: options.optimizer ?? 'lars' },
+    { batchSize, totalSteps },
   );
   const orderGenerator = new Generator(options.seed ?? 0);
   const viewGenerator = new Generator((options.seed ?? 0) + 1);
   const records: ByolStepRecord[] = [];
-  const named = byol.online.namedParameters();
   const params = named.map(([, p]) => p);
   byol.train();
 

@@ -1,5 +1,6 @@
 // The run's metrics.jsonl as the report reads it: one line per training step and one per validated
 // epoch (src/run/train_run.ts writes both; steps and epochs count from 1).
+import type { AlignStepRecord } from '../align/train.js';
 
 export interface RecallAtK {
   r1: number;
@@ -7,15 +8,11 @@ export interface RecallAtK {
   r10: number;
 }
 
-export interface StepLine {
-  step: number;
-  /** Each loss term before its weight, and 'total'. */
-  terms: Record<string, number>;
-  lr: number;
-  tau: number;
-  /** The collapse monitor per modality (1: spread out, → 0: collapsed). */
-  collapse: Record<string, number>;
-}
+/**
+ * What the report reads of a step's line: the trainer's record as train_run writes it (step and
+ * epoch counted from 1), the fields the curves draw.
+ */
+export type StepLine = Pick<AlignStepRecord, 'step' | 'terms' | 'lr' | 'tau' | 'collapse'>;
 
 export interface EpochLine {
   epoch: number;
