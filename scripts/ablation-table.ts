@@ -1,9 +1,9 @@
-// Prints the markdown table of docs/align.md's ablation from the runs' JSON results
-// (examples/align_icons.ts --json, as scripts/ablate-icons.sh writes them):
-//   node dist/scripts/ablation-table.js [DIR=bench/results/align] [--full]
-// One row per run: rsum in each retrieval space, the best space's Recall@10 both ways, the collapse
-// ratio and the training time; --full lists every recall of every space instead.
-import { readFileSync, readdirSync } from 'node:fs';
+// Prints the markdown table of docs/align.md's ablation from the JSON that
+// bench/results/quality/run.sh writes (byol-align eval --json on both collections, and the
+// PyTorch peer's results):  node dist/scripts/ablation-table.js [DIR=bench/results/quality]
+// One row per run: rsum in the projection and encoder spaces on the icon test split and on the
+// second collection, the better space's Recall@10 both ways, and the training time.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 interface Direction {
@@ -11,48 +11,81 @@ interface Direction {
   r5: number;
   r10: number;
 }
-interface RunResult {
-  args: Record<string, string | boolean>;
-  trainSeconds: number;
-  collapse: Record<string, number>;
-  results: Record<string, { i2t: Direction; t2i: Direction; rsum: number }>;
+interface SpaceResult {
+  space: string;
+  i2t: Direction;
+  t2i: Direction;
+  rsum: number;
   chance: { i2t: Direction; t2i: Direction; rsum: number };
 }
-
-const dir = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 'bench/results/align';
-const runs = readdirSync(dir)
-  .filter((f) => f.endsWith('.json'))
-  .sort()
-  .map((f) => ({ name: f.replace(/\.json$/, ''), run: JSON.parse(readFileSync(join(dir, f), 'utf8')) as RunResult }));
-if (runs.length === 0) throw new Error(`ablation-table: no .json results in ${dir}`);
-
-const f2 = (x: number): string => x.toFixed(2);
-const full = process.argv.includes('--full');
-if (full) {
-  // Every space of every run, all six recalls.
-  const recalls = (d: Direction): string => `${f2(d.r1)} | ${f2(d.r5)} | ${f2(d.r10)}`;
-  console.log('| run | space | i2t R@1 | R@5 | R@10 | t2i R@1 | R@5 | R@10 | rsum |');
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const { name, run } of runs) {
-    for (const [space, m] of Object.entries(run.results))
-      console.log(`| ${name} | ${space} | ${recalls(m.i2t)} | ${recalls(m.t2i)} | ${f2(m.rsum)} |`);
-  }
-} else {
-  // One row per run: rsum in each space, and the best space's R@10 both ways against 10× chance.
-  console.log(
-    '| run | epochs | rsum projection | rsum pairing | rsum encoder | best space: i2t R@10 / t2i R@10 | collapse image / text | train s |',
-  );
-  console.log('| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |');
-  for (const { name, run } of runs) {
-    const [bestSpace, best] = Object.entries(run.results).reduce((a, b) => (b[1].rsum > a[1].rsum ? b : a));
-    const collapse = Object.values(run.collapse).map(f2).join(' / ');
-    const rsum = (space: string): string => (run.results[space] ? f2(run.results[space].rsum) : '—');
-    console.log(
-      `| ${name} | ${run.args.epochs} | ${rsum('projection')} | ${rsum('pairing')} | ${rsum('encoder')} | ${bestSpace}: ${f2(best.i2t.r10)} / ${f2(best.t2i.r10)} | ${collapse} | ${run.trainSeconds.toFixed(0)} |`,
-    );
-  }
+/** One line of bench/align_quality_torch.py's results (protocol 'own' is byol-align eval's). */
+interface PeerResult extends SpaceResult {
+  collection: string;
+  protocol: string;
 }
-// Chance depends on the evaluation set's size, so there is one line per split.
-for (const [split, chance] of new Map(runs.map(({ run }) => [run.args.split ?? 'test', run.chance]))) {
-  console.log(`\nChance (${split} split): rsum ${f2(chance.rsum)}, R@10 ${f2(chance.i2t.r10)} / ${f2(chance.t2i.r10)}.`);
+
+const COLLECTIONS = ['icons', 'other'] as const;
+const dir = process.argv[2] ?? 'bench/results/quality';
+const f2 = (x: number): string => x.toFixed(2);
+
+function readLines(file: string): SpaceResult[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as SpaceResult);
+}
+
+/** Per collection, the results by space. */
+type Row = { name: string; byCollection: Map<string, Map<string, SpaceResult>>; seconds?: number };
+
+const rows: Row[] = [];
+const names = [...new Set(readdirSync(dir).flatMap((f) => /^(.+)\.icons\.json$/.exec(f)?.[1] ?? []))].sort();
+for (const name of names) {
+  const byCollection = new Map<string, Map<string, SpaceResult>>(COLLECTIONS.map((c) => [c, new Map()]));
+  for (const c of COLLECTIONS) {
+    const file = join(dir, `${name}.${c}.json`);
+    if (existsSync(file)) for (const r of readLines(file)) byCollection.get(c)!.set(r.space, r);
+  }
+  const trainFile = join(dir, `${name}.train.json`);
+  const seconds = existsSync(trainFile)
+    ? (JSON.parse(readFileSync(trainFile, 'utf8')) as { trainSeconds: number }).trainSeconds
+    : undefined;
+  rows.push({ name, byCollection, seconds });
+}
+for (const file of readdirSync(dir)
+  .filter((f) => /^peer-.*\.json$/.test(f))
+  .sort()) {
+  const peer = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { results: PeerResult[] };
+  const byCollection = new Map<string, Map<string, SpaceResult>>(COLLECTIONS.map((c) => [c, new Map()]));
+  for (const r of peer.results) {
+    if (r.protocol === 'own') byCollection.get(r.collection)?.set(r.space ?? 'projection', r);
+  }
+  rows.push({ name: `PyTorch ${file.replace(/\.json$/, '')}`, byCollection });
+}
+if (rows.length === 0) throw new Error(`ablation-table: no results in ${dir}`);
+
+const header = ['run'];
+for (const c of COLLECTIONS) header.push(`${c} rsum projection`, `${c} rsum encoder`, `${c} R@10 i2t / t2i (better space)`);
+header.push('train s');
+console.log(`| ${header.join(' | ')} |`);
+console.log(
+  `| --- | ${header
+    .slice(1, -1)
+    .map((h) => (h.includes('R@10') ? '---' : '---:'))
+    .join(' | ')} | ---: |`,
+);
+for (const row of rows) {
+  const cells = [row.name];
+  for (const c of COLLECTIONS) {
+    const spaces = row.byCollection.get(c)!;
+    const rsum = (space: string): string => (spaces.has(space) ? f2(spaces.get(space)!.rsum) : '—');
+    const best = [...spaces.values()].reduce<SpaceResult | undefined>((a, b) => (a === undefined || b.rsum > a.rsum ? b : a), undefined);
+    cells.push(rsum('projection'), rsum('encoder'), best ? `${f2(best.i2t.r10)} / ${f2(best.t2i.r10)} (${best.space})` : '—');
+  }
+  cells.push(row.seconds === undefined ? '—' : String(row.seconds));
+  console.log(`| ${cells.join(' | ')} |`);
+}
+for (const c of COLLECTIONS) {
+  const chance = rows.flatMap((r) => [...r.byCollection.get(c)!.values()])[0]?.chance;
+  if (chance) console.log(`\nChance (${c}): rsum ${f2(chance.rsum)}, R@10 ${f2(chance.i2t.r10)} / ${f2(chance.t2i.r10)}.`);
 }

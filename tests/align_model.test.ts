@@ -131,13 +131,15 @@ async function trainPairedTask(weights: AlignmentLossWeights, tauBase = 0.99) {
   async function* first200(): AsyncIterable<Tensor> {
     yield await a.collate(train.a.slice(0, 200));
   }
-  const { metrics, chance } = await evaluateRetrieval(model, {
-    imageModality: a,
-    textModality: b as unknown as Modality<string>,
-    imageBatches: first200(),
-    captions: train.b.slice(0, 200) as unknown as string[],
-    captionToImage: Array.from({ length: 200 }, (_, i) => i),
-  });
+  const { metrics, chance } = (
+    await evaluateRetrieval(model, {
+      imageModality: a,
+      textModality: b as unknown as Modality<string>,
+      imageBatches: first200(),
+      captions: train.b.slice(0, 200) as unknown as string[],
+      captionToImage: Array.from({ length: 200 }, (_, i) => i),
+    })
+  )[0]!;
   assert.equal(chance.t2i.r10, 5);
   return { log, metrics, chance };
 }

@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import { loadCheckpoint, listCheckpoints } from '../src/run/checkpoint.js';
 import { loadModel } from '../src/run/model_setup.js';
 import { evaluatePaired } from '../src/run/evaluate_run.js';
+import type { RetrievalEvaluation, RetrievalSpace } from '../src/align/evaluate.js';
 import { loadDataSource } from '../src/data/source.js';
 import { embedInputs, readEmbedInputs } from '../src/run/embed_run.js';
 import { parseSafetensors } from '../src/engine/safetensors.js';
@@ -52,15 +53,42 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
   assert.equal(json.n_images, 24);
   assert.equal(json.n_captions, 48);
   const { model, modalities, config } = loadModel(out);
-  const direct = await evaluatePaired(model, modalities, loadDataSource(`coco:${annotations}`, { images }), {
-    size: config.image.size,
-    channels: 3,
-    space: 'encoder',
-  });
+  const dataset = loadDataSource(`coco:${annotations}`, { images });
+  const alone = async (space: RetrievalSpace): Promise<RetrievalEvaluation> =>
+    (await evaluatePaired(model, modalities, dataset, { size: config.image.size, channels: 3, spaces: [space] }))[0]!;
+  const direct = await alone('encoder');
   assert.equal(json.rsum, direct.metrics.rsum);
   assert.deepEqual(json.chance, direct.chance);
   assert.deepEqual(json.i2t.r10, direct.metrics.i2t.r10);
   assert.deepEqual(json.t2i.medr, direct.metrics.t2i.medr);
+  // Every space from one pass over the data: one JSON line each, as each space measures alone.
+  const all = cli(
+    'eval',
+    '--checkpoint',
+    out,
+    '--data',
+    `coco:${annotations}`,
+    '--images',
+    images,
+    '--json',
+    '--space',
+    'all',
+    '--threads',
+    '1',
+  );
+  assert.equal(all.status, 0, all.stderr);
+  const lines = all.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { space: RetrievalSpace; rsum: number });
+  assert.deepEqual(
+    lines.map((l) => l.space),
+    ['projection', 'encoder', 'pairing'],
+  );
+  for (const line of lines) assert.equal(line.rsum, (await alone(line.space)).metrics.rsum, line.space);
+  const bad = cli('eval', '--checkpoint', out, '--data', `coco:${annotations}`, '--images', images, '--space', 'projection,nearest');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--space must be one or more of projection, encoder, pairing \(or all\), got 'nearest'/);
 });
 
 test('N steps, then --resume for N more, gives the weights of 2N steps straight, bitwise', () => {

@@ -1,35 +1,11 @@
-// Batches as the aligner's trainer takes them, from the streaming loaders: the decoded images as
+// Batches as the aligner's trainer takes them, from the manifest loader: the decoded images as
 // they are (the image modality's collated form), every other modality's raw items collated by it,
-// and for manifests the rows that have each modality.
+// and the rows that have each modality.
 import { tensor, type Tensor } from '../engine/index.js';
-import type { PairedImageLoader } from '../data/loader.js';
 import type { ManifestLoader } from '../data/manifest_loader.js';
 import type { Modality } from '../modalities/modality.js';
 import { modalityFactory } from '../modalities/registry.js';
 import type { AlignBatch } from './train.js';
-
-/**
- * @example
- * await trainAlignment(model, { batches: (epoch) => imageTextBatches(loader, text, epoch), stepsPerEpoch: loader.batchesPerEpoch, ... });
- */
-export async function* imageTextBatches(
-  loader: PairedImageLoader,
-  text: Modality<string>,
-  epoch: number,
-  imageName = 'image',
-  fromStep = 0,
-): AsyncGenerator<AlignBatch> {
-  for await (const b of loader.epoch(epoch, fromStep)) {
-    const captions = await text.collate(b.captions);
-    yield {
-      size: b.images.shape[0]!,
-      inputs: new Map([
-        [imageName, { batch: b.images, rows: null }],
-        [text.name, { batch: captions, rows: null }],
-      ]),
-    };
-  }
-}
 
 /**
  * Batches of a manifest whose items hold any subset of the modalities: each configured modality

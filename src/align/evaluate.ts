@@ -1,10 +1,11 @@
 // Image–text retrieval with a trained aligner: embed every test image and caption, then Recall@K,
 // median and mean rank in both directions with COCO's protocol (src/eval/retrieval.ts). The same
 // function serves final evaluation and per-epoch validation.
-import { cat, keep, tidy, type Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
 import { retrievalChance, retrievalMetrics, type RetrievalMetrics } from '../eval/retrieval.js';
 import type { Modality } from '../modalities/modality.js';
 import type { AlignModel, EmbeddingStage } from './model.js';
+import { collatedBatches, embedBatches } from './embed_batches.js';
 
 /**
  * Which embeddings are compared:
@@ -15,6 +16,13 @@ import type { AlignModel, EmbeddingStage } from './model.js';
  */
 export type RetrievalSpace = 'projection' | 'encoder' | 'pairing';
 
+/** The stages a space compares: the query side's and the gallery side's. */
+export const SPACE_STAGES: Record<RetrievalSpace, { query: EmbeddingStage; gallery: EmbeddingStage }> = {
+  projection: { query: 'projection', gallery: 'projection' },
+  encoder: { query: 'encoder', gallery: 'encoder' },
+  pairing: { query: 'prediction', gallery: 'target-projection' },
+};
+
 export interface RetrievalEvalOptions {
   imageModality: Modality;
   textModality: Modality<string>;
@@ -22,7 +30,8 @@ export interface RetrievalEvalOptions {
   imageBatches: AsyncIterable<Tensor>;
   captions: string[];
   captionToImage: number[];
-  space?: RetrievalSpace;
+  /** The spaces to measure, from one pass over the images (default: projection). */
+  spaces?: readonly RetrievalSpace[];
   /** Captions embedded per forward (default 512). */
   batchSize?: number;
 }
@@ -34,73 +43,33 @@ export interface RetrievalEvaluation {
   space: RetrievalSpace;
 }
 
-/** Embeddings of every batch at `stage`, concatenated. */
-async function embedAll(model: AlignModel, modality: Modality, batches: AsyncIterable<Tensor>, stage: EmbeddingStage): Promise<Tensor> {
-  const parts: Tensor[] = [];
-  for await (const batch of batches) {
-    parts.push(keep(tidy(() => model.embed(modality.name, modality.evalInput(batch), stage))));
-    batch.dispose();
-  }
-  if (parts.length === 0) throw new Error(`evaluateRetrieval: no ${modality.name} batches to embed`);
-  const all = keep(cat(parts));
-  for (const p of parts) p.dispose();
-  return all;
-}
-
-async function* captionBatches(modality: Modality<string>, captions: string[], batchSize: number): AsyncIterable<Tensor> {
-  for (let i = 0; i < captions.length; i += batchSize) yield await modality.collate(captions.slice(i, i + batchSize));
-}
-
 /**
+ * Retrieval metrics in each of `spaces`, in that order; images and captions are embedded once.
+ *
  * @example
- * const { metrics, chance } = await evaluateRetrieval(model, { imageModality, textModality, imageBatches, captions, captionToImage });
- * console.log(metrics.t2i.r10, chance.t2i.r10);
+ * const [projection, encoder] = await evaluateRetrieval(model, { imageModality, textModality, imageBatches, captions, captionToImage, spaces: ['projection', 'encoder'] });
+ * console.log(projection.metrics.t2i.r10, projection.chance.t2i.r10);
  */
-export async function evaluateRetrieval(model: AlignModel, options: RetrievalEvalOptions): Promise<RetrievalEvaluation> {
-  const space = options.space ?? 'projection';
-  const batchSize = options.batchSize ?? 512;
-  const image = options.imageModality;
-  const text = options.textModality;
+export async function evaluateRetrieval(model: AlignModel, options: RetrievalEvalOptions): Promise<RetrievalEvaluation[]> {
+  const spaces = options.spaces ?? ['projection'];
   const chance = retrievalChance(options.captionToImage, Math.max(...options.captionToImage) + 1);
-  if (space !== 'pairing') {
-    const stage: EmbeddingStage = space;
-    const imageEmbeddings = await embedAll(model, image, options.imageBatches, stage);
-    const textEmbeddings = await embedAll(model, text, captionBatches(text, options.captions, batchSize), stage);
-    try {
-      return { metrics: retrievalMetrics(imageEmbeddings, textEmbeddings, options.captionToImage), chance, space };
-    } finally {
-      imageEmbeddings.dispose();
-      textEmbeddings.dispose();
-    }
-  }
-  // The pairing space needs both stages of both sides; the images are read once.
-  const imageParts: [Tensor[], Tensor[]] = [[], []];
-  for await (const batch of options.imageBatches) {
-    const input = tidy(() => keep(image.evalInput(batch)));
-    imageParts[0].push(keep(model.embed(image.name, input, 'prediction')));
-    imageParts[1].push(keep(model.embed(image.name, input, 'target-projection')));
-    input.dispose();
-    batch.dispose();
-  }
-  const textParts: [Tensor[], Tensor[]] = [[], []];
-  for await (const batch of captionBatches(text, options.captions, batchSize)) {
-    const input = tidy(() => keep(text.evalInput(batch)));
-    textParts[0].push(keep(model.embed(text.name, input, 'prediction')));
-    textParts[1].push(keep(model.embed(text.name, input, 'target-projection')));
-    input.dispose();
-    batch.dispose();
-  }
-  const [imageQuery, imageGallery, textQuery, textGallery] = [...imageParts, ...textParts].map((parts) => {
-    const all = keep(cat(parts));
-    for (const p of parts) p.dispose();
-    return all;
-  }) as [Tensor, Tensor, Tensor, Tensor];
+  const stages = [...new Set(spaces.flatMap((space) => [SPACE_STAGES[space].query, SPACE_STAGES[space].gallery]))];
+  const images = await embedBatches(model, options.imageModality, options.imageBatches, stages);
+  const text = options.textModality;
+  const captions = await embedBatches(model, text, collatedBatches(text, options.captions, options.batchSize ?? 512), stages);
   try {
-    const i2t = retrievalMetrics(imageQuery, textGallery, options.captionToImage).i2t;
-    const t2i = retrievalMetrics(imageGallery, textQuery, options.captionToImage).t2i;
-    const rsum = i2t.r1 + i2t.r5 + i2t.r10 + t2i.r1 + t2i.r5 + t2i.r10;
-    return { metrics: { i2t, t2i, rsum, nImages: imageQuery.shape[0]!, nCaptions: textQuery.shape[0]! }, chance, space };
+    return spaces.map((space) => {
+      const { query, gallery } = SPACE_STAGES[space];
+      if (query === gallery)
+        return { metrics: retrievalMetrics(images.get(query)!, captions.get(query)!, options.captionToImage), chance, space };
+      // i2t ranks the captions' gallery side for each image query; t2i the reverse.
+      const i2t = retrievalMetrics(images.get(query)!, captions.get(gallery)!, options.captionToImage).i2t;
+      const t2i = retrievalMetrics(images.get(gallery)!, captions.get(query)!, options.captionToImage).t2i;
+      const rsum = i2t.r1 + i2t.r5 + i2t.r10 + t2i.r1 + t2i.r5 + t2i.r10;
+      const metrics = { i2t, t2i, rsum, nImages: images.get(query)!.shape[0]!, nCaptions: captions.get(query)!.shape[0]! };
+      return { metrics, chance, space };
+    });
   } finally {
-    for (const t of [imageQuery, imageGallery, textQuery, textGallery]) t.dispose();
+    for (const t of [...images.values(), ...captions.values()]) t.dispose();
   }
 }

@@ -3,7 +3,7 @@
 // statistics (Grill et al. 2020, arXiv:2006.07733, §3.1). A training step runs both views of each
 // modality's present items through both networks and returns what the losses need; which terms
 // are used (intra-modal, cross-modal, InfoNCE) is the loss's business (loss.ts).
-import { cat, noGrad, op, zeros, F, type Tensor } from '../engine/index.js';
+import { cat, noGrad, op, tidy, zeros, F, type Tensor } from '../engine/index.js';
 import { Module, type StateDict, type TensorModule } from '../nn/index.js';
 import { emaSchedule, makeEmaTarget, updateEmaTarget, type EmaScheduleOptions } from '../byol/ema.js';
 import type { HeadNorm } from '../byol/heads.js';
@@ -132,16 +132,32 @@ export class AlignModel extends Module {
    * online prediction against the gallery's target projection.
    */
   embed(modality: string, input: Tensor, stage: EmbeddingStage = 'projection'): Tensor {
+    return this.embedStages(modality, input, [stage]).get(stage)!;
+  }
+
+  /** Several stages of one batch from one forward pass (the encoder runs once per network). */
+  embedStages(modality: string, input: Tensor, stages: readonly EmbeddingStage[]): Map<EmbeddingStage, Tensor> {
     const wasTraining = this.training;
     this.eval();
     try {
-      return noGrad(() => {
-        if (stage === 'target-projection') return this.target.project(modality, this.target.encode(modality, input));
-        const y = this.online.encode(modality, input);
-        if (stage === 'encoder') return y;
-        const p = this.online.project(modality, y);
-        return stage === 'projection' ? p : this.online.predict(modality, p);
-      });
+      return noGrad(() =>
+        tidy(() => {
+          const out = new Map<EmbeddingStage, Tensor>();
+          if (stages.includes('target-projection')) {
+            out.set('target-projection', this.target.project(modality, this.target.encode(modality, input)));
+          }
+          if (stages.some((s) => s !== 'target-projection')) {
+            const y = this.online.encode(modality, input);
+            if (stages.includes('encoder')) out.set('encoder', y);
+            if (stages.includes('projection') || stages.includes('prediction')) {
+              const p = this.online.project(modality, y);
+              if (stages.includes('projection')) out.set('projection', p);
+              if (stages.includes('prediction')) out.set('prediction', this.online.predict(modality, p));
+            }
+          }
+          return out;
+        }),
+      );
     } finally {
       this.train(wasTraining);
     }

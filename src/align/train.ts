@@ -38,7 +38,7 @@ export interface AlignTrainOptions extends OptimizationOptions {
   /**
    * The batches of one epoch, in order, from batch `fromStep` on (a fresh shuffle per epoch is the
    * source's job). To resume exactly, epoch e's batches must depend only on e, and fromStep must
-   * skip that many (PairedImageLoader and ManifestLoader do both).
+   * skip that many (ManifestLoader does both).
    */
   batches: (epoch: number, fromStep: number) => AsyncIterable<AlignBatch>;
   stepsPerEpoch: number;

@@ -9,7 +9,6 @@ import { MAX_THREADS } from '../config/schema.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
 import type { RecallAtK, RetrievalMetrics } from '../eval/retrieval.js';
 import {
-  choiceOption,
   integerOption,
   listOption,
   pluginOption,
@@ -17,6 +16,7 @@ import {
   stringOption,
   type CommandSpec,
   type OptionValues,
+  UsageError,
 } from './options.js';
 import { threadsOption } from './train_command.js';
 
@@ -38,9 +38,9 @@ export const evalSpec: CommandSpec = {
     space: {
       type: 'string',
       value: 'S',
-      help: 'projection, encoder or pairing (default: the space the run retrieved best in at validation, else encoder)',
+      help: 'projection, encoder or pairing, several separated by commas, or all (default: the space the run retrieved best in at validation, else encoder); the data is read once',
     },
-    json: { type: 'boolean', help: 'one JSON object on stdout with everything the table shows' },
+    json: { type: 'boolean', help: 'one JSON object per space on stdout (one line each) with everything the table shows' },
     threads: threadsOption,
     plugin: pluginOption,
   },
@@ -56,22 +56,34 @@ export async function loadModelFor(values: OptionValues, spec: CommandSpec): Pro
   return loadModelWithPlugins(checkpoint, (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`));
 }
 
+/** `--space`: one space, several separated by commas, or all. */
+function spacesOption(values: OptionValues): RetrievalSpace[] | undefined {
+  const v = stringOption(values, 'space');
+  if (v === undefined) return undefined;
+  if (v === 'all') return [...SPACES];
+  const spaces = v.split(',').map((s) => s.trim());
+  for (const s of spaces) {
+    if (!(SPACES as readonly string[]).includes(s))
+      throw new UsageError(`--space must be one or more of ${SPACES.join(', ')} (or all), got '${s}'`);
+  }
+  return [...new Set(spaces as RetrievalSpace[])];
+}
+
 export async function evalCommand(values: OptionValues): Promise<number> {
   const dataSpec = requiredOption(values, evalSpec, 'data');
-  const requested = choiceOption(values, 'space', SPACES);
+  const requested = spacesOption(values);
   const { config, modalities, model, checkpoint, retrievalSpace } = await loadModelFor(values, evalSpec);
-  const space = requested ?? retrievalSpace;
   const dataset = loadDataSource(dataSpec, {
     images: stringOption(values, 'images'),
     defaultSplit: 'test',
     onBadRecord: config.data.onBadRecord,
     allowOutsideImages: config.data.allowOutsideImages,
   });
-  const { metrics, chance } = await evaluatePaired(model, modalities, dataset, {
+  const results = await evaluatePaired(model, modalities, dataset, {
     size: config.image.size,
     channels: config.image.channels,
     fit: config.image.fit,
-    space,
+    spaces: requested ?? [retrievalSpace],
   });
   const direction = (d: RetrievalMetrics['i2t']): Record<string, number> => ({
     r1: d.r1,
@@ -80,33 +92,35 @@ export async function evalCommand(values: OptionValues): Promise<number> {
     medr: d.medr,
     meanr: d.meanr,
   });
-  if (values.json === true) {
-    const json = {
-      i2t: direction(metrics.i2t),
-      t2i: direction(metrics.t2i),
-      rsum: metrics.rsum,
-      n_images: metrics.nImages,
-      n_captions: metrics.nCaptions,
-      space,
-      chance,
-      checkpoint: checkpoint.file,
-      data: dataSpec,
-    };
-    process.stdout.write(`${JSON.stringify(json)}\n`);
-    return 0;
+  for (const { metrics, chance, space } of results) {
+    if (values.json === true) {
+      const json = {
+        i2t: direction(metrics.i2t),
+        t2i: direction(metrics.t2i),
+        rsum: metrics.rsum,
+        n_images: metrics.nImages,
+        n_captions: metrics.nCaptions,
+        space,
+        chance,
+        checkpoint: checkpoint.file,
+        data: dataSpec,
+      };
+      process.stdout.write(`${JSON.stringify(json)}\n`);
+      continue;
+    }
+    const f = (x: number): string => x.toFixed(2).padStart(6);
+    const row = (name: string, d: RetrievalMetrics['i2t'], c: RecallAtK): string =>
+      `${name}  ${f(d.r1)} ${f(d.r5)} ${f(d.r10)}  medr ${d.medr}  meanr ${d.meanr.toFixed(1)}   (chance R@10 ${c.r10.toFixed(2)})`;
+    process.stdout.write(
+      [
+        `${checkpoint.file} on ${dataSpec}: ${metrics.nImages} images, ${metrics.nCaptions} captions (${space} space)`,
+        '               R@1    R@5   R@10',
+        row('image→text', metrics.i2t, chance.i2t),
+        row('text→image', metrics.t2i, chance.t2i),
+        `rsum ${metrics.rsum.toFixed(2)} (chance ${chance.rsum.toFixed(2)})`,
+        '',
+      ].join('\n'),
+    );
   }
-  const f = (x: number): string => x.toFixed(2).padStart(6);
-  const row = (name: string, d: RetrievalMetrics['i2t'], c: RecallAtK): string =>
-    `${name}  ${f(d.r1)} ${f(d.r5)} ${f(d.r10)}  medr ${d.medr}  meanr ${d.meanr.toFixed(1)}   (chance R@10 ${c.r10.toFixed(2)})`;
-  process.stdout.write(
-    [
-      `${checkpoint.file} on ${dataSpec}: ${metrics.nImages} images, ${metrics.nCaptions} captions (${space} space)`,
-      '               R@1    R@5   R@10',
-      row('image→text', metrics.i2t, chance.i2t),
-      row('text→image', metrics.t2i, chance.t2i),
-      `rsum ${metrics.rsum.toFixed(2)} (chance ${chance.rsum.toFixed(2)})`,
-      '',
-    ].join('\n'),
-  );
   return 0;
 }

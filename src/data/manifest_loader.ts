@@ -1,14 +1,14 @@
 // A streaming batch loader for data sets whose items hold any subset of the modalities (a JSONL
 // manifest: image, text, vector). Each batch says, per modality, which of its rows have it, so the
 // aligner can train every item's own intra-modal terms and the cross-modal terms of the pairs that
-// are present. Images are decoded on worker threads while the trainer works on the previous batch,
-// as in PairedImageLoader; one caption per item is drawn afresh each epoch.
+// are present. Images are decoded on worker threads while the trainer works on the previous batch;
+// one caption per item is drawn afresh each epoch.
 import { performance } from 'node:perf_hooks';
 import { tensor, type Tensor } from '../engine/index.js';
 import { ImageDecodePool } from './image_pool.js';
 import type { ImageFit } from './image_decode.js';
 import { BadRecords, DatasetError, type PairedDataset, type PairedItem } from './paired.js';
-import { resolveLoaderOptions, type PairedLoaderOptions } from './loader.js';
+import { resolveLoaderOptions, type LoaderOptions } from './loader_options.js';
 import { captionFor, epochOrder, prefetched } from './epoch_order.js';
 
 /** The rows of a batch that have a modality (positions within the batch, ascending) and their data. */
@@ -73,7 +73,7 @@ export class ManifestLoader {
   /** Items whose image failed under 'skip'; they are treated as having none. */
   readonly #badImages = new Set<number>();
 
-  constructor(dataset: PairedDataset, options: PairedLoaderOptions) {
+  constructor(dataset: PairedDataset, options: LoaderOptions) {
     const { batchSize, size, channels, fit, seed, shuffle, dropLast, prefetch } = resolveLoaderOptions('ManifestLoader', options);
     dataset.items.forEach((item, index) => {
       if (item.image === undefined && item.captions.length === 0 && vectorOf(item) === undefined) {
@@ -116,7 +116,7 @@ export class ManifestLoader {
     );
   }
 
-  /** The batches of one epoch, from batch `fromStep` on (to resume a run); see PairedImageLoader.epoch. */
+  /** The batches of one epoch, from batch `fromStep` on (to resume a run). */
   async *epoch(epoch: number, fromStep = 0): AsyncGenerator<ManifestBatch, void, undefined> {
     const order = this.order(epoch);
     const batches = prefetched(
@@ -211,5 +211,34 @@ export class ManifestLoader {
     });
     if (vector) batch.vector = vector;
     return batch;
+  }
+}
+
+/**
+ * The images of `dataset`'s items (each must have one), decoded on worker threads in data-set
+ * order, in batches: what evaluation and the report embed. An image that cannot be decoded is an
+ * error naming its file even under onBadRecord 'skip', since images are paired with their captions
+ * by position and none may go missing.
+ *
+ * @example
+ * for await (const images of decodedImages(dataset, { size: 64, channels: 3 })) embed(images); // uint8 [≤256, 3, 64, 64]
+ */
+export async function* decodedImages(
+  dataset: PairedDataset,
+  decode: { size: number; channels: 1 | 3; fit?: ImageFit },
+  batchSize = 256,
+): AsyncGenerator<Tensor, void, undefined> {
+  const missing = dataset.items.findIndex((item) => item.image === undefined);
+  if (missing >= 0) {
+    const item = dataset.items[missing]!;
+    throw new DatasetError(dataset.source, 'missing-field', 'has no image to decode', {
+      record: `items[${missing}] (id ${JSON.stringify(item.id)})`,
+    });
+  }
+  const loader = new ManifestLoader(dataset, { ...decode, batchSize, shuffle: false, dropLast: false, onBadRecord: 'fail' });
+  try {
+    for await (const batch of loader.epoch(0)) yield batch.image!.data;
+  } finally {
+    await loader.close();
   }
 }

@@ -1,11 +1,11 @@
 // The report's sample: a few hundred image–caption pairs embedded in the run's retrieval space, as
 // plain rows for the map and the retrieval examples.
-import { cat, noGrad, tidy, F, type Tensor } from '../engine/index.js';
-import { PairedImageLoader } from '../data/loader.js';
+import type { Tensor } from '../engine/index.js';
+import { decodedImages } from '../data/manifest_loader.js';
 import type { PairedItem } from '../data/paired.js';
 import type { Modality } from '../modalities/modality.js';
-import type { EmbeddingStage } from '../align/model.js';
-import type { RetrievalSpace } from '../align/evaluate.js';
+import { SPACE_STAGES, type RetrievalSpace } from '../align/evaluate.js';
+import { collatedBatches, embedBatches } from '../align/embed_batches.js';
 import type { LoadedModel } from '../run/model_setup.js';
 
 /**
@@ -33,60 +33,40 @@ function rows(t: Tensor): number[][] {
   return Array.from({ length: n }, (_, i) => flat.slice(i * d, (i + 1) * d));
 }
 
-const STAGES: Record<RetrievalSpace, { query: EmbeddingStage; gallery: EmbeddingStage }> = {
-  projection: { query: 'projection', gallery: 'projection' },
-  encoder: { query: 'encoder', gallery: 'encoder' },
-  pairing: { query: 'prediction', gallery: 'target-projection' },
-};
-
 /** Embeds `items` (each with an image and a caption) in `space`. */
 export async function embedSample(loaded: LoadedModel, items: PairedItem[], space: RetrievalSpace): Promise<EmbeddedSample> {
   const image = loaded.modalities.find((m) => m.name === 'image');
   const text = loaded.modalities.find((m) => m.name === 'text') as Modality<string> | undefined;
   if (!image || !text) throw new Error('the report map needs a model with image and text modalities');
   const { config, model } = loaded;
-  const { query, gallery } = STAGES[space];
-  // Both stages from one evalInput; tidy frees the input and keeps the returned pair.
-  const embedBoth = (modality: Modality, batch: Tensor): [Tensor, Tensor] =>
-    noGrad(() =>
-      tidy(() => {
-        const input = modality.evalInput(batch);
-        return [F.normalize(model.embed(modality.name, input, query)), F.normalize(model.embed(modality.name, input, gallery))];
-      }),
-    );
-  const loader = new PairedImageLoader(
-    { items, source: 'report', skipped: {} },
-    { batchSize: 128, size: config.image.size, channels: config.image.channels, fit: config.image.fit, shuffle: false, dropLast: false },
+  const { query, gallery } = SPACE_STAGES[space];
+  const stages = [query, gallery];
+  const decode = { size: config.image.size, channels: config.image.channels, fit: config.image.fit };
+  const images = await embedBatches(model, image, decodedImages({ items, source: 'report', skipped: {} }, decode, 128), stages, {
+    normalize: true,
+  });
+  const captions = await embedBatches(
+    model,
+    text,
+    collatedBatches(
+      text,
+      items.map((i) => i.captions[0]!),
+      512,
+    ),
+    stages,
+    { normalize: true },
   );
-  const imageQuery: Tensor[] = [];
-  const imageGallery: Tensor[] = [];
   try {
-    for await (const b of loader.epoch(0)) {
-      const [q, g] = embedBoth(image, b.images);
-      imageQuery.push(q);
-      imageGallery.push(g);
-      b.images.dispose();
-    }
+    return {
+      items,
+      imageQuery: rows(images.get(query)!),
+      imageGallery: rows(images.get(gallery)!),
+      textQuery: rows(captions.get(query)!),
+      textGallery: rows(captions.get(gallery)!),
+    };
   } finally {
-    await loader.close();
+    for (const t of [...images.values(), ...captions.values()]) t.dispose();
   }
-  const ids = await text.collate(items.map((i) => i.captions[0]!));
-  const [textQuery, textGallery] = embedBoth(text, ids);
-  ids.dispose();
-  const toRows = (parts: Tensor[]): number[][] => {
-    const all = cat(parts);
-    for (const p of parts) p.dispose();
-    const out = rows(all);
-    all.dispose();
-    return out;
-  };
-  return {
-    items,
-    imageQuery: toRows(imageQuery),
-    imageGallery: toRows(imageGallery),
-    textQuery: toRows([textQuery]),
-    textGallery: toRows([textGallery]),
-  };
 }
 
 /** Gallery indices by decreasing dot product with `query`. */

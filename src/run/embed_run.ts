@@ -3,7 +3,8 @@
 // or .jsonl of texts, a .jsonl of vectors, a .jsonl of {"id", NAME} for a plug-in's modality).
 // The embedding is l2-normalised, in the space retrieval is best in (the run's recorded space, or --space).
 import { existsSync } from 'node:fs';
-import { cat, noGrad, tidy, F, type Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { collatedBatches, embedBatches } from '../align/embed_batches.js';
 import type { EmbedInputs, ReadEmbedInputsOptions } from '../modalities/modality.js';
 import { modalityFactory, registeredModalities } from '../modalities/registry.js';
 import { EmbedInputError, readFieldEmbedInputs } from '../modalities/embed_inputs.js';
@@ -52,13 +53,9 @@ export async function embedInputs(
   if (!modality)
     throw new EmbedInputError(`the model has no '${modalityName}' modality; it has ${loaded.modalities.map((m) => m.name).join(', ')}`);
   loaded.model.eval();
-  const parts: Tensor[] = [];
-  for (let i = 0; i < inputs.items.length; i += batchSize) {
-    const batch = await modality.collate(inputs.items.slice(i, i + batchSize));
-    parts.push(noGrad(() => tidy(() => F.normalize(loaded.model.embed(modalityName, modality.evalInput(batch), space)))));
-    batch.dispose();
-  }
-  const embeddings = cat(parts);
-  for (const p of parts) p.dispose();
+  const byStage = await embedBatches(loaded.model, modality, collatedBatches(modality, inputs.items, batchSize), [space], {
+    normalize: true,
+  });
+  const embeddings = byStage.get(space)!;
   return { ids: inputs.ids, embeddings, space };
 }

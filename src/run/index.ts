@@ -1,5 +1,6 @@
 // What the byol-align command does, as library functions: train a run directory, load its model,
-// evaluate retrieval, embed new data, export for PyTorch, write the report; configs and checkpoints.
+// evaluate retrieval, embed new data, export for PyTorch; configs and checkpoints. (The report,
+// which builds on these, is exported beside them by src/index.ts, so that run/ does not import report/.)
 export { train, configDifferences, type TrainRunOptions, type TrainRunResult, type TrainProgress } from './train_run.js';
 export {
   loadModel,
@@ -27,7 +28,6 @@ export {
   type Checkpoint,
   type CheckpointMeta,
 } from './checkpoint.js';
-export { buildReport, svgToPng, type ReportOptions } from '../report/report.js';
 export {
   resolveConfig,
   resolveConfigWithPlugins,

@@ -197,13 +197,16 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   const encoderComparable = encoderSpaceComparable(config, modalities);
   trainerOptions.onEpoch = async (epoch) => {
     if (valSet === undefined) return;
-    const evaluate = (space: RetrievalSpace): ReturnType<typeof evaluatePaired> =>
-      evaluatePaired(model, modalities, valSet, { size: config.image.size, channels: config.image.channels, fit: config.image.fit, space });
-    const projection = await evaluate('projection');
-    const encoder = encoderComparable ? await evaluate('encoder') : undefined;
-    retrievalSpace = encoder !== undefined && encoder.metrics.rsum >= projection.metrics.rsum ? 'encoder' : 'projection';
-    const best = retrievalSpace === 'encoder' ? encoder! : projection;
-    const rsumBySpace = { projection: projection.metrics.rsum, ...(encoder === undefined ? {} : { encoder: encoder.metrics.rsum }) };
+    const spaces: RetrievalSpace[] = encoderComparable ? ['projection', 'encoder'] : ['projection'];
+    const [projection, encoder] = await evaluatePaired(model, modalities, valSet, {
+      size: config.image.size,
+      channels: config.image.channels,
+      fit: config.image.fit,
+      spaces,
+    });
+    retrievalSpace = encoder !== undefined && encoder.metrics.rsum >= projection!.metrics.rsum ? 'encoder' : 'projection';
+    const best = retrievalSpace === 'encoder' ? encoder! : projection!;
+    const rsumBySpace = { projection: projection!.metrics.rsum, ...(encoder === undefined ? {} : { encoder: encoder.metrics.rsum }) };
     appendFileSync(
       metricsFile,
       `${JSON.stringify({ epoch: epoch + 1, space: retrievalSpace, val: best.metrics, chance: best.chance, rsumBySpace })}\n`,

@@ -4,9 +4,9 @@
 //
 // Raw input. An item is either a file path (decoded, resized to `size` and flattened onto white
 // on an ImageDecodePool) or uint8 pixels already decoded: [C, size, size] for one image or
-// [N, C, size, size] for several. The training loop takes the second form: PairedImageLoader
+// [N, C, size, size] for several. The training loop takes the second form: ManifestLoader
 // already yields uint8 [N, C, size, size] batches, which are this modality's collated form, so
-// the trainer hands `batch.images` straight to views() (collate([images]) returns it unchanged).
+// the trainer hands them straight to views() (collate([images]) returns it unchanged).
 // Paths are for everything else: embedding a folder, a query image in a server, small tests.
 import { cat, tensor, tidy, Tensor, zeros, type Generator } from '../../engine/index.js';
 import type { TensorModule } from '../../nn/index.js';

@@ -1,0 +1,53 @@
+// The options of the streaming batch loader (manifest_loader.ts), with their defaults and checks.
+import type { ImageDecodePool } from './image_pool.js';
+import type { ImageFit } from './image_decode.js';
+import type { DatasetError, OnBadRecord } from './paired.js';
+
+export interface LoaderOptions {
+  batchSize: number;
+  /** Side length of the decoded square images, in pixels. */
+  size: number;
+  /** 3 (RGB, default) or 1 (greyscale). */
+  channels?: 1 | 3;
+  /** 'cover' (default: scale and centre-crop) or 'fill' (stretch); see {@link ImageFit}. */
+  fit?: ImageFit;
+  /** Seeds the order of every epoch and the caption drawn per image per epoch; default 0. */
+  seed?: number;
+  /** Shuffle each epoch (default true); false keeps the data set's order (e.g. for embedding it). */
+  shuffle?: boolean;
+  /**
+   * Leave out the last batch of an epoch when it would be smaller than batchSize (default true,
+   * as usual for training: a tiny last batch gives BatchNorm and BYOL's loss noisy statistics).
+   * False yields it, so every item is seen.
+   */
+  dropLast?: boolean;
+  /** Batches decoded ahead while the consumer works on the current one (default 2; 0: none). */
+  prefetch?: number;
+  /**
+   * What to do with an item that has no image or no caption (found when the loader is made) or
+   * whose image cannot be decoded (found when its batch is): 'fail' (default) throws the
+   * {@link DatasetError} (an ImageDecodeError for images) naming the file; 'skip' leaves
+   * the item out, counts it in the loader's `skipped`, and never tries it again.
+   */
+  onBadRecord?: OnBadRecord;
+  /** Called with each item that 'skip' leaves out, e.g. to log the first few. */
+  onSkip?: (error: DatasetError) => void;
+  /** A pool to decode on (shared, so close() leaves it open); default: the loader's own. */
+  pool?: ImageDecodePool;
+  /** Worker threads of the loader's own pool; default {@link ImageDecodePool.defaultSize}. */
+  poolSize?: number;
+}
+
+/** The options every loader shares, with their defaults, checked; `where` names the loader in errors. */
+export function resolveLoaderOptions(
+  where: string,
+  options: LoaderOptions,
+): Required<Omit<LoaderOptions, 'onBadRecord' | 'onSkip' | 'pool' | 'poolSize'>> {
+  const { batchSize, size, channels = 3, fit = 'cover', seed = 0, shuffle = true, dropLast = true, prefetch = 2 } = options;
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new TypeError(`${where}: batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(prefetch) || prefetch < 0)
+    throw new TypeError(`${where}: prefetch must be a non-negative integer, got ${prefetch}`);
+  if (!Number.isSafeInteger(seed)) throw new TypeError(`${where}: seed must be an integer, got ${seed}`);
+  return { batchSize, size, channels, fit, seed, shuffle, dropLast, prefetch };
+}
