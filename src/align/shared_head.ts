@@ -57,7 +57,9 @@ export class SharedHead extends Module {
     this.#first = this.registerModule('0', new Linear(inputDim, options.hiddenDim));
     this.#norm = this.registerModule(
       '1',
-      options.norm === 'batch' ? new ModalityBatchNorm1d(modalities, options.hiddenDim) : headNormalisation(options.norm, options.hiddenDim),
+      options.norm === 'batch'
+        ? new ModalityBatchNorm1d(modalities, options.hiddenDim)
+        : headNormalisation(options.norm, options.hiddenDim),
     );
     this.registerModule('2', new ReLU());
     this.#last = this.registerModule('3', new Linear(options.hiddenDim, options.outputDim));
