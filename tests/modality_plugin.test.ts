@@ -10,6 +10,9 @@ import { pathToFileURL } from 'node:url';
 import { cli, TINY, useCliFixture } from './cli_fixture.js';
 import { loadModelWithPlugins } from '../src/run/model_setup.js';
 import { embedInputs, readEmbedInputs } from '../src/run/embed_run.js';
+import { loadJsonlManifest } from '../src/data/jsonl.js';
+import { ManifestLoader } from '../src/data/manifest_loader.js';
+import { DatasetError, type PairedItem } from '../src/data/paired.js';
 
 const { dir, annotations } = useCliFixture();
 const pluginDir = join(dir, 'plugins');
@@ -105,7 +108,12 @@ function setUp(): void {
       tone: toneOf(image.file_name),
     }),
   );
-  writeFileSync(manifest, `${lines.join('\n')}\n`);
+  // Items with only the plug-in's field: they train the tone's own terms and are kept by the parser
+  // and the loader because the tone is a registered modality.
+  const toneOnly = ['red-square', 'blue-dot', 'green-frame', 'purple-stripe'].map((name) =>
+    JSON.stringify({ id: `tone-only-${name}`, tone: toneOf(`${name}.png`) }),
+  );
+  writeFileSync(manifest, `${[...lines, ...toneOnly].join('\n')}\n`);
 }
 
 const data = (): string[] => {
@@ -137,6 +145,44 @@ test('a modality from a --plugin module trains, with its own config section and 
   // The tone rows train: its own BYOL term and its cross terms with the other two are in the loss.
   const first = JSON.parse(readFileSync(join(runA, 'metrics.jsonl'), 'utf8').split('\n')[0]!) as { terms: Record<string, number> };
   for (const term of ['cross/tone->image', 'cross/text->tone']) assert.ok(first.terms[term]! > 0, `${term}: ${first.terms[term]}`);
+});
+
+test('items with only a plug-in modality are kept by the JSONL parser and the loader, and refused naming the fields without it', async () => {
+  setUp();
+  const kept = loadJsonlManifest(manifest, { modalityFields: ['image', 'text', 'vector', 'tone'] });
+  const toneOnly = kept.items.filter((i) => i.id.startsWith('tone-only-'));
+  assert.equal(toneOnly.length, 4);
+  assert.deepEqual(toneOnly[0]!.extra, { tone: toneOf('red-square.png') });
+  assert.equal(toneOnly[0]!.image, undefined);
+  assert.throws(
+    () => loadJsonlManifest(manifest),
+    (err: Error) =>
+      err instanceof DatasetError && /:25 \(id "tone-only-red-square"\): has none of "image", "text" and "vector"/.test(err.message),
+  );
+  // The loader asks the run's modalities: with the tone among them the tone-only items are batched.
+  const hasTone = (item: PairedItem): boolean => item.captions.length > 0 || item.extra?.tone !== undefined;
+  const loader = new ManifestLoader(kept, {
+    batchSize: 28,
+    size: 8,
+    shuffle: false,
+    dropLast: false,
+    poolSize: 1,
+    hasOtherModality: hasTone,
+  });
+  const seen: string[] = [];
+  for await (const batch of loader.epoch(0)) {
+    seen.push(...batch.indices.map((i) => kept.items[i]!.id));
+    batch.image?.data.dispose();
+  }
+  await loader.close();
+  assert.deepEqual(
+    seen,
+    kept.items.map((i) => i.id),
+  );
+  assert.throws(
+    () => new ManifestLoader(kept, { batchSize: 4, size: 8 }),
+    /items\[24\] \(id "tone-only-red-square"\): has no image and no other modality/,
+  );
 });
 
 test("the plug-in's schema validates its section; without the plug-in the section is an unknown key", () => {

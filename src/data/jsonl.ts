@@ -66,7 +66,11 @@ export function loadJsonlManifest(manifestFile: string, options: ParseOptions = 
     if (id === undefined) return refuse('invalid-field', `"id" is ${typeof rawId}, expected a string or number`);
     if (seen.has(id)) return refuse('duplicate-id', `repeats id ${JSON.stringify(id)}`);
     const has = (v: unknown): boolean => v !== undefined && v !== null;
-    if (!has(image) && !has(captionsIn) && !has(vector)) return refuse('no-modality', 'has none of "image", "text" and "vector"');
+    const plugInFields = (options.modalityFields ?? []).filter((f) => has(rest[f]));
+    if (!has(image) && !has(captionsIn) && !has(vector) && plugInFields.length === 0) {
+      const names = [...new Set(['image', 'text', 'vector', ...(options.modalityFields ?? [])])].map((f) => JSON.stringify(f));
+      return refuse('no-modality', `has none of ${names.slice(0, -1).join(', ')} and ${names.at(-1)}`);
+    }
 
     const item: PairedItem = { id, captions: [] };
     const extra: Record<string, unknown> = { ...rest };
@@ -102,7 +106,13 @@ export function loadJsonlManifest(manifestFile: string, options: ParseOptions = 
         }
       }
     }
-    if (emptyCaptions > 0 && item.image === undefined && item.captions.length === 0 && extra.vector === undefined) {
+    if (
+      emptyCaptions > 0 &&
+      item.image === undefined &&
+      item.captions.length === 0 &&
+      extra.vector === undefined &&
+      plugInFields.length === 0
+    ) {
       return refuse('no-modality', 'has no modality left once its empty text is left out');
     }
     if (Object.keys(extra).length > 0) item.extra = extra;

@@ -1,7 +1,7 @@
 // The options of the streaming batch loader (manifest_loader.ts), with their defaults and checks.
 import type { ImageDecodePool } from './image_pool.js';
 import type { ImageFit } from './image_decode.js';
-import type { DatasetError, OnBadRecord } from './paired.js';
+import type { DatasetError, OnBadRecord, PairedItem } from './paired.js';
 
 export interface LoaderOptions {
   batchSize: number;
@@ -32,6 +32,13 @@ export interface LoaderOptions {
   onBadRecord?: OnBadRecord;
   /** Called with each item that 'skip' leaves out, e.g. to log the first few. */
   onSkip?: (error: DatasetError) => void;
+  /**
+   * Whether an item has a modality besides its image (default: captions or `extra.vector`); a run
+   * with a plug-in modality passes one that asks every configured modality (its rawItems). An item
+   * with neither an image nor another modality is refused; one whose image fails under 'skip'
+   * stays if it has another.
+   */
+  hasOtherModality?: (item: PairedItem) => boolean;
   /** A pool to decode on (shared, so close() leaves it open); default: the loader's own. */
   pool?: ImageDecodePool;
   /** Worker threads of the loader's own pool; default {@link ImageDecodePool.defaultSize}. */
@@ -42,7 +49,7 @@ export interface LoaderOptions {
 export function resolveLoaderOptions(
   where: string,
   options: LoaderOptions,
-): Required<Omit<LoaderOptions, 'onBadRecord' | 'onSkip' | 'pool' | 'poolSize'>> {
+): Required<Omit<LoaderOptions, 'onBadRecord' | 'onSkip' | 'pool' | 'poolSize' | 'hasOtherModality'>> {
   const { batchSize, size, channels = 3, fit = 'cover', seed = 0, shuffle = true, dropLast = true, prefetch = 2 } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new TypeError(`${where}: batchSize must be a positive integer, got ${batchSize}`);

@@ -70,14 +70,16 @@ export class ManifestLoader {
   readonly #decode: { size: number; channels: 1 | 3; fit: ImageFit };
   readonly #seed: number;
   readonly #shuffle: boolean;
+  readonly #hasOther: (item: PairedItem) => boolean;
   /** Items whose image failed under 'skip'; they are treated as having none. */
   readonly #badImages = new Set<number>();
 
   constructor(dataset: PairedDataset, options: LoaderOptions) {
     const { batchSize, size, channels, fit, seed, shuffle, dropLast, prefetch } = resolveLoaderOptions('ManifestLoader', options);
+    const hasOther = options.hasOtherModality ?? ((item: PairedItem) => item.captions.length > 0 || vectorOf(item) !== undefined);
     dataset.items.forEach((item, index) => {
-      if (item.image === undefined && item.captions.length === 0 && vectorOf(item) === undefined) {
-        throw new DatasetError(dataset.source, 'no-modality', 'has no image, text or vector', {
+      if (item.image === undefined && !hasOther(item)) {
+        throw new DatasetError(dataset.source, 'no-modality', 'has no image and no other modality', {
           record: `items[${index}] (id ${JSON.stringify(item.id)})`,
         });
       }
@@ -89,6 +91,7 @@ export class ManifestLoader {
     this.#decode = { size, channels, fit };
     this.#seed = seed >>> 0;
     this.#shuffle = shuffle;
+    this.#hasOther = hasOther;
     this.#records = new BadRecords({ onBadRecord: options.onBadRecord, onSkip: options.onSkip });
     this.#ownsPool = options.pool === undefined;
     this.#pool = options.pool ?? new ImageDecodePool({ size: options.poolSize });
@@ -191,7 +194,7 @@ export class ManifestLoader {
       .map((_, row) => row)
       .filter((row) => {
         const item = this.#items[loaded.indices[row]!]!;
-        return hasImage.has(row) || item.captions.length > 0 || vectorOf(item) !== undefined;
+        return hasImage.has(row) || this.#hasOther(item);
       });
     const position = new Map(keep.map((row, i) => [row, i]));
     const indices = keep.map((row) => loaded.indices[row]!);

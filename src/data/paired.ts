@@ -96,6 +96,12 @@ export interface ParseOptions {
    * 'outside-image-folder' (the config's `data.allowOutsideImages`).
    */
   allowOutsideImages?: boolean;
+  /**
+   * Fields of a JSONL line that are modalities of their own besides "image", "text" and "vector":
+   * a registered plug-in modality's name (docs/modalities.md). A line with one of them is kept
+   * even if it has none of the three.
+   */
+  modalityFields?: readonly string[];
 }
 
 /** The fail-or-skip policy of one parse, and its counts of skipped records by reason. */

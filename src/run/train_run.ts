@@ -25,6 +25,7 @@ import type { PairedDataset } from '../data/paired.js';
 import { manifestBatches } from '../align/batches.js';
 import { AlignTrainer, NonFiniteLossError, type AlignStepRecord, type AlignTrainerMeta } from '../align/train.js';
 import type { Modality } from '../modalities/modality.js';
+import { modalityFactory, registeredModalities } from '../modalities/registry.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, parseConfig } from '../config/load.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
@@ -151,6 +152,8 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   if (threads !== undefined) setNumThreads(threads);
 
   const readOptions = {
+    // A plug-in modality's name is its JSONL field: lines with only that field are items too.
+    modalityFields: registeredModalities(),
     onBadRecord: config.data.onBadRecord,
     allowOutsideImages: config.data.allowOutsideImages,
     onSkip: (e: Error) => say(`skipped: ${e.message}`),
@@ -161,6 +164,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   const dataset = heldOut?.train ?? allTraining;
   const modalities: Modality[] = checkpoint ? restoreModalities(checkpoint.modalities) : await fitModalities(config, dataset.items);
   const model = buildModel(config, modalities);
+  const others = modalities.filter((m) => m.name !== 'image').map((m) => modalityFactory(m.name).rawItems);
   const loader = new ManifestLoader(dataset, {
     batchSize: config.train.batchSize,
     size: config.image.size,
@@ -169,6 +173,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     seed: config.train.seed,
     onBadRecord: config.data.onBadRecord,
     onSkip: readOptions.onSkip,
+    hasOtherModality: (item) => others.some((rawItems) => rawItems(item).length > 0),
   });
   if (loader.batchesPerEpoch === 0) {
     throw new Error(`train: ${dataset.items.length} items make no batch of ${config.train.batchSize}; lower train.batchSize`);
