@@ -1,18 +1,20 @@
-// Image decoding (sharp, in worker threads), the streaming image–caption loader, and the image
-// modality. The images are tiny PNGs written here with sharp; every expected pixel is known by
-// construction (solid colours, a transparent square, three 10-px stripes).
+// Image decoding (sharp, in worker threads), loading an image–caption data set (ManifestLoader,
+// and decodedImages for evaluation and the report), and the image modality. The images are tiny
+// PNGs written here with sharp; every expected pixel is known by construction (solid colours, a
+// transparent square, three 10-px stripes).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { Generator, tensor } from '../src/index.js';
+import { Generator, tensor, type Tensor } from '../src/index.js';
 import { decodeImage, ImageDecodeError } from '../src/data/image_decode.js';
 import { ImageDecodePool } from '../src/data/image_pool.js';
-import { PairedImageLoader, type ImageTextBatch } from '../src/data/loader.js';
-import { DatasetError, type PairedDataset } from '../src/data/paired.js';
+import { decodedImages, ManifestLoader } from '../src/data/manifest_loader.js';
+import { DatasetError, type PairedDataset, type PairedItem } from '../src/data/paired.js';
 import { ImageModality, imageModality } from '../src/modalities/image/index.js';
 import { assertClose } from './helpers.js';
 
@@ -151,7 +153,7 @@ describe('ImageDecodePool', () => {
 });
 
 /** Items 0..n−1: image colour<i>.png, captions "item i: a/b/c". */
-function colourDataset(n = COLOURS, extra: { id: string; image?: string; captions: string[] }[] = []): PairedDataset {
+function colourDataset(n = COLOURS, extra: PairedItem[] = []): PairedDataset {
   const items = Array.from({ length: n }, (_, i) => ({
     id: `c${i}`,
     image: file(`colour${i}.png`),
@@ -160,147 +162,180 @@ function colourDataset(n = COLOURS, extra: { id: string; image?: string; caption
   return { items: [...items, ...extra], source: file('manifest.jsonl'), skipped: {} };
 }
 
-/** All batches of one epoch, as plain data (indices, captions, each image's red value / 25), disposing the tensors. */
-async function collectEpoch(
-  loader: PairedImageLoader,
-  epoch: number,
-): Promise<{ shapes: number[][]; indices: number[][]; captions: string[][]; ids: number[][] }> {
-  const out = { shapes: [] as number[][], indices: [] as number[][], captions: [] as string[][], ids: [] as number[][] };
+/** Each image's identity: its top-left red value / 25 (see colourOf). */
+function idsOf(images: Tensor): number[] {
+  const [n, ...image] = images.shape;
+  const perImage = image.reduce((a, b) => a * b, 1);
+  const flat = images.toFlatArray();
+  return Array.from({ length: n! }, (_, k) => Math.round(flat[k * perImage]! / 25));
+}
+
+/** One epoch as plain data, per batch (the tensors are disposed). */
+interface EpochData {
+  indices: number[][];
+  /** The image tensor's shape; [] for a batch without images. */
+  shapes: number[][];
+  /** The data-set indices of the rows with an image, in row order. */
+  withImage: number[][];
+  /** Each image's identity (idsOf), in the same order. */
+  ids: number[][];
+  /** The data-set indices of the rows with a caption, in row order. */
+  withText: number[][];
+  captions: string[][];
+}
+
+async function collectEpoch(loader: ManifestLoader, epoch: number): Promise<EpochData> {
+  const out: EpochData = { indices: [], shapes: [], withImage: [], ids: [], withText: [], captions: [] };
   for await (const batch of loader.epoch(epoch)) {
-    out.shapes.push(batch.images.shape);
+    const itemsOf = (rows: number[] = []): number[] => rows.map((row) => batch.indices[row]!);
     out.indices.push(batch.indices);
-    out.captions.push(batch.captions);
-    out.ids.push(redOfEach(batch).map((r) => Math.round(r / 25)));
-    batch.images.dispose();
+    out.shapes.push(batch.image?.data.shape ?? []);
+    out.withImage.push(itemsOf(batch.image?.rows));
+    out.ids.push(batch.image ? idsOf(batch.image.data) : []);
+    out.withText.push(itemsOf(batch.text?.rows));
+    out.captions.push(batch.text?.data ?? []);
+    batch.image?.data.dispose();
   }
   return out;
 }
 
-function redOfEach(batch: ImageTextBatch): number[] {
-  const [n] = batch.images.shape;
-  return Array.from({ length: n! }, (_, k) => batch.images.select(0, k).select(0, 0).select(0, 0).select(0, 0).item());
-}
+const ascending = (values: number[]): number[] => [...values].sort((a, b) => a - b);
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-describe('PairedImageLoader', () => {
+// ManifestLoader over an image–caption data set (what training, evaluation and the report load).
+// manifest_loader.test.ts already checks that shuffle: false keeps the data set's order, that
+// dropLast: false yields the last partial batch, and that order(epoch) differs between epochs.
+describe('ManifestLoader over images and captions', () => {
   const options = { batchSize: 4, size: 4, pool, dropLast: false } as const;
 
   test('every item appears exactly once per epoch, with its own image and one of its own captions', async () => {
-    const loader = new PairedImageLoader(colourDataset(), options);
+    const loader = new ManifestLoader(colourDataset(), options);
     for (const epoch of [0, 1]) {
-      const { indices, captions, ids } = await collectEpoch(loader, epoch);
-      assert.deepEqual(
-        indices.flat().sort((a, b) => a - b),
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-      );
+      const { indices, withImage, ids, withText, captions } = await collectEpoch(loader, epoch);
+      assert.deepEqual(ascending(indices.flat()), range(COLOURS));
+      assert.deepEqual(withImage.flat(), indices.flat(), 'every row has an image');
       assert.deepEqual(ids.flat(), indices.flat(), 'each image is the item its index names');
+      assert.deepEqual(withText.flat(), indices.flat(), 'every row has a caption');
       captions.flat().forEach((caption, k) => assert.match(caption, new RegExp(`^item ${indices.flat()[k]}: [abc]$`)));
     }
   });
 
-  test('the same seed gives the same order and captions; another epoch or seed gives another order', async () => {
-    const a = await collectEpoch(new PairedImageLoader(colourDataset(), { ...options, seed: 7 }), 3);
-    const b = await collectEpoch(new PairedImageLoader(colourDataset(), { ...options, seed: 7, prefetch: 0 }), 3);
+  test('the same seed gives the same batches and captions (prefetching or not), another seed another order', async () => {
+    const a = await collectEpoch(new ManifestLoader(colourDataset(), { ...options, seed: 7 }), 3);
+    const b = await collectEpoch(new ManifestLoader(colourDataset(), { ...options, seed: 7, prefetch: 0 }), 3);
     assert.deepEqual(b, a);
-    const nextEpoch = await collectEpoch(new PairedImageLoader(colourDataset(), { ...options, seed: 7 }), 4);
-    const otherSeed = await collectEpoch(new PairedImageLoader(colourDataset(), { ...options, seed: 8 }), 3);
-    assert.notDeepEqual(nextEpoch.indices, a.indices);
+    const otherSeed = await collectEpoch(new ManifestLoader(colourDataset(), { ...options, seed: 8 }), 3);
     assert.notDeepEqual(otherSeed.indices, a.indices);
-    const loader = new PairedImageLoader(colourDataset(), { ...options, seed: 7 });
-    assert.deepEqual(a.indices.flat(), loader.order(3));
-    const drawn = new Set(Array.from({ length: 30 }, (_, epoch) => loader.caption(0, epoch)));
-    assert.equal(drawn.size, 3, 'over 30 epochs item 0 gets each of its 3 captions');
+    const loader = new ManifestLoader(colourDataset(), { ...options, seed: 7 });
+    assert.deepEqual(a.indices.flat(), loader.order(3), 'the batches visit the items in order(epoch)');
+    const captionOfItem0 = (epoch: number): string | undefined =>
+      loader.rowsOf({ epoch, step: 0, indices: [0], waitMs: 0 }, (item) => item.captions)?.data[0];
+    const drawn = new Set(range(30).map(captionOfItem0));
+    assert.deepEqual([...drawn].sort(), ['item 0: a', 'item 0: b', 'item 0: c'], 'over 30 epochs item 0 gets each of its 3 captions');
   });
 
-  test('shuffle: false keeps the data set order', async () => {
-    const { indices } = await collectEpoch(new PairedImageLoader(colourDataset(), { ...options, shuffle: false }), 5);
-    assert.deepEqual(indices, [
-      [0, 1, 2, 3],
-      [4, 5, 6, 7],
-      [8, 9],
-    ]);
-  });
-
-  test('dropLast (the default) leaves out the last partial batch; dropLast: false keeps it', async () => {
-    const dropping = new PairedImageLoader(colourDataset(), { batchSize: 4, size: 4, pool });
-    const dropped = await collectEpoch(dropping, 0);
-    assert.deepEqual(dropped.shapes, [
+  test('dropLast (the default) leaves out the last partial batch', async () => {
+    const loader = new ManifestLoader(colourDataset(), { batchSize: 4, size: 4, pool });
+    const { shapes, indices } = await collectEpoch(loader, 0);
+    assert.deepEqual(shapes, [
       [4, 3, 4, 4],
       [4, 3, 4, 4],
     ]);
-    assert.equal(dropping.batchesPerEpoch, 2);
-    const keeping = new PairedImageLoader(colourDataset(), { ...options, channels: 1 });
-    assert.deepEqual((await collectEpoch(keeping, 0)).shapes, [
-      [4, 1, 4, 4],
-      [4, 1, 4, 4],
-      [2, 1, 4, 4],
+    assert.deepEqual(indices.flat(), loader.order(0).slice(0, 8));
+    assert.equal(loader.batchesPerEpoch, 2);
+  });
+
+  test('images are uint8 [N, C, size, size] tensors of the decoded pixels, in RGB or one grey plane', async () => {
+    /** The pixels of the epoch's one batch, as its dtype, shape and values. */
+    const onlyBatch = async (loader: ManifestLoader): Promise<{ dtype: string; shape: number[]; values: number[] }[]> => {
+      const out = [];
+      for await (const batch of loader.epoch(0)) {
+        const images = batch.image!.data;
+        out.push({ dtype: images.dtype, shape: images.shape, values: images.toFlatArray() });
+        images.dispose();
+      }
+      return out;
+    };
+    const rgbOptions = { ...options, batchSize: 2, shuffle: false };
+    const planes = [0, 1].flatMap((i) => colourOf(i).flatMap((v) => new Array<number>(16).fill(v)));
+    assert.deepEqual(await onlyBatch(new ManifestLoader(colourDataset(2), rgbOptions)), [
+      { dtype: 'uint8', shape: [2, 3, 4, 4], values: planes },
     ]);
-    assert.equal(keeping.batchesPerEpoch, 3);
+    const greys = [];
+    for (const i of [0, 1]) greys.push(...(await decodeImage(file(`colour${i}.png`), { size: 4, channels: 1 })).data);
+    assert.deepEqual(await onlyBatch(new ManifestLoader(colourDataset(2), { ...rgbOptions, channels: 1 })), [
+      { dtype: 'uint8', shape: [2, 1, 4, 4], values: greys },
+    ]);
   });
 
-  test('batches are uint8 tensors with the decoded pixels', async () => {
-    const loader = new PairedImageLoader(colourDataset(1), { ...options, batchSize: 1 });
-    for await (const batch of loader.epoch(0)) {
-      assert.equal(batch.images.dtype, 'uint8');
-      const expected = colourOf(0).flatMap((v) => new Array(16).fill(v));
-      assert.deepEqual(batch.images.toFlatArray(), expected);
-      batch.images.dispose();
-    }
-  });
-
-  test("onBadRecord 'fail' (the default) throws an error naming the bad file", async () => {
-    const loader = new PairedImageLoader(colourDataset(6, [{ id: 'bad', image: file('corrupt.png'), captions: ['x'] }]), options);
+  test("onBadRecord 'fail' (the default) throws the ImageDecodeError naming the bad file", async () => {
+    const loader = new ManifestLoader(colourDataset(6, [{ id: 'bad', image: file('corrupt.png'), captions: ['x'] }]), options);
     await assert.rejects(collectEpoch(loader, 0), (err: unknown) => {
       assert.ok(err instanceof ImageDecodeError, String(err));
-      assert.ok(err.message.startsWith(file('corrupt.png')), err.message);
+      assert.equal(err.file, file('corrupt.png'));
+      assert.ok(err.message.startsWith(`${file('corrupt.png')}: `), err.message);
       return true;
     });
+  });
+
+  test('an item with no modality at all is refused when the loader is made, naming it', () => {
     assert.throws(
-      () => new PairedImageLoader(colourDataset(2, [{ id: 'no-image', captions: ['x'] }]), options),
-      (err: unknown) => err instanceof DatasetError && /id "no-image"/.test(err.message) && /has no image/.test(err.message),
+      () => new ManifestLoader(colourDataset(2, [{ id: 'empty', captions: [] }]), options),
+      (err: unknown) => {
+        assert.ok(err instanceof DatasetError, String(err));
+        assert.equal(err.reason, 'no-modality');
+        assert.equal(err.record, 'items[2] (id "empty")');
+        const says = `${file('manifest.jsonl')}: items[2] (id "empty"): has no image`;
+        assert.ok(err.message.startsWith(says), err.message);
+        return true;
+      },
     );
   });
 
-  test("onBadRecord 'skip' drops and counts bad items, and leaves them out of later epochs", async () => {
+  test("onBadRecord 'skip' counts each bad image once, drops it and keeps its caption, in this epoch and later ones", async () => {
     const dataset = colourDataset(6, [
-      { id: 'corrupt', image: file('corrupt.png'), captions: ['x'] },
-      { id: 'text', image: file('text.png'), captions: ['y'] },
-      { id: 'no-caption', image: file('red.png'), captions: [] },
+      { id: 'corrupt', image: file('corrupt.png'), captions: ['x'] }, // 6
+      { id: 'text', image: file('text.png'), captions: ['y'] }, // 7
+      { id: 'image-only', image: file('colour8.png'), captions: [] }, // 8: kept, nothing is wrong with it
+      { id: 'missing-image-only', image: file('missing.png'), captions: [] }, // 9: nothing left, so left out
     ]);
-    const seen: string[] = [];
-    const loader = new PairedImageLoader(dataset, { ...options, onBadRecord: 'skip', onSkip: (e) => seen.push(e.message) });
-    assert.equal(loader.itemCount, 8); // the caption-less item is left out at once
-    const first = await collectEpoch(loader, 0);
-    assert.deepEqual(first.indices.flat().sort(), [0, 1, 2, 3, 4, 5]);
-    assert.deepEqual(first.ids.flat(), first.indices.flat());
-    assert.deepEqual(loader.skipped, { 'no-captions': 1, 'not-an-image': 2 });
-    assert.equal(loader.skippedCount, 3);
-    assert.equal(seen.length, 3);
-    assert.ok(seen.some((m) => m.startsWith(file('corrupt.png'))));
-    assert.equal(loader.itemCount, 6);
-    const second = await collectEpoch(loader, 1);
-    assert.deepEqual(second.shapes, [
-      [4, 3, 4, 4],
-      [2, 3, 4, 4],
-    ]);
-    assert.equal(loader.skippedCount, 3, 'bad files are counted once, not once per epoch');
+    const seen: DatasetError[] = [];
+    const loader = new ManifestLoader(dataset, { ...options, onBadRecord: 'skip', onSkip: (e) => seen.push(e) });
+    for (const epoch of [0, 1]) {
+      const { indices, withImage, ids, withText, captions } = await collectEpoch(loader, epoch);
+      assert.deepEqual(ascending(indices.flat()), range(9), `epoch ${epoch}: item 9 had only its image`);
+      assert.deepEqual(ascending(withImage.flat()), [0, 1, 2, 3, 4, 5, 8], `epoch ${epoch}`);
+      assert.deepEqual(ids.flat(), withImage.flat(), `epoch ${epoch}: the images left are packed with their own rows`);
+      assert.deepEqual(ascending(withText.flat()), range(8), `epoch ${epoch}`);
+      const captionOf = new Map(withText.flat().map((item, k) => [item, captions.flat()[k]]));
+      assert.deepEqual([captionOf.get(6), captionOf.get(7)], ['x', 'y'], `epoch ${epoch}`);
+      assert.deepEqual(loader.skipped, { 'not-an-image': 2, 'missing-image': 1 }, `epoch ${epoch}: counted once, not per epoch`);
+      const badFiles = [file('corrupt.png'), file('missing.png'), file('text.png')].sort();
+      assert.deepEqual(seen.map((e) => e.file).sort(), badFiles, `epoch ${epoch}: onSkip hears of each bad file once`);
+      for (const e of seen) assert.ok(e instanceof ImageDecodeError && e.message.startsWith(`${e.file}: `), e.message);
+    }
   });
 
-  test('each batch reports how long the consumer waited for it, and stats sum them', async () => {
-    const loader = new PairedImageLoader(colourDataset(), options);
-    let total = 0;
-    for await (const batch of loader.epoch(0)) {
-      assert.ok(Number.isFinite(batch.waitMs) && batch.waitMs >= 0);
-      total += batch.waitMs;
-      batch.images.dispose();
+  test('each batch reports how long the consumer waited for it', async () => {
+    // Without prefetching every batch is decoded after it is asked for, so each wait is > 0.
+    const batches = new ManifestLoader(colourDataset(), { ...options, prefetch: 0 }).epoch(0);
+    const waits: { waitMs: number; measuredMs: number }[] = [];
+    for (;;) {
+      const asked = performance.now();
+      const next = await batches.next();
+      const measuredMs = performance.now() - asked;
+      if (next.done) break;
+      next.value.image?.data.dispose();
+      waits.push({ waitMs: next.value.waitMs, measuredMs });
     }
-    assert.equal(loader.stats.batches, 3);
-    assertClose(loader.stats.waitMs, total, 1e-9);
+    assert.equal(waits.length, 3);
+    for (const { waitMs, measuredMs } of waits) assert.ok(waitMs > 0 && waitMs <= measuredMs, `waitMs ${waitMs}, measured ${measuredMs}`);
   });
 
   test('breaking out of an epoch early is fine, and the next epoch starts afresh', async () => {
-    const loader = new PairedImageLoader(colourDataset(), options);
+    const loader = new ManifestLoader(colourDataset(), options);
     for await (const batch of loader.epoch(0)) {
-      batch.images.dispose();
+      batch.image?.data.dispose();
       break;
     }
     const { indices } = await collectEpoch(loader, 0);
@@ -309,13 +344,13 @@ describe('PairedImageLoader', () => {
 });
 
 describe('closing', () => {
-  const loaderUrl = new URL('../src/data/loader.js', import.meta.url).href;
+  const loaderUrl = new URL('../src/data/manifest_loader.js', import.meta.url).href;
   const childScript = (close: boolean): string => `
-    import { PairedImageLoader } from ${JSON.stringify(loaderUrl)};
+    import { ManifestLoader } from ${JSON.stringify(loaderUrl)};
     const items = [0, 1, 2].map((i) => ({ id: String(i), image: ${JSON.stringify(dir)} + '/colour' + i + '.png', captions: ['c'] }));
-    const loader = new PairedImageLoader({ items, source: 'x', skipped: {} }, { batchSize: 2, size: 4, poolSize: 1 });
+    const loader = new ManifestLoader({ items, source: 'x', skipped: {} }, { batchSize: 2, size: 4, poolSize: 1 });
     let n = 0;
-    for await (const batch of loader.epoch(0)) { n += batch.indices.length; batch.images.dispose(); }
+    for await (const batch of loader.epoch(0)) { n += batch.image.rows.length; batch.image.data.dispose(); }
     ${close ? 'await loader.close();' : ''}
     console.log('read', n);
   `;
@@ -327,6 +362,78 @@ describe('closing', () => {
       assert.match(child.stdout, /read 2/);
     });
   }
+});
+
+/** Decodes every batch, disposing each, and returns their shapes. */
+async function shapesOf(batches: AsyncIterable<Tensor>): Promise<number[][]> {
+  const shapes = [];
+  for await (const images of batches) {
+    shapes.push(images.shape);
+    images.dispose();
+  }
+  return shapes;
+}
+
+/** HWC pixels (decodeImage's order) as CHW planes (a batch tensor's). */
+function planesOf(hwc: Uint8Array, channels: number): number[] {
+  const pixels = hwc.length / channels;
+  return range(channels).flatMap((c) => range(pixels).map((p) => hwc[p * channels + c]!));
+}
+
+describe('decodedImages', () => {
+  // Options that say skip, as a caller passing its training loader's settings would: decodedImages
+  // must fail anyway, since its images are matched to captions by position.
+  const lenient = { size: 4, channels: 3 as const, onBadRecord: 'skip' as const };
+
+  test('yields the images in data-set order, in batches of batchSize and a partial last one, as decodeImage decodes them', async () => {
+    const dataset = colourDataset();
+    const batches: { dtype: string; shape: number[] }[] = [];
+    const values: number[] = [];
+    for await (const images of decodedImages(dataset, { size: 4, channels: 3 }, 4)) {
+      batches.push({ dtype: images.dtype, shape: images.shape });
+      values.push(...images.toFlatArray());
+      images.dispose();
+    }
+    assert.deepEqual(batches, [
+      { dtype: 'uint8', shape: [4, 3, 4, 4] },
+      { dtype: 'uint8', shape: [4, 3, 4, 4] },
+      { dtype: 'uint8', shape: [2, 3, 4, 4] },
+    ]);
+    const expected: number[] = [];
+    for (const item of dataset.items) expected.push(...planesOf((await decodeImage(item.image!, { size: 4 })).data, 3));
+    assert.deepEqual(values, expected);
+  });
+
+  test('decodes with the channels and fit it is given', async () => {
+    const dataset = colourDataset(0, [{ id: 'stripes', image: file('stripes.png'), captions: [] }]);
+    for (const fit of ['cover', 'fill'] as const) {
+      const values: number[] = [];
+      for await (const images of decodedImages(dataset, { size: 9, channels: 1, fit })) {
+        values.push(...images.toFlatArray());
+        images.dispose();
+      }
+      assert.deepEqual(values, Array.from((await decodeImage(file('stripes.png'), { size: 9, channels: 1, fit })).data), fit);
+    }
+  });
+
+  test('an item without an image is a DatasetError naming the item, even when the options say skip', async () => {
+    const dataset = colourDataset(3, [{ id: 'caption-only', captions: ['x'] }]);
+    await assert.rejects(shapesOf(decodedImages(dataset, lenient, 2)), (err: unknown) => {
+      assert.ok(err instanceof DatasetError, String(err));
+      assert.equal(err.message, `${file('manifest.jsonl')}: items[3] (id "caption-only"): has no image to decode`);
+      return true;
+    });
+  });
+
+  test('an undecodable image is the ImageDecodeError naming its file, even when the options say skip', async () => {
+    const dataset = colourDataset(3, [{ id: 'bad', image: file('corrupt.png'), captions: ['x'] }]);
+    await assert.rejects(shapesOf(decodedImages(dataset, lenient, 2)), (err: unknown) => {
+      assert.ok(err instanceof ImageDecodeError, String(err));
+      assert.equal(err.file, file('corrupt.png'));
+      assert.ok(err.message.startsWith(`${file('corrupt.png')}: `), err.message);
+      return true;
+    });
+  });
 });
 
 describe('image modality', () => {
