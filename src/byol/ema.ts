@@ -6,8 +6,8 @@ import { noGrad, op, type Tensor } from '../engine/index.js';
 import { BatchNorm } from '../nn/batch_norm.js';
 import type { Module } from '../nn/module.js';
 
-const foreachMul = op('aten::_foreach_mul_', 'Scalar');
-const foreachAdd = op('aten::_foreach_add_', 'List');
+const foreachMul = op<void>('aten::_foreach_mul_', 'Scalar');
+const foreachAdd = op<void>('aten::_foreach_add_', 'List');
 
 /** How τ moves over training; the options of both BYOL models. */
 export interface EmaScheduleOptions {

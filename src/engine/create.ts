@@ -128,24 +128,24 @@ export function scalar(value: number, options: CreateOptions = {}): Tensor {
 }
 
 export function zeros(shape: number[], options: CreateOptions = {}): Tensor {
-  return finish(ops.zeros(shape, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.zeros(shape, code(options.dtype), null, options.device ?? null), options);
 }
 
 export function ones(shape: number[], options: CreateOptions = {}): Tensor {
-  return finish(ops.ones(shape, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.ones(shape, code(options.dtype), null, options.device ?? null), options);
 }
 
 /** A tensor filled with `value` (float32 unless dtype says otherwise). */
 export function full(shape: number[], value: number, options: CreateOptions = {}): Tensor {
-  return finish(ops.full(shape, value, dtypeCode(options.dtype ?? 'float32'), null, options.device ?? null) as Tensor, options);
+  return finish(ops.full(shape, value, dtypeCode(options.dtype ?? 'float32'), null, options.device ?? null), options);
 }
 
 export function zerosLike(t: Tensor, options: CreateOptions = {}): Tensor {
-  return finish(ops.zerosLike(t, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.zerosLike(t, code(options.dtype), null, options.device ?? null), options);
 }
 
 export function onesLike(t: Tensor, options: CreateOptions = {}): Tensor {
-  return finish(ops.onesLike(t, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.onesLike(t, code(options.dtype), null, options.device ?? null), options);
 }
 
 /**
@@ -153,51 +153,51 @@ export function onesLike(t: Tensor, options: CreateOptions = {}): Tensor {
  */
 export function arange(start: number, end?: number, step = 1, options: CreateOptions = {}): Tensor {
   const [from, to] = end === undefined ? [0, start] : [start, end];
-  return finish(ops.arange(from, to, step, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.arange(from, to, step, code(options.dtype), null, options.device ?? null), options);
 }
 
 export function linspace(start: number, end: number, steps: number, options: CreateOptions = {}): Tensor {
-  return finish(ops.linspace(start, end, steps, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.linspace(start, end, steps, code(options.dtype), null, options.device ?? null), options);
 }
 
 export function eye(n: number, options: CreateOptions = {}): Tensor {
-  return finish(ops.eye(n, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.eye(n, code(options.dtype), null, options.device ?? null), options);
 }
 
 /** Uniform on [0, 1). */
 export function rand(shape: number[], options: RandomOptions = {}): Tensor {
-  return finish(ops.rand(shape, options.generator ?? null, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.rand(shape, options.generator ?? null, code(options.dtype), null, options.device ?? null), options);
 }
 
 /** Standard normal. */
 export function randn(shape: number[], options: RandomOptions = {}): Tensor {
-  return finish(ops.randn(shape, options.generator ?? null, code(options.dtype), null, options.device ?? null) as Tensor, options);
+  return finish(ops.randn(shape, options.generator ?? null, code(options.dtype), null, options.device ?? null), options);
 }
 
 /** Integers uniform on [low, high), int64 unless dtype says otherwise. */
 export function randint(low: number, high: number, shape: number[], options: RandomOptions = {}): Tensor {
   return finish(
-    ops.randint(low, high, shape, options.generator ?? null, dtypeCode(options.dtype ?? 'int64'), null, options.device ?? null) as Tensor,
+    ops.randint(low, high, shape, options.generator ?? null, dtypeCode(options.dtype ?? 'int64'), null, options.device ?? null),
     options,
   );
 }
 
 /** A random permutation of 0..n−1 (int64). */
 export function randperm(n: number, options: RandomOptions = {}): Tensor {
-  return ops.randperm(n, options.generator ?? null, dtypeCode(options.dtype ?? 'int64'), null, options.device ?? null) as Tensor;
+  return ops.randperm(n, options.generator ?? null, dtypeCode(options.dtype ?? 'int64'), null, options.device ?? null);
 }
 
 /** Joins tensors along an existing dim. */
 export function cat(tensors: Tensor[], dim = 0): Tensor {
-  return ops.cat(tensors, dim) as Tensor;
+  return ops.cat(tensors, dim);
 }
 
 /** Joins tensors along a new dim. */
 export function stack(tensors: Tensor[], dim = 0): Tensor {
-  return ops.stack(tensors, dim) as Tensor;
+  return ops.stack(tensors, dim);
 }
 
 /** Elementwise choice: condition ? a : b (broadcasting). */
 export function where(condition: Tensor, a: Tensor, b: Tensor): Tensor {
-  return ops.where(condition, a, b) as Tensor;
+  return ops.where(condition, a, b);
 }

@@ -6,7 +6,7 @@ import { op } from './op.js';
 import { tidy } from './scope.js';
 import type { Tensor } from './tensor.js';
 
-const foreachNorm = op('aten::_foreach_norm', 'Scalar');
+const foreachNorm = op<Tensor[]>('aten::_foreach_norm', 'Scalar');
 
 /**
  * The keys of the tensors that hold a NaN or an infinity, in the order given. Integer and bool
@@ -24,7 +24,7 @@ export function nonFiniteKeys<K>(entries: Iterable<readonly [K, Tensor]>): K[] {
     const each = foreachNorm(
       floating.map(([, t]) => t),
       2,
-    ) as Tensor[];
+    );
     return stack(mixed ? each.map((n) => n.float()) : each).toFlatArray();
   });
   // A NaN or an infinity always makes the 2-norm non-finite; a finite tensor does only when its

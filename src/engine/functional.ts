@@ -12,7 +12,7 @@ const ops = {
   avgPool1d: op('aten::avg_pool1d'),
   avgPool2d: op('aten::avg_pool2d'),
   adaptiveAvgPool2d: op('aten::adaptive_avg_pool2d'),
-  adaptiveMaxPool2d: op('aten::adaptive_max_pool2d'),
+  adaptiveMaxPool2d: op<[Tensor, Tensor]>('aten::adaptive_max_pool2d'),
   batchNorm: op('aten::batch_norm'),
   layerNorm: op('aten::layer_norm'),
   groupNorm: op('aten::group_norm'),
@@ -29,9 +29,9 @@ const ops = {
   pad: op('aten::constant_pad_nd'),
   reflectionPad2d: op('aten::reflection_pad2d'),
   replicationPad2d: op('aten::replication_pad2d'),
-  split: op('aten::split', 'Tensor'),
-  splitWithSizes: op('aten::split_with_sizes'),
-  chunk: op('aten::chunk'),
+  split: op<Tensor[]>('aten::split', 'Tensor'),
+  splitWithSizes: op<Tensor[]>('aten::split_with_sizes'),
+  chunk: op<Tensor[]>('aten::chunk'),
   oneHot: op('aten::one_hot'),
 };
 
@@ -39,7 +39,7 @@ type Pair = number | [number, number];
 
 /** y = x Wᵀ + b */
 export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  return ops.linear(input, weight, bias) as Tensor;
+  return ops.linear(input, weight, bias);
 }
 
 export function relu(x: Tensor): Tensor {
@@ -67,7 +67,7 @@ export function logSoftmax(x: Tensor, dim: number): Tensor {
 /** Zeroes elements with probability p and scales the rest by 1/(1−p), in training only. */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   if (p < 0 || p > 1) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);
-  return ops.dropout(x, p, training) as Tensor;
+  return ops.dropout(x, p, training);
 }
 
 export interface ConvOptions {
@@ -79,12 +79,12 @@ export interface ConvOptions {
 
 /** Input [N, C, L], weight [out, C/groups, k]. */
 export function conv1d(input: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvOptions = {}): Tensor {
-  return ops.conv1d(input, weight, bias, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1) as Tensor;
+  return ops.conv1d(input, weight, bias, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1);
 }
 
 /** Input [N, C, H, W], weight [out, C/groups, kh, kw]. */
 export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvOptions = {}): Tensor {
-  return ops.conv2d(input, weight, bias, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1) as Tensor;
+  return ops.conv2d(input, weight, bias, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1);
 }
 
 export interface PoolOptions {
@@ -94,22 +94,22 @@ export interface PoolOptions {
 }
 
 export function maxPool1d(x: Tensor, kernelSize: number, o: PoolOptions = {}): Tensor {
-  return ops.maxPool1d(x, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, 1, o.ceilMode ?? false) as Tensor;
+  return ops.maxPool1d(x, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, 1, o.ceilMode ?? false);
 }
 export function maxPool2d(x: Tensor, kernelSize: Pair, o: PoolOptions = {}): Tensor {
-  return ops.maxPool2d(x, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, 1, o.ceilMode ?? false) as Tensor;
+  return ops.maxPool2d(x, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, 1, o.ceilMode ?? false);
 }
 export function avgPool1d(x: Tensor, kernelSize: number, o: PoolOptions = {}): Tensor {
-  return ops.avgPool1d(x, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, o.ceilMode ?? false, true) as Tensor;
+  return ops.avgPool1d(x, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, o.ceilMode ?? false, true);
 }
 export function avgPool2d(x: Tensor, kernelSize: Pair, o: PoolOptions = {}): Tensor {
-  return ops.avgPool2d(x, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, o.ceilMode ?? false, true, null) as Tensor;
+  return ops.avgPool2d(x, kernelSize, o.stride ?? kernelSize, o.padding ?? 0, o.ceilMode ?? false, true, null);
 }
 export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
-  return ops.adaptiveAvgPool2d(x, outputSize) as Tensor;
+  return ops.adaptiveAvgPool2d(x, outputSize);
 }
 export function adaptiveMaxPool2d(x: Tensor, outputSize: Pair): Tensor {
-  const [values] = ops.adaptiveMaxPool2d(x, outputSize) as [Tensor, Tensor];
+  const [values] = ops.adaptiveMaxPool2d(x, outputSize);
   return values;
 }
 
@@ -136,7 +136,7 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
     o.momentum ?? 0.1,
     o.eps ?? 1e-5,
     true,
-  ) as Tensor;
+  );
 }
 
 export function layerNorm(
@@ -146,22 +146,22 @@ export function layerNorm(
   bias: Tensor | null = null,
   eps = 1e-5,
 ): Tensor {
-  return ops.layerNorm(x, normalizedShape, weight, bias, eps, true) as Tensor;
+  return ops.layerNorm(x, normalizedShape, weight, bias, eps, true);
 }
 
 export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
-  return ops.groupNorm(x, numGroups, weight, bias, eps, true) as Tensor;
+  return ops.groupNorm(x, numGroups, weight, bias, eps, true);
 }
 
 /** Rows of weight picked by integer indices; paddingIdx's row gets no gradient. */
 export function embedding(indices: Tensor, weight: Tensor, paddingIdx = -1): Tensor {
-  return ops.embedding(weight, indices, paddingIdx, false, false) as Tensor;
+  return ops.embedding(weight, indices, paddingIdx, false, false);
 }
 
 /** x / max(‖x‖_p, eps) along dim (PyTorch's F.normalize). */
 export function normalize(x: Tensor, dim = -1, p = 2, eps = 1e-12): Tensor {
-  const norm = ops.normOverDim(x, p, [dim], true, null) as Tensor;
-  const safe = ops.clampMin(norm, eps) as Tensor;
+  const norm = ops.normOverDim(x, p, [dim], true, null);
+  const safe = ops.clampMin(norm, eps);
   const out = x.div(safe.expandAs(x));
   norm.dispose();
   safe.dispose();
@@ -169,7 +169,7 @@ export function normalize(x: Tensor, dim = -1, p = 2, eps = 1e-12): Tensor {
 }
 
 export function cosineSimilarity(a: Tensor, b: Tensor, dim = 1, eps = 1e-8): Tensor {
-  return ops.cosineSimilarity(a, b, dim, eps) as Tensor;
+  return ops.cosineSimilarity(a, b, dim, eps);
 }
 
 type Reduction = 'none' | 'mean' | 'sum';
@@ -181,18 +181,11 @@ export function crossEntropy(
   target: Tensor,
   o: { reduction?: Reduction; labelSmoothing?: number; ignoreIndex?: number; weight?: Tensor } = {},
 ): Tensor {
-  return ops.crossEntropy(
-    logits,
-    target,
-    o.weight ?? null,
-    REDUCTION[o.reduction ?? 'mean'],
-    o.ignoreIndex ?? -100,
-    o.labelSmoothing ?? 0,
-  ) as Tensor;
+  return ops.crossEntropy(logits, target, o.weight ?? null, REDUCTION[o.reduction ?? 'mean'], o.ignoreIndex ?? -100, o.labelSmoothing ?? 0);
 }
 
 export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
-  return ops.mseLoss(input, target, REDUCTION[reduction]) as Tensor;
+  return ops.mseLoss(input, target, REDUCTION[reduction]);
 }
 
 export interface InterpolateOptions {
@@ -211,11 +204,11 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   const size = o.size ?? null;
   switch (o.mode ?? 'nearest') {
     case 'nearest':
-      return ops.upsampleNearest2d(x, size, scales) as Tensor;
+      return ops.upsampleNearest2d(x, size, scales);
     case 'bilinear':
-      return ops.upsampleBilinear2d(x, size, o.alignCorners ?? false, scales) as Tensor;
+      return ops.upsampleBilinear2d(x, size, o.alignCorners ?? false, scales);
     case 'bicubic':
-      return ops.upsampleBicubic2d(x, size, o.alignCorners ?? false, scales) as Tensor;
+      return ops.upsampleBicubic2d(x, size, o.alignCorners ?? false, scales);
   }
 }
 
@@ -224,22 +217,22 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
  * 'constant' take 4-D input and 4 pad values.
  */
 export function pad(x: Tensor, padding: number[], mode: 'constant' | 'reflect' | 'replicate' = 'constant', value = 0): Tensor {
-  if (mode === 'constant') return ops.pad(x, padding, value) as Tensor;
-  if (mode === 'reflect') return ops.reflectionPad2d(x, padding) as Tensor;
-  return ops.replicationPad2d(x, padding) as Tensor;
+  if (mode === 'constant') return ops.pad(x, padding, value);
+  if (mode === 'reflect') return ops.reflectionPad2d(x, padding);
+  return ops.replicationPad2d(x, padding);
 }
 
 /** Pieces of `size` along dim (the last may be smaller), or of the given sizes. Views. */
 export function split(x: Tensor, size: number | number[], dim = 0): Tensor[] {
-  return (typeof size === 'number' ? ops.split(x, size, dim) : ops.splitWithSizes(x, size, dim)) as Tensor[];
+  return typeof size === 'number' ? ops.split(x, size, dim) : ops.splitWithSizes(x, size, dim);
 }
 
 /** `chunks` nearly equal pieces along dim. Views. */
 export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
-  return ops.chunk(x, chunks, dim) as Tensor[];
+  return ops.chunk(x, chunks, dim);
 }
 
 /** int64 class indices → one-hot int64 [..., numClasses]. */
 export function oneHot(indices: Tensor, numClasses = -1): Tensor {
-  return ops.oneHot(indices, numClasses) as Tensor;
+  return ops.oneHot(indices, numClasses);
 }

@@ -92,9 +92,9 @@ const ops = {
   meanDims: op('aten::mean', 'dim'),
   prodAll: op('aten::prod'),
   maxAll: op('aten::max'),
-  maxDim: op('aten::max', 'dim'),
+  maxDim: op<[Tensor, Tensor]>('aten::max', 'dim'),
   minAll: op('aten::min'),
-  minDim: op('aten::min', 'dim'),
+  minDim: op<[Tensor, Tensor]>('aten::min', 'dim'),
   amax: op('aten::amax'),
   amin: op('aten::amin'),
   argmax: op('aten::argmax'),
@@ -129,8 +129,8 @@ const ops = {
   scatterAdd: op('aten::scatter_add'),
   maskedFill: op('aten::masked_fill', 'Scalar'),
   maskedSelect: op('aten::masked_select'),
-  topk: op('aten::topk'),
-  sort: op('aten::sort'),
+  topk: op<[Tensor, Tensor]>('aten::topk'),
+  sort: op<[Tensor, Tensor]>('aten::sort'),
   argsort: op('aten::argsort'),
   clone: op('aten::clone'),
   detach: op('aten::detach'),
@@ -142,8 +142,8 @@ const ops = {
   addcdiv_: op('aten::addcdiv_'),
   lerp_: op('aten::lerp_', 'Scalar'),
   requiresGrad_: op('aten::requires_grad_'),
-  backward: op('aten::_backward'),
-  item: op('aten::item'),
+  backward: op<void>('aten::_backward'),
+  item: op<number | boolean>('aten::item'),
 };
 
 function dimList(dims: Dims): number[] {
@@ -243,7 +243,7 @@ export class Tensor {
   /** The value of a one-element tensor. */
   item(): number {
     const v = ops.item(this);
-    return typeof v === 'boolean' ? Number(v) : (v as number);
+    return typeof v === 'boolean' ? Number(v) : v;
   }
 
   // ---- dtype and device ----
@@ -258,7 +258,7 @@ export class Tensor {
       dtype = target.dtype;
       device = target.device;
     }
-    return ops.toDtypeLayout(this, dtype === undefined ? null : dtypeCode(dtype), null, device ?? null) as Tensor;
+    return ops.toDtypeLayout(this, dtype === undefined ? null : dtypeCode(dtype), null, device ?? null);
   }
   float(): Tensor {
     return this.to('float32');
@@ -279,7 +279,7 @@ export class Tensor {
     return this.to('cpu');
   }
   clone(): Tensor {
-    return ops.clone(this) as Tensor;
+    return ops.clone(this);
   }
 
   // ---- autograd ----
@@ -308,46 +308,46 @@ export class Tensor {
   }
   /** A tensor sharing this one's memory, cut from the autograd graph (PyTorch's stop-gradient). */
   detach(): Tensor {
-    return ops.detach(this) as Tensor;
+    return ops.detach(this);
   }
 
   // ---- arithmetic (broadcasting, PyTorch's type promotion) ----
   add(other: TensorOrNumber, alpha = 1): Tensor {
-    return (typeof other === 'number' ? ops.addScalar(this, other, alpha) : ops.add(this, other, alpha)) as Tensor;
+    return typeof other === 'number' ? ops.addScalar(this, other, alpha) : ops.add(this, other, alpha);
   }
   sub(other: TensorOrNumber, alpha = 1): Tensor {
-    return (typeof other === 'number' ? ops.subScalar(this, other, alpha) : ops.sub(this, other, alpha)) as Tensor;
+    return typeof other === 'number' ? ops.subScalar(this, other, alpha) : ops.sub(this, other, alpha);
   }
   /** other − this (for `1 - x` style expressions). */
   rsub(other: number): Tensor {
-    return ops.rsubScalar(this, other) as Tensor;
+    return ops.rsubScalar(this, other);
   }
   mul(other: TensorOrNumber): Tensor {
-    return (typeof other === 'number' ? ops.mulScalar(this, other) : ops.mul(this, other)) as Tensor;
+    return typeof other === 'number' ? ops.mulScalar(this, other) : ops.mul(this, other);
   }
   div(other: TensorOrNumber): Tensor {
-    return (typeof other === 'number' ? ops.divScalar(this, other) : ops.div(this, other)) as Tensor;
+    return typeof other === 'number' ? ops.divScalar(this, other) : ops.div(this, other);
   }
   pow(exponent: TensorOrNumber): Tensor {
-    return (typeof exponent === 'number' ? ops.powScalar(this, exponent) : ops.pow(this, exponent)) as Tensor;
+    return typeof exponent === 'number' ? ops.powScalar(this, exponent) : ops.pow(this, exponent);
   }
   remainder(divisor: number): Tensor {
-    return ops.remainder(this, divisor) as Tensor;
+    return ops.remainder(this, divisor);
   }
   maximum(other: Tensor): Tensor {
-    return ops.maximum(this, other) as Tensor;
+    return ops.maximum(this, other);
   }
   minimum(other: Tensor): Tensor {
-    return ops.minimum(this, other) as Tensor;
+    return ops.minimum(this, other);
   }
   matmul(other: Tensor): Tensor {
-    return ops.matmul(this, other) as Tensor;
+    return ops.matmul(this, other);
   }
   mm(other: Tensor): Tensor {
-    return ops.mm(this, other) as Tensor;
+    return ops.mm(this, other);
   }
   bmm(other: Tensor): Tensor {
-    return ops.bmm(this, other) as Tensor;
+    return ops.bmm(this, other);
   }
 
   // ---- in place (return this) ----
@@ -405,236 +405,236 @@ export class Tensor {
 
   // ---- elementwise math ----
   neg(): Tensor {
-    return ops.neg(this) as Tensor;
+    return ops.neg(this);
   }
   abs(): Tensor {
-    return ops.abs(this) as Tensor;
+    return ops.abs(this);
   }
   exp(): Tensor {
-    return ops.exp(this) as Tensor;
+    return ops.exp(this);
   }
   log(): Tensor {
-    return ops.log(this) as Tensor;
+    return ops.log(this);
   }
   log1p(): Tensor {
-    return ops.log1p(this) as Tensor;
+    return ops.log1p(this);
   }
   expm1(): Tensor {
-    return ops.expm1(this) as Tensor;
+    return ops.expm1(this);
   }
   sqrt(): Tensor {
-    return ops.sqrt(this) as Tensor;
+    return ops.sqrt(this);
   }
   rsqrt(): Tensor {
-    return ops.rsqrt(this) as Tensor;
+    return ops.rsqrt(this);
   }
   square(): Tensor {
-    return ops.square(this) as Tensor;
+    return ops.square(this);
   }
   reciprocal(): Tensor {
-    return ops.reciprocal(this) as Tensor;
+    return ops.reciprocal(this);
   }
   sin(): Tensor {
-    return ops.sin(this) as Tensor;
+    return ops.sin(this);
   }
   cos(): Tensor {
-    return ops.cos(this) as Tensor;
+    return ops.cos(this);
   }
   tanh(): Tensor {
-    return ops.tanh(this) as Tensor;
+    return ops.tanh(this);
   }
   sigmoid(): Tensor {
-    return ops.sigmoid(this) as Tensor;
+    return ops.sigmoid(this);
   }
   erf(): Tensor {
-    return ops.erf(this) as Tensor;
+    return ops.erf(this);
   }
   sign(): Tensor {
-    return ops.sign(this) as Tensor;
+    return ops.sign(this);
   }
   floor(): Tensor {
-    return ops.floor(this) as Tensor;
+    return ops.floor(this);
   }
   ceil(): Tensor {
-    return ops.ceil(this) as Tensor;
+    return ops.ceil(this);
   }
   round(): Tensor {
-    return ops.round(this) as Tensor;
+    return ops.round(this);
   }
   clamp(min: number | null, max: number | null = null): Tensor {
-    return ops.clamp(this, min, max) as Tensor;
+    return ops.clamp(this, min, max);
   }
   relu(): Tensor {
-    return ops.relu(this) as Tensor;
+    return ops.relu(this);
   }
   /** GELU; approximate 'tanh' gives the tanh form. */
   gelu(approximate: 'none' | 'tanh' = 'none'): Tensor {
-    return ops.gelu(this, approximate) as Tensor;
+    return ops.gelu(this, approximate);
   }
   silu(): Tensor {
-    return ops.silu(this) as Tensor;
+    return ops.silu(this);
   }
   softmax(dim: number): Tensor {
-    return ops.softmax(this, dim, null) as Tensor;
+    return ops.softmax(this, dim, null);
   }
   logSoftmax(dim: number): Tensor {
-    return ops.logSoftmax(this, dim, null) as Tensor;
+    return ops.logSoftmax(this, dim, null);
   }
 
   // ---- comparisons (bool tensors) ----
   eq(other: TensorOrNumber): Tensor {
-    return (typeof other === 'number' ? ops.eqScalar(this, other) : ops.eq(this, other)) as Tensor;
+    return typeof other === 'number' ? ops.eqScalar(this, other) : ops.eq(this, other);
   }
   ne(other: TensorOrNumber): Tensor {
-    return (typeof other === 'number' ? ops.neScalar(this, other) : ops.ne(this, other)) as Tensor;
+    return typeof other === 'number' ? ops.neScalar(this, other) : ops.ne(this, other);
   }
   lt(other: TensorOrNumber): Tensor {
-    return (typeof other === 'number' ? ops.ltScalar(this, other) : ops.lt(this, other)) as Tensor;
+    return typeof other === 'number' ? ops.ltScalar(this, other) : ops.lt(this, other);
   }
   le(other: TensorOrNumber): Tensor {
-    return (typeof other === 'number' ? ops.leScalar(this, other) : ops.le(this, other)) as Tensor;
+    return typeof other === 'number' ? ops.leScalar(this, other) : ops.le(this, other);
   }
   gt(other: TensorOrNumber): Tensor {
-    return (typeof other === 'number' ? ops.gtScalar(this, other) : ops.gt(this, other)) as Tensor;
+    return typeof other === 'number' ? ops.gtScalar(this, other) : ops.gt(this, other);
   }
   ge(other: TensorOrNumber): Tensor {
-    return (typeof other === 'number' ? ops.geScalar(this, other) : ops.ge(this, other)) as Tensor;
+    return typeof other === 'number' ? ops.geScalar(this, other) : ops.ge(this, other);
   }
   logicalNot(): Tensor {
-    return ops.logicalNot(this) as Tensor;
+    return ops.logicalNot(this);
   }
   logicalAnd(other: Tensor): Tensor {
-    return ops.logicalAnd(this, other) as Tensor;
+    return ops.logicalAnd(this, other);
   }
   logicalOr(other: Tensor): Tensor {
-    return ops.logicalOr(this, other) as Tensor;
+    return ops.logicalOr(this, other);
   }
   isnan(): Tensor {
-    return ops.isnan(this) as Tensor;
+    return ops.isnan(this);
   }
   isfinite(): Tensor {
-    return ops.isfinite(this) as Tensor;
+    return ops.isfinite(this);
   }
   /** Whether any element is true (a 0-d bool tensor). */
   any(): Tensor {
-    return ops.any(this) as Tensor;
+    return ops.any(this);
   }
   all(): Tensor {
-    return ops.all(this) as Tensor;
+    return ops.all(this);
   }
 
   // ---- reductions: no dims = over everything ----
   sum(dims?: Dims, keepdim = false): Tensor {
-    return (dims === undefined ? ops.sumAll(this, null) : ops.sumDims(this, dimList(dims), keepdim, null)) as Tensor;
+    return dims === undefined ? ops.sumAll(this, null) : ops.sumDims(this, dimList(dims), keepdim, null);
   }
   mean(dims?: Dims, keepdim = false): Tensor {
-    return (dims === undefined ? ops.meanAll(this, null) : ops.meanDims(this, dimList(dims), keepdim, null)) as Tensor;
+    return dims === undefined ? ops.meanAll(this, null) : ops.meanDims(this, dimList(dims), keepdim, null);
   }
   prod(): Tensor {
-    return ops.prodAll(this, null) as Tensor;
+    return ops.prodAll(this, null);
   }
   /** The largest element (0-d), or, with a dim, {values, indices} along it. */
   max(): Tensor;
   max(dim: number, keepdim?: boolean): ValuesIndices;
   max(dim?: number, keepdim = false): Tensor | ValuesIndices {
-    if (dim === undefined) return ops.maxAll(this) as Tensor;
-    const [values, indices] = ops.maxDim(this, dim, keepdim) as [Tensor, Tensor];
+    if (dim === undefined) return ops.maxAll(this);
+    const [values, indices] = ops.maxDim(this, dim, keepdim);
     return { values, indices };
   }
   min(): Tensor;
   min(dim: number, keepdim?: boolean): ValuesIndices;
   min(dim?: number, keepdim = false): Tensor | ValuesIndices {
-    if (dim === undefined) return ops.minAll(this) as Tensor;
-    const [values, indices] = ops.minDim(this, dim, keepdim) as [Tensor, Tensor];
+    if (dim === undefined) return ops.minAll(this);
+    const [values, indices] = ops.minDim(this, dim, keepdim);
     return { values, indices };
   }
   amax(dims: Dims, keepdim = false): Tensor {
-    return ops.amax(this, dimList(dims), keepdim) as Tensor;
+    return ops.amax(this, dimList(dims), keepdim);
   }
   amin(dims: Dims, keepdim = false): Tensor {
-    return ops.amin(this, dimList(dims), keepdim) as Tensor;
+    return ops.amin(this, dimList(dims), keepdim);
   }
   argmax(dim?: number, keepdim = false): Tensor {
-    return ops.argmax(this, dim ?? null, keepdim) as Tensor;
+    return ops.argmax(this, dim ?? null, keepdim);
   }
   argmin(dim?: number, keepdim = false): Tensor {
-    return ops.argmin(this, dim ?? null, keepdim) as Tensor;
+    return ops.argmin(this, dim ?? null, keepdim);
   }
   /** Standard deviation; `correction` 1 (default) is Bessel's unbiased estimate, 0 the population one. */
   std(dims?: Dims, options: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return ops.std(this, dims === undefined ? null : dimList(dims), options.correction ?? 1, options.keepdim ?? false) as Tensor;
+    return ops.std(this, dims === undefined ? null : dimList(dims), options.correction ?? 1, options.keepdim ?? false);
   }
   var(dims?: Dims, options: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return ops.var(this, dims === undefined ? null : dimList(dims), options.correction ?? 1, options.keepdim ?? false) as Tensor;
+    return ops.var(this, dims === undefined ? null : dimList(dims), options.correction ?? 1, options.keepdim ?? false);
   }
   /** The p-norm (default 2) over dims, or over all elements. */
   norm(p = 2, dims?: Dims, keepdim = false): Tensor {
-    return ops.norm(this, p, dims === undefined ? null : dimList(dims), keepdim, null) as Tensor;
+    return ops.norm(this, p, dims === undefined ? null : dimList(dims), keepdim, null);
   }
   logsumexp(dims: Dims, keepdim = false): Tensor {
-    return ops.logsumexp(this, dimList(dims), keepdim) as Tensor;
+    return ops.logsumexp(this, dimList(dims), keepdim);
   }
   cumsum(dim: number): Tensor {
-    return ops.cumsum(this, dim, null) as Tensor;
+    return ops.cumsum(this, dim, null);
   }
 
   // ---- shape ----
   reshape(...shape: number[]): Tensor {
-    return ops.reshape(this, shape) as Tensor;
+    return ops.reshape(this, shape);
   }
   /** Like reshape, but never copies: fails when the memory layout does not allow it. */
   view(...shape: number[]): Tensor {
-    return ops.view(this, shape) as Tensor;
+    return ops.view(this, shape);
   }
   permute(...dims: number[]): Tensor {
-    return ops.permute(this, dims) as Tensor;
+    return ops.permute(this, dims);
   }
   transpose(dim0: number, dim1: number): Tensor {
-    return ops.transpose(this, dim0, dim1) as Tensor;
+    return ops.transpose(this, dim0, dim1);
   }
   /** Transpose of a 2-D tensor. */
   t(): Tensor {
     return this.transpose(0, 1);
   }
   contiguous(): Tensor {
-    return ops.contiguous(this, 0) as Tensor;
+    return ops.contiguous(this, 0);
   }
   get isContiguous(): boolean {
     return native.isContiguous(this.handle);
   }
   /** Broadcasts size-1 dims to `shape` without copying (−1 keeps a dim). */
   expand(...shape: number[]): Tensor {
-    return ops.expand(this, shape, false) as Tensor;
+    return ops.expand(this, shape, false);
   }
   expandAs(other: Tensor): Tensor {
     return this.expand(...other.shape);
   }
   squeeze(dim?: number): Tensor {
-    return (dim === undefined ? ops.squeeze(this) : ops.squeezeDim(this, dim)) as Tensor;
+    return dim === undefined ? ops.squeeze(this) : ops.squeezeDim(this, dim);
   }
   unsqueeze(dim: number): Tensor {
-    return ops.unsqueeze(this, dim) as Tensor;
+    return ops.unsqueeze(this, dim);
   }
   flatten(startDim = 0, endDim = -1): Tensor {
-    return ops.flatten(this, startDim, endDim) as Tensor;
+    return ops.flatten(this, startDim, endDim);
   }
   repeat(...times: number[]): Tensor {
-    return ops.repeat(this, times) as Tensor;
+    return ops.repeat(this, times);
   }
   narrow(dim: number, start: number, length: number): Tensor {
-    return ops.narrow(this, dim, start, length) as Tensor;
+    return ops.narrow(this, dim, start, length);
   }
   /** The slice at `index` along `dim`, with that dim removed (x[i] is x.select(0, i)). */
   select(dim: number, index: number): Tensor {
-    return ops.select(this, dim, index) as Tensor;
+    return ops.select(this, dim, index);
   }
   /** x[start:end:step] along dim, a view; null bounds mean the ends. */
   slice(dim: number, start: number | null = null, end: number | null = null, step = 1): Tensor {
-    return ops.slice(this, dim, start, end, step) as Tensor;
+    return ops.slice(this, dim, start, end, step);
   }
   /** Advanced indexing x[i0, i1, ...] with index tensors (null skips a dim), as PyTorch's x[idx]. */
   index(indices: (Tensor | null)[]): Tensor {
-    return ops.index(this, indices) as Tensor;
+    return ops.index(this, indices);
   }
   /** x[indices] = values (accumulate adds instead). */
   indexPut_(indices: (Tensor | null)[], values: Tensor, accumulate = false): this {
@@ -642,31 +642,31 @@ export class Tensor {
     return this;
   }
   indexSelect(dim: number, index: Tensor): Tensor {
-    return ops.indexSelect(this, dim, index) as Tensor;
+    return ops.indexSelect(this, dim, index);
   }
   gather(dim: number, index: Tensor): Tensor {
-    return ops.gather(this, dim, index, false) as Tensor;
+    return ops.gather(this, dim, index, false);
   }
   /** A copy with src added at index along dim (PyTorch's scatter_add). */
   scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
-    return ops.scatterAdd(this, dim, index, src) as Tensor;
+    return ops.scatterAdd(this, dim, index, src);
   }
   maskedFill(mask: Tensor, value: number): Tensor {
-    return ops.maskedFill(this, mask, value) as Tensor;
+    return ops.maskedFill(this, mask, value);
   }
   maskedSelect(mask: Tensor): Tensor {
-    return ops.maskedSelect(this, mask) as Tensor;
+    return ops.maskedSelect(this, mask);
   }
   topk(k: number, dim = -1, largest = true, sorted = true): ValuesIndices {
-    const [values, indices] = ops.topk(this, k, dim, largest, sorted) as [Tensor, Tensor];
+    const [values, indices] = ops.topk(this, k, dim, largest, sorted);
     return { values, indices };
   }
   sort(dim = -1, descending = false): ValuesIndices {
-    const [values, indices] = ops.sort(this, dim, descending) as [Tensor, Tensor];
+    const [values, indices] = ops.sort(this, dim, descending);
     return { values, indices };
   }
   argsort(dim = -1, descending = false): Tensor {
-    return ops.argsort(this, dim, descending) as Tensor;
+    return ops.argsort(this, dim, descending);
   }
 
   toString(): string {

@@ -6,23 +6,23 @@
 import { op, type Tensor } from '../engine/index.js';
 
 const ops = {
-  add: op('aten::_foreach_add', 'List'),
-  add_: op('aten::_foreach_add_', 'List'),
-  addScalar_: op('aten::_foreach_add_', 'Scalar'),
-  mul: op('aten::_foreach_mul', 'List'),
-  mul_: op('aten::_foreach_mul_', 'List'),
-  mulScalar_: op('aten::_foreach_mul_', 'Scalar'),
-  divScalar_: op('aten::_foreach_div_', 'Scalar'),
-  addcmul_: op('aten::_foreach_addcmul_', 'Scalar'),
-  addcdiv_: op('aten::_foreach_addcdiv_', 'Scalar'),
-  sqrt: op('aten::_foreach_sqrt'),
-  maximum_: op('aten::_foreach_maximum_', 'List'),
-  norm: op('aten::_foreach_norm', 'Scalar'),
+  add: op<Tensor[]>('aten::_foreach_add', 'List'),
+  add_: op<void>('aten::_foreach_add_', 'List'),
+  addScalar_: op<void>('aten::_foreach_add_', 'Scalar'),
+  mul: op<Tensor[]>('aten::_foreach_mul', 'List'),
+  mul_: op<void>('aten::_foreach_mul_', 'List'),
+  mulScalar_: op<void>('aten::_foreach_mul_', 'Scalar'),
+  divScalar_: op<void>('aten::_foreach_div_', 'Scalar'),
+  addcmul_: op<void>('aten::_foreach_addcmul_', 'Scalar'),
+  addcdiv_: op<void>('aten::_foreach_addcdiv_', 'Scalar'),
+  sqrt: op<Tensor[]>('aten::_foreach_sqrt'),
+  maximum_: op<void>('aten::_foreach_maximum_', 'List'),
+  norm: op<Tensor[]>('aten::_foreach_norm', 'Scalar'),
 };
 
 /** xs[i] + alpha·ys[i], as new tensors. */
 export function add(xs: Tensor[], ys: Tensor[], alpha = 1): Tensor[] {
-  return ops.add(xs, ys, alpha) as Tensor[];
+  return ops.add(xs, ys, alpha);
 }
 
 /** xs[i] += alpha·ys[i] */
@@ -37,7 +37,7 @@ export function addScalar_(xs: Tensor[], s: number): void {
 
 /** xs[i]·ys[i] (ys[i] may be a 0-d tensor), as new tensors. */
 export function mul(xs: Tensor[], ys: Tensor[]): Tensor[] {
-  return ops.mul(xs, ys) as Tensor[];
+  return ops.mul(xs, ys);
 }
 
 /** xs[i] *= ys[i] (ys[i] may be a 0-d tensor). */
@@ -67,7 +67,7 @@ export function addcdiv_(xs: Tensor[], as: Tensor[], bs: Tensor[], value: number
 
 /** √xs[i], as new tensors. */
 export function sqrt(xs: Tensor[]): Tensor[] {
-  return ops.sqrt(xs) as Tensor[];
+  return ops.sqrt(xs);
 }
 
 /** xs[i] = max(xs[i], ys[i]) elementwise. */
@@ -77,5 +77,5 @@ export function maximum_(xs: Tensor[], ys: Tensor[]): void {
 
 /** The p-norm of each tensor (0-d tensors); p = Infinity gives the largest magnitude. */
 export function norm(xs: Tensor[], p = 2): Tensor[] {
-  return ops.norm(xs, p) as Tensor[];
+  return ops.norm(xs, p);
 }

@@ -120,8 +120,8 @@ export function randomResizedCropFlip(x: Tensor, c: Pick<ViewConfig, 'size' | 'c
     const z = zeros([n]);
     // Output coordinates u map to input coordinates scale·u + centre, per axis.
     const theta = stack([cropW.mul(flip), z, cx, z, cropH, cy], 1).reshape(n, 2, 3);
-    const grid = ops.affineGrid(theta, [n, ch, c.size, c.size], false) as Tensor;
-    return ops.gridSample(x, grid, 0, 1, false) as Tensor; // bilinear, border padding
+    const grid = ops.affineGrid(theta, [n, ch, c.size, c.size], false);
+    return ops.gridSample(x, grid, 0, 1, false); // bilinear, border padding
   });
 }
 
