@@ -116,6 +116,28 @@ test('an undecodable image fails naming the file, or under skip is counted and o
   assert.deepEqual(skipping.skipped, { 'not-an-image': 2 });
 });
 
+test('under skip, an item whose only modality was a dropped image leaves the order of later epochs', async () => {
+  const dataset = loadJsonlManifest(join(dir, 'all.jsonl'));
+  const loader = new ManifestLoader(dataset, { batchSize: 2, size: 4, shuffle: false, dropLast: false, pool, onBadRecord: 'skip' });
+  assert.equal(loader.batchesPerEpoch, 4); // 7 items
+  // Epoch 0 finds both corrupt images; item 6 had nothing else, so its batch is empty and not yielded.
+  assert.deepEqual(
+    (await collect(loader, 0)).map((b) => b.indices),
+    [
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ],
+  );
+  // From epoch 1 on item 6 is not in the order, so no batch is short for it.
+  assert.deepEqual(loader.order(1), [0, 1, 2, 3, 4, 5]);
+  assert.equal(loader.batchesPerEpoch, 3);
+  assert.deepEqual(
+    (await collect(loader, 1)).map((b) => b.indices.length),
+    [2, 2, 2],
+  );
+});
+
 test('the aligner trains on a manifest whose items lack modalities, every term finite', async () => {
   manualSeed(11);
   const dataset = loadJsonlManifest(join(dir, 'good.jsonl'));

@@ -24,13 +24,14 @@ export interface LoaderOptions {
   /** Batches decoded ahead while the consumer works on the current one (default 2; 0: none). */
   prefetch?: number;
   /**
-   * What to do with an item that has no image or no caption (found when the loader is made) or
-   * whose image cannot be decoded (found when its batch is): 'fail' (default) throws the
-   * {@link DatasetError} (an ImageDecodeError for images) naming the file; 'skip' leaves
-   * the item out, counts it in the loader's `skipped`, and never tries it again.
+   * What to do with an image that cannot be decoded (found when its batch is): 'fail' (default)
+   * throws the ImageDecodeError naming the file; 'skip' drops the image for good and counts it in
+   * the loader's `skipped`; the item keeps its other modalities, and an item left with none is
+   * left out of the epochs after. (An item with no modality at all is refused when the loader is
+   * made, under either policy; the data-set parsers apply the policy to bad records.)
    */
   onBadRecord?: OnBadRecord;
-  /** Called with each item that 'skip' leaves out, e.g. to log the first few. */
+  /** Called with each image that 'skip' drops, e.g. to log the first few. */
   onSkip?: (error: DatasetError) => void;
   /**
    * Whether an item has a modality besides its image (default: captions or `extra.vector`); a run

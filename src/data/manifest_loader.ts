@@ -97,8 +97,9 @@ export class ManifestLoader {
     this.#pool = options.pool ?? new ImageDecodePool({ size: options.poolSize });
   }
 
+  /** Batches per epoch, over the items that still have something to train (see order). */
   get batchesPerEpoch(): number {
-    const n = this.#items.length;
+    const n = this.#usableItems().length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -107,16 +108,14 @@ export class ManifestLoader {
     return { ...this.#records.skipped };
   }
 
-  /** The item indices of an epoch, in the order it visits them. */
+  /**
+   * The item indices of an epoch, in the order it visits them: every item but those whose only
+   * modality was an image that 'skip' dropped in an earlier epoch (so later batches stay full).
+   */
   order(epoch: number): number[] {
     if (!Number.isSafeInteger(epoch) || epoch < 0)
       throw new TypeError(`ManifestLoader: epoch must be a non-negative integer, got ${epoch}`);
-    return epochOrder(
-      this.#items.map((_, i) => i),
-      this.#seed,
-      epoch,
-      this.#shuffle,
-    );
+    return epochOrder(this.#usableItems(), this.#seed, epoch, this.#shuffle);
   }
 
   /** The batches of one epoch, from batch `fromStep` on (to resume a run). */
@@ -157,6 +156,12 @@ export class ManifestLoader {
   /** Ends the loader's own decode workers (a pool passed in stays open). Safe to call twice. */
   async close(): Promise<void> {
     if (this.#ownsPool) await this.#pool.close();
+  }
+
+  /** Indices of the items with an image not dropped, or another modality. */
+  #usableItems(): number[] {
+    const all = this.#items.map((_, i) => i);
+    return this.#badImages.size === 0 ? all : all.filter((i) => this.#hasImage(i) || this.#hasOther(this.#items[i]!));
   }
 
   #hasImage(index: number): boolean {
