@@ -1,10 +1,12 @@
 // The alignment losses against hand computation in plain JS: heterogeneous BYOL's intra and cross
-// terms with presence masks, CLIP's symmetric InfoNCE, the logit scale, and their combination.
+// terms with presence masks, CLIP's symmetric InfoNCE, the logit scale, their combination, and the
+// policy for a term whose weight is 0 (not computed, no values).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tensor, randn, manualSeed, type Tensor } from '../src/index.js';
 import { symmetricByolLoss } from '../src/byol/loss.js';
-import { ALIGNMENT_OBJECTIVES, alignmentLoss, heterogeneousByolLoss, lossNumbers, type AlignmentInputs } from '../src/align/loss.js';
+import { alignmentLoss, heterogeneousByolLoss, lossNumbers, type AlignmentInputs } from '../src/align/loss.js';
+import { ALIGNMENT_OBJECTIVES } from '../src/config/objectives.js';
 import { LogitScale, symmetricInfoNce } from '../src/align/infonce.js';
 import { assertClose } from './helpers.js';
 
@@ -96,19 +98,19 @@ test('the heterogeneous loss matches a hand computation, absent items left out',
   const intraB = pairTerm(B.q1, B.q2, B.z1, B.z2, [0, 2]);
   const crossAB = pairTerm(A.q1, A.q2, B.z1, B.z2, [0, 2]);
   const crossBA = pairTerm(B.q1, B.q2, A.z1, A.z2, [0, 2]);
-  assertClose(loss.intra.a!, intraA, 1e-12);
-  assertClose(loss.intra.b!, intraB, 1e-12);
-  assertClose(loss.cross['a->b']!, crossAB, 1e-12);
-  assertClose(loss.cross['b->a']!, crossBA, 1e-12);
-  assert.deepEqual(Object.keys(loss.cross), ['a->b', 'b->a']);
+  assertClose(loss.intra!.a!, intraA, 1e-12);
+  assertClose(loss.intra!.b!, intraB, 1e-12);
+  assertClose(loss.cross!['a->b']!, crossAB, 1e-12);
+  assertClose(loss.cross!['b->a']!, crossBA, 1e-12);
+  assert.deepEqual(Object.keys(loss.cross!), ['a->b', 'b->a']);
   assertClose(loss.total, 0.7 * (intraA + intraB) + 0.3 * (crossAB + crossBA), 1e-12);
 });
 
 test('a modality absent from every item contributes 0, not NaN', () => {
   const loss = heterogeneousByolLoss({ a: inputs(A), b: inputs(B, [false, false, false]) }, { intraWeight: 1, crossWeight: 1 });
-  assert.equal(loss.intra.b!.item(), 0);
-  assert.equal(loss.cross['a->b']!.item(), 0);
-  assert.equal(loss.cross['b->a']!.item(), 0);
+  assert.equal(loss.intra!.b!.item(), 0);
+  assert.equal(loss.cross!['a->b']!.item(), 0);
+  assert.equal(loss.cross!['b->a']!.item(), 0);
   assertClose(loss.total, pairTerm(A.q1, A.q2, A.z1, A.z2, [0, 1, 2]), 1e-12);
 });
 
@@ -136,7 +138,7 @@ test('the cross term is symmetric: listing the modalities the other way round ch
   const ab = heterogeneousByolLoss({ a: inputs(A), b: inputs(B, bPresent) }, weights);
   const ba = heterogeneousByolLoss({ b: inputs(B, bPresent), a: inputs(A) }, weights);
   assertClose(ab.total, ba.total.item(), 1e-12);
-  assertClose(ab.cross['a->b']!, ba.cross['a->b']!.item(), 1e-15);
+  assertClose(ab.cross!['a->b']!, ba.cross!['a->b']!.item(), 1e-15);
 });
 
 test('the loss needs no target gradient and sends none to the targets', () => {
@@ -155,12 +157,29 @@ test('the loss needs no target gradient and sends none to the targets', () => {
   assert.equal(z2.grad, null);
 });
 
-test('a term with weight 0 is reported but left out of the total', () => {
+test('a term with weight 0 is not computed: it has no values and no part in the total', () => {
+  const intraA = pairTerm(A.q1, A.q2, A.z1, A.z2, [0, 1, 2]);
+  const intraB = pairTerm(B.q1, B.q2, B.z1, B.z2, [0, 2]);
   const intraOnly = heterogeneousByolLoss({ a: inputs(A), b: inputs(B, bPresent) }, ALIGNMENT_OBJECTIVES.intraOnly);
-  assertClose(intraOnly.total, intraOnly.intra.a!.item() + intraOnly.intra.b!.item(), 1e-12);
-  assertClose(intraOnly.cross['a->b']!, pairTerm(A.q1, A.q2, B.z1, B.z2, [0, 2]), 1e-12);
+  assert.equal('cross' in intraOnly, false);
+  assertClose(intraOnly.intra!.a!, intraA, 1e-12);
+  assertClose(intraOnly.total, intraA + intraB, 1e-12);
+  assert.deepEqual(Object.keys(lossNumbers(intraOnly)).sort(), ['intra/a', 'intra/b', 'total']);
   const crossOnly = heterogeneousByolLoss({ a: inputs(A), b: inputs(B, bPresent) }, ALIGNMENT_OBJECTIVES.crossOnly);
-  assertClose(crossOnly.total, crossOnly.cross['a->b']!.item() + crossOnly.cross['b->a']!.item(), 1e-12);
+  assert.equal('intra' in crossOnly, false);
+  const crossAB = pairTerm(A.q1, A.q2, B.z1, B.z2, [0, 2]);
+  const crossBA = pairTerm(B.q1, B.q2, A.z1, A.z2, [0, 2]);
+  assertClose(crossOnly.total, crossAB + crossBA, 1e-12);
+  const numbers = lossNumbers(crossOnly);
+  assert.deepEqual(Object.keys(numbers).sort(), ['cross/a->b', 'cross/b->a', 'total']);
+  assertClose([numbers['cross/a->b']!, numbers['cross/b->a']!], [crossAB, crossBA], 1e-12);
+});
+
+test('with crossWeight 0 nothing compares two modalities, so their widths may differ', () => {
+  const wide = { q1: randn([3, 4]), q2: randn([3, 4]), z1: randn([3, 4]), z2: randn([3, 4]) };
+  const loss = heterogeneousByolLoss({ a: inputs(A), wide }, ALIGNMENT_OBJECTIVES.intraOnly);
+  assert.deepEqual(Object.keys(loss.intra!), ['a', 'wide']);
+  assertClose(loss.intra!.a!, pairTerm(A.q1, A.q2, A.z1, A.z2, [0, 1, 2]), 1e-12);
 });
 
 test('bad inputs are errors naming the modality, the tensor and the shapes', () => {
@@ -243,13 +262,16 @@ test('each objective is one weights value: InfoNCE alone, BYOL, and both', () =>
 
   const nce = alignmentLoss(outputs, ALIGNMENT_OBJECTIVES.infoNce, logitScale);
   assertClose(nce.total, expectedNce, 1e-6);
-  assertClose(nce.infoNce['a<->b']!, expectedNce, 1e-6);
+  assertClose(nce.infoNce!['a<->b']!, expectedNce, 1e-6);
+  assert.equal('intra' in nce || 'cross' in nce, false);
   assertClose(nce.logitScale!, 2, 1e-6);
 
   const byol = alignmentLoss(outputs, ALIGNMENT_OBJECTIVES.byol);
   assertClose(byol.total, heterogeneousByolLoss(outputs, ALIGNMENT_OBJECTIVES.byol).total.item(), 1e-12);
-  assert.deepEqual(byol.infoNce, {});
-  assert.equal(byol.logitScale, null);
+  assert.equal('infoNce' in byol || 'logitScale' in byol, false);
+  // Given a LogitScale but weight 0, InfoNCE is still not computed: no value, no logit scale logged.
+  const unweighted = alignmentLoss(outputs, ALIGNMENT_OBJECTIVES.byol, logitScale);
+  assert.deepEqual(Object.keys(lossNumbers(unweighted)).sort(), ['cross/a->b', 'cross/b->a', 'intra/a', 'intra/b', 'total']);
 
   const both = alignmentLoss(outputs, ALIGNMENT_OBJECTIVES.byolInfoNce, logitScale);
   assertClose(both.total, byol.total.item() + expectedNce, 1e-6);

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../src/index.js';
 import { AlignModel, type AlignEncoderSpec } from '../src/align/model.js';
 import { trainAlignment, type AlignBatch } from '../src/align/train.js';
-import { ALIGNMENT_OBJECTIVES, type AlignmentLossWeights } from '../src/align/loss.js';
+import type { AlignmentLossWeights } from '../src/align/loss.js';
+import { ALIGNMENT_OBJECTIVES } from '../src/config/objectives.js';
 import { evaluateRetrieval } from '../src/align/evaluate.js';
 import { vectorModality } from '../src/modalities/vector/index.js';
 import { withName, type Modality, type ModalitySpec } from '../src/modalities/modality.js';
@@ -147,6 +148,7 @@ async function trainPairedTask(weights: AlignmentLossWeights, tauBase = 0.99) {
 test('trainAlignment with InfoNCE aligns a synthetic paired task far above chance', async () => {
   const { log, metrics, chance } = await trainPairedTask({ intraWeight: 0, crossWeight: 0, infoNceWeight: 1 });
   assert.equal(log.length, 96);
+  assert.deepEqual(Object.keys(log[0]!.terms).sort(), ['infonce/a<->b', 'logitScale', 'total']);
   assert.ok(log.at(-1)!.terms['infonce/a<->b']! < log[0]!.terms['infonce/a<->b']! * 0.6, 'InfoNCE falls');
   assert.ok(log.every((r) => r.waitMs >= 0 && Number.isFinite(r.loss)));
   assert.ok(metrics.t2i.r10 > 5 * chance.t2i.r10, `t2i R@10 ${metrics.t2i.r10}`);
@@ -259,6 +261,9 @@ test('a first stage trains with its own weights, then the main weights take over
       .filter(([k]) => k.startsWith(prefix))
       .reduce((s, [, v]) => s + v, 0);
   for (const r of log) {
+    // Each stage logs only the terms it weights: the other stage's are not computed.
+    const keys = r.epoch < 1 ? ['intra/a', 'intra/b', 'total'] : ['cross/a->b', 'cross/b->a', 'total'];
+    assert.deepEqual(Object.keys(r.terms).sort(), keys, `epoch ${r.epoch}`);
     const expected = r.epoch < 1 ? sum(r.terms, 'intra/') : sum(r.terms, 'cross/');
     assertClose(r.loss, expected, 1e-5);
   }

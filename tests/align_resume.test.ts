@@ -8,7 +8,7 @@ import { manualSeed, randn, type Tensor } from '../src/index.js';
 import { parseSafetensors, serializeSafetensors } from '../src/engine/safetensors.js';
 import { AlignModel } from '../src/align/model.js';
 import { AlignTrainer, type AlignBatch, type AlignTrainOptions } from '../src/align/train.js';
-import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
+import { ALIGNMENT_OBJECTIVES } from '../src/config/objectives.js';
 import { vectorModality } from '../src/modalities/vector/index.js';
 import { withName, type Modality } from '../src/modalities/modality.js';
 

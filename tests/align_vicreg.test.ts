@@ -95,10 +95,10 @@ test('in alignmentLoss the terms use each modality’s present rows, both views,
   const varB = (varianceByHand(keep(P2)) + varianceByHand(keep(P1))) / 2;
   const covA = (covarianceByHand(P1) + covarianceByHand(P2)) / 2;
   const covB = (covarianceByHand(keep(P2)) + covarianceByHand(keep(P1))) / 2;
-  assertClose(loss.variance.a!, varA, 1e-12);
-  assertClose(loss.variance.b!, varB, 1e-12);
-  assertClose(loss.covariance.a!, covA, 1e-12);
-  assertClose(loss.covariance.b!, covB, 1e-12);
+  assertClose(loss.variance!.a!, varA, 1e-12);
+  assertClose(loss.variance!.b!, varB, 1e-12);
+  assertClose(loss.covariance!.a!, covA, 1e-12);
+  assertClose(loss.covariance!.b!, covB, 1e-12);
   const byol = heterogeneousByolLoss(outputs, weights).total.item();
   assertClose(loss.total, byol + 0.5 * (varA + varB) + 0.25 * (covA + covB), 1e-12);
   assert.deepEqual(Object.keys(lossNumbers(loss)).sort(), [
@@ -113,9 +113,14 @@ test('in alignmentLoss the terms use each modality’s present rows, both views,
     'variance/b',
   ]);
   // Weights 0 (or absent): the terms are neither computed nor logged.
-  const plain = alignmentLoss(outputs, { intraWeight: 1, crossWeight: 1, infoNceWeight: 0 });
-  assert.deepEqual(plain.variance, {});
-  assertClose(plain.total, byol, 1e-12);
+  for (const plain of [
+    alignmentLoss(outputs, { intraWeight: 1, crossWeight: 1, infoNceWeight: 0 }),
+    alignmentLoss(outputs, { ...weights, varianceWeight: 0, covarianceWeight: 0 }),
+  ]) {
+    assert.equal('variance' in plain || 'covariance' in plain, false);
+    assertClose(plain.total, byol, 1e-12);
+    assert.deepEqual(Object.keys(lossNumbers(plain)).sort(), ['cross/a->b', 'cross/b->a', 'intra/a', 'intra/b', 'total']);
+  }
   assert.throws(() => alignmentLoss(outputs, { ...weights, varianceWeight: -1 }), /varianceWeight must be a finite number ≥ 0/);
 });
 
@@ -152,8 +157,44 @@ test('in alignmentLoss the invariance term pairs view 1 of one modality with vie
   const expected = (invarianceByHand(keep(Z), keep(R2)) + invarianceByHand(keep(P2), keep(R1))) / 2;
   const weights = { intraWeight: 0, crossWeight: 0, infoNceWeight: 0, invarianceWeight: 3 };
   const loss = alignmentLoss(outputs, weights);
-  assertClose(loss.invariance['a<->b']!, expected, 1e-12);
+  assertClose(loss.invariance!['a<->b']!, expected, 1e-12);
   assertClose(loss.total, 3 * expected, 1e-12);
-  assert.ok(Object.keys(lossNumbers(loss)).includes('invariance/a<->b'));
-  assert.deepEqual(alignmentLoss(outputs, { ...weights, invarianceWeight: 0 }).invariance, {});
+  // Only the weighted term is computed and logged: the BYOL terms, at weight 0, have no keys.
+  const numbers = lossNumbers(loss);
+  assert.deepEqual(Object.keys(numbers).sort(), ['invariance/a<->b', 'total']);
+  assertClose(numbers['invariance/a<->b']!, expected, 1e-12);
+  const off = alignmentLoss(outputs, { ...weights, invarianceWeight: 0, intraWeight: 1 });
+  assert.equal('invariance' in off, false);
+  assert.deepEqual(Object.keys(lossNumbers(off)).sort(), ['intra/a', 'intra/b', 'total']);
+});
+
+test('a VICReg term with no rows to measure is 0 in the graph and still recorded', () => {
+  // b is present in one item only: too few rows for a spread.
+  const P2 = Z.map((row) => row.map((x) => 2 * x - 0.5));
+  const sides = (p1: Rows, p2: Rows, mask?: boolean[]): AlignmentInputs =>
+    alignmentInputs({ q1: p1, q2: p2, z1: p2, z2: p1, p1, p2 }, mask);
+  const weights = { intraWeight: 0, crossWeight: 0, infoNceWeight: 0, varianceWeight: 1, covarianceWeight: 1, invarianceWeight: 1 };
+  const lonely = alignmentLoss({ a: sides(Z, P2), b: sides(P2, Z, [false, true, false, false]) }, weights);
+  assert.equal(lonely.variance!.b!.item(), 0);
+  assert.equal(lonely.covariance!.b!.item(), 0);
+  assertClose(lonely.variance!.a!, (varianceByHand(Z) + varianceByHand(P2)) / 2, 1e-12);
+  // b is absent from every item: no pair rows for the invariance term either.
+  const absent = sides(P2, Z, [false, false, false, false]);
+  absent.p1!.requiresGrad_();
+  const loss = alignmentLoss({ a: sides(Z, P2), b: absent }, weights);
+  assert.equal(loss.invariance!['a<->b']!.item(), 0);
+  assert.equal(loss.variance!.b!.item(), 0);
+  const expected = (varianceByHand(Z) + varianceByHand(P2)) / 2 + (covarianceByHand(Z) + covarianceByHand(P2)) / 2;
+  assertClose(loss.total, expected, 1e-12);
+  assert.deepEqual(Object.keys(lossNumbers(loss)).sort(), [
+    'covariance/a',
+    'covariance/b',
+    'invariance/a<->b',
+    'total',
+    'variance/a',
+    'variance/b',
+  ]);
+  // Backward runs through the zeros and gives b's projections zero gradients (not none, not NaN).
+  loss.total.backward();
+  assert.deepEqual(absent.p1!.grad!.toFlatArray(), new Array(12).fill(0));
 });

@@ -9,7 +9,7 @@ import { regressionLoss, symmetricByolLoss } from '../src/byol/loss.js';
 import { Byol } from '../src/byol/model.js';
 import { AlignModel } from '../src/align/model.js';
 import { AlignTrainer } from '../src/align/train.js';
-import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
+import { ALIGNMENT_OBJECTIVES } from '../src/config/objectives.js';
 import { trainingOptimizer } from '../src/byol/optimizer.js';
 import { mlpHead } from '../src/byol/heads.js';
 import { trainByol } from '../src/byol/train.js';

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { manualSeed, randint, randn, scalar, setNumThreads, tensor, type Tensor } from '../src/index.js';
 import { AlignModel } from '../src/align/model.js';
 import { AlignTrainer, NonFiniteLossError, type AlignBatch, type AlignStepRecord, type AlignTrainOptions } from '../src/align/train.js';
-import { ALIGNMENT_OBJECTIVES } from '../src/align/loss.js';
+import { ALIGNMENT_OBJECTIVES } from '../src/config/objectives.js';
 import { checkFiniteStep } from '../src/optim/nonfinite.js';
 import { Byol } from '../src/byol/model.js';
 import { trainByol } from '../src/byol/train.js';

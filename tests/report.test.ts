@@ -256,3 +256,11 @@ test('report curves average consecutive steps in bins, each at its last step, wh
     ],
   );
 });
+
+test('a bin averages each loss term over the steps that logged it (a first stage logs other terms)', () => {
+  // Steps 1–2 are a first stage with the intra term only; from step 3 the cross term replaces it.
+  const line = (step: number, terms: Record<string, number>): StepLine => ({ step, terms, lr: 1, tau: 1, collapse: {} });
+  const steps = [line(1, { 'intra/a': 2 }), line(2, { 'intra/a': 4 }), line(3, { 'cross/a->b': 9 }), line(4, { 'cross/a->b': 5 })];
+  const { lines } = binSteps(steps, 1);
+  assert.deepEqual(lines[0]!.terms, { 'intra/a': 3, 'cross/a->b': 7 });
+});

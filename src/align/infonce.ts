@@ -89,7 +89,7 @@ export function symmetricInfoNce(a: Tensor, b: Tensor, logitScale: LogitScale | 
   return tidy(() => {
     const scale = typeof logitScale === 'number' ? scalar(logitScale, { dtype: a.dtype, device: a.device }) : logitScale.forward();
     const rows = presentRows(paired, n);
-    if (rows.kind === 'none') return { loss: graphZero(a).add(graphZero(b)), scale: scale.detach() };
+    if (rows.kind === 'none') return { loss: graphZero(a, b), scale: scale.detach() };
     const aBar = F.normalize(takeRows(a, rows), 1);
     const bBar = F.normalize(takeRows(b, rows), 1);
     const logits = aBar.matmul(bBar.t()).mul(scale);

@@ -10,11 +10,20 @@
 // both ordered pairs (m, n) and (n, m) appear, so it is symmetric. With one modality and λ_cross = 0,
 // L is exactly symmetricByolLoss. alignmentLoss() adds CLIP's InfoNCE (infonce.ts) with a third
 // weight and, optionally, VICReg's variance, covariance and invariance terms on the online projections
-// (vicreg.ts), so every objective of the study is one AlignmentLossWeights value.
+// (vicreg.ts), so every objective of the study is one AlignmentLossWeights value (the named ones are
+// data: src/config/objectives.ts).
+//
+// Two policies hold for every term (ALIGNMENT_TERMS lists the six):
+//   - A term whose weight is 0 is not computed: no forward pass, no gradient, no value. Its record is
+//     absent from the result and its keys from lossNumbers, so a logged value is always one of a
+//     term that trains the model.
+//   - A term with no rows (no item has the modality, or both modalities of the pair; for variance
+//     and covariance, fewer than the two rows a spread needs) is 0 inside the autograd graph
+//     (rows.ts graphZero), not the NaN of a mean over nothing, and its value 0 is recorded.
 import { noGrad, tidy, type Tensor } from '../engine/index.js';
 import { symmetricByolLoss } from '../byol/loss.js';
 import { symmetricInfoNce, type LogitScale } from './infonce.js';
-import { bothPresent, checkMask, graphZero, presentRows, takeRows } from './rows.js';
+import { bothPresent, checkMask, graphZero, presentRows, rowCount, takeRows } from './rows.js';
 import { covarianceTerm, invarianceTerm, varianceTerm } from './vicreg.js';
 
 /** What the BYOL terms need of one modality: [N, d] tensors over the whole batch, and who is present. */
@@ -40,8 +49,8 @@ export interface AlignmentInputs extends ByolTermInputs {
 export type PerModality<T> = ReadonlyMap<string, T> | Readonly<Record<string, T>>;
 
 /**
- * The weights of the three terms. Every objective of the study is one value of this type; see
- * {@link ALIGNMENT_OBJECTIVES}.
+ * The weights of the terms, one each. Every objective of the study is one value of this type; the
+ * named ones are ALIGNMENT_OBJECTIVES (src/config/objectives.ts).
  */
 export interface AlignmentLossWeights {
   /** λ_intra: each modality's own BYOL loss between its two views. */
@@ -61,83 +70,69 @@ export interface AlignmentLossWeights {
   invarianceWeight?: number;
 }
 
-/** The named objectives compared in the study. */
-export const ALIGNMENT_OBJECTIVES = {
-  /** Heterogeneous BYOL: intra- and cross-modal terms. */
-  byol: { intraWeight: 1, crossWeight: 1, infoNceWeight: 0 },
-  /** Independent BYOL per modality (no alignment signal at all: the lower bound). */
-  intraOnly: { intraWeight: 1, crossWeight: 0, infoNceWeight: 0 },
-  /** Only the cross-modal regression. */
-  crossOnly: { intraWeight: 0, crossWeight: 1, infoNceWeight: 0 },
-  /** CLIP's contrastive objective alone (the baseline). */
-  infoNce: { intraWeight: 0, crossWeight: 0, infoNceWeight: 1 },
-  /** Heterogeneous BYOL plus InfoNCE. */
-  byolInfoNce: { intraWeight: 1, crossWeight: 1, infoNceWeight: 1 },
-  /**
-   * Heterogeneous BYOL with VICReg's variance and covariance safeguards (no negatives). The weights
-   * keep VICReg's ratio invariance : variance : covariance = 25 : 25 : 1.
-   */
-  byolVicReg: { intraWeight: 1, crossWeight: 1, infoNceWeight: 0, varianceWeight: 1, covarianceWeight: 0.04 },
-  /** Only the cross-modal regression, with VICReg's variance and covariance safeguards. */
-  crossVicReg: { intraWeight: 0, crossWeight: 1, infoNceWeight: 0, varianceWeight: 1, covarianceWeight: 0.04 },
-  /** VICReg itself across modalities (invariance : variance : covariance = 25 : 25 : 1): negative-free, not BYOL. */
-  vicReg: { intraWeight: 0, crossWeight: 0, infoNceWeight: 0, invarianceWeight: 1, varianceWeight: 1, covarianceWeight: 0.04 },
-  /** BYOL's cross term plus all three VICReg terms: the cross-modal regression with VICReg's alignment beside it. */
-  crossPlusVicReg: { intraWeight: 0, crossWeight: 1, infoNceWeight: 0, invarianceWeight: 1, varianceWeight: 1, covarianceWeight: 0.04 },
-  /**
-   * crossPlusVicReg with the cross term at 0.25: the best negative-free BYOL-based configuration
-   * measured on the icon data set (with τ_base 0.996; docs/align.md). VICReg's invariance term does
-   * most of the aligning; BYOL's cross term adds the online-prediction/target pairing beside it.
-   */
-  lightCrossPlusVicReg: {
-    intraWeight: 0,
-    crossWeight: 0.25,
-    infoNceWeight: 0,
-    invarianceWeight: 1,
-    varianceWeight: 1,
-    covarianceWeight: 0.04,
-  },
-} as const satisfies Record<string, AlignmentLossWeights>;
+/**
+ * The six terms of the objective: the weight that switches each on, and the name its values take in
+ * a log line ('<logName>/<key>', see lossNumbers).
+ */
+export const ALIGNMENT_TERMS = {
+  /** Each modality's BYOL loss between its two views, by modality name. */
+  intra: { weight: 'intraWeight', logName: 'intra' },
+  /** Each ordered pair's cross-modal regression, by crossKey(m, n) = 'm->n'. */
+  cross: { weight: 'crossWeight', logName: 'cross' },
+  /** Each unordered pair's InfoNCE (mean of its two view pairings), by pairKey(m, n) = 'm<->n'. */
+  infoNce: { weight: 'infoNceWeight', logName: 'infonce' },
+  /** Each modality's VICReg variance term (mean of its two views), by modality name. */
+  variance: { weight: 'varianceWeight', logName: 'variance' },
+  /** Each modality's VICReg covariance term (mean of its two views), by modality name. */
+  covariance: { weight: 'covarianceWeight', logName: 'covariance' },
+  /** Each unordered pair's VICReg invariance term (mean of its two view pairings), by pairKey(m, n). */
+  invariance: { weight: 'invarianceWeight', logName: 'invariance' },
+} as const satisfies Record<string, { weight: keyof AlignmentLossWeights; logName: string }>;
 
-export interface HeterogeneousByolLoss {
+export type AlignmentTerm = keyof typeof ALIGNMENT_TERMS;
+
+/** One term's values before its weight, detached, by modality name or pair key. */
+export type TermValues = Record<string, Tensor>;
+
+/** Each term's values: present exactly when its weight is above 0 (the policies at the top of this file). */
+export type AlignmentTermValues = { -readonly [T in keyof typeof ALIGNMENT_TERMS]?: TermValues };
+
+export interface HeterogeneousByolLoss extends Pick<AlignmentTermValues, 'intra' | 'cross'> {
   /** λ_intra Σ intra + λ_cross Σ cross, with gradient. */
   total: Tensor;
-  /** Each modality's intra term (before λ_intra), detached, by modality name. */
-  intra: Record<string, Tensor>;
-  /** Each ordered pair's cross term (before λ_cross), detached, by crossKey(m, n) = 'm->n'. */
-  cross: Record<string, Tensor>;
 }
 
-export interface AlignmentLoss extends HeterogeneousByolLoss {
-  /** Each unordered pair's InfoNCE (before its weight), detached, by pairKey(m, n) = 'm<->n'; empty when not computed. */
-  infoNce: Record<string, Tensor>;
-  /** The InfoNCE logit scale used (detached), or null when InfoNCE was not computed. */
-  logitScale: Tensor | null;
-  /** Each modality's VICReg variance term (mean of its two views, before the weight), detached; empty when its weight is 0. */
-  variance: Record<string, Tensor>;
-  /** Each modality's VICReg covariance term, likewise. */
-  covariance: Record<string, Tensor>;
-  /** Each unordered pair's VICReg invariance term (mean of its two view pairings, before the weight), detached, by pairKey; empty when its weight is 0. */
-  invariance: Record<string, Tensor>;
+export interface AlignmentLoss extends AlignmentTermValues {
+  /** Σ over the weighted terms of weight · Σ values, with gradient. */
+  total: Tensor;
+  /** The InfoNCE logit scale used (detached): present exactly when infoNce is. */
+  logitScale?: Tensor;
 }
 
-/** The key of the ordered pair (m, n) in HeterogeneousByolLoss.cross: q^m regresses z^n. */
+/** The key of the ordered pair (m, n) in the cross term's values: q^m regresses z^n. */
 export function crossKey(m: string, n: string): string {
   return `${m}->${n}`;
 }
 
-/** The key of the unordered pair {m, n} in AlignmentLoss.infoNce. */
+/** The key of the unordered pair {m, n} in the infoNce and invariance terms' values. */
 export function pairKey(m: string, n: string): string {
   return `${m}<->${n}`;
 }
 
-function entriesOf<T>(values: PerModality<T>): [string, T][] {
+type Entry<T> = [name: string, inputs: T];
+
+function entriesOf<T>(values: PerModality<T>): Entry<T>[] {
   return values instanceof Map ? [...values.entries()] : Object.entries(values as Record<string, T>);
 }
 
+/** Every ordered pair (m, n) of distinct entries, in the entries' order. */
+function orderedPairs<T>(entries: Entry<T>[]): [Entry<T>, Entry<T>][] {
+  return entries.flatMap((m, i) => entries.filter((_, j) => j !== i).map((n): [Entry<T>, Entry<T>] => [m, n]));
+}
+
 /** Every unordered pair {m, n} of the entries, each once, in the entries' order. */
-function* unorderedPairs<T>(entries: [string, T][]): Generator<[[string, T], [string, T]]> {
-  for (let i = 0; i < entries.length; i++) for (let j = i + 1; j < entries.length; j++) yield [entries[i]!, entries[j]!];
+function unorderedPairs<T>(entries: Entry<T>[]): [Entry<T>, Entry<T>][] {
+  return entries.flatMap((m, i) => entries.slice(i + 1).map((n): [Entry<T>, Entry<T>] => [m, n]));
 }
 
 function checkWeight(weights: Partial<AlignmentLossWeights>, key: keyof AlignmentLossWeights, where: string, optional = false): number {
@@ -148,7 +143,7 @@ function checkWeight(weights: Partial<AlignmentLossWeights>, key: keyof Alignmen
 }
 
 /** Checks that every modality's q1, q2, z1, z2 share one [N, d] shape, N common to all; returns N. */
-function checkInputs(entries: [string, ByolTermInputs][], where: string): number {
+function checkInputs(entries: Entry<ByolTermInputs>[], where: string): number {
   if (entries.length === 0) throw new RangeError(`${where}: no modalities given`);
   let n: number | undefined;
   for (const [name, inputs] of entries) {
@@ -171,73 +166,93 @@ function checkInputs(entries: [string, ByolTermInputs][], where: string): number
   return n!;
 }
 
+/** The cross term compares one modality's predictions with another's targets: their widths must agree. */
+function checkCrossWidths(entries: Entry<ByolTermInputs>[], where: string): void {
+  const d = entries[0]![1].q1.shape[1];
+  const other = entries.find(([, o]) => o.q1.shape[1] !== d);
+  if (other) {
+    throw new RangeError(
+      `${where}: the cross term compares ${entries[0]![0]} and ${other[0]}, but their widths differ ` +
+        `(${d} and ${other[1].q1.shape[1]}); project every modality to one projectionDim`,
+    );
+  }
+}
+
+/** Checks that InfoNCE and the VICReg terms have every modality's online projections. */
+function checkProjections(entries: Entry<AlignmentInputs>[], where: string): void {
+  for (const [name, m] of entries) {
+    if (m.p1 === undefined || m.p2 === undefined)
+      throw new TypeError(`${where}: InfoNCE and the VICReg terms need ${name}.p1 and ${name}.p2 (online projections)`);
+  }
+}
+
+/** A total built term by term, under the two policies at the top of this file. */
+class WeightedTerms {
+  readonly values: AlignmentTermValues = {};
+  readonly #weighted: Tensor[] = [];
+
+  /** Adds weight · Σ_k value_k and records each value; with weight 0, `compute` is never called. */
+  add(term: AlignmentTerm, weight: number, compute: () => [key: string, value: Tensor][]): void {
+    if (weight === 0) return;
+    const keyed = compute();
+    this.values[term] = Object.fromEntries(keyed.map(([key, value]) => [key, value.detach()]));
+    // A term over pairs has no values with one modality: a sum over nothing adds nothing.
+    if (keyed.length === 0) return;
+    const sum = keyed.map(([, value]) => value).reduce((partial, value) => partial.add(value));
+    this.#weighted.push(sum.mul(weight));
+  }
+
+  /** The sum of the weighted terms; with none, 0 in the graph of `anchor`. */
+  total(anchor: Tensor): Tensor {
+    return this.#weighted.length === 0 ? graphZero(anchor) : this.#weighted.reduce((sum, t) => sum.add(t));
+  }
+}
+
 /**
  * mean over the rows in `mask` of ℓ(qa1, zb2) + ℓ(qa2, zb1): symmetricByolLoss on those rows, or
  * 0 (in the graph) when there are none.
  */
 function maskedSymmetricByol(a: ByolTermInputs, b: ByolTermInputs, mask: Tensor | undefined, n: number): Tensor {
   const rows = presentRows(mask, n);
-  if (rows.kind === 'none') return graphZero(a.q1).add(graphZero(a.q2));
+  if (rows.kind === 'none') return graphZero(a.q1, a.q2);
   return symmetricByolLoss(takeRows(a.q1, rows), takeRows(a.q2, rows), takeRows(b.z1, rows), takeRows(b.z2, rows));
 }
 
-/** Sum of the terms times the weight; a weight of 0 leaves them out (they were computed for logging only). */
-function weightedSum(terms: Tensor[], weight: number): Tensor | null {
-  if (weight === 0 || terms.length === 0) return null;
-  return terms.reduce((sum, t) => sum.add(t)).mul(weight);
+/** λ_intra's and λ_cross's terms (the equation at the top of this file). */
+function addByolTerms(terms: WeightedTerms, entries: Entry<ByolTermInputs>[], n: number, intraWeight: number, crossWeight: number): void {
+  terms.add('intra', intraWeight, () => entries.map(([name, m]) => [name, maskedSymmetricByol(m, m, m.present, n)]));
+  terms.add('cross', crossWeight, () =>
+    orderedPairs(entries).map(([[nameM, m], [nameN, other]]) => [
+      crossKey(nameM, nameN),
+      maskedSymmetricByol(m, other, bothPresent(m.present, other.present), n),
+    ]),
+  );
 }
 
 /**
- * The heterogeneous BYOL loss (see the top of this file). Terms whose weight is 0 are still
- * computed, without gradient, so their values can be logged.
+ * The heterogeneous BYOL loss (see the top of this file). A term whose weight is 0 is not computed
+ * and has no values in the result.
  *
  * @example
  * const outputs = model.forwardViews(views, batchSize); // Map<modality, {q1, q2, z1, z2, present}>
  * const { total, intra, cross } = heterogeneousByolLoss(outputs, { intraWeight: 1, crossWeight: 1 });
  * total.backward();
- * intra.image.item(); cross['image->text'].item();
+ * intra!.image.item(); cross!['image->text'].item();
  */
 export function heterogeneousByolLoss(
   outputs: PerModality<ByolTermInputs>,
-  weights: Pick<AlignmentLossWeights, 'intraWeight' | 'crossWeight'> = ALIGNMENT_OBJECTIVES.byol,
+  weights: Pick<AlignmentLossWeights, 'intraWeight' | 'crossWeight'> = { intraWeight: 1, crossWeight: 1 },
 ): HeterogeneousByolLoss {
   const where = 'heterogeneousByolLoss';
   const intraWeight = checkWeight(weights, 'intraWeight', where);
   const crossWeight = checkWeight(weights, 'crossWeight', where);
   const entries = entriesOf(outputs);
   const n = checkInputs(entries, where);
-  if (entries.length > 1) {
-    const d = entries[0]![1].q1.shape[1];
-    const other = entries.find(([, o]) => o.q1.shape[1] !== d);
-    if (other) {
-      throw new RangeError(
-        `${where}: the cross term compares ${entries[0]![0]} and ${other[0]}, but their widths differ ` +
-          `(${d} and ${other[1].q1.shape[1]}); project every modality to one projectionDim`,
-      );
-    }
-  }
+  if (crossWeight > 0) checkCrossWidths(entries, where);
   return tidy(() => {
-    const withGrad = <T>(weight: number, fn: () => T): T => (weight === 0 ? noGrad(fn) : fn());
-    const intraTerms: Tensor[] = [];
-    const crossTerms: Tensor[] = [];
-    const intra: Record<string, Tensor> = {};
-    const cross: Record<string, Tensor> = {};
-    for (const [name, m] of entries) {
-      const term = withGrad(intraWeight, () => maskedSymmetricByol(m, m, m.present, n));
-      intraTerms.push(term);
-      intra[name] = term.detach();
-    }
-    for (const [nameM, m] of entries) {
-      for (const [nameN, other] of entries) {
-        if (nameM === nameN) continue;
-        const term = withGrad(crossWeight, () => maskedSymmetricByol(m, other, bothPresent(m.present, other.present), n));
-        crossTerms.push(term);
-        cross[crossKey(nameM, nameN)] = term.detach();
-      }
-    }
-    const parts = [weightedSum(intraTerms, intraWeight), weightedSum(crossTerms, crossWeight)].filter((t): t is Tensor => t !== null);
-    const total = parts.length === 0 ? graphZero(entries[0]![1].q1) : parts.reduce((sum, t) => sum.add(t));
-    return { total, intra, cross };
+    const terms = new WeightedTerms();
+    addByolTerms(terms, entries, n, intraWeight, crossWeight);
+    return { total: terms.total(entries[0]![1].q1), ...terms.values };
   });
 }
 
@@ -245,10 +260,10 @@ export function heterogeneousByolLoss(
  * The combined objective: heterogeneous BYOL (intra and cross terms) plus CLIP's symmetric InfoNCE
  * between every unordered pair of modalities, on the online projections of the rows where both are
  * present. Each pair's InfoNCE averages its two view pairings, ½[I(p^m_1, p^n_2) + I(p^m_2, p^n_1)],
- * mirroring the cross term. InfoNCE is computed when a logit scale is given (without gradient if
- * its weight is 0); a positive infoNceWeight needs one. A positive varianceWeight or
- * covarianceWeight adds VICReg's terms on each modality's online projections of its present rows,
- * averaged over the two views and summed over modalities.
+ * mirroring the cross term; a positive infoNceWeight needs the LogitScale the optimizer trains.
+ * VICReg's variance and covariance terms act on each modality's online projections of its present
+ * rows, averaged over the two views; its invariance term on every pair's online projections of the
+ * rows both have, averaged over the two view pairings. A term whose weight is 0 is not computed.
  *
  * @example
  * const logitScale = new LogitScale();
@@ -261,6 +276,8 @@ export function alignmentLoss(
   logitScale?: LogitScale,
 ): AlignmentLoss {
   const where = 'alignmentLoss';
+  const intraWeight = checkWeight(weights, 'intraWeight', where);
+  const crossWeight = checkWeight(weights, 'crossWeight', where);
   const infoNceWeight = checkWeight(weights, 'infoNceWeight', where);
   const varianceWeight = checkWeight(weights, 'varianceWeight', where, true);
   const covarianceWeight = checkWeight(weights, 'covarianceWeight', where, true);
@@ -271,90 +288,63 @@ export function alignmentLoss(
     );
   }
   const entries = entriesOf(outputs);
-  const needsProjections = logitScale !== undefined || varianceWeight > 0 || covarianceWeight > 0 || invarianceWeight > 0;
-  if (needsProjections) {
-    for (const [name, m] of entries) {
-      if (m.p1 === undefined || m.p2 === undefined)
-        throw new TypeError(`${where}: InfoNCE and the VICReg terms need ${name}.p1 and ${name}.p2 (online projections)`);
-    }
-  }
+  const n = checkInputs(entries, where);
+  if (crossWeight > 0) checkCrossWidths(entries, where);
+  if (infoNceWeight + varianceWeight + covarianceWeight + invarianceWeight > 0) checkProjections(entries, where);
   return tidy(() => {
-    const byol = heterogeneousByolLoss(outputs, weights);
-    const infoNce: Record<string, Tensor> = {};
-    const variance: Record<string, Tensor> = {};
-    const covariance: Record<string, Tensor> = {};
-    const invariance: Record<string, Tensor> = {};
-    const parts: (Tensor | null)[] = [byol.total];
-    let scale: Tensor | null = null;
-    if (logitScale !== undefined) {
-      const terms: Tensor[] = [];
-      const compute = (): Tensor => {
-        for (const [[nameM, m], [nameN, other]] of unorderedPairs(entries)) {
-          const paired = bothPresent(m.present, other.present);
-          const term = symmetricInfoNce(m.p1!, other.p2!, logitScale, paired)
-            .loss.add(symmetricInfoNce(m.p2!, other.p1!, logitScale, paired).loss)
-            .div(2);
-          terms.push(term);
-          infoNce[pairKey(nameM, nameN)] = term.detach();
-        }
-        return noGrad(() => logitScale.forward());
-      };
-      scale = infoNceWeight === 0 ? noGrad(compute) : compute();
-      parts.push(weightedSum(terms, infoNceWeight));
-    }
-    const n = entries[0]![1].q1.shape[0]!;
-    if (invarianceWeight > 0) {
-      const terms: Tensor[] = [];
-      for (const [[nameM, m], [nameN, other]] of unorderedPairs(entries)) {
+    const terms = new WeightedTerms();
+    addByolTerms(terms, entries, n, intraWeight, crossWeight);
+    terms.add('infoNce', infoNceWeight, () =>
+      unorderedPairs(entries).map(([[nameM, m], [nameN, other]]) => {
+        const paired = bothPresent(m.present, other.present);
+        const ab = symmetricInfoNce(m.p1!, other.p2!, logitScale!, paired).loss;
+        const ba = symmetricInfoNce(m.p2!, other.p1!, logitScale!, paired).loss;
+        return [pairKey(nameM, nameN), ab.add(ba).div(2)];
+      }),
+    );
+    terms.add('invariance', invarianceWeight, () =>
+      unorderedPairs(entries).map(([[nameM, m], [nameN, other]]) => {
         const rows = presentRows(bothPresent(m.present, other.present), n);
-        if (rows.kind === 'none') continue;
-        const term = invarianceTerm(takeRows(m.p1!, rows), takeRows(other.p2!, rows))
-          .add(invarianceTerm(takeRows(m.p2!, rows), takeRows(other.p1!, rows)))
-          .div(2);
-        terms.push(term);
-        invariance[pairKey(nameM, nameN)] = term.detach();
-      }
-      parts.push(weightedSum(terms, invarianceWeight));
-    }
-    for (const [weight, fn, out] of [
-      [varianceWeight, varianceTerm, variance],
-      [covarianceWeight, covarianceTerm, covariance],
+        if (rows.kind === 'none') return [pairKey(nameM, nameN), graphZero(m.p1!, m.p2!, other.p1!, other.p2!)];
+        const ab = invarianceTerm(takeRows(m.p1!, rows), takeRows(other.p2!, rows));
+        const ba = invarianceTerm(takeRows(m.p2!, rows), takeRows(other.p1!, rows));
+        return [pairKey(nameM, nameN), ab.add(ba).div(2)];
+      }),
+    );
+    for (const [term, weight, spreadTerm] of [
+      ['variance', varianceWeight, varianceTerm],
+      ['covariance', covarianceWeight, covarianceTerm],
     ] as const) {
-      if (weight === 0) continue;
-      const terms: Tensor[] = [];
-      for (const [name, m] of entries) {
-        const rows = presentRows(m.present, n);
-        // Spread is undefined for fewer than two rows; such a modality adds nothing this step.
-        const count = rows.kind === 'all' ? n : rows.kind === 'some' ? rows.rows.shape[0]! : 0;
-        if (count < 2) continue;
-        const term = fn(takeRows(m.p1!, rows))
-          .add(fn(takeRows(m.p2!, rows)))
-          .div(2);
-        terms.push(term);
-        out[name] = term.detach();
-      }
-      parts.push(weightedSum(terms, weight));
+      terms.add(term, weight, () =>
+        entries.map(([name, m]) => {
+          const rows = presentRows(m.present, n);
+          // A spread needs two rows: with fewer, the term has no rows to measure.
+          if (rowCount(rows, n) < 2) return [name, graphZero(m.p1!, m.p2!)];
+          const [view1, view2] = [spreadTerm(takeRows(m.p1!, rows)), spreadTerm(takeRows(m.p2!, rows))];
+          return [name, view1.add(view2).div(2)];
+        }),
+      );
     }
-    const total = parts.filter((t): t is Tensor => t !== null).reduce((sum, t) => sum.add(t));
-    return { ...byol, total, infoNce, logitScale: scale, variance, covariance, invariance };
+    const loss: AlignmentLoss = { total: terms.total(entries[0]![1].q1), ...terms.values };
+    if (infoNceWeight > 0) loss.logitScale = noGrad(() => logitScale!.forward());
+    return loss;
   });
 }
 
 /**
- * The loss and its parts as plain numbers for a log line: 'total', 'intra/<m>', 'cross/<m>-><n>',
- * 'infonce/<m><-><n>', 'variance/<m>', 'covariance/<m>', 'invariance/<m><-><n>' and 'logitScale'. Reads each value back from the device once.
+ * The loss and its weighted terms as plain numbers for a log line: 'total', then '<logName>/<key>'
+ * for each value of each term present (ALIGNMENT_TERMS: 'intra/<m>', 'cross/<m>-><n>',
+ * 'infonce/<m><-><n>', 'variance/<m>', 'covariance/<m>', 'invariance/<m><-><n>'), and 'logitScale'
+ * with InfoNCE. A term whose weight is 0 has no keys. Reads each value back from the device once.
  *
  * @example
  * console.log(JSON.stringify({ step, ...lossNumbers(loss) }));
  */
-export function lossNumbers(loss: HeterogeneousByolLoss & Partial<AlignmentLoss>): Record<string, number> {
+export function lossNumbers(loss: AlignmentLoss): Record<string, number> {
   const out: Record<string, number> = { total: loss.total.item() };
-  for (const [name, t] of Object.entries(loss.intra)) out[`intra/${name}`] = t.item();
-  for (const [key, t] of Object.entries(loss.cross)) out[`cross/${key}`] = t.item();
-  for (const [key, t] of Object.entries(loss.infoNce ?? {})) out[`infonce/${key}`] = t.item();
-  for (const [name, t] of Object.entries(loss.variance ?? {})) out[`variance/${name}`] = t.item();
-  for (const [name, t] of Object.entries(loss.covariance ?? {})) out[`covariance/${name}`] = t.item();
-  for (const [key, t] of Object.entries(loss.invariance ?? {})) out[`invariance/${key}`] = t.item();
+  for (const [term, { logName }] of Object.entries(ALIGNMENT_TERMS) as [AlignmentTerm, (typeof ALIGNMENT_TERMS)[AlignmentTerm]][]) {
+    for (const [key, value] of Object.entries(loss[term] ?? {})) out[`${logName}/${key}`] = value.item();
+  }
   if (loss.logitScale) out.logitScale = loss.logitScale.item();
   return out;
 }

@@ -38,10 +38,16 @@ export function takeRows(x: Tensor, selection: PresentRows): Tensor {
   return x.narrow(0, 0, 0);
 }
 
+/** How many rows a selection of n rows keeps. */
+export function rowCount(selection: PresentRows, n: number): number {
+  if (selection.kind === 'all') return n;
+  return selection.kind === 'some' ? selection.rows.shape[0]! : 0;
+}
+
 /**
- * A 0 inside x's autograd graph: the value of a term with no items. A mean over no rows would be
- * 0/0 = NaN; this is 0, and backward through it still runs (giving zero gradients).
+ * A 0 inside the autograd graph of every x: the value of a term with no items. A mean over no rows
+ * would be 0/0 = NaN; this is 0, and backward through it still runs (giving zero gradients).
  */
-export function graphZero(x: Tensor): Tensor {
-  return x.narrow(0, 0, 0).sum();
+export function graphZero(...xs: [Tensor, ...Tensor[]]): Tensor {
+  return xs.map((x) => x.narrow(0, 0, 0).sum()).reduce((sum, zero) => sum.add(zero));
 }

@@ -68,7 +68,11 @@ export interface AlignStepRecord {
   step: number;
   epoch: number;
   loss: number;
-  /** Each term's value before its weight: 'total', 'intra/image', 'cross/image->text', 'infonce/image<->text', 'logitScale' (see lossNumbers). */
+  /**
+   * The total and each weighted term's value before its weight: 'total', 'intra/image',
+   * 'cross/image->text', 'infonce/image<->text', 'logitScale' (see lossNumbers). A term whose
+   * weight is 0 at this step (e.g. in a first stage) is not computed and has no key.
+   */
   terms: Record<string, number>;
   lr: number;
   tau: number;

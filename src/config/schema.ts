@@ -4,13 +4,13 @@
 // error naming it and the keys allowed there.
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-import { ALIGNMENT_OBJECTIVES } from '../align/loss.js';
+import { ALIGNMENT_OBJECTIVES, type ObjectiveName } from './objectives.js';
 import { BYOL_VIEW1, BYOL_VIEW2, type ViewAugmentations } from '../modalities/image/augment.js';
 import { DEFAULT_TEXT_VIEW, type TextViewConfig } from '../modalities/text/views.js';
 import { DEFAULT_VECTOR_VIEW, type VectorViewConfig } from '../modalities/vector/views.js';
 import { DEFAULT_VECTOR_ADAPTER } from '../modalities/vector/adapter.js';
 
-const objectiveNames = Object.keys(ALIGNMENT_OBJECTIVES) as [keyof typeof ALIGNMENT_OBJECTIVES, ...(keyof typeof ALIGNMENT_OBJECTIVES)[]];
+const objectiveNames = Object.keys(ALIGNMENT_OBJECTIVES) as [ObjectiveName, ...ObjectiveName[]];
 const positiveInt = z.number().int().positive();
 // Upper bounds on sizes, generous for any model trained here: a typo such as 1e12 becomes an error
 // naming the key and the bound, not an allocator failure deep inside libtorch.

@@ -45,9 +45,13 @@ const family = (term: string): string => term.split('/')[0]!;
 
 const averaged = (stepsPerPoint: number): string[] => (stepsPerPoint > 1 ? [`each point: the mean over ${stepsPerPoint} steps`] : []);
 
-/** Every loss term per step, a panel per family of terms (own y scale), one colour per term. */
+/**
+ * Every loss term per step, a panel per family of terms (own y scale), one colour per term. A term
+ * is logged only on the steps that weight it (a first stage has other terms): the chart has the
+ * terms of every step, each drawn over the steps that have it.
+ */
 export function lossChart(steps: StepLine[], stepsPerPoint: number): TopLevelSpec {
-  const terms = Object.keys(steps[0]!.terms).filter((k) => k !== 'logitScale');
+  const terms = [...new Set(steps.flatMap((s) => Object.keys(s.terms)))].filter((k) => k !== 'logitScale');
   const families = [...new Set(terms.map(family))];
   const values = steps.flatMap((s) => terms.map((term) => ({ step: s.step, term, family: family(term), value: s.terms[term] ?? null })));
   return {

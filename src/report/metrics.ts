@@ -50,13 +50,22 @@ export function parseMetrics(text: string, file: string): RunMetrics {
 
 /**
  * At most `max` lines: consecutive steps averaged in equal bins (each bin at its last step), so a
- * long run's curves stay light and show the trend rather than a random subset of noisy steps.
+ * long run's curves stay light and show the trend rather than a random subset of noisy steps. A
+ * loss term is logged only on steps that weight it (a first stage has other terms): each key is
+ * averaged over the steps of the bin that have it.
  */
 export function binSteps(steps: StepLine[], max: number): { lines: StepLine[]; stepsPerPoint: number } {
   const every = Math.ceil(steps.length / max);
   if (every <= 1) return { lines: steps, stepsPerPoint: 1 };
-  const mean = (bin: StepLine[], pick: (s: StepLine) => Record<string, number>): Record<string, number> =>
-    Object.fromEntries(Object.keys(pick(bin[0]!)).map((k) => [k, bin.reduce((sum, s) => sum + (pick(s)[k] ?? NaN), 0) / bin.length]));
+  const mean = (bin: StepLine[], pick: (s: StepLine) => Record<string, number>): Record<string, number> => {
+    const keys = new Set(bin.flatMap((s) => Object.keys(pick(s))));
+    return Object.fromEntries(
+      [...keys].map((k) => {
+        const values = bin.map((s) => pick(s)[k]).filter((v): v is number => v !== undefined);
+        return [k, values.reduce((sum, v) => sum + v, 0) / values.length];
+      }),
+    );
+  };
   const lines: StepLine[] = [];
   for (let i = 0; i < steps.length; i += every) {
     const bin = steps.slice(i, i + every);

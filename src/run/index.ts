@@ -40,5 +40,6 @@ export {
 } from '../config/load.js';
 export { configSchema, type Config, type ConfigInput } from '../config/schema.js';
 export { PRESETS, type PresetName } from '../config/presets.js';
+export { ALIGNMENT_OBJECTIVES, type ObjectiveName } from '../config/objectives.js';
 export { configReference } from '../config/docs.js';
 export { loadDataSource, type DataSourceOptions } from '../data/source.js';
