@@ -15,16 +15,9 @@ import { loadJsonlManifest } from '../src/data/jsonl.js';
 import { loadDataSource } from '../src/data/source.js';
 import { decodeImage, describeDecodeFailure, ImageDecodeError, maxInputPixels } from '../src/data/image_decode.js';
 import { ImageDecodePool } from '../src/data/image_pool.js';
-import {
-  captionText,
-  DatasetError,
-  firstJsonSyntaxError,
-  imageFileProblem,
-  MAX_CAPTION_CHARS,
-  parseJson,
-  type BadRecordReason,
-} from '../src/data/paired.js';
+import { captionText, DatasetError, imageFileProblem, MAX_CAPTION_CHARS, parseJson, type BadRecordReason } from '../src/data/paired.js';
 import { decodeUtf8, firstInvalidUtf8Byte, InvalidUtf8Error } from '../src/data/safe_read.js';
+import { firstJsonSyntaxError } from '../src/engine/json_text.js';
 import { EmbedInputError, readEmbedInputs } from '../src/run/embed_run.js';
 
 const root = mkdtempSync(join(tmpdir(), 'byol-align-data-safety-'));

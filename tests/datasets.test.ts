@@ -11,7 +11,7 @@ import { pngBytes } from './png.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
 import { loadKarpathySplit } from '../src/data/karpathy.js';
 import { loadJsonlManifest } from '../src/data/jsonl.js';
-import { DatasetError, firstJsonSyntaxError, lineColumn, sniffImageFormat, type BadRecordReason } from '../src/data/paired.js';
+import { DatasetError, sniffImageFormat, type BadRecordReason } from '../src/data/paired.js';
 
 const root = mkdtempSync(join(tmpdir(), 'byol-align-datasets-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -75,40 +75,6 @@ test('image formats are recognised by their magic bytes and nothing else is', ()
   assert.equal(sniffImageFormat(pngBytes().subarray(0, 7)), null); // truncated signature
   assert.equal(sniffImageFormat(Buffer.from('<html></html>')), null);
   assert.equal(sniffImageFormat(Buffer.alloc(0)), null);
-});
-
-test('a JSON offset becomes a 1-based line and column', () => {
-  const text = '{\n  "a": 1,\n  "b": x\n}';
-  assert.deepEqual(lineColumn(text, 0), { line: 1, column: 1 });
-  assert.deepEqual(lineColumn(text, text.indexOf('x')), { line: 3, column: 8 });
-  assert.deepEqual(lineColumn(text, text.indexOf('\n')), { line: 1, column: 2 }); // the newline ends line 1
-});
-
-test('the JSON re-reader finds the first character that breaks the grammar', () => {
-  const cases: [string, number | null][] = [
-    ['{"a": [1, 2.5e-3, "x\\u00e9", true, null]}', null],
-    ['{"a":}', 5],
-    ['{"a":tru}', 8],
-    ['[1, 2,]', 6],
-    ['{"a":1,}', 7],
-    ['{"a" 1}', 5],
-    ['[01]', 2],
-    ['"\\q"', 2],
-    ['[1, 2', 5],
-    ['{} x', 3],
-  ];
-  for (const [text, offset] of cases) assert.equal(firstJsonSyntaxError(text), offset, text);
-  for (const [text, offset] of cases) {
-    if (offset === null) continue;
-    let message = '';
-    try {
-      JSON.parse(text);
-    } catch (err) {
-      message = (err as Error).message;
-    }
-    const reported = /at position (\d+)/.exec(message);
-    if (reported) assert.equal(Number(reported[1]), offset, `V8 and the re-reader disagree on ${text}: ${message}`);
-  }
 });
 
 // ---- COCO captions ----

@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tensor, Tensor, type DType } from '../src/index.js';
-import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors, SafetensorsError } from '../src/engine/safetensors.js';
+import {
+  loadSafetensors,
+  parseSafetensors,
+  safetensorsData,
+  saveSafetensors,
+  serializeSafetensors,
+  SafetensorsError,
+} from '../src/engine/safetensors.js';
 import { pythonWithTorch } from './python_torch.js';
 
 function repoRoot(): string {
@@ -336,9 +343,15 @@ test('a header length beyond the file is refused', () => {
   assertRefused(rawFile('{}', new Uint8Array(0), 2 ** 40), /header length 1099511627776 runs past the end/);
 });
 
-test('a header that is not UTF-8, not an object or not JSON is refused', () => {
+test('a header that is not JSON is refused at its line and column', () => {
+  assertRefused(rawFile('{"x": {"dtype": "F32",'), /header is not valid JSON at line 1, column 23 of the header: Expected double-quoted/);
+  // V8 gives no position for an unexpected token; the re-reader finds it.
+  assertRefused(rawFile('{"a":}'), /header is not valid JSON at line 1, column 6 of the header: Unexpected token/);
+  assertRefused(rawFile('{\n"a":\n}'), /header is not valid JSON at line 3, column 1 of the header/);
+});
+
+test('a header that is not UTF-8 or not an object is refused', () => {
   assertRefused(rawFile(Buffer.from([0x7b, 0xff, 0x7d])), /header is not valid UTF-8/);
-  assertRefused(rawFile('{"x": {"dtype": "F32",'), /header is not valid JSON/);
   assertRefused(rawFile('[1, 2]  '), /header must begin with '\{', begins with "\[1, 2\] {2}"/);
   assertRefused(rawFile('{"__metadata__": {"step": 3}}'), /__metadata__ 'step' must be a string, got 3/);
 });
@@ -450,6 +463,23 @@ test('a BOOL byte other than 0 or 1 is refused', () => {
 test('parseSafetensors names the source it was given', () => {
   assert.throws(() => parseSafetensors(Buffer.from([1]), 'upload #7'), /^SafetensorsError: safetensors: upload #7: file is truncated/);
   assert.throws(() => parseSafetensors(Buffer.from([1])), /safetensors: <buffer>: /);
+});
+
+test('safetensorsData is the bytes after the header, as a view, whatever the metadata', () => {
+  assert.deepEqual(safetensorsData(rawFile('{}  ', Buffer.from([7, 8, 9]))), Buffer.from([7, 8, 9]));
+  const twoFloats = Buffer.from(new Float32Array([1, 2]).buffer);
+  const bytes = serializeSafetensors({ w: tensor([1, 2]) }, { step: '1' });
+  assert.deepEqual(Buffer.from(safetensorsData(bytes)), twoFloats);
+  assert.deepEqual(
+    Buffer.from(safetensorsData(serializeSafetensors({ w: tensor([1, 2]) }, { step: '1', note: 'x'.repeat(100) }))),
+    twoFloats,
+  );
+  assert.equal(safetensorsData(bytes).buffer, bytes.buffer);
+  assert.throws(
+    () => safetensorsData(rawFile('{}', new Uint8Array(0), 1000), 'ckpt'),
+    /safetensors: ckpt: header length 1000 runs past the end/,
+  );
+  assert.throws(() => safetensorsData(Buffer.from([1])), /safetensors: <buffer>: file is truncated/);
 });
 
 // ---- bad input to the writer ----

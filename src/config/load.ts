@@ -3,7 +3,7 @@
 import { dirname, extname } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { jsonErrorOffset, lineColumn } from '../data/paired.js';
+import { jsonErrorOffset, lineColumn } from '../engine/json_text.js';
 import { decodeUtf8, InvalidUtf8Error, NotRegularFileError, readRegularFile } from '../data/safe_read.js';
 import { modalityFactory, registeredModalities } from '../modalities/registry.js';
 import { importModalityPlugins, isPluginImported, PluginError, resolvePluginSpecifier } from '../modalities/plugins.js';

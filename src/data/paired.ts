@@ -4,6 +4,7 @@
 // fail-or-skip policy for bad records.
 import { closeSync, readSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, relative, sep } from 'node:path';
+import { jsonErrorOffset, lineColumn } from '../engine/json_text.js';
 import { decodeUtf8, InvalidUtf8Error, NotRegularFileError, openRegularFile, readRegularFile } from './safe_read.js';
 
 /** One item: an image, its captions, or any subset (a JSONL manifest may leave a modality out). */
@@ -234,17 +235,6 @@ export function requireDirectory(dir: string, what: string): void {
   if (!isDirectory) throw new DatasetError(dir, 'missing-file', `not a directory (the ${what})`);
 }
 
-/** 1-based line and column of a UTF-16 offset into `text` (lines end at '\n'). */
-export function lineColumn(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
-    line++;
-    lineStart = i + 1;
-  }
-  return { line, column: offset - lineStart + 1 };
-}
-
 /**
  * Parses JSON text; a syntax error becomes a DatasetError at its line and column. `firstLine`
  * numbers the text's first line (a JSONL record's line in its file).
@@ -262,129 +252,6 @@ export function parseJson(text: string, file: string, firstLine = 1): unknown {
       { line: line + firstLine - 1, column },
       { cause: err },
     );
-  }
-}
-
-/**
- * Where JSON.parse failed: the offset V8 reports ("... in JSON at position 41"), or, for the
- * messages that carry none ("Unexpected token '}', ... is not valid JSON"), the offset found by
- * re-reading the text with {@link firstJsonSyntaxError}.
- */
-export function jsonErrorOffset(text: string, error: SyntaxError): number {
-  const reported = /at position (\d+)/.exec(error.message);
-  if (reported) return Number(reported[1]);
-  if (/Unexpected end of JSON input/.test(error.message)) return text.length;
-  return firstJsonSyntaxError(text) ?? text.length;
-}
-
-/**
- * Offset of the first character that breaks JSON's grammar (RFC 8259), `text.length` when the
- * text ends too early, or null for valid JSON. Iterative, with the open arrays and objects on a
- * stack of its own, so any depth of nesting costs memory, never the call stack.
- */
-export function firstJsonSyntaxError(text: string): number | null {
-  let i = 0;
-  const stop = { at: 0 };
-  const fail = (): never => {
-    stop.at = i;
-    throw stop;
-  };
-  const space = (): void => {
-    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
-  };
-  const expect = (char: string): void => {
-    if (text[i] !== char) fail();
-    i++;
-  };
-  const digits = (): void => {
-    if (!(text[i]! >= '0' && text[i]! <= '9')) fail();
-    while (text[i]! >= '0' && text[i]! <= '9') i++;
-  };
-  const string = (): void => {
-    expect('"');
-    for (;;) {
-      if (i >= text.length) fail();
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        i++;
-        return;
-      }
-      if (c < 0x20) fail();
-      if (c !== 0x5c) {
-        i++;
-        continue;
-      }
-      i++;
-      if (text[i] === 'u') {
-        i++;
-        for (let k = 0; k < 4; k++, i++) if (!/[0-9a-fA-F]/.test(text[i] ?? '')) fail();
-      } else if (text[i] !== undefined && '"\\/bfnrt'.includes(text[i]!)) i++;
-      else fail();
-    }
-  };
-  const key = (): void => {
-    space();
-    string();
-    space();
-    expect(':');
-  };
-  const scalar = (): void => {
-    const c = text[i];
-    if (c === '"') return string();
-    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) {
-      if (text[i] === '-') i++;
-      if (text[i] === '0') i++;
-      else digits();
-      if (text[i] === '.') {
-        i++;
-        digits();
-      }
-      if (text[i] === 'e' || text[i] === 'E') {
-        i++;
-        if (text[i] === '+' || text[i] === '-') i++;
-        digits();
-      }
-      return;
-    }
-    const literal = c === 't' ? 'true' : c === 'f' ? 'false' : c === 'n' ? 'null' : null;
-    if (literal === null) fail();
-    for (const char of literal!) expect(char);
-  };
-  const open: ('{' | '[')[] = []; // the arrays and objects the next value is inside, innermost last
-  try {
-    value: for (;;) {
-      space();
-      const c = text[i];
-      if (c === '{' || c === '[') {
-        i++;
-        space();
-        if (text[i] === (c === '{' ? '}' : ']')) i++;
-        else {
-          if (c === '{') key();
-          open.push(c);
-          continue value;
-        }
-      } else scalar();
-      // A value has ended: a comma starts the next member of its container, else the container closes.
-      while (open.length > 0) {
-        space();
-        const container = open[open.length - 1]!;
-        if (text[i] === ',') {
-          i++;
-          if (container === '{') key();
-          continue value;
-        }
-        expect(container === '{' ? '}' : ']');
-        open.pop();
-      }
-      break;
-    }
-    space();
-    if (i < text.length) fail();
-    return null;
-  } catch (err) {
-    if (err === stop) return stop.at;
-    throw err;
   }
 }
 

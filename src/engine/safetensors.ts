@@ -25,6 +25,7 @@ import { writeAll, writeAtomically } from './atomic_write.js';
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
 import { dtypeCode, type DType } from './dtype.js';
+import { firstRepeatedKey, jsonErrorOffset, lineColumn } from './json_text.js';
 
 /** Tensors by name, as stateDict() returns them or as a plain object. */
 export type TensorDict = Map<string, Tensor> | Record<string, Tensor>;
@@ -269,44 +270,16 @@ interface HeaderEntry {
   end: number;
 }
 
-// JSON.parse keeps the last of two equal keys silently; the format forbids duplicates, so the
-// (already valid) header text is scanned for keys repeated within one object.
-function findDuplicateKey(text: string): { key: string; topLevel: boolean } | null {
-  const open: Set<string>[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i];
-    if (c === '"') {
-      let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      const literal = text.slice(i, j + 1);
-      i = j + 1;
-      let k = i;
-      while (text[k] === ' ' || text[k] === '\t' || text[k] === '\n' || text[k] === '\r') k++;
-      if (text[k] === ':') {
-        const key = JSON.parse(literal) as string;
-        const keys = open[open.length - 1]!;
-        if (keys.has(key)) return { key, topLevel: open.length === 1 };
-        keys.add(key);
-      }
-    } else {
-      if (c === '{') open.push(new Set());
-      else if (c === '}') open.pop();
-      i++;
-    }
-  }
-  return null;
-}
-
 function isOffset(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function readHeader(buf: Uint8Array, file: string): { entries: HeaderEntry[]; metadata: Record<string, string>; dataStart: number } {
+// The header's length from the 8-byte length field, checked against the bytes that follow it and
+// the format's limit.
+function headerLength(buf: Uint8Array, file: string): number {
   if (buf.byteLength < 8)
     throw new SafetensorsError(file, `file is truncated: ${buf.byteLength} bytes, too short for the 8-byte header length`);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const declared = view.getBigUint64(0, true);
+  const declared = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getBigUint64(0, true);
   const available = buf.byteLength - 8;
   if (declared > BigInt(available)) {
     throw new SafetensorsError(
@@ -316,6 +289,11 @@ function readHeader(buf: Uint8Array, file: string): { entries: HeaderEntry[]; me
   }
   const n = Number(declared);
   if (n > MAX_HEADER_BYTES) throw new SafetensorsError(file, `header length ${n} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`);
+  return n;
+}
+
+function readHeader(buf: Uint8Array, file: string): { entries: HeaderEntry[]; metadata: Record<string, string>; dataStart: number } {
+  const n = headerLength(buf, file);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(buf.subarray(8, 8 + n));
@@ -328,11 +306,14 @@ function readHeader(buf: Uint8Array, file: string): { entries: HeaderEntry[]; me
   try {
     header = JSON.parse(text);
   } catch (err) {
-    throw new SafetensorsError(file, `header is not valid JSON: ${(err as Error).message}`);
+    const at = err instanceof SyntaxError ? lineColumn(text, jsonErrorOffset(text, err)) : null;
+    const where = at === null ? '' : ` at line ${at.line}, column ${at.column} of the header`;
+    throw new SafetensorsError(file, `header is not valid JSON${where}: ${(err as Error).message}`, { cause: err });
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header))
     throw new SafetensorsError(file, 'header is not a JSON object');
-  const duplicate = findDuplicateKey(text);
+  // JSON.parse keeps the last of two equal keys silently; the format forbids repeating one.
+  const duplicate = firstRepeatedKey(text);
   if (duplicate) {
     throw new SafetensorsError(
       file,
@@ -399,7 +380,7 @@ function readHeader(buf: Uint8Array, file: string): { entries: HeaderEntry[]; me
 
   // The tensors must tile the data buffer exactly: sorted by offset, each begins where the last ended.
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  const dataLength = available - n;
+  const dataLength = buf.byteLength - 8 - n;
   let position = 0;
   let previous: HeaderEntry | null = null;
   for (const entry of entries) {
@@ -488,6 +469,20 @@ export function parseSafetensors(buf: Uint8Array, sourceName = '<buffer>'): Safe
     }
   }
   return { tensors, metadata };
+}
+
+/**
+ * The tensor data of safetensors bytes: everything after the length field and the header, as a
+ * view of `buf` (nothing is copied). Checks only that the header lies within the bytes (errors
+ * name `sourceName`); parseSafetensors checks the rest. The data does not depend on the metadata,
+ * since data_offsets count from the data's start: a checksum over it holds for any metadata.
+ *
+ * @example
+ * const bytes = serializeSafetensors({ w: tensor([1, 2]) });
+ * safetensorsData(bytes).byteLength; // 8: two float32s
+ */
+export function safetensorsData(buf: Uint8Array, sourceName = '<buffer>'): Uint8Array {
+  return buf.subarray(8 + headerLength(buf, sourceName));
 }
 
 /**

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, statSync, unlinkSync } from 'nod
 import { basename, join } from 'node:path';
 import type { DType, Tensor } from '../engine/index.js';
 import { fewNames, nonFiniteKeys } from '../engine/finite.js';
-import { parseSafetensors, serializeSafetensors } from '../engine/safetensors.js';
+import { parseSafetensors, safetensorsData, serializeSafetensors } from '../engine/safetensors.js';
 import { writeFileAtomic } from '../engine/atomic_write.js';
 
 export { writeFileAtomic };
@@ -92,12 +92,6 @@ function checksum(metadata: Record<string, string>, data: Uint8Array): string {
   return hash.digest('hex');
 }
 
-/** The tensor data of safetensors bytes: everything after the 8-byte length and the header. */
-function dataSection(bytes: Uint8Array): Uint8Array {
-  const headerLength = Number(Buffer.from(bytes.buffer, bytes.byteOffset, 8).readBigUInt64LE(0));
-  return bytes.subarray(8 + headerLength);
-}
-
 /**
  * Writes the checkpoint of `meta.step` into `dir` and deletes all but the newest `keep`; returns
  * its path.
@@ -119,9 +113,9 @@ export function saveCheckpoint(dir: string, tensors: Map<string, Tensor>, meta: 
     modalities: JSON.stringify(meta.modalities),
     trainer: JSON.stringify(meta.trainer),
   };
-  // The tensor bytes do not depend on the metadata (offsets count from the data's start), so the
-  // checksum of a first serialisation is the checksum of the file written with it.
-  metadata.sha256 = checksum(metadata, dataSection(serializeSafetensors(tensors, metadata)));
+  // The tensor data does not depend on the metadata (see safetensorsData), so the checksum of a
+  // first serialisation is the checksum of the file written with it.
+  metadata.sha256 = checksum(metadata, safetensorsData(serializeSafetensors(tensors, metadata)));
   writeFileAtomic(file, serializeSafetensors(tensors, metadata));
   const all = listCheckpoints(dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) unlinkSync(old);
@@ -163,7 +157,7 @@ export function loadCheckpoint(file: string): Checkpoint {
       `${file}: not a byol-align checkpoint (format ${JSON.stringify(metadata.format)}, expected ${CHECKPOINT_FORMAT})`,
     );
   }
-  if (metadata.sha256 !== checksum(metadata, dataSection(bytes))) {
+  if (metadata.sha256 !== checksum(metadata, safetensorsData(bytes, file))) {
     dispose();
     throw new CheckpointError(`${file}: checksum mismatch, the file is corrupted; use an earlier checkpoint`);
   }
