@@ -2,50 +2,137 @@
 // byol-align command trains it (preset cpu-small: SmallCnn on 32 px icons, 2-layer text
 // Transformer, shared 4096→256 heads, batch 256, BYOL's cross term + VICReg's terms
 // (lightCrossPlusVicReg), AdamW), with the streaming manifest loader decoding on worker threads,
-// and the share of each step spent waiting for data.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+// and the share of each step spent waiting for data; then the same step in PyTorch
+// (bench/align_torch.py) from the same initial weights on the same thread count, and the ratio.
+// The icon data set is built first when it is missing.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setNumThreads, getNumThreads, libtorchVersion } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
 import { ManifestLoader } from '../src/data/manifest_loader.js';
 import { ImageDecodePool } from '../src/data/image_pool.js';
-import { AlignTrainer } from '../src/align/train.js';
+import { AlignTrainer, type AlignStepRecord } from '../src/align/train.js';
 import { manifestBatches } from '../src/align/batches.js';
 import { resolveConfig } from '../src/config/load.js';
-import { buildModel, fitModalities, trainOptions } from '../src/run/model_setup.js';
-import { machineDescription } from './measure.js';
+import { buildModel, fitModalities, trainOptions, type LoadedModel } from '../src/run/model_setup.js';
+import { exportModel } from '../src/run/export_run.js';
+import type { ImageModality } from '../src/modalities/image/index.js';
+import type { TextModality } from '../src/modalities/text/index.js';
+import { runTorchScript, machineDescription } from './measure.js';
 
-const WARMUP = 3;
-const TIMED = 15;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const torchScript = path.join(here, '..', '..', 'bench', 'align_torch.py');
+const buildIconsScript = path.join(here, '..', 'scripts', 'build-icon-dataset.js');
 const BATCH = 256;
 
-export async function benchAlign(threads: number, dataDir = 'data/icons'): Promise<void> {
+export interface AlignBenchOptions {
+  /** libtorch's intra-op threads, on both sides. */
+  threads: number;
+  /** Steps trained before the clock starts (default 3). */
+  warmup?: number;
+  /** Steps timed (default 15). */
+  timed?: number;
+  /** The icon data set (default data/icons; built there when missing). */
+  dataDir?: string;
+}
+
+/**
+ * Builds the icon data set in `dataDir` when it has no training split, as `npm run data:icons`
+ * does; only its main collection, the one this benchmark trains on.
+ */
+function ensureIconData(dataDir: string): void {
+  if (existsSync(path.join(dataDir, 'captions_train.json'))) return;
+  console.log(`building the icon data set in ${dataDir} (npm run data:icons -- --collection main) ...`);
+  execFileSync(process.execPath, [buildIconsScript, '--out', dataDir, '--collection', 'main'], { stdio: 'inherit' });
+}
+
+export async function benchAlign(options: AlignBenchOptions): Promise<void> {
+  const { threads, warmup = 3, timed = 15, dataDir = 'data/icons' } = options;
+  if (!Number.isInteger(warmup) || warmup < 0) throw new RangeError(`bench align: warm-up steps must be an integer ≥ 0, got ${warmup}`);
+  if (!Number.isInteger(timed) || timed < 1) throw new RangeError(`bench align: timed steps must be an integer ≥ 1, got ${timed}`);
   console.log(`alignment training benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
-  if (!existsSync(join(dataDir, 'captions_train.json')))
-    throw new Error(`${dataDir}/captions_train.json is missing; run npm run data:icons first`);
+  ensureIconData(dataDir);
   setNumThreads(threads);
   const config = resolveConfig({ preset: 'cpu-small' });
-  const data = loadCocoCaptions(join(dataDir, 'captions_train.json'), join(dataDir, 'images'));
+  const data = loadCocoCaptions(path.join(dataDir, 'captions_train.json'), path.join(dataDir, 'images'));
   const modalities = await fitModalities(config, data.items);
   const model = buildModel(config, modalities);
   const loader = new ManifestLoader(data, { batchSize: BATCH, size: config.image.size, channels: config.image.channels, seed: 0 });
-  const options = trainOptions(
+  const trainerOptions = trainOptions(
     config,
     modalities,
     (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep),
     loader.batchesPerEpoch,
   );
-  const log = await new AlignTrainer(model, options).run({ stopAfter: WARMUP + TIMED });
-  await loader.close();
-  console.log(`objective ${config.loss.objective} (the default)`);
-  const timed = log.slice(WARMUP);
-  const waitMs = timed.reduce((s, r) => s + r.waitMs, 0);
-  const stepMs = timed.reduce((s, r) => s + r.stepMs, 0);
-  console.log(
-    `threads: ${getNumThreads()}, decode workers: ${ImageDecodePool.defaultSize()}, batch ${BATCH}, ${TIMED} timed steps after ${WARMUP} warm-up`,
-  );
-  console.log(`  ${((TIMED * BATCH * 1000) / (waitMs + stepMs)).toFixed(1)} image-text pairs/s`);
-  console.log(
-    `  data wait ${((100 * waitMs) / (waitMs + stepMs)).toFixed(1)}% of step time (${(waitMs / TIMED).toFixed(1)} ms/step waiting, ${(stepMs / TIMED).toFixed(1)} ms/step computing)`,
-  );
+  const trainer = new AlignTrainer(model, trainerOptions);
+  const ourParameters = model.online.parameters().reduce((sum, p) => sum + p.size, 0);
+
+  // The PyTorch side's folder, written before training: the online network's initial weights as
+  // an export (python/byol_align_export.py loads it strictly), and what the step needs besides.
+  const peerDir = mkdtempSync(path.join(tmpdir(), 'byol-align-bench-align-'));
+  try {
+    // exportModel reads the model, its modalities, the config and the space, never the checkpoint.
+    await exportModel({ model, modalities, config, retrievalSpace: 'projection' } as LoadedModel, peerDir);
+    const image = modalities.find((m) => m.name === 'image') as ImageModality;
+    const text = modalities.find((m) => m.name === 'text') as TextModality;
+    const bench = {
+      threads,
+      warmupSteps: warmup,
+      timedSteps: timed,
+      batchSize: BATCH,
+      seed: config.train.seed,
+      data: { annotations: path.resolve(dataDir, 'captions_train.json'), images: path.resolve(dataDir, 'images') },
+      views: { image: [image.view1, image.view2], text: [text.settings.view1, text.settings.view2] },
+      specialIds: text.tokenizer.specialIds,
+      weights: trainerOptions.weights,
+      optimization: trainer.optimization,
+      ema: { tauBase: model.tauBase, tauSchedule: model.tauSchedule },
+    };
+    writeFileSync(path.join(peerDir, 'bench.json'), `${JSON.stringify(bench, null, 2)}\n`);
+
+    let log: AlignStepRecord[];
+    try {
+      log = await trainer.run({ stopAfter: warmup + timed });
+    } finally {
+      await loader.close();
+    }
+    const measured = log.slice(warmup);
+    const waitMs = measured.reduce((s, r) => s + r.waitMs, 0);
+    const stepMs = measured.reduce((s, r) => s + r.stepMs, 0);
+    const ours = (timed * BATCH * 1000) / (waitMs + stepMs);
+    const oursCompute = (timed * BATCH * 1000) / stepMs;
+
+    // One process at a time: the PyTorch side starts after byol-align's loader has closed.
+    const torch = runTorchScript(torchScript, [peerDir]);
+    const theirs = torch ? Number(torch.pairs_per_s) : NaN;
+    const theirParameters = torch ? Number(torch.parameters) : NaN;
+
+    console.log(`objective ${config.loss.objective} (the default), preset cpu-small`);
+    console.log(
+      `threads: ${getNumThreads()}, decode workers: ${ImageDecodePool.defaultSize()}, batch ${BATCH}, ${timed} timed steps after ${warmup} warm-up`,
+    );
+    console.log(`  parameters (online network): byol-align ${ourParameters}, PyTorch ${torch ? theirParameters : 'n/a'}`);
+    console.log(
+      `  loss at step 1 (same initial weights, different random views): byol-align ${log[0]!.loss.toFixed(4)}, PyTorch ${torch ? Number(torch.first_loss).toFixed(4) : 'n/a'}`,
+    );
+    console.log(`  byol-align ${ours.toFixed(1)} image-text pairs/s (${oursCompute.toFixed(1)} computing only)`);
+    console.log(
+      `    data wait ${((100 * waitMs) / (waitMs + stepMs)).toFixed(1)}% of step time (${(waitMs / timed).toFixed(1)} ms/step waiting, ${(stepMs / timed).toFixed(1)} ms/step computing)`,
+    );
+    console.log(
+      `  PyTorch    ${torch ? theirs.toFixed(1) : 'n/a'} image-text pairs/s${torch ? ` (torch ${torch.torch}, data batched in memory beforehand, ${Number(torch.ms_per_step).toFixed(1)} ms/step)` : ''}`,
+    );
+    console.log(
+      `  speed ratio (byol-align / PyTorch): ${torch ? (ours / theirs).toFixed(3) : 'n/a'}${torch ? ` (computing only: ${(oursCompute / theirs).toFixed(3)})` : ''}`,
+    );
+    if (torch && theirParameters !== ourParameters)
+      throw new Error(
+        `bench align: the PyTorch model has ${theirParameters} parameters and byol-align's ${ourParameters}; the two architectures differ, so the ratio compares different steps`,
+      );
+  } finally {
+    rmSync(peerDir, { recursive: true, force: true });
+  }
 }

@@ -1,16 +1,38 @@
-// `npm run bench -- NAME [...]`: runs the named benchmarks (all when none is named).
+// `npm run bench -- NAME [...] [--threads N] [--warmup N] [--timed N]`: runs the named benchmarks
+// (all when none is named). --threads sets libtorch's threads on both sides (default: every core;
+// engine measures 1 thread besides); --warmup and --timed the alignment benchmark's step counts.
 import os from 'node:os';
+import { parseArgs } from 'node:util';
 import { benchEngine } from './engine.js';
 import { benchByol } from './byol.js';
 import { benchAlign } from './align.js';
 
+const { values, positionals: requested } = parseArgs({
+  allowPositionals: true,
+  options: { threads: { type: 'string' }, warmup: { type: 'string' }, timed: { type: 'string' } },
+});
+
+/** The integer value of --name, at least `min`, or `fallback` when it is not given. */
+function count(name: string, value: string | undefined, fallback: number | undefined, min: number): number | undefined {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`--${name} must be an integer ≥ ${min}, got '${value}'`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const threads = count('threads', values.threads, os.availableParallelism(), 1)!;
+const warmup = count('warmup', values.warmup, undefined, 0);
+const timed = count('timed', values.timed, undefined, 1);
+
 const benchmarks: Record<string, () => void | Promise<void>> = {
-  engine: () => benchEngine([1, os.availableParallelism()]),
-  byol: () => benchByol(os.availableParallelism()),
-  align: () => benchAlign(os.availableParallelism()),
+  engine: () => benchEngine([...new Set([1, threads])]),
+  byol: () => benchByol(threads),
+  align: () => benchAlign({ threads, warmup, timed }),
 };
 
-const requested = process.argv.slice(2);
 const unknown = requested.filter((name) => !(name in benchmarks));
 if (unknown.length > 0) {
   console.error(`unknown benchmark ${unknown.join(', ')}; available: ${Object.keys(benchmarks).join(', ')}`);
