@@ -1,5 +1,5 @@
 // `byol-align eval`: retrieval metrics of a checkpoint on a paired data set, as a table or JSON.
-import { loadModelWithPlugins, type LoadedModel } from '../run/model_setup.js';
+import { loadModelWithPlugins, runDataOptions, type LoadedModel } from '../run/model_setup.js';
 import { importPlugins } from '../config/load.js';
 import { resolvePluginSpecifier } from '../modalities/plugins.js';
 import { evaluatePaired } from '../run/evaluate_run.js';
@@ -76,8 +76,7 @@ export async function evalCommand(values: OptionValues): Promise<number> {
   const dataset = loadDataSource(dataSpec, {
     images: stringOption(values, 'images'),
     defaultSplit: 'test',
-    onBadRecord: config.data.onBadRecord,
-    allowOutsideImages: config.data.allowOutsideImages,
+    ...runDataOptions(config),
   });
   const results = await evaluatePaired(model, modalities, dataset, {
     size: config.image.size,

@@ -4,7 +4,7 @@ import { loadDataSource } from '../data/source.js';
 import { exportModel, savedCheckItems } from '../run/export_run.js';
 import { sampleCheckItems } from '../run/check_samples.js';
 import { checkOutputDir } from '../run/run_dir.js';
-import type { LoadedModel } from '../run/model_setup.js';
+import { runDataOptions, type LoadedModel } from '../run/model_setup.js';
 import { pluginOption, requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
 import { checkpointOption, loadModelFor } from './eval_command.js';
 
@@ -38,8 +38,7 @@ export async function exportCommand(values: OptionValues): Promise<number> {
             loadDataSource(spec, {
               images: stringOption(values, 'images'),
               defaultSplit: 'test',
-              onBadRecord: 'skip',
-              allowOutsideImages: loaded.config.data.allowOutsideImages,
+              ...runDataOptions(loaded.config, 'skip'),
             }).items,
           );
     const result = await exportModel(loaded, out, check);

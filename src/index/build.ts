@@ -7,7 +7,7 @@ import type * as lancedb from '@lancedb/lancedb';
 import { loadDataSource } from '../data/source.js';
 import { readRegularFile } from '../data/safe_read.js';
 import type { PairedItem } from '../data/paired.js';
-import { loadModel, type LoadedModel } from '../run/model_setup.js';
+import { loadModel, runDataOptions, type LoadedModel } from '../run/model_setup.js';
 import { embedInputs } from '../run/embed_run.js';
 import {
   connectLance,
@@ -158,8 +158,7 @@ export async function buildIndex(options: BuildIndexOptions): Promise<BuildIndex
     const dataset = loadDataSource(options.data, {
       images: options.images,
       defaultSplit: 'test',
-      onBadRecord: loaded.config.data.onBadRecord,
-      allowOutsideImages: loaded.config.data.allowOutsideImages,
+      ...runDataOptions(loaded.config),
     });
     const checkpoint = resolve(loaded.checkpoint.file);
     const space = loaded.retrievalSpace === 'pairing' ? 'projection' : loaded.retrievalSpace;

@@ -14,7 +14,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { loadDataSource } from '../data/source.js';
 import { holdOutByConcept } from '../data/holdout.js';
 import { mulberry32 } from '../data/epoch_order.js';
-import { loadModel, type LoadedModel } from '../run/model_setup.js';
+import { loadModel, runDataOptions, type LoadedModel } from '../run/model_setup.js';
 import { writeFileAtomic } from '../run/checkpoint.js';
 import { binSteps, parseMetrics, type RunMetrics } from './metrics.js';
 import { collapseChart, lossChart, mapChart, recallChart, renderSvg, stepChart } from './charts.js';
@@ -70,8 +70,7 @@ export async function buildReport(options: ReportOptions): Promise<{ html: strin
   const read = loadDataSource(source.spec, {
     images: source.images,
     defaultSplit: 'test',
-    onBadRecord: 'skip',
-    allowOutsideImages: loaded.config.data.allowOutsideImages,
+    ...runDataOptions(loaded.config, 'skip'),
   });
   // A run validated on held-out training concepts: the map shows those, as training left them out.
   const dataset = source.heldOut === undefined ? read : holdOutByConcept(read, source.heldOut).val;

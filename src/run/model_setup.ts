@@ -2,7 +2,7 @@
 // its training items, or restored from a checkpoint), the aligner over them, the trainer's
 // options, and a trained model back from a checkpoint.
 import { manualSeed } from '../engine/index.js';
-import type { PairedItem } from '../data/paired.js';
+import type { OnBadRecord, PairedItem, ParseOptions } from '../data/paired.js';
 import type { Modality, ModalitySpec } from '../modalities/modality.js';
 import { modalityFactory, registeredModalities, restoreModality } from '../modalities/registry.js';
 import { AlignModel } from '../align/model.js';
@@ -157,4 +157,13 @@ export async function loadModelWithPlugins(path: string, onSkip?: (message: stri
       `${checkpoint.file} (its config)`,
     );
   return loadModel(checkpoint, onSkip);
+}
+
+/**
+ * How a command reads a run's data: the config's bad-record policy (or the one given) and rule for
+ * images outside their folder, and every registered modality's name (a plug-in's too) as a JSONL
+ * field that makes a line an item.
+ */
+export function runDataOptions(config: Config, onBadRecord: OnBadRecord = config.data.onBadRecord): ParseOptions {
+  return { onBadRecord, allowOutsideImages: config.data.allowOutsideImages, modalityFields: registeredModalities() };
 }

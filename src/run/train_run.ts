@@ -25,7 +25,7 @@ import type { PairedDataset } from '../data/paired.js';
 import { manifestBatches } from '../align/batches.js';
 import { AlignTrainer, NonFiniteLossError, type AlignStepRecord, type AlignTrainerMeta } from '../align/train.js';
 import type { Modality } from '../modalities/modality.js';
-import { modalityFactory, registeredModalities } from '../modalities/registry.js';
+import { modalityFactory } from '../modalities/registry.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, parseConfig } from '../config/load.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
@@ -36,6 +36,7 @@ import {
   encoderSpaceComparable,
   fitModalities,
   restoreModalities,
+  runDataOptions,
   trainOptions,
 } from './model_setup.js';
 import { evaluatePaired } from './evaluate_run.js';
@@ -151,13 +152,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   const threads = options.threads ?? config.train.threads;
   if (threads !== undefined) setNumThreads(threads);
 
-  const readOptions = {
-    // A plug-in modality's name is its JSONL field: lines with only that field are items too.
-    modalityFields: registeredModalities(),
-    onBadRecord: config.data.onBadRecord,
-    allowOutsideImages: config.data.allowOutsideImages,
-    onSkip: (e: Error) => say(`skipped: ${e.message}`),
-  };
+  const readOptions = { ...runDataOptions(config), onSkip: (e: Error) => say(`skipped: ${e.message}`) };
   const allTraining = loadDataSource(config.data.train, { ...readOptions, images: config.data.images, defaultSplit: 'train' });
   const heldOut =
     config.data.val === undefined && config.data.valFraction > 0 ? holdOutByConcept(allTraining, config.data.valFraction) : undefined;
