@@ -3,10 +3,11 @@
 // `byol-align serve` started, asked and stopped by SIGTERM.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { chromium } from 'playwright-core';
 import { buildIndex, SearchIndex, type SearchHit, type SearchQuery } from '../src/index/index.js';
 import { buildServer } from '../src/serve/server.js';
@@ -38,6 +39,29 @@ after(async () => {
 const post = (url: string, payload: unknown, headers: Record<string, string> = auth) =>
   server.inject({ method: 'POST', url, payload: payload as object, headers });
 const png = (name: string): string => readFileSync(join(fixture.images, name)).toString('base64');
+
+/** A multipart/form-data body as a browser sends one: Node's FormData, encoded by Response. */
+async function multipart(fields: [name: string, value: string | Blob, filename?: string][]): Promise<{ payload: Buffer; type: string }> {
+  const form = new FormData();
+  for (const [name, value, filename] of fields) {
+    if (typeof value === 'string') form.append(name, value);
+    else form.append(name, value, filename);
+  }
+  const encoded = new Response(form);
+  return { payload: Buffer.from(await encoded.arrayBuffer()), type: encoded.headers.get('content-type')! };
+}
+const file = (bytes: Uint8Array, type = 'image/png'): Blob => new Blob([new Uint8Array(bytes)], { type });
+const pngFile = (name: string): Blob => file(readFileSync(join(fixture.images, name)));
+/** POSTs a form to `url` through `on` (the shared server by default). */
+async function postForm(
+  url: string,
+  fields: Parameters<typeof multipart>[0],
+  headers: Record<string, string> = auth,
+  on?: FastifyInstance,
+) {
+  const { payload, type } = await multipart(fields);
+  return (on ?? server).inject({ method: 'POST', url, payload, headers: { ...headers, 'content-type': type } });
+}
 
 /** The bytes of a PNG whose header claims `width` × `height` pixels (a decompression bomb's shape). */
 function pngClaiming(width: number, height: number): Buffer {
@@ -149,6 +173,218 @@ test('POST /v1/embed returns unit embeddings of the index width that find the in
   assert.ok(Math.abs(hit!.score - 1) < 1e-5);
 });
 
+test('POST /v1/search takes image files as a multipart form, the options as text fields, and answers as for base64 in JSON', async () => {
+  await setUp();
+  const json = await post('/v1/search', {
+    queries: [{ image: png('blue-dot.png') }, { image: png('green-stripe.png') }],
+    k: 3,
+    modality: 'text',
+    filter: { item: { in: ['1', '2', '3', '10', '11'] } },
+  });
+  assert.equal(json.statusCode, 200, json.body);
+  const form = await postForm('/v1/search', [
+    ['k', '3'],
+    ['modality', 'text'],
+    ['filter', JSON.stringify({ item: { in: ['1', '2', '3', '10', '11'] } })],
+    ['image', pngFile('blue-dot.png'), 'blue-dot.png'],
+    ['image', pngFile('green-stripe.png'), 'green-stripe.png'],
+  ]);
+  assert.equal(form.statusCode, 200, form.body);
+  assert.deepEqual(form.json(), json.json());
+  const results = form.json().results as { hits: { id: string; item: string; modality: string }[] }[];
+  assert.equal(results.length, 2);
+  for (const { hits } of results) {
+    assert.equal(hits.length, 3);
+    for (const h of hits) {
+      assert.equal(h.modality, 'text');
+      assert.ok(['1', '2', '3', '10', '11'].includes(h.item), h.item);
+    }
+  }
+  // One file, the options left out: one result list of the default size, the image itself first.
+  const one = await postForm('/v1/search', [['image', pngFile('blue-dot.png'), 'blue-dot.png']]);
+  assert.equal(one.statusCode, 200, one.body);
+  const [only] = one.json().results as { hits: { id: string; score: number }[] }[];
+  assert.equal(only!.hits.length, 10);
+  assert.equal(only!.hits[0]!.id, 'image:10');
+  assert.ok(Math.abs(only!.hits[0]!.score - 1) < 1e-5);
+  // The form is read after the token is checked.
+  const denied = await postForm('/v1/search', [['image', pngFile('blue-dot.png'), 'blue-dot.png']], {});
+  assert.equal(denied.statusCode, 401);
+});
+
+test('POST /v1/embed takes image files as a multipart form and answers as for base64 in JSON', async () => {
+  await setUp();
+  const json = await post('/v1/embed', { inputs: [{ image: png('red-square.png') }, { image: png('blue-dot.png') }] });
+  assert.equal(json.statusCode, 200, json.body);
+  const form = await postForm('/v1/embed', [
+    ['image', pngFile('red-square.png'), 'red-square.png'],
+    ['image', pngFile('blue-dot.png'), 'blue-dot.png'],
+  ]);
+  assert.equal(form.statusCode, 200, form.body);
+  assert.deepEqual(form.json(), json.json());
+  assert.equal(form.json().embeddings.length, 2);
+  assert.equal(form.json().embeddings[0].length, index.provenance.dim);
+});
+
+test('a bad multipart form gets a 4xx naming the problem, and the server keeps serving', async () => {
+  await setUp();
+  const red = readFileSync(join(fixture.images, 'red-square.png'));
+  const image = (blob: Blob): [string, Blob, string] => ['image', blob, 'upload.png'];
+  const cases: [Parameters<typeof multipart>[0], number, RegExp][] = [
+    [[image(file(Buffer.from('not an image at all'), 'text/plain'))], 400, /not a PNG, JPEG, WebP or GIF/],
+    [[image(file(red.subarray(0, 90)))], 400, /uploaded image/], // the bytes the JSON test's 120 base64 characters hold
+    [[image(file(pngClaiming(100000, 100000)))], 400, /uploaded image.*(too large|pixels)/],
+    [[image(file(new Uint8Array(0)))], 400, /not a PNG, JPEG, WebP or GIF/],
+    [[['image', 'aGVsbG8=']], 400, /image\/0 must be an uploaded file/],
+    [[['k', '3']], 400, /must have required property 'image'/],
+    [[image(pngFile('red-square.png')), ['colour', 'red']], 400, /must NOT have additional properties/],
+    [[image(pngFile('red-square.png')), ['k', 'three']], 400, /k must be integer/],
+    [[image(pngFile('red-square.png')), ['k', '0']], 400, /k must be >= 1/],
+    [[image(pngFile('red-square.png')), ['k', '2'], ['k', '3']], 400, /k must be integer/],
+    [[image(pngFile('red-square.png')), ['modality', 'audio']], 400, /must be equal to one of the allowed values/],
+    [[image(pngFile('red-square.png')), ['filter', '{"item": ']], 400, /filter must be object/],
+    [[image(pngFile('red-square.png')), ['filter', '{"item = \'1\' OR 1=1 --": "x"}']], 400, /unknown column/],
+    [[image(pngFile('red-square.png')), ['filter', 'x'.repeat(300 * 1024)]], 413, /form field 'filter' is longer than 262144 bytes/],
+    [Array.from({ length: 65 }, () => image(pngFile('red-square.png'))), 413, /a form holds at most 64 files/],
+  ];
+  for (const [fields, status, message] of cases) {
+    const label = fields
+      .map(([name, value]) => `${name}=${typeof value === 'string' ? value.slice(0, 40) : `<${value.size} bytes>`}`)
+      .join('&');
+    const r = await postForm('/v1/search', fields);
+    assert.equal(r.statusCode, status, `${label}: ${r.body}`);
+    assert.match(r.json().error, message, label);
+  }
+  const embedText = await postForm('/v1/embed', [image(pngFile('red-square.png')), ['text', 'a red square']]);
+  assert.equal(embedText.statusCode, 400);
+  assert.match(embedText.json().error, /must NOT have additional properties/);
+
+  // Malformed bodies: no boundary, a body cut short, a boundary that never appears.
+  const { payload, type } = await multipart([image(pngFile('red-square.png')), ['k', '3']]);
+  const malformed: [string, Buffer][] = [
+    ['multipart/form-data', payload],
+    [type, payload.subarray(0, payload.length - 60)],
+    ['multipart/form-data; boundary=elsewhere', payload],
+  ];
+  for (const [contentType, body] of malformed) {
+    const r = await server.inject({ method: 'POST', url: '/v1/search', payload: body, headers: { ...auth, 'content-type': contentType } });
+    assert.ok(r.statusCode === 400, `${contentType} (${body.length} bytes): ${r.statusCode} ${r.body}`);
+    assert.match(r.json().error, /malformed multipart body|must have required property 'image'/, contentType);
+  }
+
+  // The body limit bounds a form as it bounds JSON: by the length the request declares, or, for a
+  // chunked body (which declares none), by each file and by the files together.
+  const limit = 4096;
+  const small = buildServer({ index, bodyLimit: limit });
+  const chunked = async (fields: Parameters<typeof multipart>[0]) => {
+    const { payload, type } = await multipart(fields);
+    return small.inject({ method: 'POST', url: '/v1/search', payload: Readable.from([payload]), headers: { 'content-type': type } });
+  };
+  try {
+    const declared = await postForm('/v1/search', [image(file(Buffer.alloc(limit)))], {}, small);
+    assert.equal(declared.statusCode, 413, declared.body);
+    assert.equal(declared.json().error, `the request body is larger than the body limit (${limit} bytes)`);
+    const one = await chunked([image(file(Buffer.alloc(limit + 1)))]);
+    assert.equal(one.statusCode, 413, one.body);
+    assert.equal(one.json().error, `an uploaded file is larger than the body limit (${limit} bytes)`);
+    const together = await chunked([image(file(Buffer.alloc(limit / 2 + 1))), image(file(Buffer.alloc(limit / 2)))]);
+    assert.equal(together.statusCode, 413, together.body);
+    assert.equal(together.json().error, `the uploaded files are larger than the body limit (${limit} bytes) together`);
+    const fits = await chunked([image(file(red)), image(file(red))]);
+    assert.equal(fits.statusCode, 200, fits.body);
+    assert.equal(fits.json().results.length, 2);
+  } finally {
+    await small.close();
+  }
+  assert.equal((await server.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+});
+
+test('GET /docs/json is the OpenAPI document of the API, made from the route schemas, and /docs shows it; neither needs the token', async () => {
+  await setUp();
+  const r = await server.inject({ method: 'GET', url: '/docs/json' });
+  assert.equal(r.statusCode, 200, r.body);
+  const doc = r.json() as {
+    openapi: string;
+    paths: Record<
+      string,
+      Record<string, { security?: unknown; requestBody?: { content: Record<string, { schema: Record<string, unknown> }> } }>
+    >;
+    components: { securitySchemes: Record<string, unknown> };
+  };
+  assert.equal(doc.openapi, '3.0.3');
+  // The API's routes, with Fastify's `:id` as OpenAPI's `{id}`; the page, its script and the docs themselves are left out.
+  assert.deepEqual(Object.keys(doc.paths).sort(), [
+    '/healthz',
+    '/metrics',
+    '/v1/embed',
+    '/v1/items/{id}',
+    '/v1/items/{id}/media',
+    '/v1/search',
+  ]);
+  const search = doc.paths['/v1/search']!.post!;
+  assert.deepEqual(Object.keys(search.requestBody!.content).sort(), ['application/json', 'multipart/form-data']);
+  const json = search.requestBody!.content['application/json']!.schema as { properties: Record<string, Record<string, unknown>> };
+  assert.deepEqual(json.properties.k, { type: 'integer', minimum: 1, maximum: 1000 });
+  assert.deepEqual(Object.keys(json.properties).sort(), ['filter', 'k', 'modality', 'offset', 'queries', 'query']);
+  const form = search.requestBody!.content['multipart/form-data']!.schema as {
+    required: string[];
+    properties: Record<string, Record<string, unknown>>;
+  };
+  assert.deepEqual(form.required, ['image']);
+  assert.deepEqual(form.properties.image!.items, { type: 'string', format: 'binary' });
+  assert.equal(form.properties.image!.maxItems, 64);
+  assert.deepEqual(doc.paths['/v1/embed']!.post!.requestBody!.content['multipart/form-data']!.schema.required, ['image']);
+  // The token is declared where the server asks for it: on /v1/ routes only.
+  assert.deepEqual(doc.components.securitySchemes, { bearerToken: { type: 'http', scheme: 'bearer' } });
+  assert.deepEqual(search.security, [{ bearerToken: [] }]);
+  assert.deepEqual(doc.paths['/v1/items/{id}']!.get!.security, [{ bearerToken: [] }]);
+  assert.equal(doc.paths['/healthz']!.get!.security, undefined);
+
+  const page = await server.inject({ method: 'GET', url: '/docs' });
+  assert.equal(page.statusCode, 200);
+  assert.match(page.headers['content-type'] as string, /^text\/html/);
+  assert.match(page.headers['content-security-policy'] as string, /default-src 'none'/);
+  for (const operation of [
+    'POST /v1/search',
+    'POST /v1/embed',
+    'GET /v1/items/{id}',
+    'GET /v1/items/{id}/media',
+    'GET /healthz',
+    'GET /metrics',
+  ])
+    assert.ok(page.body.includes(`<code>${operation}</code>`), operation);
+  assert.match(page.body, /Body: <code>multipart\/form-data<\/code>/);
+  assert.match(page.body, /a multipart form holds image files in <code>image<\/code> fields/);
+  assert.match(page.body, /&quot;format&quot;: &quot;binary&quot;/); // schemas are shown as escaped text
+  assert.doesNotMatch(page.body, /<script/i);
+
+  // Without a token the document declares none.
+  const open = buildServer({ index });
+  try {
+    const openDoc = (await open.inject({ method: 'GET', url: '/docs/json' })).json();
+    assert.equal(openDoc.components?.securitySchemes, undefined);
+    assert.equal(openDoc.paths['/v1/search'].post.security, undefined);
+  } finally {
+    await open.close();
+  }
+});
+
+test("the page's script is the bundle the build made from src/serve/page/app.ts, and the package ships it", async () => {
+  await setUp();
+  const bundle = readFileSync(join('dist', 'src', 'serve', 'page', 'app.js'), 'utf8');
+  const served = await server.inject({ method: 'GET', url: '/app.js' });
+  assert.equal(served.statusCode, 200);
+  assert.match(served.headers['content-type'] as string, /^text\/javascript/);
+  assert.equal(served.body, bundle);
+  assert.match(bundle, /\/\/ src\/serve\/page\/app\.ts/); // esbuild's note of its source
+  assert.doesNotMatch(bundle, /^\s*(import|export)\s/m); // one classic script, nothing left to load
+  const pack = spawnSync('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], { encoding: 'utf8' });
+  assert.equal(pack.status, 0, pack.stderr);
+  const files = (JSON.parse(pack.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+  assert.ok(files.includes('dist/src/serve/page/app.js'));
+  assert.ok(!files.some((f) => f.startsWith('src/')));
+});
+
 test('GET /v1/items/:id and its media serve only what the index holds', async () => {
   await setUp();
   const item = await server.inject({ method: 'GET', url: '/v1/items/text:2:1', headers: auth });
@@ -222,14 +458,20 @@ test('bad requests get a 4xx naming the problem', async () => {
     payload: '{"query":{"embedding":[NaN]}}',
   });
   assert.equal(nan.statusCode, 400);
+  for (const url of ['/v1/search', '/v1/embed']) {
+    const empty = await server.inject({ method: 'POST', url, headers: auth });
+    assert.equal(empty.statusCode, 400, `${url}: ${empty.body}`);
+    assert.match(empty.json().error, /body must be a JSON object or a multipart form/);
+  }
+  // Bodies are JSON or multipart forms; any other type is refused before it is read.
   const text = await server.inject({
     method: 'POST',
     url: '/v1/search',
     headers: { ...auth, 'content-type': 'text/plain' },
     payload: 'a red square',
   });
-  assert.equal(text.statusCode, 400);
-  assert.match(text.json().error, /body must be object/);
+  assert.equal(text.statusCode, 415);
+  assert.match(text.json().error, /Unsupported Media Type/);
   const small = buildServer({ index, bodyLimit: 1024 });
   const big = await small.inject({ method: 'POST', url: '/v1/search', payload: { query: { text: 'x'.repeat(2000) } } });
   assert.equal(big.statusCode, 413);
@@ -297,6 +539,25 @@ test('hundreds of random and malformed bodies get 4xx answers and the server kee
     statuses.add(r.statusCode);
   }
   assert.ok(statuses.has(400));
+  // Multipart forms cut short or with bytes overwritten anywhere: a 4xx, or an answer when the
+  // change left a valid form (a digit of k, a pixel), never a 5xx.
+  const { payload, type } = await multipart([
+    ['k', '5'],
+    ['filter', '{"item":{"in":["1","2"]}}'],
+    ['image', pngFile('red-square.png'), 'red-square.png'],
+    ['image', pngFile('blue-dot.png'), 'blue-dot.png'],
+  ]);
+  const formStatuses = new Set<number>();
+  for (let i = 0; i < 200; i++) {
+    const body = Buffer.from(payload);
+    const at = Math.floor(random() * body.length);
+    if (i % 2 === 0) body.fill(Math.floor(random() * 256), at, Math.min(body.length, at + 1 + Math.floor(random() * 8)));
+    const mutated = i % 2 ? body.subarray(0, at) : body;
+    const r = await server.inject({ method: 'POST', url: '/v1/search', headers: { ...auth, 'content-type': type }, payload: mutated });
+    assert.ok(r.statusCode < 500, `${i % 2 ? 'cut' : 'overwritten'} at ${at}: ${r.statusCode} ${r.body}`);
+    formStatuses.add(r.statusCode);
+  }
+  assert.ok(formStatuses.has(400));
   assert.equal((await server.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
 });
 
@@ -357,6 +618,10 @@ test('the page at / searches by text and by an uploaded image, and a result sear
     const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
+    const searchBodies: string[] = []; // the content type of each search the page sends
+    page.on('request', (r) => {
+      if (r.url().endsWith('/v1/search')) searchBodies.push(r.headers()['content-type'] ?? '');
+    });
     await page.goto(address);
     const cardIds = (): Promise<string[]> => page.$$eval('.card', (cards) => cards.map((c) => (c as HTMLElement).dataset.id!));
     const expectIds = async (query: SearchQuery, modality: string | undefined): Promise<string[]> =>
@@ -376,6 +641,8 @@ test('the page at / searches by text and by an uploaded image, and a result sear
     await page.selectOption('#modality', 'text');
     await page.setInputFiles('#file', join(fixture.images, 'green-stripe.png'));
     await page.waitForSelector('#status:has-text("results for the image green-stripe.png")');
+    assert.match(searchBodies.at(-1)!, /^multipart\/form-data; boundary=/); // the file itself, not base64 in JSON
+    assert.equal(searchBodies[0], 'application/json');
     const imageQuery = { image: new Uint8Array(readFileSync(join(fixture.images, 'green-stripe.png'))) };
     const captions = await index.search([imageQuery], { k: 24, modality: 'text' });
     assert.deepEqual(

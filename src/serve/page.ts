@@ -1,7 +1,9 @@
 // The search page served at `/`: a text box, an image upload (file picker or drag and drop), a
-// modality switch and a grid of results; a result searches for more like it. Plain browser
-// JavaScript with no dependencies and nothing fetched from elsewhere, so the server needs no build
-// step for it; every value from the index is set as text (textContent), never as markup.
+// modality switch and a grid of results; a result searches for more like it. The markup is here;
+// the script is src/serve/page/app.ts, bundled by esbuild at build time (`npm run build`) into
+// dist/src/serve/page/app.js, which the package ships: nothing is built or fetched at run time.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 export const PAGE_HTML = `<!doctype html>
 <html lang="en">
@@ -49,121 +51,24 @@ export const PAGE_HTML = `<!doctype html>
 </html>
 `;
 
-export const PAGE_SCRIPT = `'use strict';
-const $ = (selector) => document.querySelector(selector);
-const grid = $('#grid');
-$('#token').value = sessionStorage.getItem('byol-align-token') || '';
-$('#token').addEventListener('change', () => sessionStorage.setItem('byol-align-token', $('#token').value));
+/** Where the build writes the page's bundled script, beside this module's compiled file. */
+const PAGE_SCRIPT_FILE = fileURLToPath(new URL('./page/app.js', import.meta.url));
 
-function say(text, isError) {
-  $('#status').textContent = text;
-  $('#status').className = isError ? 'error' : '';
-}
+let pageScriptText: string | undefined;
 
-async function api(path, body) {
-  const headers = body ? { 'content-type': 'application/json' } : {};
-  const token = $('#token').value;
-  if (token) headers.authorization = 'Bearer ' + token;
-  const response = await fetch(path, body ? { method: 'POST', headers, body: JSON.stringify(body) } : { headers });
-  if (!response.ok) {
-    const problem = await response.json().catch(() => ({ error: response.statusText }));
-    throw new Error(problem.error || response.statusText);
-  }
-  return response;
-}
-
-function base64Of(blob) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).split(',')[1]);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(blob);
-  });
-}
-
-async function showMedia(img, url) {
-  try {
-    img.src = URL.createObjectURL(await (await api(url)).blob());
-  } catch (err) {
-    img.alt = 'image unavailable: ' + err.message;
-  }
-}
-
-function render(hits, label) {
-  grid.replaceChildren();
-  say(hits.length + ' results for ' + label);
-  for (const hit of hits) {
-    const card = document.createElement('button');
-    card.type = 'button';
-    card.className = 'card';
-    card.dataset.id = hit.id;
-    const caption = hit.text !== null ? hit.text : hit.id;
-    card.setAttribute('aria-label', 'rank ' + hit.rank + ': ' + caption + ', score ' + hit.score.toFixed(3) + '; search for more like it');
-    if (hit.mediaUrl) {
-      const img = document.createElement('img');
-      img.alt = hit.id;
-      showMedia(img, hit.mediaUrl);
-      card.append(img);
-    }
-    const text = document.createElement('span');
-    text.className = 'caption';
-    text.textContent = caption;
-    const score = document.createElement('span');
-    score.className = 'score';
-    score.textContent = hit.score.toFixed(3);
-    card.append(text, score);
-    card.addEventListener('click', () => moreLike(hit));
-    grid.append(card);
-  }
-}
-
-let latest = 0; // an answer to a search that a newer one replaced is dropped
-async function search(query, label) {
-  const mine = ++latest;
-  say('Searching for ' + label + '…');
-  const modality = $('#modality').value;
-  try {
-    const response = await api('/v1/search', Object.assign({ query, k: 24 }, modality ? { modality } : {}));
-    const { results } = await response.json();
-    if (mine === latest) render(results[0].hits, label);
-  } catch (err) {
-    if (mine !== latest) return;
-    grid.replaceChildren();
-    say(err.message, true);
-  }
-}
-
-async function searchImage(blob, name) {
-  search({ image: await base64Of(blob) }, 'the image ' + name);
-}
-
-async function moreLike(hit) {
-  if (hit.mediaUrl) {
+/**
+ * The page's script as the build bundled it (read once).
+ *
+ * @example
+ * reply.type('text/javascript; charset=utf-8').send(pageScript());
+ */
+export function pageScript(): string {
+  if (pageScriptText === undefined) {
     try {
-      searchImage(await (await api(hit.mediaUrl)).blob(), hit.id);
-    } catch (err) {
-      say(err.message, true);
+      pageScriptText = readFileSync(PAGE_SCRIPT_FILE, 'utf8');
+    } catch {
+      throw new Error(`the search page's script ${PAGE_SCRIPT_FILE} is missing: build it with npm run build`);
     }
-  } else search({ text: hit.text }, '"' + hit.text + '"');
+  }
+  return pageScriptText;
 }
-
-$('#form').addEventListener('submit', (event) => {
-  event.preventDefault();
-  const text = $('#query').value.trim();
-  if (text) search({ text }, '"' + text + '"');
-});
-$('#modality').addEventListener('change', () => $('#form').requestSubmit());
-$('#file').addEventListener('change', () => {
-  const file = $('#file').files[0];
-  if (file) searchImage(file, file.name);
-});
-const drop = $('#drop');
-drop.addEventListener('dragover', (event) => { event.preventDefault(); drop.classList.add('over'); });
-drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-drop.addEventListener('drop', (event) => {
-  event.preventDefault();
-  drop.classList.remove('over');
-  const file = event.dataTransfer.files[0];
-  if (file) searchImage(file, file.name);
-});
-`;
