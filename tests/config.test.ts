@@ -167,6 +167,22 @@ test('a config file that is not UTF-8 is refused with its line, not read as U+FF
   );
 });
 
+test('train.device is auto unless set; auto, cpu, cuda and cuda:N are accepted, anything else refused naming the key', () => {
+  assert.equal(parseConfig({}).train.device, 'auto');
+  for (const device of ['auto', 'cpu', 'cuda', 'cuda:0', 'cuda:3']) assert.equal(parseConfig({ train: { device } }).train.device, device);
+  for (const device of ['gpu', 'CUDA', 'cuda:', 'cuda:-1', 'cuda:x', 'cpu:0', ' cpu', 'mps', 7]) {
+    assert.throws(
+      () => parseConfig({ train: { device } }, 'run.yaml'),
+      (err: Error) => err instanceof ConfigError && /^run\.yaml: train\.device: /.test(err.message),
+      JSON.stringify(device),
+    );
+  }
+  assert.throws(() => parseConfig({ train: { device: 'gpu' } }), /train\.device: expected auto, cpu, cuda or cuda:N/);
+  // An override on the command line is checked the same way.
+  assert.throws(() => resolveConfig({ overrides: ['train.device=tpu'] }), /train\.device: expected auto, cpu, cuda or cuda:N/);
+  assert.equal(resolveConfig({ overrides: ['train.device=cuda:1'] }).train.device, 'cuda:1');
+});
+
 test('every preset is a valid config', () => {
   for (const name of Object.keys(PRESETS) as (keyof typeof PRESETS)[]) assert.doesNotThrow(() => resolveConfig({ preset: name }), name);
   assert.equal(resolveConfig({ preset: 'byol-paper' }).optim.optimizer, 'lars');
@@ -175,6 +191,13 @@ test('every preset is a valid config', () => {
 test('docs/config.md is the reference generated from the schema, every key in it', () => {
   const reference = configReference();
   assert.equal(readFileSync('docs/config.md', 'utf8'), reference, 'docs/config.md is stale: run node dist/scripts/config-docs.js');
-  for (const key of ['model.sharedHeads', 'loss.varianceWeight', 'train.checkpointEvery', 'data.onBadRecord', 'data.allowOutsideImages'])
+  for (const key of [
+    'model.sharedHeads',
+    'loss.varianceWeight',
+    'train.checkpointEvery',
+    'train.device',
+    'data.onBadRecord',
+    'data.allowOutsideImages',
+  ])
     assert.ok(reference.includes(`\`${key}\``), key);
 });

@@ -1,12 +1,15 @@
 // Embedding many batches of one modality: the one loop behind evaluation (every stage a set of
 // retrieval spaces needs, from one forward pass per batch), `embed` and the report's sample.
+// Batches are collated on the CPU and copied to the model's device; the embeddings stay there.
 import { cat, F, keep, tidy, type Tensor } from '../engine/index.js';
 import type { Modality } from '../modalities/modality.js';
 import type { AlignModel, EmbeddingStage } from './model.js';
+import { modelDevice, onDevice } from './device.js';
 
 /**
- * Each stage's embeddings of every batch, concatenated in order; each batch (a modality's collated
- * form) is disposed once embedded. With `normalize`, every row has unit length.
+ * Each stage's embeddings of every batch, concatenated in order, on the model's device; each batch
+ * (a modality's collated form, on any device) is disposed once embedded. With `normalize`, every
+ * row has unit length.
  *
  * @example
  * const byStage = await embedBatches(model, text, captionBatches, ['projection', 'encoder']);
@@ -20,9 +23,10 @@ export async function embedBatches(
   options: { normalize?: boolean } = {},
 ): Promise<Map<EmbeddingStage, Tensor>> {
   const parts = new Map<EmbeddingStage, Tensor[]>(stages.map((s) => [s, []]));
+  const device = modelDevice(model);
   for await (const batch of batches) {
     const embedded = tidy(() => {
-      const byStage = model.embedStages(modality.name, modality.evalInput(batch), stages);
+      const byStage = model.embedStages(modality.name, modality.evalInput(onDevice(batch, device)), stages);
       return options.normalize ? new Map([...byStage].map(([s, t]) => [s, F.normalize(t)])) : byStage;
     });
     for (const [stage, t] of embedded) parts.get(stage)!.push(keep(t));

@@ -1,6 +1,7 @@
 // Image–text retrieval with a trained aligner: embed every test image and caption, then Recall@K,
 // median and mean rank in both directions with COCO's protocol (src/eval/retrieval.ts). The same
-// function serves final evaluation and per-epoch validation.
+// function serves final evaluation and per-epoch validation. The embeddings are compared on the
+// model's device (a GPU ranks the similarity blocks); only the ranks are read back.
 import type { Tensor } from '../engine/index.js';
 import { retrievalChance, retrievalMetrics, type RetrievalMetrics } from '../eval/retrieval.js';
 import type { Modality } from '../modalities/modality.js';

@@ -114,8 +114,8 @@ export class AlignModel extends Module {
       const [q1, q2] = F.split(q, n) as [Tensor, Tensor];
       const [z1, z2] = F.split(z, n) as [Tensor, Tensor];
       const scatter = (x: Tensor): Tensor =>
-        v.rows === null ? x : indexCopy(zeros([batchSize, x.shape[1]!], { dtype: x.dtype }), 0, v.rows, x);
-      const present = v.rows === null ? zeros([batchSize], { dtype: 'bool' }).logicalNot() : maskOf(v.rows, batchSize);
+        v.rows === null ? x : indexCopy(zeros([batchSize, x.shape[1]!], { dtype: x.dtype, device: x.device }), 0, v.rows, x);
+      const present = v.rows === null ? zeros([batchSize], { dtype: 'bool', device: p.device }).logicalNot() : maskOf(v.rows, batchSize);
       outputs.set(name, { q1: scatter(q1), q2: scatter(q2), z1: scatter(z1), z2: scatter(z2), p1: scatter(p1), p2: scatter(p2), present });
     }
     return outputs;
@@ -170,5 +170,6 @@ export class AlignModel extends Module {
 
 /** bool [size] with true at `rows`. */
 function maskOf(rows: Tensor, size: number): Tensor {
-  return indexCopy(zeros([size], { dtype: 'bool' }), 0, rows, zeros([rows.shape[0]!], { dtype: 'bool' }).logicalNot());
+  const device = rows.device;
+  return indexCopy(zeros([size], { dtype: 'bool', device }), 0, rows, zeros([rows.shape[0]!], { dtype: 'bool', device }).logicalNot());
 }

@@ -8,7 +8,13 @@
 // global one, used by dropout) is seeded from (seed, k), the data source restarts an epoch at any
 // batch, and the state dict holds everything else that changes (weights, EMA target, BatchNorm
 // statistics, optimizer moments, the step).
-import { Generator, manualSeed, tidy, type Tensor } from '../engine/index.js';
+//
+// Devices: the trainer moves the model (online and EMA target) and its own parameters to
+// `options.device`; each batch arrives on the CPU and is copied there before its views are made, so
+// the views, the losses and the optimizer state live there too. The state dict holds CPU copies,
+// so a checkpoint resumes on any device (exactly only on the one that wrote it: CUDA draws its own
+// random numbers).
+import { Generator, manualSeed, tidy, type Device, type Tensor } from '../engine/index.js';
 import { hash32 } from '../data/epoch_order.js';
 import { clipGradNorm, type GroupHyperparameters, type LrScheduler, type Optimizer, type OptimizerStateDict } from '../optim/index.js';
 import { trainingOptimizer, type OptimizationOptions, type OptimizationSettings } from '../byol/optimizer.js';
@@ -18,6 +24,7 @@ import type { AlignModel, ModalityViews } from './model.js';
 import { alignmentLoss, lossNumbers, type AlignmentLossWeights } from './loss.js';
 import { LogitScale } from './infonce.js';
 import { checkFiniteStep } from '../optim/nonfinite.js';
+import { cpuCopy, moveModule, onDevice } from './device.js';
 
 export { NonFiniteLossError } from '../optim/nonfinite.js';
 
@@ -55,6 +62,11 @@ export interface AlignTrainOptions extends OptimizationOptions {
   firstStageWeights?: AlignmentLossWeights;
   clipGradNorm?: number;
   seed?: number;
+  /**
+   * Where the model, the EMA target, the optimizer state and every step's views and losses live:
+   * 'cpu' (default) or 'cuda:N' (src/run/device.ts resolves a setting such as 'auto' into one).
+   */
+  device?: Device;
   onStep?: (record: AlignStepRecord) => void;
   /** Called after each epoch, e.g. for validation retrieval; awaited. */
   onEpoch?: (epoch: number) => Promise<void> | void;
@@ -117,6 +129,8 @@ export class AlignTrainer {
   readonly optimization: OptimizationSettings;
   /** CLIP's learnable temperature, present when InfoNCE is part of the loss. */
   readonly logitScale: LogitScale | undefined;
+  /** Where the model and every step's tensors are (options.device, default 'cpu'). */
+  readonly device: Device;
   readonly #named: [string, Tensor][];
   readonly #params: Tensor[];
   readonly #weightsOf: (epoch: number) => AlignmentLossWeights;
@@ -140,8 +154,12 @@ export class AlignTrainer {
       throw new TypeError('trainAlignment: firstStageEpochs needs firstStageWeights, the loss weights of the first stage');
     this.#weightsOf = (epoch) => (epoch < firstStageEpochs ? options.firstStageWeights! : options.weights);
     const usesInfoNce = options.weights.infoNceWeight > 0 || (firstStageEpochs > 0 && options.firstStageWeights!.infoNceWeight > 0);
+    // Before the optimizer takes the parameters: moving a module replaces its tensors.
+    this.device = options.device ?? 'cpu';
+    moveModule(model, this.device);
     // CLIP's learnable temperature, trained only when InfoNCE is part of the loss.
     this.logitScale = usesInfoNce ? new LogitScale() : undefined;
+    if (this.logitScale) moveModule(this.logitScale, this.device);
     const named = [...model.online.namedParameters(), ...(this.logitScale?.namedParameters('logitScale.') ?? [])];
     // AdamW by default: the config's default, and what the aligner's transformer encoders train with.
     const optimizerName = options.optimizer ?? 'adamw';
@@ -204,14 +222,14 @@ export class AlignTrainer {
   }
 
   #trainStep(batch: AlignBatch, epoch: number, waitMs: number): AlignStepRecord {
-    const { model, optimizer, logitScale } = this;
+    const { model, optimizer, logitScale, device } = this;
     const step = this.#step;
     const stepStart = performance.now();
     const lr = this.scheduler.currentLrs()[0]!;
     const seed = this.options.seed ?? 0;
     // Every random draw of this step from (seed, step): a resumed run repeats it exactly.
     manualSeed(hash32(seed, step, 0x676c6f62));
-    const viewGenerator = new Generator(hash32(seed, step, 0x76696577));
+    const viewGenerator = new Generator(hash32(seed, step, 0x76696577), device);
     let record: AlignStepRecord;
     try {
       record = tidy(() => {
@@ -219,8 +237,9 @@ export class AlignTrainer {
         for (const [name, input] of batch.inputs) {
           const modality = this.#byName.get(name);
           if (!modality) throw new Error(`trainAlignment: the batch has modality '${name}', which is not configured`);
-          const [view1, view2] = modality.views(input.batch, viewGenerator);
-          views.set(name, { view1, view2, rows: input.rows });
+          // Collated on the CPU (uint8 images, token ids, vectors), copied here as they are.
+          const [view1, view2] = modality.views(onDevice(input.batch, device), viewGenerator);
+          views.set(name, { view1, view2, rows: input.rows && onDevice(input.rows, device) });
         }
         optimizer.zeroGrad();
         const outputs = model.forwardViews(views, batch.size);
@@ -252,18 +271,24 @@ export class AlignTrainer {
 
   /**
    * Everything that changes during training: 'model.*' (online and target weights, BatchNorm
-   * statistics), 'optimizer.*' (its state), 'logitScale.*', and the step. Tensors are copies.
+   * statistics), 'optimizer.*' (its state), 'logitScale.*', and the step. Tensors are CPU copies
+   * whatever the trainer's device, so a checkpoint of them loads on any device.
    */
   stateDict(): { tensors: Map<string, Tensor>; meta: AlignTrainerMeta } {
     const tensors = new Map<string, Tensor>();
-    for (const [k, t] of this.model.stateDict()) tensors.set(`model.${k}`, t.detach().clone());
-    if (this.logitScale) for (const [k, t] of this.logitScale.stateDict()) tensors.set(`logitScale.${k}`, t.detach().clone());
+    for (const [k, t] of this.model.stateDict()) tensors.set(`model.${k}`, cpuCopy(t));
+    if (this.logitScale) for (const [k, t] of this.logitScale.stateDict()) tensors.set(`logitScale.${k}`, cpuCopy(t));
     const optimizer = this.optimizer.stateDict();
-    for (const [k, t] of optimizer.tensors) tensors.set(`optimizer.${k}`, t);
+    for (const [k, t] of optimizer.tensors) {
+      // The optimizer's copies are on the trainer's device; a CPU one is kept as it is.
+      const copy = t.device === 'cpu' ? t : cpuCopy(t);
+      if (copy !== t) t.dispose();
+      tensors.set(`optimizer.${k}`, copy);
+    }
     return { tensors, meta: { step: this.#step, optimizer: optimizer.meta } };
   }
 
-  /** Restores a stateDict() of a trainer with the same model and options. */
+  /** Restores a stateDict() of a trainer with the same model and options, from any device onto this trainer's. */
   loadStateDict(state: { tensors: ReadonlyMap<string, Tensor>; meta: AlignTrainerMeta }): void {
     const { tensors, meta } = state;
     if (!Number.isInteger(meta.step) || meta.step < 0 || meta.step > this.totalSteps)

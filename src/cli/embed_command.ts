@@ -2,7 +2,16 @@
 import { embedInputs, readEmbedInputs } from '../run/embed_run.js';
 import { embeddingFiles, jsonlText, writeEmbeddings } from '../run/embedding_files.js';
 import { checkOutputFile } from '../run/run_dir.js';
-import { choiceOption, pluginOption, requiredOption, stringOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
+import {
+  choiceOption,
+  deviceOption,
+  pluginOption,
+  requiredOption,
+  stringOption,
+  UsageError,
+  type CommandSpec,
+  type OptionValues,
+} from './options.js';
 import { threadsOption } from './train_command.js';
 import { checkpointOption, loadModelFor } from './eval_command.js';
 
@@ -26,6 +35,7 @@ export const embedSpec: CommandSpec = {
     space: { type: 'string', value: 'S', help: 'projection or encoder (default: the space the run retrieves best in)' },
     force: { type: 'boolean', help: 'overwrite an existing --out file' },
     threads: threadsOption,
+    device: deviceOption,
     plugin: pluginOption,
   },
 };

@@ -9,6 +9,8 @@ import { MAX_THREADS } from '../config/schema.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
 import type { RecallAtK, RetrievalMetrics } from '../eval/retrieval.js';
 import {
+  deviceOption,
+  deviceSetting,
   integerOption,
   listOption,
   pluginOption,
@@ -19,6 +21,7 @@ import {
   UsageError,
 } from './options.js';
 import { threadsOption } from './train_command.js';
+import { resolveDevice } from '../run/device.js';
 
 export const checkpointOption = {
   type: 'string',
@@ -42,18 +45,24 @@ export const evalSpec: CommandSpec = {
     },
     json: { type: 'boolean', help: 'one JSON object per space on stdout (one line each) with everything the table shows' },
     threads: threadsOption,
+    device: deviceOption,
     plugin: pluginOption,
   },
 };
 
-/** Loads a checkpoint with its run's plug-ins (and any --plugin), reporting broken newer ones on stderr. */
+/**
+ * Loads a checkpoint with its run's plug-ins (and any --plugin) onto --device (auto by default,
+ * whatever device trained it), reporting broken newer ones on stderr.
+ */
 export async function loadModelFor(values: OptionValues, spec: CommandSpec): Promise<LoadedModel> {
   const threads = integerOption(values, 'threads', MAX_THREADS);
   if (threads !== undefined) setNumThreads(threads);
+  // Before anything is read: a GPU this libtorch lacks is a config error at once.
+  const device = resolveDevice(deviceSetting(values) ?? 'auto', '--device');
   const checkpoint = requiredOption(values, spec, 'checkpoint');
   const plugins = listOption(values, 'plugin').map((p) => resolvePluginSpecifier(p, process.cwd()));
   await importPlugins(plugins, '--plugin');
-  return loadModelWithPlugins(checkpoint, (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`));
+  return loadModelWithPlugins(checkpoint, (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`), device);
 }
 
 /** `--space`: one space, several separated by commas, or all. */

@@ -5,7 +5,7 @@ import { exportModel, savedCheckItems } from '../run/export_run.js';
 import { sampleCheckItems } from '../run/check_samples.js';
 import { checkOutputDir } from '../run/run_dir.js';
 import { runDataOptions, type LoadedModel } from '../run/model_setup.js';
-import { pluginOption, requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
+import { deviceOption, pluginOption, requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
 import { checkpointOption, loadModelFor } from './eval_command.js';
 
 export const exportSpec: CommandSpec = {
@@ -21,6 +21,7 @@ export const exportSpec: CommandSpec = {
     },
     images: { type: 'string', value: 'DIR', help: 'the image folder of --check-data' },
     force: { type: 'boolean', help: 'write into a non-empty folder' },
+    device: deviceOption,
     plugin: pluginOption,
   },
 };

@@ -3,7 +3,17 @@
 import { buildIndex, deleteItems, type IndexProgress } from '../index/index.js';
 import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
-import { integerOption, requiredOption, stringOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
+import {
+  deviceOption,
+  deviceSetting,
+  integerOption,
+  requiredOption,
+  stringOption,
+  UsageError,
+  type CommandSpec,
+  type OptionValues,
+} from './options.js';
+import { resolveDevice } from '../run/device.js';
 import { threadsOption } from './train_command.js';
 import { checkpointOption } from './eval_command.js';
 
@@ -21,6 +31,7 @@ export const indexSpec: CommandSpec = {
     delete: { type: 'boolean', help: 'remove the rows whose ids follow (image:ITEM, text:ITEM:N, vector:ITEM) instead of indexing' },
     'batch-size': { type: 'string', value: 'N', help: 'inputs per forward', default: '256' },
     threads: threadsOption,
+    device: deviceOption,
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
   },
   notes: "Row ids: image:ITEM, text:ITEM:N (the item's Nth caption), vector:ITEM. Scores are cosine similarities. See docs/search.md.",
@@ -67,6 +78,7 @@ export async function indexCommand(values: OptionValues, positionals: string[]):
   if (positionals.length > 0) throw new UsageError(`index: unexpected argument '${positionals[0]}' (ids follow --delete only)`);
   const threads = integerOption(values, 'threads', MAX_THREADS);
   if (threads !== undefined) setNumThreads(threads);
+  const device = resolveDevice(deviceSetting(values) ?? 'auto', '--device');
   const bar = values.quiet === true ? undefined : progressWriter(process.stderr);
   const result = await buildIndex({
     checkpoint: requiredOption(values, indexSpec, 'checkpoint'),
@@ -77,6 +89,7 @@ export async function indexCommand(values: OptionValues, positionals: string[]):
     rebuild: values.rebuild === true,
     batchSize: integerOption(values, 'batch-size', 65536),
     onProgress: bar?.update,
+    device,
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
   });
   bar?.finish();

@@ -2,6 +2,7 @@
 // (node:util parseArgs) and writes that command's help, so no flag can go undocumented and help
 // cannot drift from what is accepted.
 import { parseArgs } from 'node:util';
+import { DEVICE_SETTING } from '../config/schema.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -81,6 +82,26 @@ export const pluginOption: OptionSpec = {
   multiple: true,
   help: 'import a module that registers modalities first (a path relative to here, or a package); repeatable',
 };
+
+/**
+ * `--device DEVICE`, on every command that runs a trained model: auto (CUDA when the linked
+ * libtorch has a GPU), cpu, cuda or cuda:N, whatever device trained it. src/run/device.ts resolves
+ * it; a GPU that is not there is a ConfigError naming the libtorch (exit code 2). `train` has its
+ * own (trainDeviceOption), whose default is the run's train.device.
+ */
+export const deviceOption: OptionSpec = {
+  type: 'string',
+  value: 'DEVICE',
+  help: 'where the model runs: auto (CUDA when this libtorch has a GPU, else the CPU), cpu, cuda or cuda:N',
+  default: 'auto',
+};
+
+/** `--device`'s value, checked for its form (auto, cpu, cuda, cuda:N); undefined when not given. */
+export function deviceSetting(values: OptionValues): string | undefined {
+  const v = stringOption(values, 'device');
+  if (v !== undefined && !DEVICE_SETTING.test(v)) throw new UsageError(`--device must be auto, cpu, cuda or cuda:N, got '${v}'`);
+  return v;
+}
 
 /** A string option that must be given. */
 export function requiredOption(values: OptionValues, spec: CommandSpec, name: string): string {

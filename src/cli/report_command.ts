@@ -3,7 +3,17 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { importPlugins, readConfigFile } from '../config/load.js';
 import { resolvePluginSpecifier } from '../modalities/plugins.js';
-import { listOption, pluginOption, requiredOption, stringOption, type CommandSpec, type OptionValues } from './options.js';
+import { resolveDevice } from '../run/device.js';
+import {
+  deviceOption,
+  deviceSetting,
+  listOption,
+  pluginOption,
+  requiredOption,
+  stringOption,
+  type CommandSpec,
+  type OptionValues,
+} from './options.js';
 
 export const reportSpec: CommandSpec = {
   name: 'report',
@@ -12,12 +22,14 @@ export const reportSpec: CommandSpec = {
     run: { type: 'string', value: 'RUN_DIR', help: 'the run directory' },
     data: { type: 'string', value: 'SPEC', help: "held-out data for the map and examples (default: the run's validation data)" },
     images: { type: 'string', value: 'DIR', help: 'its image folder' },
+    device: deviceOption,
     plugin: pluginOption,
   },
 };
 
 export async function reportCommand(values: OptionValues): Promise<number> {
   const run = requiredOption(values, reportSpec, 'run');
+  const device = resolveDevice(deviceSetting(values) ?? 'auto', '--device');
   await importPlugins(
     listOption(values, 'plugin').map((p) => resolvePluginSpecifier(p, process.cwd())),
     '--plugin',
@@ -31,6 +43,7 @@ export async function reportCommand(values: OptionValues): Promise<number> {
     run,
     data: stringOption(values, 'data'),
     images: stringOption(values, 'images'),
+    device,
     onMessage: (m) => process.stderr.write(`${m}\n`),
   });
   process.stderr.write(`wrote ${html} and ${figures.length} figures in ${run}/figures\n`);

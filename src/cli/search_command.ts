@@ -3,7 +3,17 @@ import { readFileSync } from 'node:fs';
 import { searchIndex, MAX_K, type Filter, type SearchQuery } from '../index/index.js';
 import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
-import { integerOption, stringOption, requiredOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
+import {
+  deviceOption,
+  deviceSetting,
+  integerOption,
+  stringOption,
+  requiredOption,
+  UsageError,
+  type CommandSpec,
+  type OptionValues,
+} from './options.js';
+import { resolveDevice } from '../run/device.js';
 import { threadsOption } from './train_command.js';
 
 export const searchSpec: CommandSpec = {
@@ -38,6 +48,7 @@ export const searchSpec: CommandSpec = {
       help: 'one JSON object on stdout: {"query", "hits": [{rank, score, id, item, modality, text, media, metadata}]}',
     },
     threads: threadsOption,
+    device: deviceOption,
   },
 };
 
@@ -79,6 +90,7 @@ export async function searchCommand(values: OptionValues): Promise<number> {
   const query = searchQuery(values);
   const threads = integerOption(values, 'threads', MAX_THREADS);
   if (threads !== undefined) setNumThreads(threads);
+  const device = resolveDevice(deviceSetting(values) ?? 'auto', '--device');
   const offset = stringOption(values, 'offset') === '0' ? 0 : (integerOption(values, 'offset') ?? 0);
   const hits = await searchIndex({
     db,
@@ -89,6 +101,7 @@ export async function searchCommand(values: OptionValues): Promise<number> {
     offset,
     modality: stringOption(values, 'modality'),
     where: parseWhere(stringOption(values, 'where')),
+    device,
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
   });
   if (values.json === true) {

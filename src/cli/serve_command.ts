@@ -3,7 +3,17 @@ import { SearchIndex } from '../index/index.js';
 import { buildServer } from '../serve/server.js';
 import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
-import { integerOption, requiredOption, stringOption, UsageError, type CommandSpec, type OptionValues } from './options.js';
+import {
+  deviceOption,
+  deviceSetting,
+  integerOption,
+  requiredOption,
+  stringOption,
+  UsageError,
+  type CommandSpec,
+  type OptionValues,
+} from './options.js';
+import { resolveDevice } from '../run/device.js';
 import { threadsOption } from './train_command.js';
 import { signalExitCode } from './signals.js';
 
@@ -32,6 +42,7 @@ export const serveSpec: CommandSpec = {
     },
     'body-limit': { type: 'string', value: 'BYTES', help: 'largest request body', default: String(16 * 1024 * 1024) },
     threads: threadsOption,
+    device: deviceOption,
   },
   notes: 'The API is described in docs/search.md. It prints "listening on http://HOST:PORT" on stderr when ready.',
 };
@@ -48,11 +59,13 @@ export async function serveCommand(values: OptionValues): Promise<number> {
   if (token !== undefined && token.length < 8) throw new UsageError('--token must have at least 8 characters');
   const threads = integerOption(values, 'threads', MAX_THREADS);
   if (threads !== undefined) setNumThreads(threads);
+  const device = resolveDevice(deviceSetting(values) ?? 'auto', '--device');
   const index = await SearchIndex.open({
     db,
     table: stringOption(values, 'table'),
     checkpoint: stringOption(values, 'checkpoint'),
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
+    device,
   });
   const server = buildServer({ index, token, bodyLimit: integerOption(values, 'body-limit') });
   // The handlers go in before anything is printed: a supervisor may signal as soon as it reads a line.

@@ -9,6 +9,8 @@ import { train } from '../run/train_run.js';
 import { ProgressBar } from './progress.js';
 import {
   choiceOption,
+  deviceOption,
+  deviceSetting,
   integerOption,
   listOption,
   pluginOption,
@@ -48,6 +50,12 @@ export const trainSpec: CommandSpec = {
     force: { type: 'boolean', help: 'write into a non-empty folder that is not a byol-align run' },
     'stop-after': { type: 'string', value: 'N', help: 'end after N more steps with a checkpoint (the schedules stay the full run’s)' },
     threads: threadsOption,
+    // No parser default: without --device the run's train.device holds (its saved one on --resume).
+    device: {
+      type: 'string',
+      value: deviceOption.value,
+      help: `${deviceOption.help} (train.device, default auto; may differ on --resume)`,
+    },
     plugin: pluginOption,
     quiet: { type: 'boolean', short: 'q', help: 'no progress lines' },
   },
@@ -55,7 +63,8 @@ export const trainSpec: CommandSpec = {
     'key.path=value overrides any config key, e.g. train.batchSize=128 loss.objective=infoNce.',
     'SIGINT or SIGTERM writes a checkpoint after the current step and exits with 130 or 143; the same',
     'signal again a second or more later stops at once. `byol-align train --out RUN --resume` is the',
-    'whole command to continue a run; flags given with --resume must match its saved config.',
+    'whole command to continue a run; flags given with --resume must match its saved config, but for',
+    '--threads and --device: a run may move between devices (checkpoints hold CPU tensors).',
   ].join('\n'),
 };
 
@@ -90,6 +99,7 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
   if (epochs !== undefined) length.epochs = epochs;
   if (steps !== undefined) length.steps = steps;
   const threads = integerOption(values, 'threads', MAX_THREADS);
+  const device = deviceSetting(values);
   const resume = values.resume === true;
   const out = stringOption(values, 'out')!;
   // With --resume, what the command line says goes over the run's saved config, and the trainer
@@ -123,6 +133,7 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
       resume,
       force: values.force === true,
       threads,
+      device,
       stopAfter: integerOption(values, 'stop-after'),
       shouldStop: () => stop.signal !== undefined,
       onStep: values.quiet === true ? undefined : (record, progress) => bar.update(record, progress),

@@ -18,6 +18,8 @@ const positiveUpTo = (max: number) => positiveInt.max(max);
 /** More threads than cores only adds contention; far more can hang OpenBLAS, so the count is bounded. */
 const THREADS_PER_CORE = 4;
 export const MAX_THREADS = THREADS_PER_CORE * availableParallelism();
+/** The forms of a device setting (train.device, `--device`): src/run/device.ts resolves them. */
+export const DEVICE_SETTING = /^(auto|cpu|cuda(:\d+)?)$/;
 const weight = z.number().min(0);
 const probability = z.number().min(0).max(1);
 
@@ -274,10 +276,17 @@ export const trainSchema = z
       .refine((n) => n <= MAX_THREADS, { message: `at most ${MAX_THREADS} (${THREADS_PER_CORE} per core here)` })
       .optional()
       .describe(`libtorch's intra-op threads (default: every core; at most ${THREADS_PER_CORE} per core).`),
+    device: z
+      .string()
+      .regex(DEVICE_SETTING, "expected auto, cpu, cuda or cuda:N (N a GPU's index)")
+      .default('auto')
+      .describe(
+        "Where the model trains: 'auto' (CUDA when the linked libtorch has a GPU, else the CPU), 'cpu', 'cuda' or 'cuda:N'; `--device`. May differ on resume: checkpoints hold CPU tensors.",
+      ),
     checkpointEvery: positiveInt.default(500).describe('Write a checkpoint every this many steps (and always at the end).'),
     keepCheckpoints: positiveInt.default(3).describe('Checkpoints kept in the run directory; older ones are deleted.'),
   })
-  .describe('Training length, batch, seed and checkpoints.');
+  .describe('Training length, batch, seed, device and checkpoints.');
 
 export const pluginsSchema = z
   .array(z.string().min(1))

@@ -52,6 +52,8 @@ export interface BuildIndexOptions {
   onProgress?: (progress: IndexProgress) => void;
   /** Told about broken newer checkpoints that were skipped. */
   onSkip?: (message: string) => void;
+  /** Where the items are embedded: a device setting (cpu, the default, auto, cuda, cuda:N). */
+  device?: string;
 }
 
 export interface BuildIndexResult {
@@ -153,7 +155,7 @@ export async function closeModel(loaded: LoadedModel): Promise<void> {
  */
 export async function buildIndex(options: BuildIndexOptions): Promise<BuildIndexResult> {
   const tableName = options.table ?? DEFAULT_TABLE;
-  const loaded = loadModel(options.checkpoint, options.onSkip);
+  const loaded = loadModel(options.checkpoint, options.onSkip, options.device);
   try {
     const dataset = loadDataSource(options.data, {
       images: options.images,

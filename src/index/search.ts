@@ -61,6 +61,8 @@ export interface OpenIndexOptions {
   /** The checkpoint to embed queries with (default: the one recorded in the table); refused unless it is that one. */
   checkpoint?: string;
   onSkip?: (message: string) => void;
+  /** Where queries are embedded: a device setting (cpu, the default, auto, cuda, cuda:N). */
+  device?: string;
 }
 
 export const MAX_K = 1000;
@@ -106,7 +108,7 @@ export class SearchIndex {
     const { connection, table } = await openIndexTable(options.db, tableName);
     try {
       const provenance = await tableProvenance(table, tableName);
-      const loaded = loadModel(options.checkpoint ?? provenance.checkpoint, options.onSkip);
+      const loaded = loadModel(options.checkpoint ?? provenance.checkpoint, options.onSkip, options.device);
       const file = resolve(loaded.checkpoint.file);
       const sha256 = fileSha256(file);
       if (sha256 !== provenance.checkpointSha256) {

@@ -33,6 +33,8 @@ export interface ReportOptions {
   images?: string;
   /** Pairs in the map (default 300). */
   mapPairs?: number;
+  /** Where the sample is embedded: a device setting (cpu, the default, auto, cuda, cuda:N). */
+  device?: string;
   onMessage?: (message: string) => void;
 }
 
@@ -65,7 +67,7 @@ function sampleData(options: ReportOptions, loaded: LoadedModel): { spec: string
 export async function buildReport(options: ReportOptions): Promise<{ html: string; figures: string[] }> {
   const { run } = options;
   const { steps, epochs } = readMetrics(run);
-  const loaded = loadModel(run, (m) => options.onMessage?.(`skipping a broken checkpoint: ${m}`));
+  const loaded = loadModel(run, (m) => options.onMessage?.(`skipping a broken checkpoint: ${m}`), options.device);
   const source = sampleData(options, loaded);
   const read = loadDataSource(source.spec, {
     images: source.images,

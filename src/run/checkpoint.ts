@@ -2,7 +2,10 @@
 // config, the modalities (tokenizer included), the trainer state and a SHA-256 checksum in its
 // metadata. Writes are atomic (temporary file, fsync, rename, fsync of the folder), so a crash or
 // a kill during a write leaves the previous checkpoint whole; loads verify the checksum, so a
-// truncated or altered file is refused rather than half-loaded.
+// truncated or altered file is refused rather than half-loaded. A checkpoint is device-independent:
+// its tensors are written from the CPU (the trainer's state dict is CPU copies, and
+// serializeSafetensors copies any other to the CPU) and read as CPU tensors, which the loader
+// copies onto its own device; the device that trained it is recorded, for the message on resume.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -24,6 +27,8 @@ export interface CheckpointMeta {
   step: number;
   /** The embedding space retrieval was best in at the last validation ('projection' or 'encoder'); eval and embed default to it. */
   retrievalSpace?: string;
+  /** The device that trained up to this checkpoint ('cpu', 'cuda:0'); absent in checkpoints from before devices, all CPU. */
+  device?: string;
 }
 
 export interface Checkpoint extends CheckpointMeta {
@@ -109,6 +114,7 @@ export function saveCheckpoint(dir: string, tensors: Map<string, Tensor>, meta: 
     format: CHECKPOINT_FORMAT,
     step: String(meta.step),
     ...(meta.retrievalSpace === undefined ? {} : { retrievalSpace: meta.retrievalSpace }),
+    ...(meta.device === undefined ? {} : { device: meta.device }),
     config: JSON.stringify(meta.config),
     modalities: JSON.stringify(meta.modalities),
     trainer: JSON.stringify(meta.trainer),
@@ -191,9 +197,14 @@ function checkedContent(file: string, metadata: Record<string, string>, tensors:
   const trainer = metadataJson(file, metadata, 'trainer', `a JSON object with "step": ${step}`, (v) => isObject(v) && v.step === step);
   const problem = tensorProblem(tensors);
   if (problem !== undefined) throw new CheckpointError(`${file}: the checkpoint holds ${problem}; use an earlier checkpoint`);
+  if (metadata.device !== undefined && !/^[a-z]+(:\d+)?$/.test(metadata.device))
+    throw new CheckpointError(
+      `${file}: its "device" metadata must name a device such as cpu or cuda:0, got ${JSON.stringify(metadata.device)}`,
+    );
   return {
     step,
     ...(metadata.retrievalSpace === undefined ? {} : { retrievalSpace: metadata.retrievalSpace }),
+    ...(metadata.device === undefined ? {} : { device: metadata.device }),
     config,
     modalities,
     trainer,

@@ -1,9 +1,10 @@
 // Embedding new data with a trained model: what `byol-align embed` does. Each modality's factory
 // reads its inputs (src/modalities/embed_inputs.ts lists the forms: an image folder or file, a .txt
 // or .jsonl of texts, a .jsonl of vectors, a .jsonl of {"id", NAME} for a plug-in's modality).
-// The embedding is l2-normalised, in the space retrieval is best in (the run's recorded space, or --space).
+// The embedding is l2-normalised, in the space retrieval is best in (the run's recorded space, or --space),
+// computed on the model's device and returned on the CPU, for files and for an index.
 import { existsSync } from 'node:fs';
-import type { Tensor } from '../engine/index.js';
+import { keep, noGrad, type Tensor } from '../engine/index.js';
 import { collatedBatches, embedBatches } from '../align/embed_batches.js';
 import type { EmbedInputs, ReadEmbedInputsOptions } from '../modalities/modality.js';
 import { modalityFactory, registeredModalities } from '../modalities/registry.js';
@@ -34,7 +35,8 @@ export interface EmbedOptions {
 }
 
 /**
- * The l2-normalised embeddings [N, d] of the inputs, in batches, in the space retrieval uses.
+ * The l2-normalised embeddings [N, d] of the inputs, in batches, in the space retrieval uses; a CPU
+ * tensor, whatever device the model is on.
  *
  * @example
  * const loaded = loadModel('runs/icons');
@@ -56,6 +58,8 @@ export async function embedInputs(
   const byStage = await embedBatches(loaded.model, modality, collatedBatches(modality, inputs.items, batchSize), [space], {
     normalize: true,
   });
-  const embeddings = byStage.get(space)!;
+  const onModel = byStage.get(space)!;
+  const embeddings = onModel.device === 'cpu' ? onModel : keep(noGrad(() => onModel.to('cpu')));
+  if (embeddings !== onModel) onModel.dispose();
   return { ids: inputs.ids, embeddings, space };
 }

@@ -12,12 +12,13 @@
 // encodes PIL images and texts as `byol-align embed` does, and checks check.safetensors.
 import { mkdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { noGrad, type Tensor } from '../engine/index.js';
+import { noGrad, tidy, type Tensor } from '../engine/index.js';
 import { serializeSafetensors } from '../engine/safetensors.js';
 import { resolveDecodeOptions } from '../data/image_decode.js';
 import type { ImageModality } from '../modalities/image/index.js';
 import type { TextModality } from '../modalities/text/index.js';
 import type { LoadedModel } from './model_setup.js';
+import { modelDevice, onDevice } from '../align/device.js';
 import { writeFileAtomic } from './checkpoint.js';
 import { loadCheckSamples, type CheckItems } from './check_samples.js';
 
@@ -103,7 +104,9 @@ export async function exportModel(loaded: LoadedModel, dir: string, check?: Chec
       message: `no check samples${check === undefined ? ' saved with the run' : ''}, so ${dir} has no check.safetensors`,
     };
   }
-  // Model inputs (after collate and evalInput: normalised pixels, token ids, vectors) and outputs.
+  // Model inputs (after collate and evalInput: normalised pixels, token ids, vectors) and outputs;
+  // the inputs are made on the CPU and copied to the model's device to be embedded.
+  const device = modelDevice(model);
   const checkTensors = new Map<string, Tensor>();
   const batches: Tensor[] = [];
   for (const m of checked) {
@@ -112,7 +115,7 @@ export async function exportModel(loaded: LoadedModel, dir: string, check?: Chec
     checkTensors.set(`${m.name}.input`, input);
     checkTensors.set(
       `${m.name}.projection`,
-      noGrad(() => model.embed(m.name, input, 'projection')),
+      noGrad(() => tidy(() => model.embed(m.name, onDevice(input, device), 'projection'))),
     );
     batches.push(batch); // evalInput may return the batch itself (token ids), so it is freed last
   }

@@ -13,6 +13,7 @@ export {
   type LoadedModel,
 } from './model_setup.js';
 export { evaluatePaired, evaluatePaired as evaluate, type PairedEvalOptions } from './evaluate_run.js';
+export { resolveDevice, libtorchDescription, type DeviceSetting } from './device.js';
 export { embedInputs, embedInputs as embed, readEmbedInputs, EmbedInputError, type EmbedInputs } from './embed_run.js';
 export { writeEmbeddings, jsonlText, npyBytes } from './embedding_files.js';
 export { exportModel, EXPORT_FORMAT } from './export_run.js';

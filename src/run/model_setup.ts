@@ -1,7 +1,7 @@
 // Building the pieces of a run from a validated config: the modalities a data set has (fitted on
 // its training items, or restored from a checkpoint), the aligner over them, the trainer's
 // options, and a trained model back from a checkpoint.
-import { manualSeed } from '../engine/index.js';
+import { manualSeed, type Device } from '../engine/index.js';
 import type { OnBadRecord, PairedItem, ParseOptions } from '../data/paired.js';
 import type { Modality, ModalitySpec } from '../modalities/modality.js';
 import { modalityFactory, registeredModalities, restoreModality } from '../modalities/registry.js';
@@ -13,6 +13,8 @@ import type { RetrievalSpace } from '../align/evaluate.js';
 import type { Config } from '../config/schema.js';
 import { resolveCheckpoint, type Checkpoint } from './checkpoint.js';
 import { importPlugins, parseConfig } from '../config/load.js';
+import { moveModule } from '../align/device.js';
+import { resolveDevice } from './device.js';
 
 /** A modality's settings: its config section (`image`, `text`, `vector`, or a plug-in's own), `{}` without one. */
 export function modalitySettings(config: Config, name: string): Record<string, unknown> {
@@ -103,6 +105,8 @@ export interface LoadedModel {
   config: Config;
   modalities: Modality[];
   model: AlignModel;
+  /** Where the model is ('cpu', 'cuda:0'); embedding copies each batch there. */
+  device: Device;
   /** The space `eval` and `embed` use by default: the one the run measured best, else 'encoder'. */
   retrievalSpace: RetrievalSpace;
 }
@@ -110,22 +114,27 @@ export interface LoadedModel {
 const SPACES: readonly RetrievalSpace[] = ['projection', 'encoder', 'pairing'];
 
 /**
- * The model of a checkpoint file or run directory (its newest good checkpoint), ready to embed.
+ * The model of a checkpoint file or run directory (its newest good checkpoint), ready to embed, on
+ * `device` (a device setting: cpu, the default, auto, cuda or cuda:N; whatever trained it).
  *
  * @example
  * const { model, modalities } = loadModel('runs/icons');
+ * const onGpu = loadModel('runs/icons', undefined, 'auto');
  */
-export function loadModel(path: string | Checkpoint, onSkip?: (message: string) => void): LoadedModel {
+export function loadModel(path: string | Checkpoint, onSkip?: (message: string) => void, device = 'cpu'): LoadedModel {
+  // Before the checkpoint is read: a device this libtorch lacks is refused at once.
+  const on = resolveDevice(device, 'device');
   const checkpoint = typeof path === 'string' ? resolveCheckpoint(path, (err) => onSkip?.(err.message)) : path;
   const config = parseConfig(checkpoint.config, `${checkpoint.file} (its config)`);
   const modalities = restoreModalities(checkpoint.modalities);
   const model = buildModel(config, modalities);
   const weights = new Map([...checkpoint.tensors].filter(([k]) => k.startsWith('model.')).map(([k, t]) => [k.slice('model.'.length), t]));
   model.loadStateDict(weights);
+  moveModule(model, on);
   model.eval();
   const recorded = checkpoint.retrievalSpace as RetrievalSpace | undefined;
   const retrievalSpace = recorded !== undefined && SPACES.includes(recorded) ? recorded : defaultRetrievalSpace(config, modalities);
-  return { checkpoint, config, modalities, model, retrievalSpace };
+  return { checkpoint, config, modalities, model, device: on, retrievalSpace };
 }
 
 /** Whether the encoders' outputs share one width (shared heads add a neck to the widest), so they can be compared. */
@@ -148,7 +157,7 @@ export function defaultRetrievalSpace(config: Config, modalities: readonly Modal
  * @example
  * const { model, modalities } = await loadModelWithPlugins('runs/tones');
  */
-export async function loadModelWithPlugins(path: string, onSkip?: (message: string) => void): Promise<LoadedModel> {
+export async function loadModelWithPlugins(path: string, onSkip?: (message: string) => void, device = 'cpu'): Promise<LoadedModel> {
   const checkpoint = resolveCheckpoint(path, (err) => onSkip?.(err.message));
   const plugins = (checkpoint.config as { plugins?: unknown } | undefined)?.plugins;
   if (Array.isArray(plugins))
@@ -156,7 +165,7 @@ export async function loadModelWithPlugins(path: string, onSkip?: (message: stri
       plugins.filter((p): p is string => typeof p === 'string'),
       `${checkpoint.file} (its config)`,
     );
-  return loadModel(checkpoint, onSkip);
+  return loadModel(checkpoint, onSkip, device);
 }
 
 /**

@@ -11,9 +11,11 @@
 //   RUN_DIR/checkpoints/step-NNNNNNNNN.safetensors   every train.checkpointEvery steps and at the end
 //
 // resume continues from the newest checkpoint that verifies, exactly (AlignTrainer), with the
-// checkpoint's config when none is given, and refuses a config that differs. A run directory that
-// already holds checkpoints is never trained over without resume, so no checkpoint is lost by a
-// repeated command; a folder that is not a run is not written into without force. The run's files
+// checkpoint's config when none is given, and refuses a config that differs (but for train.threads
+// and train.device: a run may continue on another machine, from its device-independent checkpoint,
+// and the message says when it moved). A run directory that already holds checkpoints is never
+// trained over without resume, so no checkpoint is lost by a repeated command; a folder that is
+// not a run is not written into without force. The run's files
 // are written once the first step has trained, so bad data found while starting leaves no files.
 import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,6 +44,7 @@ import {
 import { evaluatePaired } from './evaluate_run.js';
 import { sampleCheckItems, saveCheckSamples } from './check_samples.js';
 import { checkRunDir, RUN_FORMAT, RUN_MARKER, withAbsoluteDataPaths } from './run_dir.js';
+import { resolveDevice } from './device.js';
 
 export interface TrainRunOptions {
   /** The run's config; with `resume` it may be left out, and the checkpoint's is used. */
@@ -54,6 +57,8 @@ export interface TrainRunOptions {
   force?: boolean;
   /** libtorch threads for this invocation (may differ from the run's train.threads on resume). */
   threads?: number;
+  /** The device for this invocation: auto, cpu, cuda or cuda:N (default the config's train.device; may differ from it on resume). */
+  device?: string;
   /** End this invocation after this many steps, with a checkpoint; the schedules stay the full run's. */
   stopAfter?: number;
   /** Checked after every step; true ends the run there with a checkpoint (SIGINT, SIGTERM). */
@@ -85,14 +90,17 @@ export interface TrainRunResult {
   checkpoint: string;
 }
 
-/** Keys (dotted) whose values differ between two configs; train.threads may differ on resume. */
+/** Keys a resumed run may change: where it runs, not what it trains. */
+const RESUME_MAY_CHANGE: readonly string[] = ['train.threads', 'train.device'];
+
+/** Keys (dotted) whose values differ between two configs; train.threads and train.device may differ on resume. */
 export function configDifferences(a: unknown, b: unknown, prefix = ''): string[] {
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a) && !Array.isArray(b)) {
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
     return keys.flatMap((k) => configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${prefix}${k}.`));
   }
   const key = prefix.slice(0, -1);
-  return JSON.stringify(a) === JSON.stringify(b) || key === 'train.threads' ? [] : [key];
+  return JSON.stringify(a) === JSON.stringify(b) || RESUME_MAY_CHANGE.includes(key) ? [] : [key];
 }
 
 /**
@@ -147,7 +155,19 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   }
   if (!options.resume) checkRunDir(out, options.force ?? false);
   const checkpoint = options.resume ? resolveCheckpoint(out, (err) => say(`skipping a broken checkpoint: ${err.message}`)) : undefined;
-  const config = resumedConfig(options.config, checkpoint);
+  const resumed = resumedConfig(options.config, checkpoint);
+  // Before any data is read: asking for a GPU this libtorch lacks is a ConfigError at once.
+  // --device, else the config given (which may set train.device on resume too), else the saved one.
+  const device = resolveDevice(
+    options.device ?? (options.config ?? resumed).train.device,
+    options.device === undefined ? 'train.device' : '--device',
+  );
+  // A new run's config records the device asked for; a resumed run keeps its config, and each
+  // checkpoint records the device that trained it.
+  const config =
+    checkpoint === undefined && options.device !== undefined
+      ? { ...resumed, train: { ...resumed.train, device: options.device } }
+      : resumed;
   if (config.data.train === undefined) throw new ConfigError('train: no training data; give --data (or data.train in the config)');
   const threads = options.threads ?? config.train.threads;
   if (threads !== undefined) setNumThreads(threads);
@@ -187,6 +207,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep),
     loader.batchesPerEpoch,
   );
+  trainerOptions.device = device;
   if (config.train.steps !== undefined && config.train.epochs !== undefined) {
     say(`train.steps=${config.train.steps} sets the length; train.epochs=${config.train.epochs} is ignored`);
   }
@@ -238,7 +259,13 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     trainer.loadStateDict({ tensors: checkpoint.tensors, meta: checkpoint.trainer as AlignTrainerMeta });
     for (const t of checkpoint.tensors.values()) t.dispose();
     truncateMetrics(metricsFile, trainer.step, loader.batchesPerEpoch, say);
-    say(`resuming ${checkpoint.file} at step ${trainer.step} of ${trainer.totalSteps}`);
+    // Checkpoints from before devices were all trained on the CPU.
+    const trainedOn = checkpoint.device ?? 'cpu';
+    const moved =
+      trainedOn === device
+        ? ''
+        : `; trained on ${trainedOn} so far: the state carries over exactly, the steps from here differ from ${trainedOn}'s (other random views, other rounding)`;
+    say(`resuming ${checkpoint.file} at step ${trainer.step} of ${trainer.totalSteps} on ${device}${moved}`);
   }
 
   let checkSamplesSaved = checkpoint !== undefined;
@@ -252,7 +279,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     lastCheckpoint = saveCheckpoint(
       checkpointDir,
       tensors,
-      { config, modalities: specs, trainer: meta, step: trainer.step, retrievalSpace },
+      { config, modalities: specs, trainer: meta, step: trainer.step, retrievalSpace, device },
       config.train.keepCheckpoints,
     );
     for (const t of tensors.values()) t.dispose();

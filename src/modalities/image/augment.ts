@@ -77,14 +77,14 @@ function copy(a: Readonly<ViewAugmentations>): ViewAugmentations {
 
 /** Uniform draws in [low, high), one per image. */
 function uniform(n: number, low: number, high: number, g: Generator): Tensor {
-  return rand([n], { generator: g })
+  return rand([n], { generator: g, device: g.device })
     .mul(high - low)
     .add(low);
 }
 
 /** A per-image coin with probability p, shaped [N, 1, 1, 1] for where(). */
 function coin(n: number, p: number, g: Generator): Tensor {
-  return rand([n], { generator: g }).lt(p).reshape(-1, 1, 1, 1);
+  return rand([n], { generator: g, device: g.device }).lt(p).reshape(-1, 1, 1, 1);
 }
 
 /**
@@ -114,10 +114,10 @@ export function randomResizedCropFlip(x: Tensor, c: Pick<ViewConfig, 'size' | 'c
       .sqrt()
       .clamp(0, 1);
     // Centre anywhere that keeps the box inside, in normalised [-1, 1] coordinates.
-    const cx = rand([n], { generator: g }).mul(2).sub(1).mul(cropW.rsub(1));
-    const cy = rand([n], { generator: g }).mul(2).sub(1).mul(cropH.rsub(1));
-    const flip = rand([n], { generator: g }).lt(c.flipP).float().mul(-2).add(1);
-    const z = zeros([n]);
+    const cx = rand([n], { generator: g, device: g.device }).mul(2).sub(1).mul(cropW.rsub(1));
+    const cy = rand([n], { generator: g, device: g.device }).mul(2).sub(1).mul(cropH.rsub(1));
+    const flip = rand([n], { generator: g, device: g.device }).lt(c.flipP).float().mul(-2).add(1);
+    const z = zeros([n], { device: g.device });
     // Output coordinates u map to input coordinates scale·u + centre, per axis.
     const theta = stack([cropW.mul(flip), z, cx, z, cropH, cy], 1).reshape(n, 2, 3);
     const grid = ops.affineGrid(theta, [n, ch, c.size, c.size], false);
@@ -151,7 +151,7 @@ export function colorJitter(
       steps.push((t) => adjustHue(t, f));
     }
     // torchvision applies the four in a random order; here one order is drawn per batch.
-    const order = rand([steps.length], { generator: g }).argsort().toFlatArray();
+    const order = rand([steps.length], { generator: g, device: g.device }).argsort().toFlatArray();
     const jittered = order.reduce((t, i) => steps[i]!(t), x);
     return where(coin(n, c.colorJitterP, g), jittered, x);
   });
@@ -172,7 +172,10 @@ export function randomGaussianBlur(x: Tensor, p: number, sigmaRange: [number, nu
     const apply = coin(n, p, g);
     const sigma = uniform(n, sigmaRange[0], sigmaRange[1], g);
     const radius = Math.max(1, Math.floor(Math.round(0.1 * Math.min(h, w)) / 2));
-    const offsets = tensor(Array.from({ length: 2 * radius + 1 }, (_, i) => i - radius));
+    const offsets = tensor(
+      Array.from({ length: 2 * radius + 1 }, (_, i) => i - radius),
+      { device: x.device },
+    );
     const kernel = offsets.square().unsqueeze(0).div(sigma.square().mul(-2).unsqueeze(1)).exp(); // [n, k]
     const normalised = kernel.div(kernel.sum(1, true));
     const perChannel = normalised
@@ -192,7 +195,8 @@ export function randomSolarize(x: Tensor, p: number, g: Generator): Tensor {
 
 export function normalizeChannels(x: Tensor, mean: number[], std: number[]): Tensor {
   if (mean.length === 0) return x.clone();
-  return tidy(() => x.sub(tensor(mean).reshape(1, -1, 1, 1)).div(tensor(std).reshape(1, -1, 1, 1)));
+  const device = x.device;
+  return tidy(() => x.sub(tensor(mean, { device }).reshape(1, -1, 1, 1)).div(tensor(std, { device }).reshape(1, -1, 1, 1)));
 }
 
 /**

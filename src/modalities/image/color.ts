@@ -79,7 +79,7 @@ function hsvToRgb(h: Tensor, s: Tensor, v: Tensor): Tensor {
   // One-hot over the six sectors picks each channel's value: [N, 6, H, W].
   const mask = i
     .unsqueeze(1)
-    .eq(arange(6).reshape(1, 6, 1, 1))
+    .eq(arange(6, undefined, 1, { device: i.device }).reshape(1, 6, 1, 1))
     .to(v.dtype);
   const pick = (...vals: Tensor[]): Tensor => stack(vals, 1).mul(mask).sum(1, true);
   return cat([pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)], 1);
