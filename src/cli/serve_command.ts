@@ -19,7 +19,8 @@ import { signalExitCode } from './signals.js';
 
 export const serveSpec: CommandSpec = {
   name: 'serve',
-  summary: 'Serve an index over HTTP: POST /v1/search, POST /v1/embed, GET /v1/items/:id[/media], GET /healthz.',
+  summary:
+    'Serve an index over HTTP: POST /v1/search, POST /v1/embed, GET /v1/items/:id[/media], GET /healthz, /metrics, OpenAPI at /docs.',
   options: {
     db: { type: 'string', value: 'DIR', help: 'the LanceDB folder' },
     table: { type: 'string', value: 'NAME', help: 'the table', default: 'items' },
