@@ -2,7 +2,8 @@
 // bench/results/quality/run.sh writes (byol-align eval --json on both collections, and the
 // PyTorch peer's results):  node dist/scripts/ablation-table.js [DIR=bench/results/quality]
 // One row per run: rsum in the projection and encoder spaces on the icon test split and on the
-// second collection, the better space's Recall@10 both ways, and the training time.
+// second collection, and the better space's Recall@10 both ways. No timings: the runs share the
+// machine two at a time (timings belong in `npm run bench`).
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -36,7 +37,7 @@ function readLines(file: string): SpaceResult[] {
 }
 
 /** Per collection, the results by space. */
-type Row = { name: string; byCollection: Map<string, Map<string, SpaceResult>>; seconds?: number };
+type Row = { name: string; byCollection: Map<string, Map<string, SpaceResult>> };
 
 const rows: Row[] = [];
 const names = [...new Set(readdirSync(dir).flatMap((f) => /^(.+)\.icons\.json$/.exec(f)?.[1] ?? []))].sort();
@@ -46,11 +47,7 @@ for (const name of names) {
     const file = join(dir, `${name}.${c}.json`);
     if (existsSync(file)) for (const r of readLines(file)) byCollection.get(c)!.set(r.space, r);
   }
-  const trainFile = join(dir, `${name}.train.json`);
-  const seconds = existsSync(trainFile)
-    ? (JSON.parse(readFileSync(trainFile, 'utf8')) as { trainSeconds: number }).trainSeconds
-    : undefined;
-  rows.push({ name, byCollection, seconds });
+  rows.push({ name, byCollection });
 }
 for (const file of readdirSync(dir)
   .filter((f) => /^peer-.*\.json$/.test(f))
@@ -58,7 +55,8 @@ for (const file of readdirSync(dir)
   const peer = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { results: PeerResult[] };
   const byCollection = new Map<string, Map<string, SpaceResult>>(COLLECTIONS.map((c) => [c, new Map()]));
   for (const r of peer.results) {
-    if (r.protocol === 'own') byCollection.get(r.collection)?.set(r.space ?? 'projection', r);
+    // Recipe (b) has one space, its projections; its lines name none.
+    if (r.protocol === 'own') byCollection.get(r.collection)?.set(r.space ?? 'projection', { ...r, space: r.space ?? 'projection' });
   }
   rows.push({ name: `PyTorch ${file.replace(/\.json$/, '')}`, byCollection });
 }
@@ -66,13 +64,12 @@ if (rows.length === 0) throw new Error(`ablation-table: no results in ${dir}`);
 
 const header = ['run'];
 for (const c of COLLECTIONS) header.push(`${c} rsum projection`, `${c} rsum encoder`, `${c} R@10 i2t / t2i (better space)`);
-header.push('train s');
 console.log(`| ${header.join(' | ')} |`);
 console.log(
   `| --- | ${header
-    .slice(1, -1)
+    .slice(1)
     .map((h) => (h.includes('R@10') ? '---' : '---:'))
-    .join(' | ')} | ---: |`,
+    .join(' | ')} |`,
 );
 for (const row of rows) {
   const cells = [row.name];
@@ -82,7 +79,6 @@ for (const row of rows) {
     const best = [...spaces.values()].reduce<SpaceResult | undefined>((a, b) => (a === undefined || b.rsum > a.rsum ? b : a), undefined);
     cells.push(rsum('projection'), rsum('encoder'), best ? `${f2(best.i2t.r10)} / ${f2(best.t2i.r10)} (${best.space})` : '—');
   }
-  cells.push(row.seconds === undefined ? '—' : String(row.seconds));
   console.log(`| ${cells.join(' | ')} |`);
 }
 for (const c of COLLECTIONS) {

@@ -14,10 +14,8 @@ cli() { node dist/src/cli/main.js "$@"; }
 case $1 in
   train) # NAME, then train options and config overrides
     name=$2; shift 2
-    started=$SECONDS
     cli train --preset cpu-small --data coco:data/icons/captions_train.json --images data/icons/images \
-      --out "runs/quality-$name" --threads 1 "$@" >> "$out/$name.train.log" 2>&1
-    printf '{"name":"%s","trainSeconds":%d,"options":"%s"}\n' "$name" $((SECONDS - started)) "$*" > "$out/$name.train.json" ;;
+      --out "runs/quality-$name" --threads 1 "$@" >> "$out/$name.train.log" 2>&1 ;;
   eval) # NAME: both spaces on both collections, one JSON line per space
     name=$2
     for collection in icons:data/icons/captions_test.json:data/icons/images other:data/icons-other/captions_other.json:data/icons-other/images; do
