@@ -47,7 +47,7 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
   assert.equal(e.status, 0, e.stderr);
   const json = JSON.parse(e.stdout);
   assert.deepEqual(Object.keys(json), ['i2t', 't2i', 'rsum', 'n_images', 'n_captions', 'space', 'chance', 'checkpoint', 'data']);
-  assert.equal(json.space, 'encoder'); // no validation data: the encoder space
+  assert.equal(json.space, 'projection'); // no validation data: the projections
   assert.ok(json.chance.rsum > 0 && json.chance.rsum < json.rsum + 100);
   assert.deepEqual(Object.keys(json.i2t), ['r1', 'r5', 'r10', 'medr', 'meanr']);
   assert.equal(json.n_images, 24);
@@ -56,7 +56,7 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
   const dataset = loadDataSource(`coco:${annotations}`, { images });
   const alone = async (space: RetrievalSpace): Promise<RetrievalEvaluation> =>
     (await evaluatePaired(model, modalities, dataset, { size: config.image.size, channels: 3, spaces: [space] }))[0]!;
-  const direct = await alone('encoder');
+  const direct = await alone('projection');
   assert.equal(json.rsum, direct.metrics.rsum);
   assert.deepEqual(json.chance, direct.chance);
   assert.deepEqual(json.i2t.r10, direct.metrics.i2t.r10);

@@ -227,7 +227,7 @@ test('report of a run without validation data says training data and draws no re
   assert.deepEqual(errors, []);
   assert.equal(await page.$('#fig-recall'), null);
   const mapTitle = await page.$eval('#fig-map .role-title-text text', (t) => t.textContent ?? '');
-  assert.match(mapTitle, /^24 images and captions of the training data, encoder space$/);
+  assert.match(mapTitle, /^24 images and captions of the training data, projection space$/);
   const body = (await page.textContent('body')) ?? '';
   assert.match(body, /No validation/);
   assert.match(body, /Retrieval examples among 24 pairs of the training data/);

@@ -8,6 +8,9 @@ import { AlignModel, type AlignEncoderSpec } from '../src/align/model.js';
 import { SharedHead } from '../src/align/shared_head.js';
 import { Identity } from '../src/nn/index.js';
 import { assertClose } from './helpers.js';
+import { resolveConfig } from '../src/config/load.js';
+import { defaultRetrievalSpace } from '../src/run/model_setup.js';
+import type { Modality } from '../src/modalities/modality.js';
 
 const identity = (name: string): AlignEncoderSpec => ({ name, create: () => new Identity(), featureDim: 4 });
 const heads = { projectionHiddenDim: 6, projectionDim: 3, predictionHiddenDim: 5 };
@@ -39,11 +42,22 @@ test('shared projector: each modality updates only its own running statistics, f
   model.online.project('image', image);
   model.online.project('text', text);
   const state = projector.stateDict();
-  for (const [modality, x] of [['image', image], ['text', text]] as const) {
+  for (const [modality, x] of [
+    ['image', image],
+    ['text', text],
+  ] as const) {
     const stats = columnStats(linear(x));
     // momentum 0.1 from mean 0 / variance 1: running = 0.9·initial + 0.1·batch (unbiased variance, as PyTorch).
-    assertClose(state.get(`1.statistics.${modality}.running_mean`)!.toFlatArray(), stats.mean.map((m) => 0.1 * m), 1e-5);
-    assertClose(state.get(`1.statistics.${modality}.running_var`)!.toFlatArray(), stats.unbiased.map((v) => 0.9 + 0.1 * v), 1e-5);
+    assertClose(
+      state.get(`1.statistics.${modality}.running_mean`)!.toFlatArray(),
+      stats.mean.map((m) => 0.1 * m),
+      1e-5,
+    );
+    assertClose(
+      state.get(`1.statistics.${modality}.running_var`)!.toFlatArray(),
+      stats.unbiased.map((v) => 0.9 + 0.1 * v),
+      1e-5,
+    );
     assert.equal(state.get(`1.statistics.${modality}.num_batches_tracked`)!.item(), 1);
   }
   // Weight and bias are one pair for both modalities.
@@ -79,7 +93,10 @@ test('shared projector in eval mode normalises each modality with its own statis
   };
   assertClose(evalImage.toFlatArray(), byHand('image'), 1e-4);
   const withText = byHand('text');
-  assert.ok(evalImage.toFlatArray().some((v, i) => Math.abs(v - withText[i]!) > 1e-2), 'text statistics would give other projections');
+  assert.ok(
+    evalImage.toFlatArray().some((v, i) => Math.abs(v - withText[i]!) > 1e-2),
+    'text statistics would give other projections',
+  );
 });
 
 test('a checkpoint with one set of shared statistics loads with that set for every modality', () => {
@@ -101,4 +118,14 @@ test('a checkpoint with one set of shared statistics loads with that set for eve
       assert.deepEqual(state.get(`${branch}.shared.1.statistics.text.${stat}`)!.toFlatArray(), old);
     }
   }
+});
+
+test('a run without validation retrieves in its projections, one written with mixed statistics in its encoder space', () => {
+  const config = resolveConfig({ preset: 'cpu-small' });
+  const modalities = [{ featureDim: 128 }, { featureDim: 128 }] as unknown as Modality[];
+  assert.equal(defaultRetrievalSpace(config, modalities), 'projection');
+  assert.equal(defaultRetrievalSpace(config, modalities, true), 'encoder');
+  // Separate heads of different widths: the encoder space cannot compare them, so projections.
+  const separate = resolveConfig({ preset: 'cpu-small', overrides: ['model.sharedHeads=false'] });
+  assert.equal(defaultRetrievalSpace(separate, [{ featureDim: 128 }, { featureDim: 64 }] as unknown as Modality[], true), 'projection');
 });

@@ -41,7 +41,7 @@ export const evalSpec: CommandSpec = {
     space: {
       type: 'string',
       value: 'S',
-      help: 'projection, encoder or pairing, several separated by commas, or all (default: the space the run retrieved best in at validation, else encoder); the data is read once',
+      help: 'projection, encoder or pairing, several separated by commas, or all (default: the space the run retrieved best in at validation, else projection); the data is read once',
     },
     json: { type: 'boolean', help: 'one JSON object per space on stdout (one line each) with everything the table shows' },
     threads: threadsOption,

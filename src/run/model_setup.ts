@@ -133,7 +133,9 @@ export function loadModel(path: string | Checkpoint, onSkip?: (message: string) 
   moveModule(model, on);
   model.eval();
   const recorded = checkpoint.retrievalSpace as RetrievalSpace | undefined;
-  const retrievalSpace = recorded !== undefined && SPACES.includes(recorded) ? recorded : defaultRetrievalSpace(config, modalities);
+  const mixedStatistics = checkpoint.tensors.has('model.online.projectors.shared.1.running_mean');
+  const retrievalSpace =
+    recorded !== undefined && SPACES.includes(recorded) ? recorded : defaultRetrievalSpace(config, modalities, mixedStatistics);
   return { checkpoint, config, modalities, model, device: on, retrievalSpace };
 }
 
@@ -143,11 +145,13 @@ export function encoderSpaceComparable(config: Config, modalities: readonly Moda
 }
 
 /**
- * The space of a run that measured none (no validation data): the encoder space, where every
- * objective that aligns retrieves best (docs/align.md), when its widths match; else the projections.
+ * The space of a run that measured none (no validation data): the projections, which the heads are
+ * trained for and which retrieve best for every objective measured (docs/align.md). A run written
+ * before shared heads kept BatchNorm statistics per modality (`mixedStatistics`) gets the encoder
+ * space where its widths match, as then: that bug held its projections back.
  */
-export function defaultRetrievalSpace(config: Config, modalities: readonly Modality[]): RetrievalSpace {
-  return encoderSpaceComparable(config, modalities) ? 'encoder' : 'projection';
+export function defaultRetrievalSpace(config: Config, modalities: readonly Modality[], mixedStatistics = false): RetrievalSpace {
+  return mixedStatistics && encoderSpaceComparable(config, modalities) ? 'encoder' : 'projection';
 }
 
 /**
