@@ -43,7 +43,7 @@ export interface AlignBenchOptions {
  * Builds the icon data set in `dataDir` when it has no training split, as `npm run data:icons`
  * does; only its main collection, the one this benchmark trains on.
  */
-function ensureIconData(dataDir: string): void {
+export function ensureIconData(dataDir: string): void {
   if (existsSync(path.join(dataDir, 'captions_train.json'))) return;
   console.log(`building the icon data set in ${dataDir} (npm run data:icons -- --collection main) ...`);
   execFileSync(process.execPath, [buildIconsScript, '--out', dataDir, '--collection', 'main'], { stdio: 'inherit' });

@@ -1,15 +1,29 @@
 // `npm run bench -- NAME [...] [--threads N] [--warmup N] [--timed N]`: runs the named benchmarks
 // (all when none is named). --threads sets libtorch's threads on both sides (default: every core;
 // engine measures 1 thread besides); --warmup and --timed the alignment benchmark's step counts.
+// serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N and
+// --train-steps N (bench/serve.ts).
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchEngine } from './engine.js';
 import { benchByol } from './byol.js';
 import { benchAlign } from './align.js';
+import { benchServe } from './serve.js';
 
 const { values, positionals: requested } = parseArgs({
   allowPositionals: true,
-  options: { threads: { type: 'string' }, warmup: { type: 'string' }, timed: { type: 'string' } },
+  options: {
+    threads: { type: 'string' },
+    warmup: { type: 'string' },
+    timed: { type: 'string' },
+    run: { type: 'string' },
+    items: { type: 'string' },
+    requests: { type: 'string' },
+    seconds: { type: 'string' },
+    connections: { type: 'string' },
+    queries: { type: 'string' },
+    'train-steps': { type: 'string' },
+  },
 });
 
 /** The integer value of --name, at least `min`, or `fallback` when it is not given. */
@@ -26,11 +40,23 @@ function count(name: string, value: string | undefined, fallback: number | undef
 const threads = count('threads', values.threads, os.availableParallelism(), 1)!;
 const warmup = count('warmup', values.warmup, undefined, 0);
 const timed = count('timed', values.timed, undefined, 1);
+const connections = values.connections?.split(',').map((c) => count('connections', c, undefined, 1)!);
 
 const benchmarks: Record<string, () => void | Promise<void>> = {
   engine: () => benchEngine([...new Set([1, threads])]),
   byol: () => benchByol(threads),
   align: () => benchAlign({ threads, warmup, timed }),
+  serve: () =>
+    benchServe({
+      threads,
+      run: values.run,
+      items: count('items', values.items, undefined, 1),
+      requests: count('requests', values.requests, undefined, 1),
+      seconds: count('seconds', values.seconds, undefined, 1),
+      connections,
+      queries: count('queries', values.queries, undefined, 1),
+      trainSteps: count('train-steps', values['train-steps'], undefined, 1),
+    }),
 };
 
 const unknown = requested.filter((name) => !(name in benchmarks));

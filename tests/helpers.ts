@@ -1,4 +1,5 @@
-// Shared assertions for tests: closeness of numbers and tensors, and finite-difference gradient checks.
+// Shared assertions for tests: closeness of numbers and tensors, finite-difference gradient checks,
+// and the equality of two searches' answers.
 import assert from 'node:assert/strict';
 import { Tensor, tensor, noGrad, tidy } from '../src/index.js';
 
@@ -56,4 +57,33 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], eps 
       }
     });
   });
+}
+
+/**
+ * Asserts that two searches gave the same answer: the same ranks and scores (within `atol`), the
+ * same ids in every group of tied scores as sets, and distinct ids. Which of several rows of equal
+ * score a top-k keeps, and in what order, is arbitrary, so the group that the cut at k ends may
+ * hold other rows of that score.
+ */
+export function assertSameHits(
+  actual: readonly { rank: number; id: string; score: number }[],
+  expected: readonly { rank: number; id: string; score: number }[],
+  what: string,
+  atol = 1e-5,
+): void {
+  assert.deepEqual(
+    actual.map((h) => h.rank),
+    expected.map((h) => h.rank),
+    `${what}: ranks`,
+  );
+  actual.forEach((h, i) =>
+    assert.ok(Math.abs(h.score - expected[i]!.score) <= atol, `${what}: rank ${h.rank} score ${h.score} vs ${expected[i]!.score}`),
+  );
+  assert.equal(new Set(actual.map((h) => h.id)).size, actual.length, `${what}: an id twice`);
+  for (let start = 0, end = 1; end < expected.length; start = end, end = start + 1) {
+    while (end < expected.length && Math.abs(expected[end]!.score - expected[start]!.score) <= atol) end++;
+    if (end === expected.length) break; // the last group: the cut may have taken other rows of its score
+    const ids = (hits: readonly { id: string }[]) => hits.map((h) => h.id).sort();
+    assert.deepEqual(ids(actual.slice(start, end)), ids(expected.slice(start, end)), `${what}: ranks ${start + 1}–${end}`);
+  }
 }

@@ -6,9 +6,19 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
-import { buildIndex, deleteItems, filterSql, searchIndex, IndexQueryError, CheckpointMismatchError } from '../src/index/index.js';
+import {
+  buildIndex,
+  deleteItems,
+  filterSql,
+  searchIndex,
+  IndexQueryError,
+  CheckpointMismatchError,
+  SearchIndex,
+  type SearchRequest,
+} from '../src/index/index.js';
 import { fileSha256 } from '../src/index/table.js';
 import { cli, useCliFixture } from './cli_fixture.js';
+import { assertSameHits } from './helpers.js';
 
 const fixture = useCliFixture();
 
@@ -133,6 +143,36 @@ test('search ranks rows by cosine similarity exactly as brute force over the sto
   const [first] = await searchIndex({ db, query: { embedding: own }, k: 1 });
   assert.equal(first!.id, 'text:5:1');
   assert.ok(Math.abs(first!.score - 1) < 1e-5);
+});
+
+test('searchMany answers each search of a batch as search answers it alone; a bad query fails the batch', async () => {
+  const db = newDb();
+  await buildIndex(indexOptions(db));
+  const index = await SearchIndex.open({ db });
+  try {
+    const requests: SearchRequest[] = [
+      { queries: [{ text: 'a blue dot' }], options: { k: 5, modality: 'image' } },
+      { queries: [{ text: 'a red square' }, { image: join(fixture.images, 'green-stripe.png') }], options: { k: 3, offset: 2 } },
+      { queries: [{ text: 'frame in purple' }], options: { k: 4, modality: 'text', where: { item: { in: ['1', '2', '3', '4'] } } } },
+      { queries: [{ image: join(fixture.images, 'red-dot.png') }] },
+      { queries: [{ text: 'a yellow stripe' }], options: { k: 20, offset: 30, modality: 'text' } },
+    ];
+    const together = await index.searchMany(requests);
+    assert.equal(together.length, requests.length);
+    for (const [i, { queries, options }] of requests.entries()) {
+      const alone = await index.search(queries, options);
+      assert.equal(together[i]!.length, queries.length);
+      together[i]!.forEach((hits, q) => assertSameHits(hits, alone[q]!, `request ${i}, query ${q}`));
+    }
+    // The defaults (k 10) and the whole table when no modality is named; 48 captions less 30 skipped.
+    assert.equal(together[3]![0]!.length, 10);
+    assert.equal(together[4]![0]!.length, 18);
+    const truncated = join(fixture.dir, 'truncated.png');
+    writeFileSync(truncated, readFileSync(join(fixture.images, 'red-dot.png')).subarray(0, 60));
+    await assert.rejects(index.searchMany([...requests, { queries: [{ image: truncated }] }]), IndexQueryError);
+  } finally {
+    await index.close();
+  }
 });
 
 test('re-indexing embeds only new or changed items, and deleteItems removes rows by id', async () => {

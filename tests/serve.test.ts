@@ -9,10 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { chromium } from 'playwright-core';
-import { buildIndex, SearchIndex, type SearchHit, type SearchQuery } from '../src/index/index.js';
+import {
+  buildIndex,
+  IndexQueryError,
+  SearchIndex,
+  type SearchHit,
+  type SearchOptions,
+  type SearchQuery,
+  type SearchRequest,
+} from '../src/index/index.js';
 import { buildServer } from '../src/serve/server.js';
+import { QueryBatcher } from '../src/serve/query_batcher.js';
 import { bearerMatches } from '../src/serve/auth.js';
 import { CLI, useCliFixture } from './cli_fixture.js';
+import { assertSameHits } from './helpers.js';
 import type { FastifyInstance } from 'fastify';
 
 const fixture = useCliFixture();
@@ -154,6 +164,138 @@ test('POST /v1/search answers what the library answers, as URLs instead of file 
   );
   const filtered = await post('/v1/search', { query: { text: 'a green stripe' }, k: 10, filter: { item: { in: ['4', '5'] } } });
   assert.deepEqual([...new Set(filtered.json().results[0].hits.map((h: { item: string }) => h.item))].sort(), ['4', '5']);
+});
+
+/** An index that answers each text query with one hit named by its text, and fails on the text 'bad'; it records each searchMany call. */
+function fakeIndex(): { index: Pick<SearchIndex, 'search' | 'searchMany'>; calls: SearchRequest[][] } {
+  const calls: SearchRequest[][] = [];
+  const searchMany = async (requests: readonly SearchRequest[]): Promise<SearchHit[][][]> => {
+    calls.push([...requests]);
+    const texts = requests.map((r) => r.queries.map((q) => (q as { text: string }).text));
+    if (texts.flat().includes('bad')) throw new IndexQueryError('query 0: bad');
+    return texts.map((t) =>
+      t.map((text) => [{ rank: 1, score: 1, id: text, item: text, modality: 'text', text, media: null, metadata: {} }]),
+    );
+  };
+  const search = async (queries: readonly SearchQuery[], options?: SearchOptions) => (await searchMany([{ queries, options }]))[0]!;
+  return { index: { search, searchMany }, calls };
+}
+const texts = (...t: string[]): SearchQuery[] => t.map((text) => ({ text }));
+const hitIds = (results: SearchHit[][]): string[][] => results.map((hits) => hits.map((h) => h.id));
+
+test('QueryBatcher runs the searches that arrive within maxWaitMs as one searchMany, each getting its own hits', async () => {
+  const { index, calls } = fakeIndex();
+  const batcher = new QueryBatcher(index, { maxWaitMs: 30, maxQueries: 100 });
+  const started = performance.now();
+  const answers = await Promise.all([
+    batcher.search(texts('a')),
+    batcher.search(texts('b', 'c'), { k: 3 }),
+    batcher.search(texts('d'), { modality: 'image' }),
+  ]);
+  assert.ok(performance.now() - started >= 29, 'the batch waited for maxWaitMs');
+  assert.deepEqual(answers.map(hitIds), [[['a']], [['b'], ['c']], [['d']]]);
+  assert.equal(calls.length, 1);
+  assert.deepEqual(calls[0]!, [
+    { queries: texts('a'), options: {} },
+    { queries: texts('b', 'c'), options: { k: 3 } },
+    { queries: texts('d'), options: { modality: 'image' } },
+  ]);
+  // A later search starts a batch of its own.
+  assert.deepEqual(hitIds(await batcher.search(texts('e'))), [['e']]);
+  assert.equal(calls.length, 2);
+});
+
+test('QueryBatcher runs a batch as soon as maxQueries wait; a filtered search goes to the index at once', async () => {
+  const { index, calls } = fakeIndex();
+  const batcher = new QueryBatcher(index, { maxWaitMs: 60_000, maxQueries: 3 });
+  const late = new Promise<string>((resolve) => setTimeout(() => resolve('waited'), 5_000).unref());
+  const first = batcher.search(texts('a', 'b'));
+  const second = batcher.search(texts('c'));
+  assert.deepEqual(await Promise.race([Promise.all([first, second]).then((r) => r.map(hitIds)), late]), [[['a'], ['b']], [['c']]]);
+  assert.equal(calls.length, 1);
+  const filtered = batcher.search(texts('f'), { where: { item: 'f' } });
+  assert.deepEqual(await Promise.race([filtered.then(hitIds), late]), [['f']]);
+  assert.deepEqual(calls[1], [{ queries: texts('f'), options: { where: { item: 'f' } } }]);
+  assert.throws(() => new QueryBatcher(index, { maxQueries: 0 }), /maxQueries must be an integer ≥ 1/);
+});
+
+test('QueryBatcher: a bad query fails only its own search; the others of its batch are answered', async () => {
+  const { index, calls } = fakeIndex();
+  const batcher = new QueryBatcher(index, { maxWaitMs: 60_000, maxQueries: 4 });
+  const [a, bad, c] = await Promise.allSettled([batcher.search(texts('a')), batcher.search(texts('x', 'bad')), batcher.search(texts('c'))]);
+  assert.deepEqual(a.status === 'fulfilled' && hitIds(a.value), [['a']]);
+  assert.deepEqual(c.status === 'fulfilled' && hitIds(c.value), [['c']]);
+  assert.ok(bad.status === 'rejected' && bad.reason instanceof IndexQueryError, String(bad.status));
+  // The batch of three failed, then each ran alone.
+  assert.deepEqual(
+    calls.map((call) => call.length),
+    [3, 1, 1, 1],
+  );
+});
+
+test('POST /v1/search: concurrent requests are searched as one batch and answered as each is alone; a bad image gets its 400', async () => {
+  await setUp();
+  const dim = index.provenance.dim;
+  const bodies: Record<string, unknown>[] = [
+    { query: { text: 'a red square' } },
+    { query: { text: 'a blue dot' }, k: 3, modality: 'image' },
+    { queries: [{ text: 'a green stripe' }, { image: png('yellow-frame.png') }], k: 5, offset: 2, modality: 'text' },
+    { query: { image: png('purple-dot.png') }, k: 4, modality: 'image' },
+    { query: { embedding: Array.from({ length: dim }, (_, i) => Math.sin(i + 1)) }, k: 6 },
+    { query: { image: png('red-square.png').slice(0, 120) } }, // a truncated file: decoding fails
+    { queries: [{ text: 'dot in orange' }, { text: 'a yellow square' }, { text: 'frame in blue' }], k: 2 },
+    { query: { text: 'an orange frame' }, k: 6, filter: { item: { in: ['1', '2', '3'] } } }, // a flat scan: not batched
+  ];
+  // Alone, each request is a batch of its own.
+  type Answer = Awaited<ReturnType<typeof post>>;
+  const alone: Answer[] = [];
+  for (const body of bodies) alone.push(await post('/v1/search', body));
+  type Results = { results: { hits: { rank: number; id: string; score: number }[] }[] };
+
+  const searchMany = index.searchMany.bind(index);
+  /** The answers to `which` of the bodies sent at once, and the sizes of the searchMany calls they made. */
+  async function together(which: number[]): Promise<{ answers: Answer[]; batchSizes: number[] }> {
+    const queries = which
+      .filter((i) => bodies[i]!.filter === undefined)
+      .reduce((n, i) => n + ((bodies[i]!.queries as unknown[]) ?? [1]).length, 0);
+    // The batch runs when the last query arrives (maxQueries), never on the timer.
+    const batched = buildServer({ index, batching: { maxWaitMs: 60_000, maxQueries: queries } });
+    const batchSizes: number[] = [];
+    index.searchMany = (requests) => (batchSizes.push(requests.length), searchMany(requests));
+    try {
+      const answers = await Promise.all(which.map((i) => batched.inject({ method: 'POST', url: '/v1/search', payload: bodies[i]! })));
+      return { answers, batchSizes };
+    } finally {
+      delete (index as Partial<SearchIndex>).searchMany;
+      await batched.close();
+    }
+  }
+  function assertAsAlone(answers: Answer[], which: number[]): void {
+    answers.forEach((r, n) => {
+      const i = which[n]!;
+      assert.equal(r.statusCode, alone[i]!.statusCode, `${i}: ${r.body}`);
+      if (r.statusCode !== 200) return assert.deepEqual(r.json(), alone[i]!.json());
+      const [got, expected] = [r.json() as Results, alone[i]!.json() as Results];
+      assert.equal(got.results.length, expected.results.length);
+      got.results.forEach((q, j) => assertSameHits(q.hits, expected.results[j]!.hits, `request ${i}, query ${j}`));
+    });
+  }
+
+  // The good requests: the unfiltered ones in one searchMany (the filtered one alone), every answer as alone.
+  const good = [0, 1, 2, 3, 4, 6, 7];
+  const ok = await together(good);
+  assert.deepEqual(ok.batchSizes.sort(), [1, 6]);
+  assertAsAlone(ok.answers, good);
+  assert.ok(ok.answers.every((r) => r.statusCode === 200));
+
+  // With the bad image among them: its 400, and the others' answers.
+  const all = bodies.map((_, i) => i);
+  const withBad = await together(all);
+  assert.ok(withBad.batchSizes.includes(7), `batch sizes ${withBad.batchSizes.join(', ')}`);
+  assertAsAlone(withBad.answers, all);
+  assert.equal(withBad.answers[5]!.statusCode, 400);
+  assert.match(withBad.answers[5]!.json().error, /uploaded image/);
+  assert.equal(withBad.answers.filter((r) => r.statusCode === 200).length, bodies.length - 1);
 });
 
 test('POST /v1/embed returns unit embeddings of the index width that find the indexed rows', async () => {

@@ -1,6 +1,7 @@
 // `byol-align serve`: the HTTP API over an index made by `index`, until SIGINT or SIGTERM.
 import { SearchIndex } from '../index/index.js';
 import { buildServer } from '../serve/server.js';
+import { DEFAULT_BATCH_QUERIES, DEFAULT_BATCH_WAIT_MS } from '../serve/query_batcher.js';
 import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
 import {
@@ -42,6 +43,18 @@ export const serveSpec: CommandSpec = {
       help: 'require Authorization: Bearer T on /v1/ routes (default: the BYOL_ALIGN_TOKEN variable, else none)',
     },
     'body-limit': { type: 'string', value: 'BYTES', help: 'largest request body', default: String(16 * 1024 * 1024) },
+    'batch-wait-ms': {
+      type: 'string',
+      value: 'MS',
+      help: 'how long a search waits for concurrent ones to join its batch',
+      default: String(DEFAULT_BATCH_WAIT_MS),
+    },
+    'batch-queries': {
+      type: 'string',
+      value: 'N',
+      help: 'a batch runs as soon as N queries wait (1: no batching)',
+      default: String(DEFAULT_BATCH_QUERIES),
+    },
     threads: threadsOption,
     device: deviceOption,
   },
@@ -68,7 +81,12 @@ export async function serveCommand(values: OptionValues): Promise<number> {
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
     device,
   });
-  const server = buildServer({ index, token, bodyLimit: integerOption(values, 'body-limit') });
+  const server = buildServer({
+    index,
+    token,
+    bodyLimit: integerOption(values, 'body-limit'),
+    batching: { maxWaitMs: integerOption(values, 'batch-wait-ms', 1000), maxQueries: integerOption(values, 'batch-queries', 4096) },
+  });
   // The handlers go in before anything is printed: a supervisor may signal as soon as it reads a line.
   const stopped = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -7,6 +7,7 @@ export {
   MAX_K,
   type SearchQuery,
   type SearchOptions,
+  type SearchRequest,
   type SearchHit,
   type IndexedItem,
   type OpenIndexOptions,

@@ -40,6 +40,12 @@ export interface SearchOptions {
   where?: Filter;
 }
 
+/** One caller's search, as {@link SearchIndex.searchMany} takes it. */
+export interface SearchRequest {
+  queries: readonly SearchQuery[];
+  options?: SearchOptions;
+}
+
 /** One result. `score` is the cosine similarity of the query and the row. */
 export interface SearchHit {
   rank: number;
@@ -206,61 +212,109 @@ export class SearchIndex {
 
   /** The nearest rows to each query, best first. */
   async search(queries: readonly SearchQuery[], options: SearchOptions = {}): Promise<SearchHit[][]> {
-    const k = options.k ?? 10;
-    const offset = options.offset ?? 0;
-    if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw new IndexQueryError(`k must be an integer from 1 to ${MAX_K}, got ${k}`);
-    if (!Number.isInteger(offset) || offset < 0 || offset + k > 10 * MAX_K)
-      throw new IndexQueryError(`offset must be an integer from 0 with offset + k at most ${10 * MAX_K}, got ${offset}`);
-    const where = filterSql(
-      { ...(options.where ?? {}), ...(options.modality === undefined ? {} : { modality: options.modality }) },
-      this.columns,
-    );
-    const vectors = await this.embed(queries);
-    if (Object.keys(options.where ?? {}).length === 0) return this.searchInMemory(vectors, k, offset, options.modality);
-    return Promise.all(
-      vectors.map(async (vector) => {
-        let query = this.table
-          .vectorSearch(vector)
-          .distanceType(DISTANCE)
-          .select([...HIT_COLUMNS, '_distance'])
-          .limit(k)
-          .offset(offset);
-        if (where !== undefined) query = query.where(where);
-        const rows = await query.toArray();
-        return rows.map((row: Record<string, unknown>, i: number) => ({
-          rank: offset + i + 1,
-          score: 1 - Number(row._distance),
-          ...hitOf(row),
-        }));
-      }),
-    );
+    return (await this.searchMany([{ queries, options }]))[0]!;
   }
 
-  /** Exact search by one matrix product per modality (no filter but the modality). */
-  private async searchInMemory(vectors: Float32Array[], k: number, offset: number, modality: string | undefined): Promise<SearchHit[][]> {
+  /**
+   * Several searches at once, each answered as {@link search} answers it alone: one embedding pass
+   * for all their queries (one forward per modality) and, for those without a metadata filter, one
+   * matrix product and top-k per modality searched. A bad query or option fails the whole call; a
+   * caller gathering others' searches (src/serve/query_batcher.ts) then runs them one by one.
+   *
+   * @example
+   * const [forHeart, forStar] = await index.searchMany([
+   *   { queries: [{ text: 'a red heart' }], options: { k: 5, modality: 'image' } },
+   *   { queries: [{ text: 'a star' }], options: { k: 10 } },
+   * ]);
+   */
+  async searchMany(requests: readonly SearchRequest[]): Promise<SearchHit[][][]> {
+    const checked = requests.map(({ options = {} }) => {
+      const k = options.k ?? 10;
+      const offset = options.offset ?? 0;
+      if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw new IndexQueryError(`k must be an integer from 1 to ${MAX_K}, got ${k}`);
+      if (!Number.isInteger(offset) || offset < 0 || offset + k > 10 * MAX_K)
+        throw new IndexQueryError(`offset must be an integer from 0 with offset + k at most ${10 * MAX_K}, got ${offset}`);
+      const where = filterSql(
+        { ...(options.where ?? {}), ...(options.modality === undefined ? {} : { modality: options.modality }) },
+        this.columns,
+      );
+      return { k, offset, modality: options.modality, where, filtered: Object.keys(options.where ?? {}).length > 0 };
+    });
+    const vectors = await this.embed(requests.flatMap((r) => r.queries));
+    const perQuery = requests.flatMap((r, i) => r.queries.map(() => checked[i]!));
+    // Searches without a filter, by the modality they search: one product and top-k for each.
+    const best = new Array<{ id: string; score: number }[]>(vectors.length);
+    const byModality = new Map<string | undefined, number[]>();
+    perQuery.forEach(({ filtered, modality }, q) => {
+      if (filtered) return;
+      const group = byModality.get(modality) ?? [];
+      group.push(q);
+      byModality.set(modality, group);
+    });
+    for (const [modality, at] of byModality) {
+      const nearest = this.nearestInMemory(
+        at.map((q) => vectors[q]!),
+        Math.max(...at.map((q) => perQuery[q]!.offset + perQuery[q]!.k)),
+        modality,
+      );
+      at.forEach((q, i) => (best[q] = nearest[i]!.slice(perQuery[q]!.offset, perQuery[q]!.offset + perQuery[q]!.k)));
+    }
+    const rows = await this.rowsById(best.flat().map((b) => b.id));
+    const hits = await Promise.all(
+      vectors.map(async (vector, q) => {
+        const { k, offset, where, filtered } = perQuery[q]!;
+        if (filtered) return this.searchScanned(vector, k, offset, where);
+        // A row deleted since the index opened has no row to show.
+        return best[q]!.filter(({ id }) => rows.has(id)).map(({ id, score }, i) => ({ rank: offset + i + 1, score, ...rows.get(id)! }));
+      }),
+    );
+    let next = 0;
+    return requests.map((r) => hits.slice(next, (next += r.queries.length)));
+  }
+
+  /** LanceDB's exact flat scan, with the filter applied first. */
+  private async searchScanned(vector: Float32Array, k: number, offset: number, where: string | undefined): Promise<SearchHit[]> {
+    let query = this.table
+      .vectorSearch(vector)
+      .distanceType(DISTANCE)
+      .select([...HIT_COLUMNS, '_distance'])
+      .limit(k)
+      .offset(offset);
+    if (where !== undefined) query = query.where(where);
+    const rows = await query.toArray();
+    return rows.map((row: Record<string, unknown>, i: number) => ({
+      rank: offset + i + 1,
+      score: 1 - Number(row._distance),
+      ...hitOf(row),
+    }));
+  }
+
+  /** The `n` nearest rows (of one modality, or of all) to each vector, best first: one matrix product per modality. */
+  private nearestInMemory(vectors: Float32Array[], n: number, modality: string | undefined): { id: string; score: number }[][] {
     const flat = new Float32Array(vectors.length * this.provenance.dim);
     vectors.forEach((v, i) => flat.set(v, i * this.provenance.dim));
     const matrices = modality === undefined ? [...this.matrices.values()] : [this.matrices.get(modality)].filter((m) => m !== undefined);
-    const perModality = matrices.map((m) => m.top(flat, vectors.length, offset + k));
-    const best = vectors.map((_, q) =>
+    const perModality = matrices.map((m) => m.top(flat, vectors.length, n));
+    return vectors.map((_, q) =>
       perModality
         .flatMap((top) => top[q]!)
         .sort((a, b) => b.score - a.score)
-        .slice(offset, offset + k),
+        .slice(0, n),
     );
+  }
+
+  /** The rows of these ids that the table still holds, read in chunks of 500. */
+  private async rowsById(ids: readonly string[]): Promise<Map<string, IndexedItem>> {
     const rows = new Map<string, IndexedItem>();
-    const ids = [...new Set(best.flat().map((b) => b.id))];
-    for (let i = 0; i < ids.length; i += 500) {
-      const predicate = `id IN (${ids
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const predicate = `id IN (${unique
         .slice(i, i + 500)
         .map(sqlString)
         .join(', ')})`;
       for (const row of await this.table.query().where(predicate).select(HIT_COLUMNS).toArray()) rows.set(String(row.id), hitOf(row));
     }
-    // A row deleted since the index opened has no row to show.
-    return best.map((hits) =>
-      hits.filter(({ id }) => rows.has(id)).map(({ id, score }, i) => ({ rank: offset + i + 1, score, ...rows.get(id)! })),
-    );
+    return rows;
   }
 
   /** The row with this id, or undefined. */

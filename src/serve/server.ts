@@ -13,6 +13,7 @@ import { BEARER_SCHEME, docsPage, documentedRoute } from './docs.js';
 import { PAGE_HTML, pageScript } from './page.js';
 import { RequestMetrics } from './metrics.js';
 import { fileKeyword, fileSchema, formLimits, imageForm } from './upload.js';
+import { QueryBatcher, type QueryBatcherOptions } from './query_batcher.js';
 
 export interface ServerOptions {
   /** The index to serve (the caller opens and closes it). */
@@ -23,6 +24,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Fastify's logger setting (default off). */
   logger?: boolean;
+  /** How the searches of concurrent requests are gathered into one batch (src/serve/query_batcher.ts). */
+  batching?: QueryBatcherOptions;
 }
 
 /** Queries per request, at most. */
@@ -184,6 +187,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 /** Every route of the server. */
 function routes(options: ServerOptions, bodyLimit: number, metrics: RequestMetrics): FastifyPluginAsync {
   const { index } = options;
+  const batcher = new QueryBatcher(index, options.batching);
   const script = pageScript(); // read now: a server built without its page fails at once, not at the first visit
   return async (server) => {
     server.get('/', { schema: { hide: true } }, async (_request, reply) =>
@@ -262,7 +266,7 @@ function routes(options: ServerOptions, bodyLimit: number, metrics: RequestMetri
         if ((body.query === undefined) === (body.queries === undefined))
           throw new IndexQueryError('give exactly one of "query" (one query) or "queries" (a list)');
         const queries = body.queries ?? [body.query!];
-        const results = await index.search(queries.map(libraryQuery), {
+        const results = await batcher.search(queries.map(libraryQuery), {
           k: body.k,
           offset: body.offset,
           modality: body.modality,

@@ -1,0 +1,306 @@
+// `npm run bench -- serve`: requests per second and latency of `byol-align serve` answering text
+// queries for images (POST /v1/search, query embedding included) over loopback, at 1 and 50
+// concurrent connections, with the searches of concurrent requests batched (the default) and one
+// request at a time (--batch-queries 1); beside each, the recall@10 of what it answered against
+// exact search by brute force here. What it needs is made when missing: the icon data set, a
+// short training run (unless --run or BYOL_ALIGN_BENCH_RUN names one) and the index of the icon
+// training split, both modalities (all of it, or its first --items images and their captions).
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import '../src/index/lance_log.js';
+import * as lancedb from '@lancedb/lancedb';
+import { libtorchVersion } from '../src/index.js';
+import { ensureIconData } from './align.js';
+import { machineDescription } from './measure.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CLI = path.join(here, '..', 'src', 'cli', 'main.js');
+const K = 10;
+
+export interface ServeBenchOptions {
+  /** libtorch's intra-op threads in the server (and in training and indexing when they run). */
+  threads: number;
+  /** A trained run (default: BYOL_ALIGN_BENCH_RUN, else `work`/run, trained when missing). */
+  run?: string;
+  /** Index only the first N images of the training split and their captions (default: all of it). */
+  items?: number;
+  /** Requests per load test, at most (default 5000). */
+  requests?: number;
+  /** Seconds per load test, at most (default 20). */
+  seconds?: number;
+  /** Concurrent connections of each load test (default 1 and 50). */
+  connections?: number[];
+  /** Distinct text queries, captions of the icon test split (default 500). */
+  queries?: number;
+  /** Steps of the run trained when there is none (default 200). */
+  trainSteps?: number;
+  /** The icon data set (default data/icons; built there when missing). */
+  dataDir?: string;
+  /** Where the trained run, the subsets and the indexes go (default data/bench-serve). */
+  work?: string;
+}
+
+/** The part of autocannon's API used here (it ships no types). */
+interface Autocannon {
+  (options: {
+    url: string;
+    connections: number;
+    duration: number;
+    maxOverallRequests: number;
+    timeout: number;
+    requests: {
+      method: string;
+      path: string;
+      headers: Record<string, string>;
+      body: string;
+      onResponse: (status: number, body: string) => void;
+    }[];
+    setupClient: (client: { setRequests(requests: unknown[]): void }) => void;
+  }): Promise<{
+    latency: { p50: number; p99: number };
+    duration: number;
+    errors: number;
+    timeouts: number;
+    non2xx: number;
+  }>;
+}
+
+/** The manifest to index: the training split, or its first `items` images with their captions. */
+function trainingManifest(dataDir: string, work: string, items: number | undefined): string {
+  const full = path.join(dataDir, 'captions_train.json');
+  if (items === undefined) return full;
+  const subset = path.join(work, `captions_train_first${items}.json`);
+  if (existsSync(subset)) return subset;
+  const coco = JSON.parse(readFileSync(full, 'utf8')) as { images: { id: number }[]; annotations: { image_id: number }[] };
+  const images = coco.images.slice(0, items);
+  const ids = new Set(images.map((i) => i.id));
+  writeFileSync(subset, JSON.stringify({ ...coco, images, annotations: coco.annotations.filter((a) => ids.has(a.image_id)) }));
+  return subset;
+}
+
+/**
+ * A short run trained on the whole training split into `work`/run, when it has no checkpoint yet
+ * (the model's size, not its quality, sets the cost measured here).
+ */
+function trainedRun(
+  options: Required<Pick<ServeBenchOptions, 'threads' | 'trainSteps'>>,
+  work: string,
+  manifest: string,
+  images: string,
+): string {
+  const run = path.join(work, 'run');
+  if (existsSync(path.join(run, 'checkpoints'))) return run;
+  console.log(`training a ${options.trainSteps}-step run in ${run} (pass --run RUN to serve another) ...`);
+  execFileSync(
+    process.execPath,
+    [
+      CLI,
+      'train',
+      '--preset',
+      'cpu-small',
+      '--data',
+      `coco:${manifest}`,
+      '--images',
+      images,
+      '--out',
+      run,
+      '--steps',
+      String(options.trainSteps),
+      '--threads',
+      String(options.threads),
+      '-q',
+    ],
+    { stdio: 'inherit' },
+  );
+  return run;
+}
+
+/** `byol-align serve` in a child process on a free loopback port; resolves once it listens. */
+async function startServer(db: string, threads: number, flags: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--db', db, '--port', '0', '--threads', String(threads), ...flags], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const listening = /listening on (http:\/\/\S+)/.exec(stderr);
+      if (listening) resolve(listening[1]!);
+    });
+    void exited.then((code) => reject(new Error(`byol-align serve exited with ${code} before listening:\n${stderr}`)));
+  });
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Distinct captions of the icon test split, evenly spread over it. */
+function queryTexts(dataDir: string, count: number): string[] {
+  const coco = JSON.parse(readFileSync(path.join(dataDir, 'captions_test.json'), 'utf8')) as { annotations: { caption: string }[] };
+  const captions = [...new Set(coco.annotations.map((a) => a.caption))];
+  const step = Math.max(1, Math.floor(captions.length / count));
+  return captions.filter((_, i) => i % step === 0).slice(0, count);
+}
+
+/** The indexed images' unit embeddings, one row each, by brute force the exact answer to any query. */
+async function imageRows(
+  db: string,
+): Promise<{ ids: string[]; at: Map<string, number>; values: Float32Array; dim: number; rows: number; texts: number }> {
+  const connection = await lancedb.connect(db);
+  try {
+    const table = await connection.openTable('items');
+    const found = await table.query().where("modality = 'image'").select(['id', 'embedding']).toArray();
+    const dim = (found[0]!.embedding as { length: number }).length;
+    const values = new Float32Array(found.length * dim);
+    found.forEach((row: Record<string, unknown>, i: number) =>
+      values.set((row.embedding as { toArray(): Float32Array }).toArray(), i * dim),
+    );
+    const ids = found.map((row: Record<string, unknown>) => String(row.id));
+    return {
+      ids,
+      at: new Map(ids.map((id: string, i: number) => [id, i])),
+      values,
+      dim,
+      rows: await table.countRows(),
+      texts: await table.countRows("modality = 'text'"),
+    };
+  } finally {
+    connection.close();
+  }
+}
+
+/** The true score of every image for `query`, and the 10th best of them. */
+function exactScores(images: { values: Float32Array; dim: number }, query: Float32Array): { scores: Float32Array; tenth: number } {
+  const n = images.values.length / images.dim;
+  const scores = new Float32Array(n);
+  for (let r = 0; r < n; r++) {
+    let s = 0;
+    for (let j = 0, o = r * images.dim; j < images.dim; j++) s += query[j]! * images.values[o + j]!;
+    scores[r] = s;
+  }
+  const tenth = Float32Array.from(scores).sort().at(-Math.min(K, n))!;
+  return { scores, tenth };
+}
+
+export async function benchServe(options: ServeBenchOptions): Promise<void> {
+  const { threads, items, requests = 5000, seconds = 20, connections = [1, 50], queries = 500, trainSteps = 200 } = options;
+  const dataDir = options.dataDir ?? 'data/icons';
+  const work = options.work ?? 'data/bench-serve';
+  // A devDependency, and CommonJS without types: loaded only by this benchmark.
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+  console.log(`serve benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
+
+  ensureIconData(dataDir);
+  mkdirSync(work, { recursive: true });
+  const images = path.join(dataDir, 'images');
+  const manifest = trainingManifest(dataDir, work, items);
+  const run =
+    options.run ??
+    (process.env.BYOL_ALIGN_BENCH_RUN || undefined) ??
+    trainedRun({ threads, trainSteps }, work, path.join(dataDir, 'captions_train.json'), images);
+  const db = path.join(work, `index-${path.basename(path.resolve(run))}-${items ?? 'all'}`);
+  console.log(`indexing ${manifest} with ${run} into ${db} (new or changed rows only) ...`);
+  execFileSync(
+    process.execPath,
+    [
+      CLI,
+      'index',
+      '--checkpoint',
+      run,
+      '--data',
+      `coco:${manifest}`,
+      '--images',
+      images,
+      '--db',
+      db,
+      '--rebuild',
+      '--threads',
+      String(threads),
+    ],
+    { stdio: 'inherit' },
+  );
+
+  const exact = await imageRows(db);
+  const texts = queryTexts(dataDir, queries);
+  const bodies = texts.map((text) => JSON.stringify({ query: { text }, k: K, modality: 'image' }));
+  console.log(
+    `index: ${exact.rows} rows (${exact.ids.length} images, ${exact.texts} captions) of width ${exact.dim}; ` +
+      `${texts.length} caption queries of the test split for the ${K} nearest images; ≤ ${requests} requests and ≤ ${seconds} s per line; server threads ${threads}`,
+  );
+
+  const modes = [
+    { name: 'batched (defaults)', flags: [] },
+    { name: 'one request at a time', flags: ['--batch-queries', '1'] },
+  ];
+  let truth: { scores: Float32Array; tenth: number }[] | undefined;
+  console.log(`${'searches'.padEnd(22)} conns  answered   req/s  p50 ms  p99 ms  errors  non-2xx  recall@${K}`);
+  for (const mode of modes) {
+    const server = await startServer(db, threads, mode.flags);
+    try {
+      // The exact answers: each query embedded alone (POST /v1/embed), then every image scored here.
+      truth ??= await Promise.all(
+        texts.map(async (text) => {
+          const r = await fetch(`${server.url}/v1/embed`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ inputs: [{ text }] }),
+          });
+          if (!r.ok) throw new Error(`POST /v1/embed: ${r.status} ${await r.text()}`);
+          return Float32Array.from(((await r.json()) as { embeddings: number[][] }).embeddings[0]!);
+        }),
+      ).then((vectors) => vectors.map((v) => exactScores(exact, v)));
+      for (const conns of connections) {
+        let answered = 0;
+        let found = 0;
+        const onResponse = (q: number) => (status: number, body: string) => {
+          if (status !== 200) return;
+          answered++;
+          // A hit is right when it is among the true 10 nearest, or ties with the 10th.
+          const { scores, tenth } = truth![q]!;
+          const hits = (JSON.parse(body) as { results: { hits: { id: string }[] }[] }).results[0]!.hits;
+          for (const { id } of hits) {
+            const row = exact.at.get(id);
+            if (row !== undefined && scores[row]! >= tenth - 1e-5) found++;
+          }
+        };
+        const list = bodies.map((body, q) => ({
+          method: 'POST',
+          path: '/v1/search',
+          headers: { 'content-type': 'application/json' },
+          body,
+          onResponse: onResponse(q),
+        }));
+        let client = 0;
+        const result = await autocannon({
+          url: server.url,
+          connections: conns,
+          duration: seconds,
+          maxOverallRequests: Math.max(requests, conns),
+          timeout: 30,
+          requests: list,
+          // Each connection starts at another query, so a batch holds different ones.
+          setupClient: (c) => {
+            const from = Math.floor((client++ * list.length) / conns);
+            c.setRequests([...list.slice(from), ...list.slice(0, from)]);
+          },
+        });
+        const recall = answered === 0 ? NaN : found / (K * answered);
+        console.log(
+          `${mode.name.padEnd(22)} ${String(conns).padStart(5)} ${String(answered).padStart(9)} ${(answered / result.duration).toFixed(0).padStart(7)} ` +
+            `${result.latency.p50.toFixed(1).padStart(7)} ${result.latency.p99.toFixed(1).padStart(7)} ${String(result.errors).padStart(7)} ` +
+            `${String(result.non2xx).padStart(8)}  ${recall.toFixed(3)}`,
+        );
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+}
