@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manualSeed, randn, noGrad, type Tensor } from '../src/index.js';
 import { AlignModel, type AlignEncoderSpec } from '../src/align/model.js';
-import { SharedHead } from '../src/align/shared_head.js';
+import { ModalityBatchNorm1d, SharedHead } from '../src/align/shared_head.js';
 import { Identity } from '../src/nn/index.js';
 import { assertClose } from './helpers.js';
 import { resolveConfig } from '../src/config/load.js';
@@ -97,6 +97,41 @@ test('shared projector in eval mode normalises each modality with its own statis
     evalImage.toFlatArray().some((v, i) => Math.abs(v - withText[i]!) > 1e-2),
     'text statistics would give other projections',
   );
+});
+
+test('the shared scale and shift apply to each modality and take gradients from both', () => {
+  manualSeed(4);
+  const bn = new ModalityBatchNorm1d(['image', 'text'], 3);
+  const { weight, bias } = Object.fromEntries(bn.namedParameters()) as Record<string, Tensor>;
+  assert.deepEqual(Object.keys(Object.fromEntries(bn.namedParameters())), ['weight', 'bias']);
+  noGrad(() => {
+    weight!.copy_(randn([3]));
+    bias!.copy_(randn([3]));
+  });
+  const image = randn([5, 3]).mul(3).add(2);
+  const text = randn([4, 3]);
+  const c = randn([5, 3]);
+  const d = randn([4, 3]);
+  bn.forwardModality('image', image).mul(c).sum().add(bn.forwardModality('text', text).mul(d).sum()).backward();
+  // By hand (training: each modality by its own batch, biased variance): y = x̂·w + b, so
+  // ∂/∂w_j = Σ_i c_ij x̂_ij over both modalities' rows and ∂/∂b_j = Σ_i c_ij.
+  const normalised = (x: Tensor): number[][] => {
+    const rows = matrix(x);
+    const { mean, biased } = columnStats(rows);
+    return rows.map((r) => r.map((v, j) => (v - mean[j]!) / Math.sqrt(biased[j]! + 1e-5)));
+  };
+  const xs = [...normalised(image), ...normalised(text)];
+  const cs = [...matrix(c), ...matrix(d)];
+  const columns = [0, 1, 2];
+  const w = weight!.toFlatArray();
+  const b = bias!.toFlatArray();
+  assertClose(
+    noGrad(() => bn.forwardModality('text', text)).toFlatArray(),
+    normalised(text).flatMap((r) => r.map((v, j) => v * w[j]! + b[j]!)),
+    1e-4,
+  );
+  assertClose(weight!.grad!.toFlatArray(), columns.map((j) => xs.reduce((acc, r, i) => acc + cs[i]![j]! * r[j]!, 0)), 1e-4);
+  assertClose(bias!.grad!.toFlatArray(), columns.map((j) => cs.reduce((acc, r) => acc + r[j]!, 0)), 1e-4);
 });
 
 test('a checkpoint with one set of shared statistics loads with that set for every modality', () => {

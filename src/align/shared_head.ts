@@ -34,7 +34,7 @@ export class ModalityBatchNorm1d extends Module {
   }
 
   forwardModality(modality: string, input: Tensor): Tensor {
-    return this.statistics.get(modality).forward(input).mul(this.param('weight')).add(this.param('bias'));
+    return this.statistics.get(modality).forwardAffine(input, this.param('weight'), this.param('bias'));
   }
 
   override forward(): never {

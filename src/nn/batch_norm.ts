@@ -86,6 +86,16 @@ export abstract class BatchNorm extends Module {
 
   /** input [N, C, ...] → same shape, each channel normalised. */
   override forward(input: Tensor): Tensor {
+    return this.forwardAffine(input, this.weight, this.bias);
+  }
+
+  /**
+   * forward with another module's scale and shift (null: none), in the same one fused op: heads
+   * shared by several modalities keep one weight and bias but statistics per modality
+   * (src/align/shared_head.ts), and a separate multiply and add would cost two more passes over
+   * the activations, forward and backward.
+   */
+  forwardAffine(input: Tensor, weight: Tensor | null, bias: Tensor | null): Tensor {
     const shape = input.shape;
     this.checkInputRank(shape);
     if (shape[1] !== this.numFeatures) {
@@ -108,8 +118,8 @@ export abstract class BatchNorm extends Module {
       averagingFactor = this.momentum ?? 1 / seen.item();
     }
     return F.batchNorm(input, this.runningMean, this.runningVar, {
-      weight: this.weight,
-      bias: this.bias,
+      weight,
+      bias,
       // Without running statistics there is nothing else to normalise with, even in eval.
       training: this.training || !this.trackRunningStats,
       momentum: averagingFactor,
