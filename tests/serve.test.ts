@@ -166,9 +166,24 @@ test('POST /v1/search answers what the library answers, as URLs instead of file 
   assert.deepEqual([...new Set(filtered.json().results[0].hits.map((h: { item: string }) => h.item))].sort(), ['4', '5']);
 });
 
-/** An index that answers each text query with one hit named by its text, and fails on the text 'bad'; it records each searchMany call. */
-function fakeIndex(): { index: Pick<SearchIndex, 'search' | 'searchMany'>; calls: SearchRequest[][] } {
+/**
+ * An index that answers each text query with one hit named by its text and embeds a text as
+ * [its first character's code, its length], and fails on the text 'bad'; it records each
+ * searchMany and embed call.
+ */
+function fakeIndex(): {
+  index: Pick<SearchIndex, 'search' | 'searchMany' | 'embed'>;
+  calls: SearchRequest[][];
+  embedCalls: SearchQuery[][];
+} {
   const calls: SearchRequest[][] = [];
+  const embedCalls: SearchQuery[][] = [];
+  const embed = async (queries: readonly SearchQuery[]): Promise<Float32Array[]> => {
+    embedCalls.push([...queries]);
+    const texts = queries.map((q) => (q as { text: string }).text);
+    if (texts.includes('bad')) throw new IndexQueryError('query 0: bad');
+    return texts.map((text) => Float32Array.of(text.charCodeAt(0), text.length));
+  };
   const searchMany = async (requests: readonly SearchRequest[]): Promise<SearchHit[][][]> => {
     calls.push([...requests]);
     const texts = requests.map((r) => r.queries.map((q) => (q as { text: string }).text));
@@ -178,7 +193,7 @@ function fakeIndex(): { index: Pick<SearchIndex, 'search' | 'searchMany'>; calls
     );
   };
   const search = async (queries: readonly SearchQuery[], options?: SearchOptions) => (await searchMany([{ queries, options }]))[0]!;
-  return { index: { search, searchMany }, calls };
+  return { index: { search, searchMany, embed }, calls, embedCalls };
 }
 const texts = (...t: string[]): SearchQuery[] => t.map((text) => ({ text }));
 const hitIds = (results: SearchHit[][]): string[][] => results.map((hits) => hits.map((h) => h.id));
@@ -231,6 +246,28 @@ test('QueryBatcher: a bad query fails only its own search; the others of its bat
     calls.map((call) => call.length),
     [3, 1, 1, 1],
   );
+});
+
+test('QueryBatcher embeds the inputs of concurrent callers in one pass, each getting its own rows; a bad input fails only its caller', async () => {
+  const { index, embedCalls } = fakeIndex();
+  const batcher = new QueryBatcher(index, { maxWaitMs: 30, maxQueries: 100 });
+  const rows = (vectors: Float32Array[]): number[][] => vectors.map((v) => Array.from(v));
+  const answers = await Promise.all([batcher.embed(texts('a')), batcher.embed(texts('bb', 'ccc')), batcher.embed(texts('d'))]);
+  assert.deepEqual(answers.map(rows), [
+    [[97, 1]],
+    [
+      [98, 2],
+      [99, 3],
+    ],
+    [[100, 1]],
+  ]);
+  assert.deepEqual(embedCalls, [texts('a', 'bb', 'ccc', 'd')]);
+  embedCalls.length = 0;
+  const [a, bad] = await Promise.allSettled([batcher.embed(texts('a')), batcher.embed(texts('x', 'bad'))]);
+  assert.deepEqual(a.status === 'fulfilled' && rows(a.value), [[97, 1]]);
+  assert.ok(bad.status === 'rejected' && bad.reason instanceof IndexQueryError, String(bad.status));
+  // The batch of two failed, then each ran alone.
+  assert.deepEqual(embedCalls, [texts('a', 'x', 'bad'), texts('a'), texts('x', 'bad')]);
 });
 
 test('POST /v1/search: concurrent requests are searched as one batch and answered as each is alone; a bad image gets its 400', async () => {

@@ -1,6 +1,6 @@
 // Gathers the searches of requests that arrive together into one batch: one embedding pass for all
 // their queries and one matrix product and top-k per modality (SearchIndex.searchMany), then each
-// request gets its own hits. Per query, an exact in-memory search of a large index is a product of
+// request gets its own hits; the inputs of embedding requests likewise share one forward pass. Per query, an exact in-memory search of a large index is a product of
 // one row against every row; fifty rows cost little more than one (docs/search.md, "Batching").
 import type { SearchHit, SearchIndex, SearchOptions, SearchQuery, SearchRequest } from '../index/index.js';
 
@@ -19,45 +19,33 @@ export const DEFAULT_BATCH_WAIT_MS = 2;
 /** 64: one request's most queries; a batch's scores against 100,000 rows are then 26 MB. */
 export const DEFAULT_BATCH_QUERIES = 64;
 
-interface Waiting {
-  request: SearchRequest;
-  resolve: (hits: SearchHit[][]) => void;
+interface Waiting<R, A> {
+  request: R;
+  resolve: (answer: A) => void;
   reject: (error: unknown) => void;
 }
 
 /**
- * Searches of concurrent callers, run together. A search with a metadata filter is LanceDB's scan,
- * one query at a time whatever the batch, so it goes to the index at once.
- *
- * @example
- * const batcher = new QueryBatcher(index, { maxWaitMs: 2, maxQueries: 64 });
- * const [a, b] = await Promise.all([batcher.search([{ text: 'a heart' }]), batcher.search([{ text: 'a star' }], { k: 5 })]);
+ * Requests of concurrent callers, run together: `runMany` answers a batch of requests in order,
+ * `runOne` one request alone (what each request of a failed batch falls back to).
  */
-export class QueryBatcher {
-  private readonly maxWaitMs: number;
-  private readonly maxQueries: number;
-  private waiting: Waiting[] = [];
+class RequestBatcher<R, A> {
+  private waiting: Waiting<R, A>[] = [];
   private waitingQueries = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly index: Pick<SearchIndex, 'search' | 'searchMany'>,
-    options: QueryBatcherOptions = {},
-  ) {
-    this.maxWaitMs = options.maxWaitMs ?? DEFAULT_BATCH_WAIT_MS;
-    this.maxQueries = options.maxQueries ?? DEFAULT_BATCH_QUERIES;
-    if (!Number.isFinite(this.maxWaitMs) || this.maxWaitMs < 0)
-      throw new RangeError(`QueryBatcher: maxWaitMs must be a number ≥ 0, got ${this.maxWaitMs}`);
-    if (!Number.isInteger(this.maxQueries) || this.maxQueries < 1)
-      throw new RangeError(`QueryBatcher: maxQueries must be an integer ≥ 1, got ${this.maxQueries}`);
-  }
+    private readonly runMany: (requests: R[]) => Promise<A[]>,
+    private readonly runOne: (request: R) => Promise<A>,
+    private readonly queriesOf: (request: R) => number,
+    private readonly maxWaitMs: number,
+    private readonly maxQueries: number,
+  ) {}
 
-  /** What `index.search(queries, options)` answers, searched together with the other callers' queries. */
-  search(queries: readonly SearchQuery[], options: SearchOptions = {}): Promise<SearchHit[][]> {
-    if (Object.keys(options.where ?? {}).length > 0) return this.index.search(queries, options);
+  submit(request: R): Promise<A> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ request: { queries, options }, resolve, reject });
-      this.waitingQueries += queries.length;
+      this.waiting.push({ request, resolve, reject });
+      this.waitingQueries += this.queriesOf(request);
       if (this.waitingQueries >= this.maxQueries) this.runWaiting();
       else this.timer ??= setTimeout(() => this.runWaiting(), this.maxWaitMs);
     });
@@ -72,17 +60,73 @@ export class QueryBatcher {
     void this.run(batch);
   }
 
-  private async run(batch: Waiting[]): Promise<void> {
-    let results: SearchHit[][][];
+  private async run(batch: Waiting<R, A>[]): Promise<void> {
+    let answers: A[];
     try {
-      results = await this.index.searchMany(batch.map((w) => w.request));
+      answers = await this.runMany(batch.map((w) => w.request));
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);
-      // One bad query (an image that does not decode) fails the whole batch: each search then runs
+      // One bad query (an image that does not decode) fails the whole batch: each request then runs
       // alone, so it gets its own answer or its own error, as without batching.
-      for (const { request, resolve, reject } of batch) this.index.search(request.queries, request.options).then(resolve, reject);
+      for (const { request, resolve, reject } of batch) this.runOne(request).then(resolve, reject);
       return;
     }
-    batch.forEach((w, i) => w.resolve(results[i]!));
+    batch.forEach((w, i) => w.resolve(answers[i]!));
+  }
+}
+
+/**
+ * Searches and embeddings of concurrent callers, each kind run together. A search with a metadata
+ * filter is LanceDB's scan, one query at a time whatever the batch, so it goes to the index at once.
+ *
+ * @example
+ * const batcher = new QueryBatcher(index, { maxWaitMs: 2, maxQueries: 64 });
+ * const [a, b] = await Promise.all([batcher.search([{ text: 'a heart' }]), batcher.search([{ text: 'a star' }], { k: 5 })]);
+ * const [vectors] = await Promise.all([batcher.embed([{ text: 'a moon' }]), batcher.embed([{ text: 'a sun' }])]);
+ */
+export class QueryBatcher {
+  private readonly searches: RequestBatcher<SearchRequest, SearchHit[][]>;
+  private readonly embeddings: RequestBatcher<readonly SearchQuery[], Float32Array[]>;
+
+  constructor(
+    private readonly index: Pick<SearchIndex, 'search' | 'searchMany' | 'embed'>,
+    options: QueryBatcherOptions = {},
+  ) {
+    const maxWaitMs = options.maxWaitMs ?? DEFAULT_BATCH_WAIT_MS;
+    const maxQueries = options.maxQueries ?? DEFAULT_BATCH_QUERIES;
+    if (!Number.isFinite(maxWaitMs) || maxWaitMs < 0)
+      throw new RangeError(`QueryBatcher: maxWaitMs must be a number ≥ 0, got ${maxWaitMs}`);
+    if (!Number.isInteger(maxQueries) || maxQueries < 1)
+      throw new RangeError(`QueryBatcher: maxQueries must be an integer ≥ 1, got ${maxQueries}`);
+    this.searches = new RequestBatcher(
+      (requests) => index.searchMany(requests),
+      (request) => index.search(request.queries, request.options),
+      (request) => request.queries.length,
+      maxWaitMs,
+      maxQueries,
+    );
+    // One forward pass per modality for every caller's inputs, then each caller's share of the rows.
+    this.embeddings = new RequestBatcher(
+      async (lists) => {
+        const vectors = await index.embed(lists.flat());
+        let at = 0;
+        return lists.map((list) => vectors.slice(at, (at += list.length)));
+      },
+      (list) => index.embed(list),
+      (list) => list.length,
+      maxWaitMs,
+      maxQueries,
+    );
+  }
+
+  /** What `index.search(queries, options)` answers, searched together with the other callers' queries. */
+  search(queries: readonly SearchQuery[], options: SearchOptions = {}): Promise<SearchHit[][]> {
+    if (Object.keys(options.where ?? {}).length > 0) return this.index.search(queries, options);
+    return this.searches.submit({ queries, options });
+  }
+
+  /** What `index.embed(queries)` answers, embedded together with the other callers' queries. */
+  embed(queries: readonly SearchQuery[]): Promise<Float32Array[]> {
+    return this.embeddings.submit(queries);
   }
 }

@@ -314,7 +314,7 @@ function routes(options: ServerOptions, bodyLimit: number, metrics: RequestMetri
         })),
       },
       async (request) => {
-        const embeddings = await index.embed(request.body.inputs.map(libraryQuery));
+        const embeddings = await batcher.embed(request.body.inputs.map(libraryQuery));
         return { space: index.provenance.space, dim: index.provenance.dim, embeddings: embeddings.map((e) => Array.from(e)) };
       },
     );
