@@ -46,7 +46,7 @@ export const serveSpec: CommandSpec = {
     'batch-wait-ms': {
       type: 'string',
       value: 'MS',
-      help: 'how long a search waits for concurrent ones to join its batch',
+      help: 'how long a search or embedding request waits for concurrent ones to join its batch',
       default: String(DEFAULT_BATCH_WAIT_MS),
     },
     'batch-queries': {
