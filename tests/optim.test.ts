@@ -457,6 +457,47 @@ test('trainingOptimizer: a constant schedule holds the peak after warm-up; scale
   }
 });
 
+test('trainingOptimizer: predictorLrScale trains the predictors at that multiple of the schedule, in groups of their own', () => {
+  const named: [string, Tensor][] = [
+    ...trainable(),
+    ['predictors.shared.0.weight', tensor([[1, 2]]).requiresGrad_(true)],
+    ['predictors.shared.0.bias', tensor([1]).requiresGrad_(true)],
+  ];
+  const plain = trainingOptimizer(named, { optimizer: 'adamw' }, { batchSize: 256, totalSteps: 100 });
+  assert.deepEqual(
+    plain.optimizer.paramGroups.map((g) => g.params.length),
+    [2, 2],
+    'scale 1: the groups of before',
+  );
+  const { optimizer, scheduler } = trainingOptimizer(
+    named,
+    { optimizer: 'adamw', predictorLrScale: 10 },
+    { batchSize: 256, totalSteps: 100 },
+  );
+  // Weights, biases, then the predictor's weights and biases; decay as everywhere else.
+  assert.deepEqual(
+    optimizer.paramGroups.map((g) => g.params.map((p) => named.findIndex(([, q]) => q === p))),
+    [[0], [1], [2], [3]],
+  );
+  assert.deepEqual(
+    optimizer.paramGroups.map((g) => (g as typeof g & { weightDecay: number }).weightDecay),
+    [1e-4, 0, 1e-4, 0],
+  );
+  for (const [step, lr] of [
+    [5, 5e-4],
+    [10, 1e-3],
+    [55, 5e-4],
+  ] as const) {
+    scheduler.setStep(step);
+    const lrs = scheduler.currentLrs();
+    for (const [i, want] of [lr, lr, 10 * lr, 10 * lr].entries()) assertClose(lrs[i]!, want, 1e-15);
+  }
+  assert.throws(
+    () => trainingOptimizer(named, { predictorLrScale: 0, optimizer: 'adam' }, { batchSize: 256, totalSteps: 10 }),
+    /predictorLrScale/,
+  );
+});
+
 test('trainingOptimizer refuses an unknown optimizer by name', () => {
   assert.throws(
     () => trainingOptimizer(trainable(), { optimizer: 'sgd' as OptimizerName }, { batchSize: 256, totalSteps: 10 }),

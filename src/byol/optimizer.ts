@@ -38,6 +38,12 @@ export interface OptimizationOptions {
   warmupSteps?: number;
   /** 'warmup-cosine' (the paper's, the default) or 'constant' after the warm-up. */
   lrSchedule?: LrScheduleName;
+  /**
+   * The predictor's learning rate as a multiple of the rest's, at every step (default 1). BraVe
+   * (Recasens et al. 2021, arXiv:2103.16559) trains its predictors at 10×, which the BYOL paper
+   * also found to help (Grill et al. 2020, §5: a near-optimal predictor keeps the target useful).
+   */
+  predictorLrScale?: number;
 }
 
 /** OptimizationOptions with every default filled in, and the peak rate they give. */
@@ -48,6 +54,7 @@ export interface OptimizationSettings {
   weightDecay: number;
   warmupSteps: number;
   lrSchedule: LrScheduleName;
+  predictorLrScale: number;
   totalSteps: number;
 }
 
@@ -61,6 +68,11 @@ export const DEFAULT_BASE_LR: Readonly<Record<OptimizerName, number>> = { lars: 
  * arXiv:1711.05101), and byol-pytorch's Adam, which bench/byol.ts measures against, uses none.
  */
 export const DEFAULT_WEIGHT_DECAY: Readonly<Record<OptimizerName, number>> = { lars: 1.5e-6, adamw: 1e-4, adam: 0 };
+
+/** A parameter of a predictor: the BYOL network's `predictor.…`, the aligner's `predictors.…`. */
+export function isPredictorParameter(name: string): boolean {
+  return /(^|\.)predictors?\./.test(name);
+}
 
 /**
  * @example
@@ -127,12 +139,28 @@ export function trainingOptimizer(
     weightDecay: options.weightDecay ?? DEFAULT_WEIGHT_DECAY[name],
     warmupSteps: options.warmupSteps ?? Math.round(totalSteps / 10),
     lrSchedule: options.lrSchedule ?? 'warmup-cosine',
+    predictorLrScale: options.predictorLrScale ?? 1,
     totalSteps,
   };
-  const { peakLr, warmupSteps, lrSchedule } = settings;
-  const optimizer = makeOptimizer(named, name, peakLr, settings.weightDecay);
-  const scheduler = new LrScheduler(optimizer, (step) =>
-    lrSchedule === 'constant' && step >= warmupSteps ? peakLr : warmupCosineLr(step, { peakLr, warmupSteps, totalSteps }),
+  const { peakLr, warmupSteps, lrSchedule, predictorLrScale } = settings;
+  if (!(predictorLrScale > 0)) throw new RangeError(`predictorLrScale must be a number > 0, got ${predictorLrScale}`);
+  // With a scale the predictor's parameters come last, in groups of their own: the optimizer's
+  // groups (and so its saved state) are those of before whenever the scale is 1.
+  const scaled = predictorLrScale === 1 ? [] : named.filter(([n]) => isPredictorParameter(n));
+  const rest = scaled.length === 0 ? named : named.filter(([n]) => !isPredictorParameter(n));
+  const optimizer = makeOptimizer(rest, name, peakLr, settings.weightDecay);
+  const groupScales = optimizer.paramGroups.map(() => 1);
+  if (scaled.length > 0) {
+    for (const group of makeOptimizer(scaled, name, peakLr, settings.weightDecay).paramGroups) {
+      optimizer.addParamGroup(group);
+      groupScales.push(predictorLrScale);
+    }
+  }
+  const scheduler = new LrScheduler(
+    optimizer,
+    (step, group) =>
+      groupScales[group]! *
+      (lrSchedule === 'constant' && step >= warmupSteps ? peakLr : warmupCosineLr(step, { peakLr, warmupSteps, totalSteps })),
   );
   return { optimizer, scheduler, settings };
 }

@@ -254,6 +254,11 @@ export const optimSchema = z
       .positive()
       .default(1e-3)
       .describe('Learning rate per 256 items: the peak is baseLr · batchSize / 256 (BYOL: 0.2 with LARS).'),
+    predictorLrScale: z
+      .number()
+      .gt(0)
+      .default(1)
+      .describe("The predictors' learning rate as a multiple of the rest's (BraVe trains them at 10×)."),
     weightDecay: z.number().min(0).default(1e-4).describe('Weight decay (BYOL: 1.5e-6 with LARS).'),
     warmupFraction: z
       .number()

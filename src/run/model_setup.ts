@@ -93,6 +93,7 @@ export function trainOptions(
     optimizer: config.optim.optimizer,
     baseLr: config.optim.baseLr,
     weightDecay: config.optim.weightDecay,
+    predictorLrScale: config.optim.predictorLrScale,
     warmupSteps: Math.round(config.optim.warmupFraction * totalSteps),
     clipGradNorm: config.optim.clipGradNorm,
     seed: config.train.seed,
