@@ -3,7 +3,8 @@
 // Debian's espeak-ng with a voice (8 English accents × 10 male and female variants), speed and pitch
 // drawn from the seed and the clip's id (scripts/espeak_ng.ts), so two clips of one caption differ.
 // Then a JSONL manifest per split of the icon set (src/data/jsonl.ts reads them), its items in the
-// COCO file's order, with stated shares of modality combinations (scripts/modality_shares.ts):
+// COCO file's order, each keeping its icon's id and `concept` (for the validation hold-out), with
+// stated shares of modality combinations (scripts/modality_shares.ts):
 //
 //   audio share 0.5 (--audio-share): half of a split's icons get a clip of one of their captions;
 //   of those, 0.4 (--image-audio-share) keep image+audio only (their text dropped), 0.2
@@ -183,10 +184,12 @@ function planSplit(options: SpeechBuildOptions, split: string): PlannedSplit {
   return { split, items, combinations, clips };
 }
 
-/** One manifest line: the item's fields for its combination, paths relative to the output folder. */
+/** One manifest line: the item's id and concept, its fields for its combination, paths relative to the output folder. */
 function manifestLine(outDir: string, item: PairedItem, combination: Combination, clip: PlannedClip | undefined): string {
   const parts = new Set(combination.split('+'));
   const record: Record<string, unknown> = { id: item.id };
+  // the validation hold-out (src/data/holdout.ts) splits by `concept`, as it does the COCO files
+  if (typeof item.extra?.concept === 'string') record.concept = item.extra.concept;
   if (parts.has('image')) record.image = relative(outDir, item.image!).split(sep).join('/');
   if (parts.has('text')) record.text = item.captions;
   if (parts.has('audio')) record.audio = clip!.file;

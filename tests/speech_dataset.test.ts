@@ -47,7 +47,7 @@ function writeIconSet(dir: string): void {
     for (const list of captions) {
       const id = ++imageId;
       writeFileSync(join(dir, 'images', 'set', `icon-${id}.png`), pngBytes());
-      images.push({ id, file_name: `set/icon-${id}.png`, width: 1, height: 1 });
+      images.push({ id, file_name: `set/icon-${id}.png`, width: 1, height: 1, concept: `concept ${id}` });
       for (const caption of list) annotations.push({ id: ++annotationId, image_id: id, caption });
     }
     writeFileSync(join(dir, `captions_${split}.json`), JSON.stringify({ images, annotations }));
@@ -77,6 +77,7 @@ await buildSpeechDataset(options(allSpoken, { shares: { audio: 1, imageAudio: 0,
 
 interface ManifestLine {
   id: string;
+  concept?: string;
   image?: string;
   text?: string[];
   audio?: string;
@@ -155,6 +156,11 @@ test('the manifests hold exactly the combinations the shares ask for', () => {
     ['1', '2', '3', '4', '5', '6', '7', '8'],
   );
   assert.deepEqual(countCombinations(train), { 'image+text': 4, 'image+audio': 2, 'text+audio': 1, 'image+text+audio': 1 });
+  // every line keeps its icon's concept, which the validation hold-out splits by
+  assert.deepEqual(
+    train.map((l) => l.concept),
+    train.map((l) => `concept ${l.id}`),
+  );
   // test, 4 icons: 2 with audio; round(2 × 0.5) = 1 image+audio, round(2 × 0.25) = round(0.5) = 1 text+audio
   const testLines = readLines<ManifestLine>(join(halfSpoken, 'test.jsonl'));
   assert.deepEqual(
