@@ -134,8 +134,13 @@ function prepareOutDir(outDir: string, iconsDir: string): void {
     throw new Error(`--out must differ from --icons (${outDir}): the icon set has its own stats.json`);
   if (existsSync(outDir) && readdirSync(outDir).length > 0) {
     const statsFile = join(outDir, 'stats.json');
-    const earlier = existsSync(statsFile) ? (JSON.parse(readFileSync(statsFile, 'utf8')) as { kind?: unknown }) : undefined;
-    if (earlier?.kind !== 'icons-speech') {
+    let kind: unknown;
+    try {
+      kind = (JSON.parse(readFileSync(statsFile, 'utf8')) as { kind?: unknown }).kind;
+    } catch {
+      // no stats.json, or not ours: refused below
+    }
+    if (kind !== 'icons-speech') {
       throw new Error(`${outDir} is not empty and holds no stats.json of an earlier speech build; choose another --out or empty it`);
     }
     for (const name of readdirSync(outDir)) {
