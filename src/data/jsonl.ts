@@ -116,6 +116,7 @@ export function loadJsonlManifest(manifestFile: string, options: ParseOptions = 
       return refuse('no-modality', 'has no modality left once its empty text is left out');
     }
     if (Object.keys(extra).length > 0) item.extra = extra;
+    if (plugInFields.length > 0) item.folder = base;
     seen.add(id);
     items.push(item);
   });

@@ -16,6 +16,11 @@ export interface PairedItem {
   captions: string[];
   /** Whatever else the source holds for the item (COCO's width and height, Karpathy's split, a JSONL vector). */
   extra?: Record<string, unknown>;
+  /**
+   * The folder that relative file paths in `extra` are read from (a JSONL manifest's folder, as for
+   * `image`); set on items with a plug-in modality's field (ParseOptions.modalityFields), e.g. `audio`.
+   */
+  folder?: string;
 }
 
 /** A parsed data set: its items in file order, the file they came from, and what was left out. */

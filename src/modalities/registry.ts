@@ -5,6 +5,7 @@ import type { Modality, ModalityFactory, ModalitySpec } from './modality.js';
 import { imageModality } from './image/index.js';
 import { textModality } from './text/index.js';
 import { vectorModality } from './vector/index.js';
+import { audioModality } from './audio/index.js';
 
 const factories = new Map<string, ModalityFactory<never>>();
 
@@ -47,3 +48,4 @@ export function restoreModality<Raw = unknown>(spec: ModalitySpec): Modality<Raw
 registerModality(imageModality);
 registerModality(textModality);
 registerModality(vectorModality);
+registerModality(audioModality);

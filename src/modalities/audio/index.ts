@@ -1,0 +1,310 @@
+// The audio modality: WAV files (or samples already at the modality's rate) in, BYOL-A's features,
+// views and encoder (Niizumi et al. 2021, arXiv:2103.06695). collate decodes each file
+// (decode.ts), brings it to the sample rate and the clip length (clip.ts, resample.ts), computes
+// log-mel spectrograms (log_mel.ts) and normalises them with the mean and standard deviation that
+// fit measured on training clips (BYOL-A's "pre-normalisation"), giving [N, 1, nMels, frames];
+// views.ts draws the two training views, encoder.ts maps a batch to [N, featureDim].
+// A JSONL record names its clip (or several, one drawn per epoch) in `audio`, relative to the
+// manifest's folder: {"id": "a1", "image": "a1.png", "audio": "a1.wav"}. docs/audio.md has the details.
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, extname, join, relative, resolve } from 'node:path';
+import { z } from 'zod';
+import { noGrad, tensor, tidy, type Generator, type Tensor } from '../../engine/index.js';
+import type { TensorModule } from '../../nn/index.js';
+import type { EmbedInputs, Modality, ModalityFactory, ModalitySpec } from '../modality.js';
+import { EmbedInputError, readJsonlEmbedInputs } from '../embed_inputs.js';
+import { AudioDecodeError, MAX_SAMPLE_RATE, readWavFile } from './decode.js';
+import { clipSamples, fitClip } from './clip.js';
+import { LogMelSpectrogram, logMelFrames } from './log_mel.js';
+import { ByolaAudioEncoder } from './encoder.js';
+import { audioView, BYOLA_VIEW, type AudioViewConfig } from './views.js';
+
+export { AudioDecodeError, decodeWav, readWavFile, MAX_SAMPLE_RATE, MAX_CHANNELS, type DecodedAudio } from './decode.js';
+export { resample, resampledLength, type ResampleOptions, type SincFilterOptions } from './resample.js';
+export { clipSamples, fitClip } from './clip.js';
+export { melFilterbank, hzToMel, melToHz, type MelFilterbankOptions } from './mel_filterbank.js';
+export { LogMelSpectrogram, logMelFrames, LOG_EPSILON, type LogMelSettings } from './log_mel.js';
+export { ByolaAudioEncoder, type AudioEncoderOptions } from './encoder.js';
+export { audioView, mixupWithBatch, randomResizeCrop, maskBands, BYOLA_VIEW, type AudioViewConfig } from './views.js';
+
+/** One raw item: a WAV file's path, or mono samples already at the modality's sample rate. */
+export type AudioItem = string | Float32Array;
+
+const range = (low: number, defaults: [number, number]) =>
+  z
+    .tuple([z.number().min(low), z.number().min(low)])
+    .refine(([a, b]) => a <= b, 'the range must be [low, high] with low ≤ high')
+    .default(defaults);
+
+const nonNegativeInt = (defaultValue: number) => z.number().int().min(0).default(defaultValue);
+
+/** The views' settings (the config's `audio.view`); the defaults are {@link BYOLA_VIEW}. Both views use them. */
+export const audioViewSchema = z.strictObject({
+  mixupRatio: z.number().min(0).max(1).default(BYOLA_VIEW.mixupRatio),
+  virtualCropScale: range(1, [...BYOLA_VIEW.virtualCropScale]),
+  freqScale: range(Number.MIN_VALUE, [...BYOLA_VIEW.freqScale]),
+  timeScale: range(Number.MIN_VALUE, [...BYOLA_VIEW.timeScale]),
+  freqMasks: nonNegativeInt(BYOLA_VIEW.freqMasks),
+  freqMaskWidth: nonNegativeInt(BYOLA_VIEW.freqMaskWidth),
+  timeMasks: nonNegativeInt(BYOLA_VIEW.timeMasks),
+  timeMaskWidth: nonNegativeInt(BYOLA_VIEW.timeMaskWidth),
+});
+
+const positiveInt = (defaultValue: number) => z.number().int().positive().default(defaultValue);
+
+/**
+ * The config's `audio` section. Defaults: BYOL-A's features at 16 kHz (64 mels, 25 ms window in a
+ * 1024-point FFT, 10 ms hop, 60–7800 Hz), 2-second clips (a spoken caption; BYOL-A's 0.95 s crops
+ * of longer clips cut words), BYOL-A's encoder with d = 512, and its views plus SpecAugment masks.
+ */
+export const audioSettingsSchema = z
+  .strictObject({
+    /** Hz; every clip is resampled to it. */
+    sampleRate: z.number().int().min(1000).max(MAX_SAMPLE_RATE).default(16000),
+    /** Clip length in seconds: longer clips keep their centre, shorter ones are zero-padded at the end (clip.ts). */
+    clipSeconds: z.number().positive().max(600).default(2),
+    nMels: z.number().int().min(8).default(64),
+    nFft: positiveInt(1024),
+    windowLength: positiveInt(400),
+    hopLength: positiveInt(160),
+    fMin: z.number().min(0).default(60),
+    fMax: z.number().positive().default(7800),
+    /** The encoder's output width (and its fully connected layers'). */
+    featureDim: positiveInt(512),
+    /** The encoder's convolution channels. */
+    channels: positiveInt(64),
+    dropout: z.number().min(0).max(1).default(0.3),
+    /** At most this many training clips (evenly spaced) measure the normalisation statistics at fit time. */
+    normalizationClips: positiveInt(512),
+    view: audioViewSchema.prefault({}),
+  })
+  .superRefine((s, ctx) => {
+    const problem = (path: string, message: string): void => void ctx.addIssue({ code: 'custom', path: [path], message });
+    if (s.fMax > s.sampleRate / 2) problem('fMax', `fMax ${s.fMax} Hz is above the Nyquist frequency ${s.sampleRate / 2} Hz`);
+    if (s.fMin >= s.fMax) problem('fMin', `fMin ${s.fMin} Hz must be below fMax ${s.fMax} Hz`);
+    if (s.windowLength > s.nFft) problem('windowLength', `windowLength ${s.windowLength} is longer than nFft ${s.nFft}`);
+    const samples = clipSamples(s.clipSeconds, s.sampleRate);
+    if (samples <= s.nFft / 2) problem('clipSeconds', `a clip of ${samples} samples is too short for nFft ${s.nFft}`);
+    else if (logMelFrames(samples, s.hopLength) < 8)
+      problem(
+        'clipSeconds',
+        `a clip of ${samples} samples gives fewer than 8 frames at hopLength ${s.hopLength}; the encoder pools 3 times`,
+      );
+  });
+
+/** Every setting of the audio modality, resolved. */
+export type AudioSettings = z.output<typeof audioSettingsSchema>;
+
+/** What fit measures: the training log-mel values' mean and standard deviation (BYOL-A's pre-normalisation). */
+export interface AudioNormalization {
+  mean: number;
+  std: number;
+}
+
+/**
+ * @example
+ * const audio = await audioModality.fit({ clipSeconds: 3 }, ['clips/a.wav', 'clips/b.wav']);
+ * const batch = await audio.collate(['clips/a.wav']);   // float32 [1, 1, 64, 301]
+ * const [v1, v2] = audio.views(batch, new Generator(0));
+ * const y = audio.createEncoder().forward(audio.evalInput(batch)); // [1, 512]
+ */
+export class AudioModality implements Modality<AudioItem> {
+  readonly name = 'audio';
+  readonly settings: Readonly<AudioSettings>;
+  readonly normalization: Readonly<AudioNormalization>;
+  #logMel: LogMelSpectrogram | undefined;
+
+  constructor(settings: Partial<AudioSettings> | Record<string, unknown>, normalization: AudioNormalization = { mean: 0, std: 1 }) {
+    this.settings = audioSettingsSchema.parse(settings);
+    const { mean, std } = normalization;
+    if (!Number.isFinite(mean) || !Number.isFinite(std) || std <= 0)
+      throw new RangeError(`audio modality: the normalisation needs a finite mean and a positive std, got ${mean} and ${std}`);
+    this.normalization = { mean, std };
+  }
+
+  get featureDim(): number {
+    return this.settings.featureDim;
+  }
+
+  /** Samples per clip: clipSeconds at sampleRate. */
+  get clipSamples(): number {
+    return clipSamples(this.settings.clipSeconds, this.settings.sampleRate);
+  }
+
+  /** Frames per spectrogram. */
+  get frames(): number {
+    return logMelFrames(this.clipSamples, this.settings.hopLength);
+  }
+
+  /**
+   * Items → normalised log-mel spectrograms float32 [N, 1, nMels, frames], in item order. A file
+   * that cannot be decoded throws an AudioDecodeError naming it; an item of another type, a TypeError
+   * naming its index.
+   */
+  async collate(items: AudioItem[]): Promise<Tensor> {
+    const { mean, std } = this.normalization;
+    return tidy(() => this.logMel(items).sub(mean).div(std).unsqueeze(1));
+  }
+
+  /** Items → log-mel spectrograms [N, nMels, frames], not normalised. */
+  logMel(items: AudioItem[]): Tensor {
+    if (!Array.isArray(items)) throw new TypeError('audio collate: items must be an array of WAV paths or Float32Arrays');
+    const length = this.clipSamples;
+    const waveforms = new Float32Array(items.length * length);
+    items.forEach((item, i) => waveforms.set(this.#clip(item, i), i * length));
+    this.#logMel ??= new LogMelSpectrogram(this.settings);
+    if (items.length === 0) return tensor(new Float32Array(0), { shape: [0, this.settings.nMels, this.frames] });
+    return noGrad(() => this.#logMel!.compute(tensor(waveforms, { shape: [items.length, length] })));
+  }
+
+  /** Two views of a collated batch, drawn one after the other from `generator` (views.ts). */
+  views(batch: Tensor, generator: Generator): [Tensor, Tensor] {
+    this.#checkBatch(batch, 'views');
+    const view = this.settings.view as AudioViewConfig;
+    return [audioView(batch, view, generator), audioView(batch, view, generator)];
+  }
+
+  /** The normalised spectrograms themselves. */
+  evalInput(batch: Tensor): Tensor {
+    this.#checkBatch(batch, 'evalInput');
+    return batch;
+  }
+
+  createEncoder(): TensorModule {
+    const { nMels, channels, featureDim, dropout } = this.settings;
+    return new ByolaAudioEncoder({ nMels, channels, featureDim, dropout });
+  }
+
+  toJSON(): ModalitySpec {
+    return { name: this.name, settings: structuredClone({ ...this.settings }), state: { ...this.normalization } };
+  }
+
+  /** Nothing to end: decoding runs in this thread. */
+  async close(): Promise<void> {}
+
+  #clip(item: AudioItem, index: number): Float32Array {
+    const { sampleRate } = this.settings;
+    if (typeof item === 'string') {
+      try {
+        return fitClip(readWavFile(item), sampleRate, this.clipSamples);
+      } catch (err) {
+        if (err instanceof AudioDecodeError) throw new AudioDecodeError(err.file, `${err.problem} (audio item ${index})`, { cause: err });
+        throw err;
+      }
+    }
+    if (item instanceof Float32Array) {
+      const bad = item.findIndex((v) => !Number.isFinite(v));
+      if (bad !== -1) throw new RangeError(`audio item ${index}: sample ${bad} is ${item[bad]}, not a finite number`);
+      return fitClip({ samples: item, sampleRate }, sampleRate, this.clipSamples);
+    }
+    const kind = item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item;
+    throw new TypeError(`audio item ${index} is ${kind}; expected a WAV file path or a Float32Array of samples at ${sampleRate} Hz`);
+  }
+
+  #checkBatch(batch: Tensor, method: string): void {
+    const { nMels } = this.settings;
+    const shape = batch.shape;
+    if (shape.length !== 4 || shape[1] !== 1 || shape[2] !== nMels || shape[3] !== this.frames)
+      throw new RangeError(`audio ${method}: expected a batch [N, 1, ${nMels}, ${this.frames}], got shape [${shape.join(', ')}]`);
+  }
+}
+
+/**
+ * The mean and standard deviation of the log-mel values of up to `maxClips` clips, evenly spaced
+ * over `items` (deterministic: the same training set gives the same statistics), in chunks of 64.
+ */
+export function measureNormalization(modality: AudioModality, items: readonly AudioItem[], maxClips: number): AudioNormalization {
+  if (items.length === 0) throw new RangeError('audio modality: no training clips to measure the normalisation on');
+  const count = Math.min(items.length, maxClips);
+  const chosen = Array.from({ length: count }, (_, k) => items[Math.floor((k * items.length) / count)]!);
+  let sum = 0;
+  let sumSquares = 0;
+  let values = 0;
+  for (let from = 0; from < count; from += 64) {
+    const chunk = chosen.slice(from, from + 64);
+    tidy(() => {
+      const x = modality.logMel(chunk).double();
+      sum += x.sum().item();
+      sumSquares += x.square().sum().item();
+      values += x.shape.reduce((a, b) => a * b, 1);
+    });
+  }
+  const mean = sum / values;
+  const std = Math.sqrt(Math.max(sumSquares / values - mean * mean, 0));
+  // All-silent training clips have no spread; leave the scale alone rather than divide by zero.
+  return { mean, std: std > 1e-6 ? std : 1 };
+}
+
+/** The .wav files under `dir`, sorted (folders followed, symbolic links to folders not). */
+function wavFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = join(d, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (extname(entry.name).toLowerCase() === '.wav') out.push(path);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/**
+ * `embed --modality audio --input`: a folder (every .wav under it; id = path relative to it), one
+ * .wav file (id = its path), or a .jsonl file of {"id", "audio"} lines (paths relative to its folder).
+ */
+export function readAudioEmbedInputs(input: string): EmbedInputs {
+  if (statSync(input).isDirectory()) {
+    const files = wavFiles(input);
+    if (files.length === 0) throw new EmbedInputError(`${input}: no .wav files in this folder`);
+    return { ids: files.map((f) => relative(input, f)), items: files };
+  }
+  const ext = extname(input).toLowerCase();
+  if (ext === '.wav') return { ids: [input], items: [input] };
+  if (ext !== '.jsonl')
+    throw new EmbedInputError(
+      `${input}: --modality audio reads a folder of .wav files, a .wav file or a .jsonl file of {"id", "audio"} lines`,
+    );
+  const folder = dirname(resolve(input));
+  return readJsonlEmbedInputs(input, {
+    name: 'audio',
+    holding: 'a WAV file path',
+    accepts: (v) => typeof v === 'string' && v !== '',
+    toItem: (v) => resolve(folder, v as string),
+  });
+}
+
+/** A record's `audio`: one path or several (training draws one per epoch), relative to the item's folder. */
+function audioPaths(value: unknown, folder: string | undefined): AudioItem[] {
+  if (value === undefined || value === null) return [];
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((v) => (typeof v === 'string' ? resolve(folder ?? '.', v) : (v as AudioItem)));
+}
+
+/**
+ * The audio modality's factory: rawItems reads a record's `audio`, fit measures the normalisation.
+ *
+ * @example
+ * const audio = await audioModality.fit({}, ['/data/a1.wav', '/data/a2.wav']);
+ * const again = audioModality.restore(JSON.parse(JSON.stringify(audio.toJSON())));
+ */
+export const audioModality: ModalityFactory<AudioItem> = {
+  name: 'audio',
+  configSchema: audioSettingsSchema as unknown as z.ZodType<Record<string, unknown>>,
+  // A JSONL record's `audio` (src/data/jsonl.ts keeps it as extra.audio and the manifest's folder as folder).
+  rawItems: (item) => audioPaths(item.extra?.audio, item.folder),
+  readEmbedInputs: (input) => readAudioEmbedInputs(input),
+
+  async fit(settings: Record<string, unknown>, trainingItems: AudioItem[]): Promise<AudioModality> {
+    const unfitted = new AudioModality(settings);
+    return new AudioModality(unfitted.settings, measureNormalization(unfitted, trainingItems, unfitted.settings.normalizationClips));
+  },
+
+  restore(spec: ModalitySpec): AudioModality {
+    if (spec.name !== 'audio') throw new RangeError(`audioModality.restore: the spec is for modality '${spec.name}', not 'audio'`);
+    const state = spec.state as Partial<AudioNormalization> | undefined;
+    if (typeof state?.mean !== 'number' || typeof state?.std !== 'number')
+      throw new RangeError('audioModality.restore: the spec has no normalisation state {mean, std}');
+    return new AudioModality(spec.settings, { mean: state.mean, std: state.std });
+  },
+};

@@ -1,0 +1,492 @@
+// The audio modality (src/modalities/audio/): log-mel features and resampling against PyTorch
+// references recorded by python/audio_reference.py (torch.stft + torchaudio's mel and resampling
+// formulas, in float64), the length rule, BYOL-A's views, the encoder, refusals of bad audio
+// naming the file, and a JSONL manifest where half the items have a clip training through the
+// command and embedding audio files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import wavefile from 'wavefile';
+import { Generator, manualSeed, randn, tensor, type Tensor } from '../src/engine/index.js';
+import {
+  AudioDecodeError,
+  AudioModality,
+  audioModality,
+  audioView,
+  BYOLA_VIEW,
+  ByolaAudioEncoder,
+  fitClip,
+  LogMelSpectrogram,
+  maskBands,
+  melFilterbank,
+  mixupWithBatch,
+  randomResizeCrop,
+  readAudioEmbedInputs,
+  resample,
+  type AudioViewConfig,
+} from '../src/modalities/audio/index.js';
+import { cli, TINY, useCliFixture } from './cli_fixture.js';
+
+const { WaveFile } = wavefile;
+
+interface Reference {
+  settings: { sampleRate: number; nFft: number; windowLength: number; hopLength: number; nMels: number; fMin: number; fMax: number };
+  chirp: { seconds: number; f0: number; f1: number; amplitude: number };
+  test_signal: { seconds: number; tones_hz: number[]; amplitudes: number[] };
+  log_mel: { shape: [number, number]; data: number[] };
+  filterbank_sums: number[];
+  resample: { from: number; to: number; data: number[] }[];
+}
+
+const reference = JSON.parse(readFileSync(new URL('../../tests/fixtures/audio/reference.json', import.meta.url), 'utf8')) as Reference;
+
+/** The script's chirp: float64 formula, rounded to float32. */
+function chirp(sampleRate: number): Float32Array {
+  const { seconds, f0, f1, amplitude } = reference.chirp;
+  return Float32Array.from({ length: Math.round(seconds * sampleRate) }, (_, i) => {
+    const t = i / sampleRate;
+    return amplitude * Math.sin(2 * Math.PI * (f0 * t + ((f1 - f0) * t * t) / (2 * seconds)));
+  });
+}
+
+/** The script's sum of tones at `sampleRate`. */
+function testSignal(sampleRate: number): Float32Array {
+  const { seconds, tones_hz, amplitudes } = reference.test_signal;
+  return Float32Array.from({ length: Math.round(seconds * sampleRate) }, (_, n) =>
+    tones_hz.reduce((sum, f, k) => sum + amplitudes[k]! * Math.sin((2 * Math.PI * f * n) / sampleRate), 0),
+  );
+}
+
+const sine = (hz: number, sampleRate: number, samples: number, amplitude = 1): Float32Array =>
+  Float32Array.from({ length: samples }, (_, n) => amplitude * Math.sin((2 * Math.PI * hz * n) / sampleRate));
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>, from = 0, to = a.length): number => {
+  let worst = 0;
+  for (let i = from; i < to; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
+};
+
+const tmp = mkdtempSync(join(tmpdir(), 'byol-audio-'));
+
+/** A 16-bit PCM WAV file of `channels` copies of `samples` (in [-1, 1]). */
+function writeWav(file: string, samples: Float32Array, sampleRate: number, channels = 1): string {
+  const wav = new WaveFile();
+  const pcm = Int16Array.from(samples, (v) => Math.round(Math.max(-1, Math.min(1, v)) * 32767));
+  wav.fromScratch(channels, sampleRate, '16', channels === 1 ? pcm : Array.from({ length: channels }, () => pcm));
+  writeFileSync(file, wav.toBuffer());
+  return file;
+}
+
+// ---- features ----
+
+test('log-mel of a chirp matches torch.stft with the HTK mel filterbank (python/audio_reference.py)', () => {
+  const logMel = new LogMelSpectrogram(reference.settings);
+  const x = chirp(reference.settings.sampleRate);
+  const ours = logMel.compute(tensor(x, { shape: [1, x.length] }));
+  assert.deepEqual(ours.shape, [1, ...reference.log_mel.shape]);
+  const values = ours.toFlatArray();
+  const ref = reference.log_mel.data;
+  // Where the chirp has energy (mel power above 1e-3, a sixth of the values: a chirp fills a few
+  // bands per frame) float32 agrees with float64 to 1e-4; in the near-silent bands float32's FFT
+  // rounding, relative to the loudest bin, moves log(power) more, down to the floor log(eps).
+  let loud = 0;
+  let worstLoud = 0;
+  let worstQuiet = 0;
+  ref.forEach((r, i) => {
+    const d = Math.abs(values[i]! - r);
+    if (r > Math.log(1e-3)) {
+      loud++;
+      worstLoud = Math.max(worstLoud, d);
+    } else worstQuiet = Math.max(worstQuiet, d);
+  });
+  assert.ok(loud > ref.length / 8, `${loud} loud values of ${ref.length}`);
+  assert.ok(worstLoud < 1e-4, `loud bands differ by ${worstLoud}`);
+  assert.ok(worstQuiet < 1e-2, `quiet bands differ by ${worstQuiet}`);
+});
+
+test("the mel filterbank's filters sum as torchaudio's melscale_fbanks (HTK, no normalisation)", () => {
+  const { sampleRate, nFft, nMels, fMin, fMax } = reference.settings;
+  const fb = melFilterbank({ sampleRate, nFft, nMels, fMin, fMax });
+  assert.equal(fb.length, (nFft / 2 + 1) * nMels);
+  const sums = Array.from({ length: nMels }, (_, m) => {
+    let s = 0;
+    for (let k = 0; k <= nFft / 2; k++) s += fb[k * nMels + m]!;
+    return s;
+  });
+  reference.filterbank_sums.forEach((r, m) => assert.ok(Math.abs(sums[m]! - r) < 1e-5 * Math.max(1, r), `filter ${m}: ${sums[m]} vs ${r}`));
+  // Triangles peak at 1 (no area normalisation): the widest filters reach it on a bin almost exactly.
+  assert.ok(Math.max(...fb) > 0.99 && Math.max(...fb) <= 1);
+});
+
+// ---- resampling ----
+
+test("resampling matches torchaudio's sinc_interp_hann algorithm at 44.1, 22.05 and 8 kHz → 16 kHz", () => {
+  for (const r of reference.resample) {
+    const ours = resample(testSignal(r.from), r.from, r.to).toFlatArray();
+    assert.equal(ours.length, r.data.length, `${r.from} Hz: length`);
+    const worst = maxAbsDiff(ours, r.data);
+    assert.ok(worst < 2e-6, `${r.from} Hz → ${r.to} Hz differs by ${worst}`);
+  }
+});
+
+test('a 1 kHz sine resampled 44100 → 16000 is the 1 kHz sine at 16 kHz; a 10 kHz tone above the new Nyquist is filtered out', () => {
+  const seconds = 0.5;
+  const y = resample(sine(1000, 44100, 44100 * seconds), 44100, 16000).toFlatArray();
+  assert.equal(y.length, 16000 * seconds);
+  // Away from the ends (where the filter sees the zeros outside the clip).
+  const expected = sine(1000, 16000, y.length);
+  const worst = maxAbsDiff(y, expected, 100, y.length - 100);
+  assert.ok(worst < 2e-3, `1 kHz sine off by ${worst}`);
+  const aliased = resample(sine(10000, 44100, 44100 * seconds), 44100, 16000).toFlatArray();
+  const rms = Math.sqrt(aliased.slice(100, -100).reduce((s, v) => s + v * v, 0) / (aliased.length - 200));
+  assert.ok(rms < 1e-2, `a 10 kHz tone (RMS 0.71) leaves RMS ${rms} after resampling to 16 kHz`);
+});
+
+test('coprime rates (gathered taps) agree with the phase-kernel path on the same filter', () => {
+  // 32000 → 16001 has gcd 1: a phase kernel of 16001 × 64000 taps, so each output gathers its own.
+  // Its filter differs from 32000 → 16000's by 1 part in 16000 in cut-off and sampling instants, so
+  // on a slow tone the two outputs agree to well within the tone's change over one sample.
+  const x = sine(300, 32000, 16000);
+  const viaGather = resample(x, 32000, 16001).toFlatArray();
+  const expected = sine(300, 16001, viaGather.length);
+  assert.ok(maxAbsDiff(viaGather, expected, 100, viaGather.length - 100) < 2e-3);
+});
+
+test('a window of outputs (start, length) equals those outputs of the whole resampling', () => {
+  const x = testSignal(44100);
+  const whole = resample(x, 44100, 16000).toFlatArray();
+  const part = resample(x, 44100, 16000, { start: 777, length: 500 }).toFlatArray();
+  assert.ok(maxAbsDiff(part, whole.slice(777, 1277)) < 1e-6);
+});
+
+// ---- the length rule ----
+
+test('clips are brought to clipSeconds: longer ones keep their centre, shorter ones are zero-padded at the end', () => {
+  const ramp = Float32Array.from({ length: 100 }, (_, i) => i / 100);
+  const centre = fitClip({ samples: ramp, sampleRate: 1000 }, 1000, 40);
+  assert.deepEqual(Array.from(centre), Array.from(ramp.slice(30, 70)));
+  const padded = fitClip({ samples: ramp.slice(0, 10), sampleRate: 1000 }, 1000, 40);
+  assert.deepEqual(Array.from(padded), [...Array.from(ramp.slice(0, 10)), ...new Array(30).fill(0)]);
+  // With resampling: 2 s at 48 kHz → the centre 1 s at 16 kHz is the sine from 0.5 s on.
+  const long = fitClip({ samples: sine(500, 48000, 96000), sampleRate: 48000 }, 16000, 16000);
+  const expected = Float32Array.from({ length: 16000 }, (_, n) => Math.sin(2 * Math.PI * 500 * (n / 16000 + 0.5)));
+  assert.ok(maxAbsDiff(long, expected) < 2e-3);
+});
+
+// ---- views ----
+
+const small = new AudioModality({ sampleRate: 16000, clipSeconds: 0.25, nMels: 16, featureDim: 8, channels: 4 });
+
+function batchOf(n: number, seed = 0): Tensor {
+  manualSeed(seed);
+  return randn([n, 1, 16, small.frames]);
+}
+
+test('views keep the batch shape, repeat with the same seed and differ with another', () => {
+  const batch = batchOf(4);
+  const [a1, a2] = small.views(batch, new Generator(7));
+  const [b1, b2] = small.views(batch, new Generator(7));
+  const [c1] = small.views(batch, new Generator(8));
+  assert.deepEqual(a1.shape, batch.shape);
+  assert.deepEqual(a2.shape, batch.shape);
+  assert.deepEqual(a1.toFlatArray(), b1.toFlatArray());
+  assert.deepEqual(a2.toFlatArray(), b2.toFlatArray());
+  assert.notDeepEqual(a1.toFlatArray(), a2.toFlatArray());
+  assert.notDeepEqual(a1.toFlatArray(), c1.toFlatArray());
+});
+
+test('views with every augmentation off give the spectrograms back', () => {
+  const off: AudioViewConfig = {
+    mixupRatio: 0,
+    virtualCropScale: [1, 1],
+    freqScale: [1, 1],
+    timeScale: [1, 1],
+    freqMasks: 0,
+    freqMaskWidth: 0,
+    timeMasks: 0,
+    timeMaskWidth: 0,
+  };
+  const batch = batchOf(3);
+  assert.ok(maxAbsDiff(audioView(batch, off, new Generator(0)).toFlatArray(), batch.toFlatArray()) < 1e-5);
+});
+
+test('mixup mixes each clip with another clip of the batch in the energy domain, with a weight below the ratio', () => {
+  // Clip 0 is constant 0 and clip 1 constant 2: each mixed clip is log((1 − λ)·e^own + λ·e^other).
+  const batch = tensor([0, 2], { shape: [2, 1, 1, 1] })
+    .expand(2, 1, 4, 5)
+    .contiguous();
+  const mixed = mixupWithBatch(batch, 0.4, new Generator(3)).toFlatArray();
+  const [own0, own1] = [0, 2];
+  const lambda0 = (Math.exp(mixed[0]!) - Math.exp(own0)) / (Math.exp(own1) - Math.exp(own0));
+  const lambda1 = (Math.exp(mixed[20]!) - Math.exp(own1)) / (Math.exp(own0) - Math.exp(own1));
+  for (const lambda of [lambda0, lambda1]) assert.ok(lambda > 1e-4 && lambda < 0.4, `λ = ${lambda}`);
+  assert.ok(
+    mixed.slice(0, 20).every((v) => Math.abs(v - mixed[0]!) < 1e-6),
+    'one λ per clip',
+  );
+});
+
+/** A batch of `clips` time ramps 1..frames over 8 mel bands. */
+const timeRamps = (clips: number, frames: number): Tensor =>
+  tensor(
+    Array.from({ length: frames }, (_, t) => t + 1),
+    { shape: [1, 1, 1, frames] },
+  )
+    .expand(clips, 1, 8, frames)
+    .contiguous();
+
+test('the random resize crop resizes a box of whole frames back to the clip length (aligned corners)', () => {
+  // Time crops of ⌊0.5 · 40⌋ = 20 frames at a uniform left edge 0..20, frequency untouched: output
+  // frame t samples input frame left + t·19/39, so a ramp 1..40 becomes left + 1 + t·19/39.
+  const frames = 40;
+  const halfTime = {
+    virtualCropScale: [1, 1] as [number, number],
+    freqScale: [1, 1] as [number, number],
+    timeScale: [0.5, 0.5] as [number, number],
+  };
+  const v = randomResizeCrop(timeRamps(6, frames), halfTime, new Generator(5)).toFlatArray();
+  const lefts = new Set<number>();
+  for (let clip = 0; clip < 6; clip++) {
+    const row = v.slice(clip * 8 * frames, clip * 8 * frames + frames);
+    const left = row[0]! - 1;
+    assert.ok(Math.abs(left - Math.round(left)) < 1e-4 && left >= 0 && left <= 20, `clip ${clip} starts at frame ${left}`);
+    row.forEach((x, t) => assert.ok(Math.abs(x - (left + 1 + (t * 19) / 39)) < 1e-4, `clip ${clip}, frame ${t}: ${x}`));
+    lefts.add(Math.round(left));
+  }
+  assert.ok(lefts.size >= 3, `left edges ${[...lefts]}`);
+});
+
+test("BYOL-A's crop reaches into the zero canvas: a ramp rises, then fades to zero where the box leaves the clip", () => {
+  const frames = 40;
+  const v = randomResizeCrop(timeRamps(8, frames), BYOLA_VIEW, new Generator(5)).toFlatArray();
+  let faded = 0;
+  for (let clip = 0; clip < 8; clip++) {
+    const row = v.slice(clip * 8 * frames, clip * 8 * frames + frames);
+    // Unimodal: rising up to the largest value, falling after it (into the canvas's zeros).
+    const peak = row.indexOf(Math.max(...row));
+    for (let t = 1; t <= peak; t++) assert.ok(row[t]! >= row[t - 1]! - 1e-4, `clip ${clip} not rising at ${t}`);
+    for (let t = peak + 1; t < frames; t++) assert.ok(row[t]! <= row[t - 1]! + 1e-4, `clip ${clip} not falling at ${t}`);
+    assert.ok(row.every((x) => x >= -1e-5 && x <= frames + 1e-4));
+    if (row[0]! < 0.5 || row[frames - 1]! < 0.5) faded++;
+  }
+  assert.ok(faded >= 2, `${faded} of 8 crops reach the canvas`);
+});
+
+test('SpecAugment masks zero one band of at most maxWidth contiguous mel bins and leave the rest', () => {
+  const batch = batchOf(8).add(10); // no value is 0 before masking
+  const masked = maskBands(batch, 2, 1, 5, new Generator(2)).toFlatArray();
+  const original = batch.toFlatArray();
+  const frames = small.frames;
+  let maskedClips = 0;
+  for (let clip = 0; clip < 8; clip++) {
+    const zeroRows: number[] = [];
+    for (let f = 0; f < 16; f++) {
+      const at = (clip * 16 + f) * frames;
+      const row = masked.slice(at, at + frames);
+      if (row.every((x) => x === 0)) zeroRows.push(f);
+      else assert.deepEqual(row, original.slice(at, at + frames));
+    }
+    assert.ok(zeroRows.length <= 5);
+    if (zeroRows.length > 0) maskedClips++;
+    zeroRows.forEach((f, i) => i === 0 || assert.equal(f, zeroRows[i - 1]! + 1));
+  }
+  assert.ok(maskedClips >= 4, `${maskedClips} of 8 clips masked`);
+});
+
+// ---- encoder ----
+
+test("BYOL-A's encoder maps [N, 1, mels, frames] to [N, featureDim] and passes gradients to its first convolution and the input", () => {
+  manualSeed(1);
+  const encoder = new ByolaAudioEncoder({ nMels: 16, channels: 4, featureDim: 8 });
+  const x = randn([3, 1, 16, 26]).requiresGrad_();
+  const y = encoder.forward(x);
+  assert.deepEqual(y.shape, [3, 8]);
+  y.square().sum().backward();
+  const firstConv = encoder.namedParameters().find(([name]) => name === 'block1.0.weight')![1];
+  assert.ok(firstConv.grad!.abs().sum().item() > 0);
+  assert.ok(x.grad!.abs().sum().item() > 0);
+  // The fully connected layers see frequency × channels per step: 16 / 8 bands × 4 channels.
+  assert.deepEqual(
+    encoder
+      .namedParameters()
+      .filter(([name]) => name.startsWith('fc.'))
+      .map(([name, p]) => [name, p.shape]),
+    [
+      ['fc.0.weight', [8, 8]],
+      ['fc.0.bias', [8]],
+      ['fc.3.weight', [8, 8]],
+      ['fc.3.bias', [8]],
+    ],
+  );
+  assert.throws(() => encoder.forward(randn([1, 1, 12, 26])), /expected log-mel \[N, 1, 16, T ≥ 8\]/);
+});
+
+// ---- bad audio ----
+
+test('bad audio is an AudioDecodeError naming the file: not a WAV, empty, truncated, absurd rate or channels, NaN samples', async () => {
+  const dir = join(tmp, 'bad');
+  mkdirSync(dir);
+  const good = readFileSync(writeWav(join(dir, 'good.wav'), sine(440, 16000, 1600), 16000));
+  const patched = (name: string, patch: (b: Buffer) => void): string => {
+    const b = Buffer.from(good);
+    patch(b);
+    writeFileSync(join(dir, name), b);
+    return join(dir, name);
+  };
+  const nanWav = new WaveFile();
+  nanWav.fromScratch(1, 16000, '32f', new Float32Array([0.1, Number.NaN, 0.2, 0.3]));
+  writeFileSync(join(dir, 'nan.wav'), nanWav.toBuffer());
+  const cases: [string, RegExp][] = [
+    [(writeFileSync(join(dir, 'text.wav'), 'hello, not audio'), join(dir, 'text.wav')), /not a WAV file/],
+    [(writeFileSync(join(dir, 'empty.wav'), ''), join(dir, 'empty.wav')), /empty/],
+    [(writeFileSync(join(dir, 'header.wav'), good.subarray(0, 20)), join(dir, 'header.wav')), /truncated/],
+    [
+      (writeFileSync(join(dir, 'data.wav'), good.subarray(0, 1000)), join(dir, 'data.wav')),
+      /truncated: the data chunk declares 3200 bytes/,
+    ],
+    [patched('rate0.wav', (b) => b.writeUInt32LE(0, 24)), /sample rate 0 Hz/],
+    [patched('rate1M.wav', (b) => b.writeUInt32LE(1_000_000, 24)), /sample rate 1000000 Hz/],
+    [patched('channels0.wav', (b) => b.writeUInt16LE(0, 22)), /0 channels/],
+    [patched('channels999.wav', (b) => b.writeUInt16LE(999, 22)), /999 channels/],
+    [join(dir, 'nan.wav'), /sample 1 .* is NaN/],
+    [join(dir, 'missing.wav'), /no such audio file/],
+    [dir, /a directory, not an audio file/],
+  ];
+  for (const [file, problem] of cases) {
+    await assert.rejects(
+      small.collate([join(dir, 'good.wav'), file]),
+      (err: Error) => {
+        assert.ok(err instanceof AudioDecodeError, `${file}: ${err.name}: ${err.message}`);
+        assert.ok(err.message.startsWith(`${file}: `), err.message);
+        assert.match(err.message, problem);
+        assert.match(err.message, /\(audio item 1\)/);
+        return true;
+      },
+      file,
+    );
+  }
+  // The good file alone decodes.
+  assert.deepEqual((await small.collate([join(dir, 'good.wav')])).shape, [1, 1, 16, small.frames]);
+});
+
+// ---- the modality ----
+
+test("fit measures the training clips' log-mel mean and std; collate normalises with them; restore gives the same batches", async () => {
+  const files = [220, 440, 880].map((hz) => writeWav(join(tmp, `tone-${hz}.wav`), sine(hz, 22050, 22050 / 2, 0.5), 22050));
+  const stereo = writeWav(join(tmp, 'stereo.wav'), sine(330, 8000, 4000, 0.5), 8000, 2);
+  const settings = { clipSeconds: 0.25, nMels: 16, featureDim: 8, channels: 4 };
+  const fitted = (await audioModality.fit(settings, [...files, stereo])) as AudioModality;
+  const raw = fitted.logMel([...files, stereo]).toFlatArray();
+  const mean = raw.reduce((a, b) => a + b, 0) / raw.length;
+  const std = Math.sqrt(raw.reduce((a, b) => a + (b - mean) ** 2, 0) / raw.length);
+  assert.ok(Math.abs(fitted.normalization.mean - mean) < 1e-4 * Math.abs(mean));
+  assert.ok(Math.abs(fitted.normalization.std - std) < 1e-4 * std);
+  const batch = await fitted.collate([...files, stereo]);
+  const normalised = batch.toFlatArray();
+  assert.ok(Math.abs(normalised.reduce((a, b) => a + b, 0) / normalised.length) < 1e-4);
+  const restored = audioModality.restore(JSON.parse(JSON.stringify(fitted.toJSON())));
+  assert.deepEqual((await restored.collate(files)).toFlatArray(), normalised.slice(0, 3 * 16 * fitted.frames));
+  assert.deepEqual(fitted.toJSON().settings.view, {
+    ...BYOLA_VIEW,
+    virtualCropScale: [1, 1.5],
+    freqScale: [0.6, 1.5],
+    timeScale: [0.6, 1.5],
+  });
+});
+
+test("rawItems reads a record's audio relative to the manifest's folder; embed reads a folder, a .wav or a .jsonl", () => {
+  const item = { id: 'a', captions: [], extra: { audio: 'clips/a.wav' }, folder: '/data/set' };
+  assert.deepEqual(audioModality.rawItems(item), ['/data/set/clips/a.wav']);
+  assert.deepEqual(audioModality.rawItems({ ...item, extra: { audio: ['x.wav', '/abs/y.wav'] } }), ['/data/set/x.wav', '/abs/y.wav']);
+  assert.deepEqual(audioModality.rawItems({ id: 'b', captions: ['no audio'] }), []);
+
+  const folder = join(tmp, 'embed');
+  mkdirSync(join(folder, 'sub'), { recursive: true });
+  writeWav(join(folder, 'b.wav'), sine(440, 16000, 1600), 16000);
+  writeWav(join(folder, 'sub', 'a.wav'), sine(440, 16000, 1600), 16000);
+  writeFileSync(join(folder, 'notes.txt'), 'not audio');
+  const fromFolder = readAudioEmbedInputs(folder);
+  assert.deepEqual(fromFolder.ids, ['b.wav', join('sub', 'a.wav')]);
+  assert.deepEqual(fromFolder.items, [join(folder, 'b.wav'), join(folder, 'sub', 'a.wav')]);
+  writeFileSync(join(folder, 'q.jsonl'), `${JSON.stringify({ id: 'q1', audio: 'sub/a.wav' })}\n`);
+  assert.deepEqual(readAudioEmbedInputs(join(folder, 'q.jsonl')), { ids: ['q1'], items: [join(folder, 'sub', 'a.wav')] });
+  assert.throws(() => readAudioEmbedInputs(join(folder, 'notes.txt')), /--modality audio reads a folder of \.wav files/);
+});
+
+// ---- training through the command ----
+
+const fixture = useCliFixture();
+const COLOURS = ['red', 'green', 'blue', 'yellow', 'purple', 'orange'];
+const AUDIO_TINY = ['audio.clipSeconds=0.25', 'audio.nMels=16', 'audio.channels=4', 'audio.featureDim=8'];
+
+test('a manifest where half the items have a clip trains the audio terms with the others; embed --modality audio reads WAV files', () => {
+  const coco = JSON.parse(readFileSync(fixture.annotations, 'utf8')) as {
+    images: { id: number; file_name: string }[];
+    annotations: { image_id: number; caption: string }[];
+  };
+  mkdirSync(join(fixture.dir, 'clips'));
+  // Each colour has its tone (at 22.05 kHz, resampled); every other item has a clip.
+  const lines = coco.images.map((image, i) => {
+    const colour = COLOURS.indexOf(image.file_name.split('-')[0]!);
+    const record: Record<string, unknown> = {
+      id: image.file_name,
+      image: `images/${image.file_name}`,
+      text: coco.annotations.filter((a) => a.image_id === image.id).map((a) => a.caption),
+    };
+    if (i % 2 === 0) {
+      writeWav(join(fixture.dir, 'clips', `${i}.wav`), sine(300 * (colour + 1), 22050, 22050 / 4, 0.5), 22050);
+      record.audio = `clips/${i}.wav`;
+    }
+    return JSON.stringify(record);
+  });
+  const manifest = join(fixture.dir, 'with-audio.jsonl');
+  writeFileSync(manifest, `${lines.join('\n')}\n`);
+  const run = join(fixture.dir, 'run-audio');
+  const trained = cli('train', '--data', `jsonl:${manifest}`, '--steps', '2', '--out', run, ...TINY, ...AUDIO_TINY);
+  assert.equal(trained.status, 0, trained.stderr);
+  const specs = JSON.parse(readFileSync(join(run, 'modalities.json'), 'utf8')) as { name: string; state?: { mean: number; std: number } }[];
+  assert.deepEqual(
+    specs.map((s) => s.name),
+    ['image', 'text', 'audio'],
+  );
+  const audioState = specs[2]!.state!;
+  assert.ok(Number.isFinite(audioState.mean) && audioState.std > 0, JSON.stringify(audioState));
+  const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { loss: number; terms: Record<string, number> });
+  assert.equal(steps.length, 2);
+  for (const step of steps) {
+    assert.ok(Number.isFinite(step.loss));
+    for (const term of ['cross/audio->image', 'cross/text->audio', 'cross/image->text'])
+      assert.ok(step.terms[term]! > 0, `${term}: ${step.terms[term]}`);
+  }
+
+  const out = join(fixture.dir, 'clips-embedded.jsonl');
+  const embedded = cli(
+    'embed',
+    '--checkpoint',
+    run,
+    '--modality',
+    'audio',
+    '--input',
+    join(fixture.dir, 'clips'),
+    '--out',
+    out,
+    '--threads',
+    '1',
+  );
+  assert.equal(embedded.status, 0, embedded.stderr);
+  const rows = readFileSync(out, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { id: string; embedding: number[] });
+  assert.equal(rows.length, 12);
+  assert.ok(rows.every((r) => r.id.endsWith('.wav') && r.embedding.every(Number.isFinite)));
+  // Items 0 and 2 are both red (the same tone, so the same embedding), item 4 is green.
+  const byId = new Map(rows.map((r) => [r.id, r.embedding]));
+  assert.deepEqual(byId.get('0.wav'), byId.get('2.wav'));
+  assert.notDeepEqual(byId.get('0.wav'), byId.get('4.wav'));
+});
