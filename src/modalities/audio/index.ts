@@ -21,7 +21,7 @@ import { audioView, BYOLA_VIEW, type AudioViewConfig } from './views.js';
 
 export { AudioDecodeError, decodeWav, readWavFile, MAX_SAMPLE_RATE, MAX_CHANNELS, type DecodedAudio } from './decode.js';
 export { resample, resampledLength, type ResampleOptions, type SincFilterOptions } from './resample.js';
-export { clipSamples, fitClip } from './clip.js';
+export { clipSamples, fitClip, type ClipCrop } from './clip.js';
 export { melFilterbank, hzToMel, melToHz, type MelFilterbankOptions } from './mel_filterbank.js';
 export { LogMelSpectrogram, logMelFrames, LOG_EPSILON, type LogMelSettings } from './log_mel.js';
 export { ByolaAudioEncoder, type AudioEncoderOptions } from './encoder.js';
@@ -54,15 +54,18 @@ const positiveInt = (defaultValue: number) => z.number().int().positive().defaul
 
 /**
  * The config's `audio` section. Defaults: BYOL-A's features at 16 kHz (64 mels, 25 ms window in a
- * 1024-point FFT, 10 ms hop, 60–7800 Hz), 2-second clips (a spoken caption; BYOL-A's 0.95 s crops
- * of longer clips cut words), BYOL-A's encoder with d = 512, and its views plus SpecAugment masks.
+ * 1024-point FFT, 10 ms hop, 60–7800 Hz), 3-second clips from their start (a spoken caption's
+ * opening words; BYOL-A's 0.95 s crops of longer clips would cut them), BYOL-A's encoder with
+ * d = 512, and its views plus SpecAugment masks.
  */
 export const audioSettingsSchema = z
   .strictObject({
     /** Hz; every clip is resampled to it. */
     sampleRate: z.number().int().min(1000).max(MAX_SAMPLE_RATE).default(16000),
-    /** Clip length in seconds: longer clips keep their centre, shorter ones are zero-padded at the end (clip.ts). */
-    clipSeconds: z.number().positive().max(600).default(2),
+    /** Clip length in seconds: longer clips are cropped (see crop), shorter ones zero-padded at the end (clip.ts). */
+    clipSeconds: z.number().positive().max(600).default(3),
+    /** Which part of a longer clip is kept: its first clipSeconds ('start') or its middle ('centre'). */
+    crop: z.enum(['start', 'centre']).default('start'),
     nMels: z.number().int().min(8).default(64),
     nFft: positiveInt(1024),
     windowLength: positiveInt(400),
@@ -186,7 +189,7 @@ export class AudioModality implements Modality<AudioItem> {
     const { sampleRate } = this.settings;
     if (typeof item === 'string') {
       try {
-        return fitClip(readWavFile(item), sampleRate, this.clipSamples);
+        return fitClip(readWavFile(item), sampleRate, this.clipSamples, this.settings.crop);
       } catch (err) {
         if (err instanceof AudioDecodeError) throw new AudioDecodeError(err.file, `${err.problem} (audio item ${index})`, { cause: err });
         throw err;
@@ -195,7 +198,7 @@ export class AudioModality implements Modality<AudioItem> {
     if (item instanceof Float32Array) {
       const bad = item.findIndex((v) => !Number.isFinite(v));
       if (bad !== -1) throw new RangeError(`audio item ${index}: sample ${bad} is ${item[bad]}, not a finite number`);
-      return fitClip({ samples: item, sampleRate }, sampleRate, this.clipSamples);
+      return fitClip({ samples: item, sampleRate }, sampleRate, this.clipSamples, this.settings.crop);
     }
     const kind = item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item;
     throw new TypeError(`audio item ${index} is ${kind}; expected a WAV file path or a Float32Array of samples at ${sampleRate} Hz`);
