@@ -1,6 +1,7 @@
 // The views as config keys (image.view1/view2, text.view1/view2, vector.*): each key changes the
-// views as documented, bad values are refused naming the key, the defaults are the values that
-// were hard-coded before the keys existed, and a restored modality draws the same views.
+// views as documented, bad values are refused naming the key, the defaults are the alignment
+// views for images (BYOL's under the byol-paper preset, as hard-coded before the keys existed) and
+// the modalities' own for text and vectors, and a restored modality draws the same views.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randint, tensor, Generator, type Tensor } from '../src/index.js';
@@ -51,8 +52,24 @@ function refusal(...overrides: string[]): string {
   assert.fail(`expected ${overrides.join(' ')} to be refused`);
 }
 
-test('the defaults are the views that were hard-coded before they were config keys', () => {
+test("the default image views are the mild alignment views; the byol-paper preset has BYOL's two views, as hard-coded before", () => {
   const config = parseConfig({});
+  const alignmentView = {
+    cropScale: [0.5, 1],
+    cropRatio: [3 / 4, 4 / 3],
+    flipP: 0.5,
+    colorJitterP: 1,
+    brightness: 0.2,
+    contrast: 0.2,
+    saturation: 0.2,
+    hue: 0,
+    grayscaleP: 0,
+    blurP: 0,
+    blurSigma: [0.1, 2.0],
+    solarizeP: 0,
+  };
+  assert.deepEqual(config.image.view1, alignmentView);
+  assert.deepEqual(config.image.view2, alignmentView);
   const byolView1 = {
     cropScale: [0.08, 1],
     cropRatio: [3 / 4, 4 / 3],
@@ -67,8 +84,9 @@ test('the defaults are the views that were hard-coded before they were config ke
     blurSigma: [0.1, 2.0],
     solarizeP: 0.0,
   };
-  assert.deepEqual(config.image.view1, byolView1);
-  assert.deepEqual(config.image.view2, { ...byolView1, blurP: 0.1, solarizeP: 0.2 });
+  const paper = resolveConfig({ preset: 'byol-paper' });
+  assert.deepEqual(paper.image.view1, byolView1);
+  assert.deepEqual(paper.image.view2, { ...byolView1, blurP: 0.1, solarizeP: 0.2 });
   const textView = { spanDeletionP: 0.5, spanMaxFraction: 0.25, tokenDropoutRate: 0.1, shuffleP: 0.5, shuffleWindow: 2, maskRate: 0.15 };
   assert.deepEqual(config.text.view1, textView);
   assert.deepEqual(config.text.view2, textView);
@@ -76,8 +94,9 @@ test('the defaults are the views that were hard-coded before they were config ke
   assert.deepEqual(config.vector, { featureDim: 256, hiddenDims: [1024], view1: vectorView, view2: vectorView });
 });
 
-test('the default config draws exactly the views of a modality built without settings', async () => {
-  const fromConfig = await imageFrom();
+test("the byol-paper preset draws exactly the views of an image modality built without settings (BYOL's)", async () => {
+  const paper = resolveConfig({ preset: 'byol-paper', overrides: [`image.size=${SIZE}`, 'image.encoder=small-cnn'] });
+  const fromConfig = (await imageModality.fit(paper.image, [])) as ImageModality;
   const plain = new ImageModality({ size: SIZE });
   assert.deepEqual(fromConfig.view1, plain.view1);
   assert.deepEqual(fromConfig.view2, plain.view2);
@@ -211,7 +230,7 @@ test('a restored modality (as loadModel and --resume rebuild it) draws the same 
   const spec = JSON.parse(JSON.stringify(image.toJSON()));
   assert.deepEqual(spec.settings.view1.cropScale, [0.5, 1]);
   assert.equal(spec.settings.view2.solarizeP, 0.7);
-  assert.equal(spec.settings.view1.grayscaleP, 0.2); // defaults are recorded too, not left to the code of the day
+  assert.equal(spec.settings.view1.colorJitterP, 1); // defaults are recorded too (the config's 1, not the modality's own 0.8)
   const [restored] = restoreModalities([spec]) as [ImageModality];
   assert.deepEqual(restored.view2, image.view2);
   const [a1, a2] = image.views(pixels(), new Generator(9));

@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ALIGNMENT_OBJECTIVES, type ObjectiveName } from './objectives.js';
-import { BYOL_VIEW1, BYOL_VIEW2, type ViewAugmentations } from '../modalities/image/augment.js';
+import { ALIGNMENT_VIEW, type ViewAugmentations } from '../modalities/image/augment.js';
 import { DEFAULT_TEXT_VIEW, type TextViewConfig } from '../modalities/text/views.js';
 import { DEFAULT_VECTOR_VIEW, type VectorViewConfig } from '../modalities/vector/views.js';
 import { DEFAULT_VECTOR_ADAPTER } from '../modalities/vector/adapter.js';
@@ -31,8 +31,10 @@ function range(bound: z.ZodNumber) {
   });
 }
 
-// The views' defaults are the modalities' own presets (BYOL_VIEW1/BYOL_VIEW2, DEFAULT_TEXT_VIEW,
-// DEFAULT_VECTOR_VIEW), so a config that leaves a key out gets exactly the view it got before.
+// The views' defaults are the modalities' own presets for text and vectors (DEFAULT_TEXT_VIEW,
+// DEFAULT_VECTOR_VIEW). Images default to the alignment views (ALIGNMENT_VIEW), milder than the
+// image modality's own BYOL views (BYOL_VIEW1/BYOL_VIEW2, which the byol-paper preset sets); a
+// run's config.json holds every key, so runs written before keep the views they trained with.
 
 /** One image view's augmentations, defaults from `preset`. */
 function imageViewSchema(preset: Readonly<ViewAugmentations>, which: string) {
@@ -58,7 +60,7 @@ function imageViewSchema(preset: Readonly<ViewAugmentations>, which: string) {
       solarizeP: probability.default(preset.solarizeP).describe('Probability of solarizing (inverting values ≥ 0.5).'),
     })
     .prefault({})
-    .describe(`BYOL's ${which} image view (Grill et al. 2020, Table 6).`);
+    .describe(`The ${which} image view: BYOL's augmentations (Grill et al. 2020, Table 6) at the strengths below.`);
 }
 
 /** One text view's noise, defaults from DEFAULT_TEXT_VIEW. */
@@ -163,10 +165,12 @@ export const imageSchema = z
       .default('small-cnn')
       .describe("'small-cnn' (conv 32-64-128, 128-d) or 'resnet18' (CIFAR-style, 512·widthMultiplier-d)."),
     widthMultiplier: z.number().positive().max(16).default(1).describe("ResNet-18's channel multiplier."),
-    view1: imageViewSchema(BYOL_VIEW1, 'first'),
-    view2: imageViewSchema(BYOL_VIEW2, 'second'),
+    view1: imageViewSchema(ALIGNMENT_VIEW, 'first'),
+    view2: imageViewSchema(ALIGNMENT_VIEW, 'second'),
   })
-  .describe("The image modality (BYOL's augmentations: random resized crop, flip, colour jitter, grayscale, blur, solarize).");
+  .describe(
+    "The image modality; its views default to mild ones for alignment (crop 50–100%, flip, colour jitter ±0.2), the byol-paper preset's are BYOL's (also grayscale, blur, solarize).",
+  );
 
 export const textSchema = z
   .strictObject({
