@@ -130,8 +130,16 @@ test('the shared scale and shift apply to each modality and take gradients from 
     normalised(text).flatMap((r) => r.map((v, j) => v * w[j]! + b[j]!)),
     1e-4,
   );
-  assertClose(weight!.grad!.toFlatArray(), columns.map((j) => xs.reduce((acc, r, i) => acc + cs[i]![j]! * r[j]!, 0)), 1e-4);
-  assertClose(bias!.grad!.toFlatArray(), columns.map((j) => cs.reduce((acc, r) => acc + r[j]!, 0)), 1e-4);
+  assertClose(
+    weight!.grad!.toFlatArray(),
+    columns.map((j) => xs.reduce((acc, r, i) => acc + cs[i]![j]! * r[j]!, 0)),
+    1e-4,
+  );
+  assertClose(
+    bias!.grad!.toFlatArray(),
+    columns.map((j) => cs.reduce((acc, r) => acc + r[j]!, 0)),
+    1e-4,
+  );
 });
 
 test('a checkpoint with one set of shared statistics loads with that set for every modality', () => {
