@@ -16,15 +16,19 @@ export class EmbedInputError extends Error {
   override readonly name = 'EmbedInputError';
 }
 
-/** The image files under `dir` (symbolic links to folders are not followed; links to files outside `dir` are refused unless allowed). */
-function imageFiles(dir: string, allowOutside: boolean): string[] {
+/**
+ * The files under `dir` whose extension (lower-cased, with its dot) is in `extensions`, in sorted
+ * order (symbolic links to folders are not followed; links to files outside `dir` are refused
+ * unless allowed). Image and audio folders are both read with it.
+ */
+export function mediaFiles(dir: string, extensions: ReadonlySet<string>, allowOutside: boolean): string[] {
   const realDir = realpathSync.native(dir);
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = join(d, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) {
+      else if (extensions.has(extname(entry.name).toLowerCase())) {
         if (!allowOutside && entry.isSymbolicLink()) {
           let real: string | undefined;
           try {
@@ -109,7 +113,7 @@ export function readJsonlEmbedInputs(file: string, field: JsonlField): EmbedInpu
 /** Image files: a folder's (id = path relative to it) or one file (id = its path). */
 export function readImageEmbedInputs(input: string, options: ReadEmbedInputsOptions): EmbedInputs {
   const isDir = statSync(input).isDirectory();
-  const files = isDir ? imageFiles(input, options.allowOutsideImages ?? false) : [input];
+  const files = isDir ? mediaFiles(input, IMAGE_EXTENSIONS, options.allowOutsideImages ?? false) : [input];
   if (files.length === 0) throw new EmbedInputError(`${input}: no image files (${[...IMAGE_EXTENSIONS].join(', ')}) in this folder`);
   for (const f of files) {
     const problem = imageFileProblem(f);

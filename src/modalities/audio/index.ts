@@ -6,18 +6,20 @@
 // views.ts draws the two training views, encoder.ts maps a batch to [N, featureDim].
 // A JSONL record names its clip (or several, one drawn per epoch) in `audio`, relative to the
 // manifest's folder: {"id": "a1", "image": "a1.png", "audio": "a1.wav"}. docs/audio.md has the details.
-import { readdirSync, statSync } from 'node:fs';
-import { dirname, extname, join, relative, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, extname, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { noGrad, tensor, tidy, type Generator, type Tensor } from '../../engine/index.js';
 import type { TensorModule } from '../../nn/index.js';
 import type { EmbedInputs, Modality, ModalityFactory, ModalitySpec } from '../modality.js';
-import { EmbedInputError, readJsonlEmbedInputs } from '../embed_inputs.js';
+import { EmbedInputError, mediaFiles, readJsonlEmbedInputs } from '../embed_inputs.js';
 import { AudioDecodeError, MAX_SAMPLE_RATE, readWavFile } from './decode.js';
 import { clipSamples, fitClip } from './clip.js';
 import { LogMelSpectrogram, logMelFrames } from './log_mel.js';
 import { ByolaAudioEncoder } from './encoder.js';
 import { audioView, BYOLA_VIEW, type AudioViewConfig } from './views.js';
+
+const WAV_EXTENSIONS = new Set(['.wav']);
 
 export { AudioDecodeError, decodeWav, readWavFile, MAX_SAMPLE_RATE, MAX_CHANNELS, type DecodedAudio } from './decode.js';
 export { resample, resampledLength, type ResampleOptions, type SincFilterOptions } from './resample.js';
@@ -238,27 +240,14 @@ export function measureNormalization(modality: AudioModality, items: readonly Au
   return { mean, std: std > 1e-6 ? std : 1 };
 }
 
-/** The .wav files under `dir`, sorted (folders followed, symbolic links to folders not). */
-function wavFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const path = join(d, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else if (extname(entry.name).toLowerCase() === '.wav') out.push(path);
-    }
-  };
-  walk(dir);
-  return out;
-}
-
 /**
  * `embed --modality audio --input`: a folder (every .wav under it; id = path relative to it), one
  * .wav file (id = its path), or a .jsonl file of {"id", "audio"} lines (paths relative to its folder).
  */
 export function readAudioEmbedInputs(input: string): EmbedInputs {
   if (statSync(input).isDirectory()) {
-    const files = wavFiles(input);
+    // Links to files outside the folder are followed: audio has no allowOutside option (yet).
+    const files = mediaFiles(input, WAV_EXTENSIONS, true);
     if (files.length === 0) throw new EmbedInputError(`${input}: no .wav files in this folder`);
     return { ids: files.map((f) => relative(input, f)), items: files };
   }
