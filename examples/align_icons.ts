@@ -42,6 +42,7 @@ const [measured] = await evaluate(model, modalities, test, {
   spaces: [retrievalSpace],
 });
 const { metrics, chance } = measured!;
+if (!metrics || !chance) throw new Error('the icon run has images and captions: image–text metrics expected');
 console.log(
   `test split, ${retrievalSpace} space: rsum ${metrics.rsum.toFixed(2)} (chance ${chance.rsum.toFixed(2)}); R@10 i2t ${metrics.i2t.r10.toFixed(2)}, t2i ${metrics.t2i.r10.toFixed(2)}`,
 );

@@ -7,9 +7,9 @@ import { AlignModel, type AlignEncoderSpec } from '../src/align/model.js';
 import { trainAlignment, type AlignBatch } from '../src/align/train.js';
 import type { AlignmentLossWeights } from '../src/align/loss.js';
 import { ALIGNMENT_OBJECTIVES } from '../src/config/objectives.js';
-import { evaluateRetrieval } from '../src/align/evaluate.js';
+import { evaluateRetrieval, type RetrievalDirection } from '../src/align/evaluate.js';
 import { vectorModality } from '../src/modalities/vector/index.js';
-import { withName, type Modality, type ModalitySpec } from '../src/modalities/modality.js';
+import { withName, type ModalitySpec } from '../src/modalities/modality.js';
 import { modalityFactory, registerModality, registeredModalities, restoreModality } from '../src/modalities/registry.js';
 import { Linear, Sequential } from '../src/nn/index.js';
 import { resolveConfig } from '../src/config/load.js';
@@ -129,19 +129,27 @@ async function trainPairedTask(weights: AlignmentLossWeights, tauBase = 0.99) {
     baseLr: 3e-3,
     scaleLrByBatch: false,
   });
-  async function* first200(): AsyncIterable<Tensor> {
-    yield await a.collate(train.a.slice(0, 200));
+  async function* first200(m: typeof a, rows: typeof train.a): AsyncIterable<Tensor> {
+    yield await m.collate(rows.slice(0, 200));
   }
-  const { metrics, chance } = (
+  const keys = Array.from({ length: 200 }, (_, i) => i);
+  const { directions } = (
     await evaluateRetrieval(model, {
-      imageModality: a,
-      textModality: b as unknown as Modality<string>,
-      imageBatches: first200(),
-      captions: train.b.slice(0, 200) as unknown as string[],
-      captionToImage: Array.from({ length: 200 }, (_, i) => i),
+      rows: [
+        { modality: a, batches: first200(a, train.a), keys },
+        { modality: b, batches: first200(b, train.b), keys },
+      ],
     })
   )[0]!;
-  assert.equal(chance.t2i.r10, 5);
+  assert.deepEqual(
+    directions.map((d) => `${d.query}>${d.gallery}`),
+    ['a>b', 'b>a'],
+  );
+  const [aToB, bToA] = directions as [RetrievalDirection, RetrievalDirection];
+  assertClose(bToA.chance.r10, 5, 1e-9);
+  // Named as image → text (a → b) and text → image (b → a) for the assertions below.
+  const metrics = { i2t: aToB.metrics, t2i: bToA.metrics };
+  const chance = { i2t: aToB.chance, t2i: bToA.chance };
   return { log, metrics, chance };
 }
 

@@ -46,7 +46,29 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
   const e = cli('eval', '--checkpoint', out, '--data', `coco:${annotations}`, '--images', images, '--json', '--threads', '1');
   assert.equal(e.status, 0, e.stderr);
   const json = JSON.parse(e.stdout);
-  assert.deepEqual(Object.keys(json), ['i2t', 't2i', 'rsum', 'n_images', 'n_captions', 'space', 'chance', 'checkpoint', 'data']);
+  assert.deepEqual(Object.keys(json), [
+    'i2t',
+    't2i',
+    'rsum',
+    'n_images',
+    'n_captions',
+    'space',
+    'chance',
+    'directions',
+    'rsum_all',
+    'chance_rsum_all',
+    'checkpoint',
+    'data',
+  ]);
+  // Two modalities: two directions, the same numbers as COCO's image–text summary.
+  assert.deepEqual(
+    json.directions.map((d: { query: string; gallery: string }) => `${d.query}>${d.gallery}`),
+    ['image>text', 'text>image'],
+  );
+  assert.deepEqual(json.directions[0].r10, json.i2t.r10);
+  assert.deepEqual(json.directions[1].chance, json.chance.t2i);
+  assert.equal(json.directions[1].n_queries, 48);
+  assert.equal(json.rsum_all, json.rsum);
   assert.equal(json.space, 'projection'); // no validation data: the projections
   assert.ok(json.chance.rsum > 0 && json.chance.rsum < json.rsum + 100);
   assert.deepEqual(Object.keys(json.i2t), ['r1', 'r5', 'r10', 'medr', 'meanr']);
@@ -57,6 +79,7 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
   const alone = async (space: RetrievalSpace): Promise<RetrievalEvaluation> =>
     (await evaluatePaired(model, modalities, dataset, { size: config.image.size, channels: 3, spaces: [space] }))[0]!;
   const direct = await alone('projection');
+  assert.ok(direct.metrics, 'image–text summary');
   assert.equal(json.rsum, direct.metrics.rsum);
   assert.deepEqual(json.chance, direct.chance);
   assert.deepEqual(json.i2t.r10, direct.metrics.i2t.r10);
@@ -85,7 +108,7 @@ test('train writes config, tokenizer, metrics and the last K checkpoints; eval -
     lines.map((l) => l.space),
     ['projection', 'encoder', 'pairing'],
   );
-  for (const line of lines) assert.equal(line.rsum, (await alone(line.space)).metrics.rsum, line.space);
+  for (const line of lines) assert.equal(line.rsum, (await alone(line.space)).metrics?.rsum, line.space);
   const bad = cli('eval', '--checkpoint', out, '--data', `coco:${annotations}`, '--images', images, '--space', 'projection,nearest');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--space must be one or more of projection, encoder, pairing \(or all\), got 'nearest'/);

@@ -5,7 +5,15 @@ import { test } from 'node:test';
 import { mulberry32 } from '../src/data/epoch_order.js';
 import assert from 'node:assert/strict';
 import { tensor, randn, manualSeed, type Tensor } from '../src/index.js';
-import { chanceRecall, retrievalChance, retrievalMetrics, retrievalRanks, summarizeRanks } from '../src/eval/retrieval.js';
+import {
+  chanceRecall,
+  keyedChance,
+  keyedRetrievalRanks,
+  retrievalChance,
+  retrievalMetrics,
+  retrievalRanks,
+  summarizeRanks,
+} from '../src/eval/retrieval.js';
 import { assertClose } from './helpers.js';
 
 type Rows = number[][];
@@ -247,10 +255,61 @@ test('bad inputs are refused with the argument named', () => {
   assert.throws(() => retrievalRanks(images, captions, [0, 1, 2, 3]), /captionToImage\[3\] is 3, not an image index in \[0, 3\)/);
   assert.throws(() => retrievalRanks(images, captions, [0, 0, 1, 1]), /image 2 has no caption/);
   assert.throws(() => retrievalRanks(images, randn([4, 5]), [0, 1, 2, 2]), /differ in width/);
-  assert.throws(() => retrievalRanks(images.reshape(12), captions, [0, 1, 2, 2]), /imageEmbeddings must be \[Ni, d\], got \[12\]/);
+  assert.throws(() => retrievalRanks(images.reshape(12), captions, [0, 1, 2, 2]), /imageEmbeddings must be \[N, d\], got \[12\]/);
   assert.throws(() => retrievalRanks(images, captions, [0, 1, 2, 2], { chunkSize: 0 }), /chunkSize must be a positive integer/);
   assert.throws(
     () => retrievalRanks(images, tensor([[0, 0, 0, NaN], ...(rows(captions).slice(1) as Rows)]), [0, 1, 2, 2]),
     /captionEmbeddings holds NaN/,
   );
+});
+
+/** Keyed retrieval, element by element: rank = 1 + #entries of other keys with similarity ≥ the best correct one. */
+function bruteForceKeyedRanks(queries: Rows, gallery: Rows, queryKeys: number[], galleryKeys: number[]): number[] {
+  const g = gallery.map(unit);
+  return queries.map(unit).map((q, i) => {
+    const best = Math.max(...g.filter((_, j) => galleryKeys[j] === queryKeys[i]).map((v) => dot(q, v)));
+    return 1 + g.filter((v, j) => galleryKeys[j] !== queryKeys[i] && dot(q, v) >= best).length;
+  });
+}
+
+test('keyed ranks (any two modalities of the same items) equal a brute-force reference, with several entries per key on both sides', () => {
+  manualSeed(12);
+  const random = prng(5);
+  // Items 100..119; each has 0-2 queries and 1-3 gallery entries, in shuffled order; sparse keys.
+  const queryKeys: number[] = [];
+  const galleryKeys: number[] = [];
+  for (let item = 100; item < 120; item++) {
+    for (let k = 0; k < Math.floor(random() * 3); k++) queryKeys.push(item);
+    for (let k = 0; k <= Math.floor(random() * 3); k++) galleryKeys.push(item);
+  }
+  queryKeys.sort(() => random() - 0.5);
+  galleryKeys.sort(() => random() - 0.5);
+  const queries = randn([queryKeys.length, 8], { dtype: 'float64' });
+  const gallery = randn([galleryKeys.length, 8], { dtype: 'float64' });
+  const expected = bruteForceKeyedRanks(rows(queries), rows(gallery), queryKeys, galleryKeys);
+  assert.deepEqual(keyedRetrievalRanks(queries, gallery, queryKeys, galleryKeys, { chunkSize: 3 }), expected);
+  // With the image index as key it is image→text retrieval.
+  const images = randn([5, 8], { dtype: 'float64' });
+  const captions = randn([10, 8], { dtype: 'float64' });
+  const captionToImage = repeatEach(5, 2);
+  const imageKeys = [0, 1, 2, 3, 4];
+  assert.deepEqual(keyedRetrievalRanks(images, captions, imageKeys, captionToImage), retrievalRanks(images, captions, captionToImage).i2t);
+});
+
+test('keyed chance matches hand values and the image–text chance', () => {
+  assertClose(keyedChance([0, 1], [0, 0, 1], 1), 50, 1e-9); // (2/3 + 1/3) / 2
+  assertClose(keyedChance([0, 1], [0, 0, 1], 2), (100 * (1 + (1 - 1 / 3))) / 2, 1e-9); // item 1: 1 − C(2,2)/C(3,2)
+  const uneven = [0, 0, 0, 1, 2, 2];
+  assertClose(keyedChance([0, 1, 2], uneven, 2), chanceRecall(uneven, 3, 2).i2t, 1e-9);
+  assertClose(keyedChance(uneven, [0, 1, 2], 2), chanceRecall(uneven, 3, 2).t2i, 1e-9);
+  assert.throws(() => keyedChance([0], [0], 0), /k must be a positive integer/);
+});
+
+test('keyed ranks refuse bad inputs naming the argument', () => {
+  const q = randn([2, 4]);
+  const g = randn([3, 4]);
+  assert.throws(() => keyedRetrievalRanks(q, g, [0], [0, 1, 2]), /queryKeys has 1 entries for 2 rows/);
+  assert.throws(() => keyedRetrievalRanks(q, g, [0, 5], [0, 1, 2]), /query 1 \(key 5\) has no correct entry in the gallery/);
+  assert.throws(() => keyedRetrievalRanks(q, g, [0, 1.5], [0, 1, 2]), /queryKeys\[1\] is 1.5, not an integer/);
+  assert.throws(() => keyedRetrievalRanks(q, randn([3, 5]), [0, 1], [0, 1, 2]), /differ in width/);
 });

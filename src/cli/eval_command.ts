@@ -6,8 +6,8 @@ import { evaluatePaired } from '../run/evaluate_run.js';
 import { loadDataSource } from '../data/source.js';
 import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
-import type { RetrievalSpace } from '../align/evaluate.js';
-import type { RecallAtK, RetrievalMetrics } from '../eval/retrieval.js';
+import type { RetrievalDirection, RetrievalSpace } from '../align/evaluate.js';
+import type { DirectionMetrics } from '../eval/retrieval.js';
 import {
   deviceOption,
   deviceSetting,
@@ -33,7 +33,7 @@ const SPACES: readonly RetrievalSpace[] = ['projection', 'encoder', 'pairing'];
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
-  summary: 'Retrieval metrics both ways (Recall@1/5/10, ranks; COCO protocol) beside chance.',
+  summary: 'Retrieval metrics in every direction between modalities (Recall@1/5/10, ranks; COCO protocol for image–text) beside chance.',
   options: {
     checkpoint: checkpointOption,
     data: { type: 'string', value: 'SPEC', help: 'the data to evaluate on: coco:FILE, karpathy:FILE[#split] or jsonl:FILE' },
@@ -93,23 +93,32 @@ export async function evalCommand(values: OptionValues): Promise<number> {
     fit: config.image.fit,
     spaces: requested ?? [retrievalSpace],
   });
-  const direction = (d: RetrievalMetrics['i2t']): Record<string, number> => ({
-    r1: d.r1,
-    r5: d.r5,
-    r10: d.r10,
-    medr: d.medr,
-    meanr: d.meanr,
-  });
-  for (const { metrics, chance, space } of results) {
+  const ranks = (d: DirectionMetrics): Record<string, number> => ({ r1: d.r1, r5: d.r5, r10: d.r10, medr: d.medr, meanr: d.meanr });
+  for (const { metrics, chance, directions, rsum, chanceRsum, space } of results) {
     if (values.json === true) {
+      const imageText = metrics
+        ? {
+            i2t: ranks(metrics.i2t),
+            t2i: ranks(metrics.t2i),
+            rsum: metrics.rsum,
+            n_images: metrics.nImages,
+            n_captions: metrics.nCaptions,
+          }
+        : {};
       const json = {
-        i2t: direction(metrics.i2t),
-        t2i: direction(metrics.t2i),
-        rsum: metrics.rsum,
-        n_images: metrics.nImages,
-        n_captions: metrics.nCaptions,
+        ...imageText,
         space,
-        chance,
+        ...(chance ? { chance } : {}),
+        directions: directions.map((d) => ({
+          query: d.query,
+          gallery: d.gallery,
+          ...ranks(d.metrics),
+          chance: d.chance,
+          n_queries: d.nQueries,
+          n_gallery: d.nGallery,
+        })),
+        rsum_all: rsum,
+        chance_rsum_all: chanceRsum,
         checkpoint: checkpoint.file,
         data: dataSpec,
       };
@@ -117,18 +126,22 @@ export async function evalCommand(values: OptionValues): Promise<number> {
       continue;
     }
     const f = (x: number): string => x.toFixed(2).padStart(6);
-    const row = (name: string, d: RetrievalMetrics['i2t'], c: RecallAtK): string =>
-      `${name}  ${f(d.r1)} ${f(d.r5)} ${f(d.r10)}  medr ${d.medr}  meanr ${d.meanr.toFixed(1)}   (chance R@10 ${c.r10.toFixed(2)})`;
-    process.stdout.write(
-      [
-        `${checkpoint.file} on ${dataSpec}: ${metrics.nImages} images, ${metrics.nCaptions} captions (${space} space)`,
-        '               R@1    R@5   R@10',
-        row('image→text', metrics.i2t, chance.i2t),
-        row('text→image', metrics.t2i, chance.t2i),
-        `rsum ${metrics.rsum.toFixed(2)} (chance ${chance.rsum.toFixed(2)})`,
-        '',
-      ].join('\n'),
-    );
+    const width = Math.max(...directions.map((d) => `${d.query} → ${d.gallery}`.length));
+    const row = (d: RetrievalDirection): string =>
+      `${`${d.query} → ${d.gallery}`.padEnd(width)}  ${f(d.metrics.r1)} ${f(d.metrics.r5)} ${f(d.metrics.r10)}  ` +
+      `medr ${d.metrics.medr}  meanr ${d.metrics.meanr.toFixed(1)}   (chance R@10 ${d.chance.r10.toFixed(2)}; ${d.nQueries} queries, ${d.nGallery} in the gallery)`;
+    const lines = [
+      `${checkpoint.file} on ${dataSpec} (${space} space)`,
+      `${' '.repeat(width)}     R@1    R@5   R@10`,
+      ...directions.map(row),
+    ];
+    if (metrics && chance)
+      lines.push(
+        `image–text rsum ${metrics.rsum.toFixed(2)} (chance ${chance.rsum.toFixed(2)}; ${metrics.nImages} images, ${metrics.nCaptions} captions)`,
+      );
+    if (!metrics || directions.length > 2)
+      lines.push(`rsum over ${directions.length} directions ${rsum.toFixed(2)} (chance ${chanceRsum.toFixed(2)})`);
+    process.stdout.write(`${lines.join('\n')}\n\n`);
   }
   return 0;
 }

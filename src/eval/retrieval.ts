@@ -2,7 +2,7 @@
 // VSE++ (Faghri et al. 2018, arXiv:1707.05612) and CLIP for COCO 5k and Flickr30k 1k, where an
 // image has several captions (about five) and each caption one image. The one implementation for
 // final evaluation and per-epoch validation.
-import { F, arange, cat, noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
+import { F, cat, noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
 
 export interface RetrievalOptions {
   /** Queries compared per block, bounding memory to chunkSize × gallery similarities (default 1024). */
@@ -60,26 +60,100 @@ export function retrievalRanks(
 ): RetrievalRanks {
   const chunkSize = options.chunkSize ?? 1024;
   checkInputs(imageEmbeddings, captionEmbeddings, captionToImage, chunkSize);
-  const nImages = imageEmbeddings.shape[0]!;
+  const imageKeys = Array.from({ length: imageEmbeddings.shape[0]! }, (_, i) => i);
+  return {
+    i2t: rankedByKey(imageEmbeddings, captionEmbeddings, imageKeys, captionToImage, chunkSize),
+    t2i: rankedByKey(captionEmbeddings, imageEmbeddings, captionToImage, imageKeys, chunkSize),
+  };
+}
+
+/**
+ * Retrieval between any two sets of embeddings of the same items (image → audio, audio → text, …):
+ * for each query, the rank (1-based) of its best correct gallery entry, where gallery entry g is
+ * correct for query q when `galleryKeys[g] === queryKeys[q]` (the item both came from). Every
+ * query's key must occur in the gallery. Ties count against the query, as in {@link retrievalRanks},
+ * which is this function with the image index as the key.
+ *
+ * @example
+ * // three clips and three images of items 7, 8, 9: audio → image ranks
+ * keyedRetrievalRanks(audioEmb, imageEmb, [7, 8, 9], [7, 8, 9]); // e.g. [1, 3, 1]
+ */
+export function keyedRetrievalRanks(
+  queries: Tensor,
+  gallery: Tensor,
+  queryKeys: readonly number[],
+  galleryKeys: readonly number[],
+  options: RetrievalOptions = {},
+): number[] {
+  const fn = 'keyedRetrievalRanks';
+  const chunkSize = options.chunkSize ?? 1024;
+  checkEmbeddings(fn, [
+    ['queries', queries],
+    ['gallery', gallery],
+  ]);
+  for (const [name, keys, t] of [
+    ['queryKeys', queryKeys, queries],
+    ['galleryKeys', galleryKeys, gallery],
+  ] as const) {
+    if (keys.length !== t.shape[0]) throw new RangeError(`${fn}: ${name} has ${keys.length} entries for ${t.shape[0]} rows`);
+    const bad = keys.findIndex((k) => !Number.isSafeInteger(k));
+    if (bad !== -1) throw new RangeError(`${fn}: ${name}[${bad}] is ${keys[bad]}, not an integer`);
+  }
+  const inGallery = new Set(galleryKeys);
+  const orphan = queryKeys.findIndex((k) => !inGallery.has(k));
+  if (orphan !== -1) throw new RangeError(`${fn}: query ${orphan} (key ${queryKeys[orphan]}) has no correct entry in the gallery`);
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`${fn}: chunkSize must be a positive integer, got ${chunkSize}`);
+  return rankedByKey(queries, gallery, queryKeys, galleryKeys, chunkSize);
+}
+
+/**
+ * Recall@K (percent) that embeddings carrying no information reach on average in a keyed
+ * direction ({@link keyedRetrievalRanks}): a query with m correct entries among G finds one in the
+ * top K with probability 1 − C(G−m, K)/C(G, K).
+ *
+ * @example
+ * keyedChance([0, 1], [0, 0, 1], 1); // (2/3 + 1/3) / 2 = 50
+ */
+export function keyedChance(queryKeys: readonly number[], galleryKeys: readonly number[], k: number): number {
+  if (!Number.isInteger(k) || k < 1) throw new RangeError(`keyedChance: k must be a positive integer, got ${k}`);
+  if (queryKeys.length === 0) throw new RangeError('keyedChance: no queries');
+  const correct = new Map<number, number>();
+  for (const key of galleryKeys) correct.set(key, (correct.get(key) ?? 0) + 1);
+  let hits = 0;
+  for (const key of queryKeys) hits += 1 - allWrongInTopK(galleryKeys.length, correct.get(key) ?? 0, k);
+  return (100 * hits) / queryKeys.length;
+}
+
+/** P(a uniformly random top K of n entries holds none of the m correct ones) = Π_j (n−m−j)/(n−j). */
+function allWrongInTopK(n: number, m: number, k: number): number {
+  let allWrong = 1;
+  for (let j = 0; j < Math.min(k, n) && allWrong > 0; j++) allWrong *= Math.max(0, n - m - j) / (n - j);
+  return allWrong;
+}
+
+/** {@link ranksOfCorrect} on normalised embeddings, in float64 when either side is. */
+function rankedByKey(
+  queries: Tensor,
+  gallery: Tensor,
+  queryKeys: readonly number[],
+  galleryKeys: readonly number[],
+  chunkSize: number,
+): number[] {
   return noGrad(() =>
     tidy(() => {
-      const dtype = imageEmbeddings.dtype === 'float64' || captionEmbeddings.dtype === 'float64' ? 'float64' : 'float32';
-      const images = F.normalize(imageEmbeddings.to(dtype), 1);
-      const captions = F.normalize(captionEmbeddings.to(dtype), 1);
-      const device = images.device;
-      const imageOfCaption = tensor(captionToImage as number[], { dtype: 'int64', device });
-      const imageIndex = arange(0, nImages, 1, { dtype: 'int64', device });
-      return {
-        i2t: ranksOfCorrect(images, captions, imageIndex, imageOfCaption, chunkSize),
-        t2i: ranksOfCorrect(captions, images, imageOfCaption, imageIndex, chunkSize),
-      };
+      const dtype = queries.dtype === 'float64' || gallery.dtype === 'float64' ? 'float64' : 'float32';
+      const q = F.normalize(queries.to(dtype), 1);
+      const g = F.normalize(gallery.to(dtype), 1);
+      const device = q.device;
+      const keys = (k: readonly number[]): Tensor => tensor(k as number[], { dtype: 'int64', device });
+      return ranksOfCorrect(q, g, keys(queryKeys), keys(galleryKeys), chunkSize);
     }),
   );
 }
 
 /**
  * For each query, the rank of its best correct gallery item, where gallery item g is correct for
- * query q when galleryKeys[g] == queryKeys[q] (the image index, in both directions).
+ * query q when galleryKeys[g] == queryKeys[q] (the image index, or any item key).
  */
 function ranksOfCorrect(queries: Tensor, gallery: Tensor, queryKeys: Tensor, galleryKeys: Tensor, chunkSize: number): number[] {
   const n = queries.shape[0]!;
@@ -156,11 +230,7 @@ export function chanceRecall(captionToImage: readonly number[], nImages: number,
   const counts = captionsPerImage(captionToImage, nImages, 'chanceRecall');
   const nCaptions = captionToImage.length;
   let i2t = 0;
-  for (const m of counts) {
-    let allWrong = 1; // P(the top K holds none of the m correct captions) = Π_j (Nc−m−j)/(Nc−j)
-    for (let j = 0; j < Math.min(k, nCaptions) && allWrong > 0; j++) allWrong *= Math.max(0, nCaptions - m - j) / (nCaptions - j);
-    i2t += 1 - allWrong;
-  }
+  for (const m of counts) i2t += 1 - allWrongInTopK(nCaptions, m, k);
   return { i2t: (100 * i2t) / nImages, t2i: (100 * Math.min(k, nImages)) / nImages };
 }
 
@@ -194,22 +264,27 @@ function captionsPerImage(captionToImage: readonly number[], nImages: number, fn
 
 function checkInputs(images: Tensor, captions: Tensor, captionToImage: readonly number[], chunkSize: number): void {
   const fn = 'retrievalRanks';
-  if (images.ndim !== 2) throw new RangeError(`${fn}: imageEmbeddings must be [Ni, d], got [${images.shape.join(', ')}]`);
-  if (captions.ndim !== 2) throw new RangeError(`${fn}: captionEmbeddings must be [Nc, d], got [${captions.shape.join(', ')}]`);
-  if (images.shape[1] !== captions.shape[1]) {
-    throw new RangeError(
-      `${fn}: imageEmbeddings [${images.shape.join(', ')}] and captionEmbeddings [${captions.shape.join(', ')}] differ in width`,
-    );
-  }
+  checkEmbeddings(fn, [
+    ['imageEmbeddings', images],
+    ['captionEmbeddings', captions],
+  ]);
   if (captionToImage.length !== captions.shape[0]) {
     throw new RangeError(`${fn}: captionToImage has ${captionToImage.length} entries for ${captions.shape[0]} captions`);
   }
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`${fn}: chunkSize must be a positive integer, got ${chunkSize}`);
   captionsPerImage(captionToImage, images.shape[0]!, fn);
-  for (const [name, t] of [
-    ['imageEmbeddings', images],
-    ['captionEmbeddings', captions],
-  ] as const) {
+}
+
+/** Both are [N, d] of one width d, and finite. */
+function checkEmbeddings(fn: string, named: readonly (readonly [string, Tensor])[]): void {
+  for (const [name, t] of named) {
+    if (t.ndim !== 2) throw new RangeError(`${fn}: ${name} must be [N, d], got [${t.shape.join(', ')}]`);
+  }
+  const [[nameA, a], [nameB, b]] = named as [readonly [string, Tensor], readonly [string, Tensor]];
+  if (a.shape[1] !== b.shape[1]) {
+    throw new RangeError(`${fn}: ${nameA} [${a.shape.join(', ')}] and ${nameB} [${b.shape.join(', ')}] differ in width`);
+  }
+  for (const [name, t] of named) {
     if (!tidy(() => t.isfinite().all().item())) throw new RangeError(`${fn}: ${name} holds NaN or infinite values`);
   }
 }

@@ -2,7 +2,7 @@
 // canvas: the SVG keeps its text as <text>, so the page's charts are selectable and searchable).
 // Legends sit outside the plotting area; each loss term and each modality keeps one colour.
 import type { TopLevelSpec } from 'vega-lite';
-import type { EpochLine, StepLine } from './metrics.js';
+import { epochDirections, type EpochDirection, type EpochLine, type StepLine } from './metrics.js';
 
 /** One colour per modality, shared by the collapse monitor and the map. */
 const MODALITY_COLOURS: Record<string, string> = { image: '#1f77b4', text: '#d62728', vector: '#2ca02c' };
@@ -140,22 +140,24 @@ export function collapseChart(steps: StepLine[], stepsPerPoint: number): TopLeve
  * same validation set as a dashed rule in each K's colour.
  */
 export function recallChart(epochs: EpochLine[]): TopLevelSpec {
-  const directions = [
-    ['i2t', 'image → text'],
-    ['t2i', 'text → image'],
-  ] as const;
   const ks = [
     ['r1', 'R@1'],
     ['r5', 'R@5'],
     ['r10', 'R@10'],
   ] as const;
-  const chance = epochs.at(-1)!.chance;
-  const values = directions.flatMap(([dir, direction]) =>
-    ks.flatMap(([key, k]) => [
-      ...epochs.map((e) => ({ kind: 'measured', direction, k, epoch: e.epoch, recall: e.val[dir][key] })),
-      ...(chance ? [{ kind: CHANCE, direction, k, recall: chance[dir][key] }] : []),
-    ]),
+  const last = epochDirections(epochs.at(-1)!);
+  const directionName = (d: EpochDirection): string => `${d.query} → ${d.gallery}`;
+  const directions = last.map(directionName);
+  const chance = last.some((d) => d.chance !== undefined);
+  const measured = epochs.flatMap((e) =>
+    epochDirections(e).flatMap((d) =>
+      ks.map(([key, k]) => ({ kind: 'measured', direction: directionName(d), k, epoch: e.epoch, recall: d.metrics[key] })),
+    ),
   );
+  const chanceLevels = last.flatMap((d) =>
+    d.chance ? ks.map(([key, k]) => ({ kind: CHANCE, direction: directionName(d), k, recall: d.chance![key] })) : [],
+  );
+  const values = [...measured, ...chanceLevels];
   const lastEpoch = epochs.at(-1)!.epoch;
   const colour = { field: 'k', type: 'nominal', scale: RECALL_COLOURS, legend: { title: 'Recall@K' } } as const;
   const dash = {
@@ -182,14 +184,9 @@ export function recallChart(epochs: EpochLine[]): TopLevelSpec {
       subtitle: chance ? 'dashed: what random embeddings reach on the same validation set' : 'chance level not recorded by this run',
     },
     data: { values },
-    facet: {
-      column: {
-        field: 'direction',
-        type: 'nominal',
-        sort: directions.map(([, d]) => d),
-        title: null,
-      },
-    },
+    // Two panels a row: image ↔ text side by side, and with a third modality its pairs below.
+    facet: { field: 'direction', type: 'nominal', sort: directions, title: null },
+    columns: 2,
     spec: {
       width: 300,
       height: 200,

@@ -14,14 +14,44 @@ export interface RecallAtK {
  */
 export type StepLine = Pick<AlignStepRecord, 'step' | 'terms' | 'lr' | 'tau' | 'collapse'>;
 
+/** One retrieval direction of a validation line (src/align/evaluate.ts's RetrievalDirection). */
+export interface EpochDirection {
+  query: string;
+  gallery: string;
+  metrics: RecallAtK;
+  chance?: RecallAtK;
+}
+
 export interface EpochLine {
   epoch: number;
   /** The space the epoch's recall was measured in. */
   space?: string;
-  val: { i2t: RecallAtK; t2i: RecallAtK; rsum: number };
+  /** Image–text with COCO's protocol; absent when the run has no image and text. */
+  val?: { i2t: RecallAtK; t2i: RecallAtK; rsum: number };
   /** What random embeddings reach on the same validation set. */
   chance?: { i2t: RecallAtK; t2i: RecallAtK; rsum: number };
+  /** Every direction between two modalities (runs before it was recorded: see {@link epochDirections}). */
+  directions?: EpochDirection[];
+  /** The sum of Recall@1/5/10 over `directions`, and its chance level. */
+  rsum?: number;
+  chanceRsum?: number;
   rsumBySpace?: Record<string, number>;
+}
+
+/** An epoch's directions: as recorded, or (runs from before they were) image → text and text → image. */
+export function epochDirections(line: EpochLine): EpochDirection[] {
+  if (line.directions) return line.directions;
+  if (!line.val) return [];
+  return [
+    { query: 'image', gallery: 'text', metrics: line.val.i2t, chance: line.chance?.i2t },
+    { query: 'text', gallery: 'image', metrics: line.val.t2i, chance: line.chance?.t2i },
+  ];
+}
+
+/** An epoch's rsum over all its directions, and the chance level when recorded. */
+export function epochRsum(line: EpochLine): { rsum: number; chance?: number } {
+  if (line.rsum !== undefined) return { rsum: line.rsum, chance: line.chanceRsum };
+  return { rsum: line.val?.rsum ?? 0, chance: line.chance?.rsum };
 }
 
 export interface RunMetrics {
@@ -42,7 +72,7 @@ export function parseMetrics(text: string, file: string): RunMetrics {
       throw new Error(`${file}:${i + 1}: not JSON`);
     }
     if (typeof entry.step === 'number') steps.push(entry as StepLine);
-    else if (entry.val !== undefined) epochs.push(entry as EpochLine);
+    else if (entry.val !== undefined || entry.directions !== undefined) epochs.push(entry as EpochLine);
   });
   if (steps.length === 0) throw new Error(`${file}: no training steps logged yet`);
   return { steps, epochs };

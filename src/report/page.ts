@@ -2,7 +2,7 @@
 // the last validation beside chance, and a summary of the run's config.
 import type { Config } from '../config/schema.js';
 import { lossWeights } from '../run/model_setup.js';
-import type { EpochLine, RecallAtK } from './metrics.js';
+import { epochDirections, epochRsum, type EpochLine, type RecallAtK } from './metrics.js';
 import { escapeXml } from './svg.js';
 
 export interface PageFigure {
@@ -33,14 +33,15 @@ th{background:#f5f5f5;text-align:left}.chance{color:#777}code{font-size:95%}pre{
 
 const cells = (r: RecallAtK): string => [r.r1, r.r5, r.r10].map((v) => `<td class="n">${v.toFixed(2)}</td>`).join('');
 
-/** Recall@K both ways, each beside what random embeddings reach on the same set. */
+/** Recall@K in every direction measured, each beside what random embeddings reach on the same set. */
 function validationTable(last: EpochLine): string {
-  const rows = (['i2t', 't2i'] as const).map((dir) => {
-    const name = dir === 'i2t' ? 'image → text' : 'text → image';
-    const chance = last.chance ? `<tr class="chance"><td>${name}, chance</td>${cells(last.chance[dir])}</tr>` : '';
-    return `<tr><td>${name}</td>${cells(last.val[dir])}</tr>${chance}`;
+  const rows = epochDirections(last).map((d) => {
+    const name = `${escapeXml(d.query)} → ${escapeXml(d.gallery)}`;
+    const chance = d.chance ? `<tr class="chance"><td>${name}, chance</td>${cells(d.chance)}</tr>` : '';
+    return `<tr><td>${name}</td>${cells(d.metrics)}</tr>${chance}`;
   });
-  const rsumChance = last.chance ? ` (chance ${last.chance.rsum.toFixed(2)})` : ' (chance not recorded by this run)';
+  const { rsum, chance } = epochRsum(last);
+  const rsumChance = chance !== undefined ? ` (chance ${chance.toFixed(2)})` : ' (chance not recorded by this run)';
   const bySpace = last.rsumBySpace
     ? `; rsum by space: ${Object.entries(last.rsumBySpace)
         .map(([space, rsum]) => `${escapeXml(space)} ${rsum.toFixed(2)}`)
@@ -48,7 +49,7 @@ function validationTable(last: EpochLine): string {
     : '';
   return `<h2>Last validation (epoch ${last.epoch}${last.space ? `, ${escapeXml(last.space)} space` : ''})</h2>
 <table><tr><th>Recall (%)</th><th>R@1</th><th>R@5</th><th>R@10</th></tr>${rows.join('')}</table>
-<p>rsum ${last.val.rsum.toFixed(2)}${rsumChance}${bySpace}. Chance: what random embeddings reach on the same validation set.</p>`;
+<p>rsum ${rsum.toFixed(2)}${rsumChance}${bySpace}. Chance: what random embeddings reach on the same validation set.</p>`;
 }
 
 const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;

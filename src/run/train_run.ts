@@ -4,8 +4,9 @@
 //   RUN_DIR/config.json        the validated config (every default filled in, data paths absolute)
 //   RUN_DIR/modalities.json    the modalities' specs, RUN_DIR/tokenizer.json the text tokenizer
 //   RUN_DIR/metrics.jsonl      one line per step ({"step", "epoch", "loss", terms, lr, tau, ...}) and
-//                              one per validated epoch ({"epoch", "space", "val": {i2t, t2i, rsum},
-//                              "rsumBySpace"}); steps and epochs count from 1 everywhere: step N
+//                              one per validated epoch ({"epoch", "space", "val": {i2t, t2i, rsum}
+//                              (image–text), "directions" (every pair of modalities, both ways),
+//                              "rsum" (over the directions), "rsumBySpace"}); steps and epochs count from 1 everywhere: step N
 //                              is the Nth step, whose checkpoint is step-00000000N
 //   RUN_DIR/check-samples/     a few training items, the self-check of `export`
 //   RUN_DIR/checkpoints/step-NNNNNNNNN.safetensors   every train.checkpointEvery steps and at the end
@@ -41,6 +42,7 @@ import {
   runDataOptions,
   trainOptions,
 } from './model_setup.js';
+import type { EpochLine } from '../report/metrics.js';
 import { evaluatePaired } from './evaluate_run.js';
 import { sampleCheckItems, saveCheckSamples } from './check_samples.js';
 import { checkRunDir, RUN_FORMAT, RUN_MARKER, withAbsoluteDataPaths } from './run_dir.js';
@@ -225,18 +227,25 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
       fit: config.image.fit,
       spaces,
     });
-    retrievalSpace = encoder !== undefined && encoder.metrics.rsum >= projection!.metrics.rsum ? 'encoder' : 'projection';
+    // rsum sums every direction measured: image ↔ text alone, or all six with a third modality.
+    retrievalSpace = encoder !== undefined && encoder.rsum >= projection!.rsum ? 'encoder' : 'projection';
     const best = retrievalSpace === 'encoder' ? encoder! : projection!;
-    const rsumBySpace = { projection: projection!.metrics.rsum, ...(encoder === undefined ? {} : { encoder: encoder.metrics.rsum }) };
-    appendFileSync(
-      metricsFile,
-      `${JSON.stringify({ epoch: epoch + 1, space: retrievalSpace, val: best.metrics, chance: best.chance, rsumBySpace })}\n`,
-    );
+    const rsumBySpace = { projection: projection!.rsum, ...(encoder === undefined ? {} : { encoder: encoder.rsum }) };
+    const epochLine: EpochLine = {
+      epoch: epoch + 1,
+      space: retrievalSpace,
+      ...(best.metrics ? { val: best.metrics, chance: best.chance } : {}),
+      rsum: best.rsum,
+      chanceRsum: best.chanceRsum,
+      directions: best.directions,
+      rsumBySpace,
+    };
+    appendFileSync(metricsFile, `${JSON.stringify(epochLine)}\n`);
     say(
-      `epoch ${epoch + 1} validation: rsum ${best.metrics.rsum.toFixed(2)} in the ${retrievalSpace} space ` +
+      `epoch ${epoch + 1} validation: rsum ${best.rsum.toFixed(2)} in the ${retrievalSpace} space ` +
         `(${Object.entries(rsumBySpace)
           .map(([space, rsum]) => `${space} ${rsum.toFixed(2)}`)
-          .join(', ')}; chance ${best.chance.rsum.toFixed(2)})`,
+          .join(', ')}; chance ${best.chanceRsum.toFixed(2)})`,
     );
   };
   const trainer = new AlignTrainer(model, trainerOptions);
