@@ -1,6 +1,7 @@
 // Batches as the aligner's trainer takes them, from the manifest loader: the decoded images as
-// they are (the image modality's collated form), every other modality's raw items collated by it,
-// and the rows that have each modality.
+// they are (the image modality's collated form), every other modality's raw items collated by it
+// (a bad one, such as a clip that does not decode, left out under onBadRecord 'skip'), and the
+// rows that have each modality.
 import { tensor, type Tensor } from '../engine/index.js';
 import type { ManifestLoader } from '../data/manifest_loader.js';
 import type { Modality } from '../modalities/modality.js';
@@ -35,8 +36,8 @@ export async function* manifestBatches(
       else b.image.data.dispose();
     }
     for (const { modality, rawItems } of others) {
-      const present = loader.rowsOf(b, rawItems);
-      if (present) inputs.set(modality.name, { batch: await modality.collate(present.data), rows: rowsOf(present.rows) });
+      const present = await loader.collated(b, modality.name, rawItems, (items) => modality.collate(items));
+      if (present) inputs.set(modality.name, { batch: present.data, rows: rowsOf(present.rows) });
     }
     if (inputs.size > 0) yield { size, inputs, waitMs: b.waitMs };
   }

@@ -28,10 +28,11 @@ export interface LoaderOptions {
    * throws the ImageDecodeError naming the file; 'skip' drops the image for good and counts it in
    * the loader's `skipped`; the item keeps its other modalities, and an item left with none is
    * left out of the epochs after. (An item with no modality at all is refused when the loader is
-   * made, under either policy; the data-set parsers apply the policy to bad records.)
+   * made, under either policy; the data-set parsers apply the policy to bad records.) The same
+   * policy holds for another modality's raw item that its collate refuses (ManifestLoader.collated).
    */
   onBadRecord?: OnBadRecord;
-  /** Called with each image that 'skip' drops, e.g. to log the first few. */
+  /** Called with each image (or other raw item) that 'skip' drops, e.g. to log the first few. */
   onSkip?: (error: DatasetError) => void;
   /**
    * Whether an item has a modality besides its image (default: captions or `extra.vector`); a run

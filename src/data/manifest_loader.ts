@@ -10,6 +10,7 @@ import type { ImageFit } from './image_decode.js';
 import { BadRecords, DatasetError, type PairedDataset, type PairedItem } from './paired.js';
 import { resolveLoaderOptions, type LoaderOptions } from './loader_options.js';
 import { captionFor, epochOrder, prefetched } from './epoch_order.js';
+import { BadItemError } from '../modalities/bad_item.js';
 
 /** The rows of a batch that have a modality (positions within the batch, ascending) and their data. */
 export interface ModalityRows<T> {
@@ -49,7 +50,7 @@ const drawFor = captionFor as <T>(list: readonly T[], seed: number, epoch: numbe
  * Iterates a data set of items with any subset of image, text and vector, one epoch at a time;
  * epochs are reproducible from the seed. Under onBadRecord 'skip', an image that cannot be decoded
  * is counted and dropped from its item for good; the item keeps its other modalities (and leaves
- * the batch only if it had nothing else).
+ * the batch only if it had nothing else). Other modalities' bad raw items: see collated.
  *
  * @example
  * const loader = new ManifestLoader(loadJsonlManifest('pairs.jsonl'), { batchSize: 256, size: 64 });
@@ -73,6 +74,8 @@ export class ManifestLoader {
   readonly #hasOther: (item: PairedItem) => boolean;
   /** Items whose image failed under 'skip'; they are treated as having none. */
   readonly #badImages = new Set<number>();
+  /** Per modality, the raw items (file paths) its collate refused under 'skip'; items are treated as not having them. */
+  readonly #badRawItems = new Map<string, Set<unknown>>();
 
   constructor(dataset: PairedDataset, options: LoaderOptions) {
     const { batchSize, size, channels, fit, seed, shuffle, dropLast, prefetch } = resolveLoaderOptions('ManifestLoader', options);
@@ -103,7 +106,7 @@ export class ManifestLoader {
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  /** Images left out under 'skip', by reason; `{}` when none. */
+  /** Images and other modalities' raw items (see collated) left out under 'skip', by reason; `{}` when none. */
   get skipped(): Readonly<Record<string, number>> {
     return { ...this.#records.skipped };
   }
@@ -151,6 +154,40 @@ export class ManifestLoader {
     const rows = lists.map((_, row) => row).filter((row) => lists[row]!.length > 0);
     if (rows.length === 0) return undefined;
     return { rows, data: rows.map((row) => drawFor(lists[row]!, this.#seed, batch.epoch, batch.indices[row]!)) };
+  }
+
+  /**
+   * A modality's rows of `batch` (as {@link rowsOf}) collated by `collate`: one call when every raw
+   * item is good. A raw item that `collate` refuses with a {@link BadItemError} naming its position
+   * is thrown under onBadRecord 'fail'; under 'skip' it is counted, dropped for good (from every
+   * item naming it: the next epochs do not read it again) and the rest collated again. Its item keeps
+   * its other modalities and its other raw items of this one (drawn instead), and trains without
+   * it where it has none left. Any other error is thrown. Undefined when no row has a raw item left.
+   *
+   * @example
+   * const audio = await loader.collated(batch, 'audio', audioModality.rawItems, (clips) => modality.collate(clips));
+   */
+  async collated<T, B>(
+    batch: ManifestBatch,
+    name: string,
+    rawItems: (item: PairedItem) => readonly T[],
+    collate: (items: T[]) => Promise<B>,
+  ): Promise<ModalityRows<B> | undefined> {
+    let dropped = this.#badRawItems.get(name);
+    if (dropped === undefined) this.#badRawItems.set(name, (dropped = new Set()));
+    const bad = dropped;
+    const usable = (item: PairedItem): readonly T[] => (bad.size === 0 ? rawItems(item) : rawItems(item).filter((raw) => !bad.has(raw)));
+    for (let present = this.rowsOf(batch, usable); present !== undefined; present = this.rowsOf(batch, usable)) {
+      try {
+        return { rows: present.rows, data: await collate(present.data) };
+      } catch (err) {
+        const index = err instanceof BadItemError ? err.index : undefined;
+        if (index === undefined || !Number.isInteger(index) || index < 0 || index >= present.data.length) throw err;
+        this.#records.report(err as BadItemError); // throws under 'fail'
+        bad.add(present.data[index]);
+      }
+    }
+    return undefined;
   }
 
   /** Ends the loader's own decode workers (a pool passed in stays open). Safe to call twice. */

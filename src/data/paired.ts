@@ -47,7 +47,9 @@ export type BadRecordReason =
   | 'image-too-large'
   | 'outside-image-folder'
   | 'no-captions'
-  | 'no-modality';
+  | 'no-modality'
+  /** A plug-in modality's file that it cannot use (a clip that is not a WAV, truncated, NaN samples; see BadItemError). */
+  | 'bad-media';
 
 /** Where in a file a problem is: a line (and column), and/or a record such as `annotations[17] (id 42)`. */
 export interface DatasetErrorLocation {
@@ -61,7 +63,8 @@ export interface DatasetErrorLocation {
  * position (`file:line:column:` or `file: record:`), then the problem.
  */
 export class DatasetError extends Error {
-  override readonly name = 'DatasetError';
+  // string, not the literal: subclasses (AudioDecodeError) name themselves.
+  override readonly name: string = 'DatasetError';
   readonly line: number | undefined;
   readonly column: number | undefined;
   readonly record: string | undefined;

@@ -8,6 +8,8 @@ import type { Generator, Tensor } from '../engine/index.js';
 import type { TensorModule } from '../nn/index.js';
 import type { PairedItem } from '../data/paired.js';
 
+export { BadItemError } from './bad_item.js';
+
 /**
  * One modality, configured and (where it learns something from data, like a tokenizer) fitted.
  *
@@ -21,7 +23,11 @@ export interface Modality<Raw = unknown> {
   readonly name: string;
   /** Width of the encoder's output (the representation). */
   readonly featureDim: number;
-  /** Raw items → one batch tensor, deterministically (no augmentation). Errors name the item's index. */
+  /**
+   * Raw items → one batch tensor, deterministically (no augmentation). Errors name the item's
+   * index; a raw item that cannot be used (a file that does not decode) is a BadItemError with
+   * its `index`, which training under data.onBadRecord 'skip' leaves out and counts.
+   */
   collate(items: Raw[]): Promise<Tensor>;
   /** Two independently augmented model inputs of one collated batch. */
   views(batch: Tensor, generator: Generator): [Tensor, Tensor];
@@ -54,6 +60,15 @@ export interface ReadEmbedInputsOptions {
   allowOutsideImages?: boolean;
 }
 
+/** Options of a factory's {@link ModalityFactory.fit}. */
+export interface FitOptions {
+  /**
+   * Leave out training items that throw a BadItemError instead of failing (the run sets it under
+   * data.onBadRecord 'skip'; training counts such an item when its batch meets it). Default false.
+   */
+  skipBadItems?: boolean;
+}
+
 /**
  * Builds a modality from its settings; `fit` learns data-dependent state from training items.
  * Everything a run needs to know about a modality is here: where its raw items are in a data item,
@@ -75,7 +90,7 @@ export interface ModalityFactory<Raw = unknown> {
    */
   readonly configSchema?: z.ZodType<Record<string, unknown>>;
   /** From config settings and training items (a tokenizer is trained here). */
-  fit(settings: Record<string, unknown>, trainingItems: Raw[]): Promise<Modality<Raw>>;
+  fit(settings: Record<string, unknown>, trainingItems: Raw[], options?: FitOptions): Promise<Modality<Raw>>;
   /** From a checkpoint's spec, without data. */
   restore(spec: ModalitySpec): Modality<Raw>;
   /**

@@ -7,6 +7,7 @@
 // FLAC is not read: the maintained FLAC decoders on npm are WebAssembly builds, not pure JS.
 import wavefile from 'wavefile';
 import { NotRegularFileError, readRegularFile } from '../../data/safe_read.js';
+import { BadItemError } from '../bad_item.js';
 
 const { WaveFile } = wavefile;
 
@@ -22,16 +23,12 @@ export interface DecodedAudio {
   sampleRate: number;
 }
 
-/** An audio file that cannot be used; the message starts with the file. */
-export class AudioDecodeError extends Error {
-  override readonly name = 'AudioDecodeError';
-  constructor(
-    readonly file: string,
-    readonly problem: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${file}: ${problem}`, options);
-  }
+/**
+ * An audio file that cannot be used; the message starts with the file. A BadItemError: training
+ * under data.onBadRecord 'skip' leaves the clip out and counts it.
+ */
+export class AudioDecodeError extends BadItemError {
+  override readonly name: string = 'AudioDecodeError';
 }
 
 /** Integer PCM bit depths and the divisor that maps them to [-1, 1); 8-bit WAV is unsigned, centred on 128. */

@@ -11,7 +11,7 @@ import { dirname, extname, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { noGrad, tensor, tidy, type Generator, type Tensor } from '../../engine/index.js';
 import type { TensorModule } from '../../nn/index.js';
-import type { EmbedInputs, Modality, ModalityFactory, ModalitySpec } from '../modality.js';
+import type { EmbedInputs, FitOptions, Modality, ModalityFactory, ModalitySpec } from '../modality.js';
 import { EmbedInputError, mediaFiles, readJsonlEmbedInputs } from '../embed_inputs.js';
 import { AudioDecodeError, MAX_SAMPLE_RATE, readWavFile } from './decode.js';
 import { clipSamples, fitClip } from './clip.js';
@@ -143,8 +143,8 @@ export class AudioModality implements Modality<AudioItem> {
 
   /**
    * Items → normalised log-mel spectrograms float32 [N, 1, nMels, frames], in item order. A file
-   * that cannot be decoded throws an AudioDecodeError naming it; an item of another type, a TypeError
-   * naming its index.
+   * that cannot be decoded throws an AudioDecodeError naming it and its index (a BadItemError:
+   * skipped under data.onBadRecord 'skip'); an item of another type, a TypeError naming its index.
    */
   async collate(items: AudioItem[]): Promise<Tensor> {
     const { mean, std } = this.normalization;
@@ -193,7 +193,8 @@ export class AudioModality implements Modality<AudioItem> {
       try {
         return fitClip(readWavFile(item), sampleRate, this.clipSamples, this.settings.crop);
       } catch (err) {
-        if (err instanceof AudioDecodeError) throw new AudioDecodeError(err.file, `${err.problem} (audio item ${index})`, { cause: err });
+        if (err instanceof AudioDecodeError)
+          throw new AudioDecodeError(err.file, `${err.problem} (audio item ${index})`, { index, cause: err });
         throw err;
       }
     }
@@ -217,23 +218,42 @@ export class AudioModality implements Modality<AudioItem> {
 /**
  * The mean and standard deviation of the log-mel values of up to `maxClips` clips, evenly spaced
  * over `items` (deterministic: the same training set gives the same statistics), in chunks of 64.
+ * With `skipBadItems`, a clip that does not decode is left out (its chunk is read again without
+ * it) rather than thrown.
  */
-export function measureNormalization(modality: AudioModality, items: readonly AudioItem[], maxClips: number): AudioNormalization {
+export function measureNormalization(
+  modality: AudioModality,
+  items: readonly AudioItem[],
+  maxClips: number,
+  skipBadItems = false,
+): AudioNormalization {
   if (items.length === 0) throw new RangeError('audio modality: no training clips to measure the normalisation on');
   const count = Math.min(items.length, maxClips);
   const chosen = Array.from({ length: count }, (_, k) => items[Math.floor((k * items.length) / count)]!);
   let sum = 0;
   let sumSquares = 0;
   let values = 0;
+  let firstBad: AudioDecodeError | undefined;
   for (let from = 0; from < count; from += 64) {
     const chunk = chosen.slice(from, from + 64);
-    tidy(() => {
-      const x = modality.logMel(chunk).double();
-      sum += x.sum().item();
-      sumSquares += x.square().sum().item();
-      values += x.shape.reduce((a, b) => a * b, 1);
-    });
+    while (chunk.length > 0) {
+      try {
+        tidy(() => {
+          const x = modality.logMel(chunk).double();
+          sum += x.sum().item();
+          sumSquares += x.square().sum().item();
+          values += x.shape.reduce((a, b) => a * b, 1);
+        });
+        break;
+      } catch (err) {
+        if (!skipBadItems || !(err instanceof AudioDecodeError) || err.index === undefined) throw err;
+        firstBad ??= err;
+        chunk.splice(err.index, 1);
+      }
+    }
   }
+  if (values === 0)
+    throw new RangeError(`audio modality: none of the ${count} training clips measured decodes; the first: ${firstBad?.message}`);
   const mean = sum / values;
   const std = Math.sqrt(Math.max(sumSquares / values - mean * mean, 0));
   // All-silent training clips have no spread; leave the scale alone rather than divide by zero.
@@ -287,9 +307,11 @@ export const audioModality: ModalityFactory<AudioItem> = {
   rawItems: (item) => audioPaths(item.extra?.audio, item.folder),
   readEmbedInputs: (input) => readAudioEmbedInputs(input),
 
-  async fit(settings: Record<string, unknown>, trainingItems: AudioItem[]): Promise<AudioModality> {
+  async fit(settings: Record<string, unknown>, trainingItems: AudioItem[], options: FitOptions = {}): Promise<AudioModality> {
     const unfitted = new AudioModality(settings);
-    return new AudioModality(unfitted.settings, measureNormalization(unfitted, trainingItems, unfitted.settings.normalizationClips));
+    const { normalizationClips } = unfitted.settings;
+    const normalization = measureNormalization(unfitted, trainingItems, normalizationClips, options.skipBadItems ?? false);
+    return new AudioModality(unfitted.settings, normalization);
   },
 
   restore(spec: ModalitySpec): AudioModality {
