@@ -80,7 +80,7 @@ export function decodeWav(bytes: Uint8Array, file: string): DecodedAudio {
     throw new AudioDecodeError(file, `unsupported WAV encoding (format code ${fmt.audioFormat}, ${wav.bitDepth} bits); use PCM or float`);
   if (fmt.blockAlign <= 0) throw new AudioDecodeError(file, `block align ${fmt.blockAlign} in the header; the header is corrupt`);
 
-  const interleaved = wav.getSamples(true, Float64Array) as unknown as Float64Array;
+  const interleaved = unpackSamples(data.samples, wav.bitDepth, wav.container === 'RIFX');
   const frames = Math.floor(interleaved.length / numChannels);
   if (frames === 0) throw new AudioDecodeError(file, 'the WAV file holds no samples');
   const samples = new Float32Array(frames);
@@ -93,6 +93,38 @@ export function decodeWav(bytes: Uint8Array, file: string): DecodedAudio {
     samples[t] = value;
   }
   return { samples, sampleRate };
+}
+
+/**
+ * The data chunk's interleaved samples as numbers. wavefile's getSamples does the same through a
+ * generic bit-unpacker at about 10 ms per 5 s clip, which starved training; reading the fixed-width
+ * values through a DataView takes about 0.5 ms (measured on the spoken icon clips).
+ */
+function unpackSamples(bytes: Uint8Array, bitDepth: string, bigEndian: boolean): Float64Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const little = !bigEndian;
+  const width = { '8': 1, '16': 2, '24': 3, '32': 4, '32f': 4, '64': 8 }[bitDepth];
+  if (width === undefined) throw new RangeError(`unpackSamples: bit depth ${bitDepth}`);
+  const out = new Float64Array(Math.floor(bytes.byteLength / width));
+  const read: (at: number) => number =
+    bitDepth === '8'
+      ? (at) => view.getUint8(at)
+      : bitDepth === '16'
+        ? (at) => view.getInt16(at, little)
+        : bitDepth === '24'
+          ? (at) => {
+              const [lo, hi] = little
+                ? [view.getUint16(at, true), view.getInt8(at + 2)]
+                : [view.getUint16(at + 1, false), view.getInt8(at)];
+              return hi * 65536 + lo;
+            }
+          : bitDepth === '32'
+            ? (at) => view.getInt32(at, little)
+            : bitDepth === '32f'
+              ? (at) => view.getFloat32(at, little)
+              : (at) => view.getFloat64(at, little);
+  for (let i = 0; i < out.length; i++) out[i] = read(i * width);
+  return out;
 }
 
 /**
