@@ -241,3 +241,29 @@ test('a restored modality (as loadModel and --resume rebuild it) draws the same 
   const old = restoreModalities([{ name: 'image', settings: { ...spec.settings, view1: {}, view2: {} } }]) as Modality[];
   assert.deepEqual((old[0] as ImageModality).view2, new ImageModality({ size: SIZE }).view2);
 });
+
+test('data.modalities trains only the modalities it names, and refuses an unregistered one or one the data lacks', async () => {
+  const items = Array.from({ length: 6 }, (_, i) => ({
+    id: String(i),
+    captions: [`caption ${i}`],
+    extra: { vector: [i, 1, 2] },
+  }));
+  const both = await fitModalities(resolveConfig({ overrides: ['text.vocabSize=64'] }), items);
+  assert.deepEqual(
+    both.map((m) => m.name),
+    ['text', 'vector'],
+  );
+  const chosen = await fitModalities(resolveConfig({ overrides: ['text.vocabSize=64', 'data.modalities=[vector]'] }), items);
+  assert.deepEqual(
+    chosen.map((m) => m.name),
+    ['vector'],
+  );
+  await assert.rejects(
+    fitModalities(resolveConfig({ overrides: ['data.modalities=[vector, smell]'] }), items),
+    /data.modalities: 'smell' is not a registered modality \(image, text, vector/,
+  );
+  await assert.rejects(
+    fitModalities(resolveConfig({ overrides: ['data.modalities=[image]'] }), items),
+    /data.modalities: the training data has no 'image'/,
+  );
+});

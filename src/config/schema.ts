@@ -146,6 +146,13 @@ export const dataSchema = z
       .describe(
         'Read image paths that lead outside the image folder (a JSONL manifest: its folder) through `..`, an absolute path or a symbolic link; false refuses them as bad records.',
       ),
+    modalities: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe(
+        'The modalities to train, e.g. [image, text] on a manifest that also has `audio` (default: every registered modality the training data has); the others are ignored. Each must be registered and present in the data.',
+      ),
   })
   .describe('Where the data comes from.');
 
@@ -292,10 +299,16 @@ export const trainSchema = z
       .describe(
         "Where the model trains: 'auto' (CUDA when the linked libtorch has a GPU, else the CPU), 'cpu', 'cuda' or 'cuda:N'; `--device`. May differ on resume: checkpoints hold CPU tensors.",
       ),
+    precision: z
+      .enum(['fp32', 'bf16', 'fp16'])
+      .default('fp32')
+      .describe(
+        "The forward pass's precision: 'fp32'; 'bf16' (autocast to bfloat16, on the CPU or CUDA); 'fp16' (autocast to float16 with a gradient scaler, CUDA only: libtorch's CPU autocast has bfloat16 only). Weights, optimizer state, EMA target, normalisation statistics and losses stay float32; `--precision`. May differ on resume.",
+      ),
     checkpointEvery: positiveInt.default(500).describe('Write a checkpoint every this many steps (and always at the end).'),
     keepCheckpoints: positiveInt.default(3).describe('Checkpoints kept in the run directory; older ones are deleted.'),
   })
-  .describe('Training length, batch, seed, device and checkpoints.');
+  .describe('Training length, batch, seed, device, precision and checkpoints.');
 
 export const pluginsSchema = z
   .array(z.string().min(1))

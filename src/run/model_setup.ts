@@ -23,16 +23,24 @@ export function modalitySettings(config: Config, name: string): Record<string, u
 }
 
 /**
- * The registered modalities the training items have, in registration order (image, text, vector,
- * then plug-ins), each fitted on its raw items (factory.rawItems) with its config section: the
- * tokenizer is trained on the captions, a vector modality's width is read from the data.
+ * The registered modalities the training items have (only those of data.modalities when it is
+ * set), in registration order (image, text, vector, then plug-ins), each fitted on its raw items (factory.rawItems) with its config section: the
+ * tokenizer is trained on the captions, a vector modality's width is read from the data. Under
+ * data.onBadRecord 'skip', fit leaves out raw items it cannot use (FitOptions.skipBadItems).
  */
 export async function fitModalities(config: Config, items: readonly PairedItem[]): Promise<Modality[]> {
   const out: Modality[] = [];
-  for (const name of registeredModalities()) {
+  const chosen = config.data.modalities;
+  const unknown = chosen?.find((name) => !registeredModalities().includes(name));
+  if (unknown !== undefined)
+    throw new TypeError(`data.modalities: '${unknown}' is not a registered modality (${registeredModalities().join(', ')})`);
+  for (const name of registeredModalities().filter((n) => chosen === undefined || chosen.includes(n))) {
     const factory = modalityFactory(name);
     const raw = items.flatMap((i) => factory.rawItems(i));
-    if (raw.length > 0) out.push(await factory.fit(modalitySettings(config, name), raw));
+    // Under 'skip' a bad raw item is left out of fitting; training counts it when its batch meets it.
+    const skipBadItems = config.data.onBadRecord === 'skip';
+    if (raw.length > 0) out.push(await factory.fit(modalitySettings(config, name), raw, { skipBadItems }));
+    else if (chosen !== undefined) throw new TypeError(`data.modalities: the training data has no '${name}'`);
   }
   if (out.length === 0)
     throw new TypeError(`the training data has none of the registered modalities (${registeredModalities().join(', ')})`);
