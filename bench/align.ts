@@ -4,7 +4,11 @@
 // (lightCrossPlusVicReg), AdamW), with the streaming manifest loader decoding on worker threads,
 // and the share of each step spent waiting for data; then the same step in PyTorch
 // (bench/align_torch.py) from the same initial weights on the same thread count, and the ratio.
-// The icon data set is built first when it is missing.
+// The icon data set is built first when it is missing. With --speech: the three modalities of the
+// spoken icon set (image, text, audio; items lacking some, docs/speech-data.md) with the audio
+// settings of the measured three-way run (audio.channels=16, audio.clipSeconds=2, docs/audio.md),
+// byol-align alone (the PyTorch peer covers image–text), to show that decoding the clips and their
+// log-mel features does not starve the step.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,12 +16,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setNumThreads, getNumThreads, libtorchVersion } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
+import { loadJsonlManifest } from '../src/data/jsonl.js';
+import type { PairedDataset } from '../src/data/paired.js';
+import type { Modality } from '../src/modalities/modality.js';
+import { modalityFactory } from '../src/modalities/registry.js';
+import type { Config } from '../src/config/schema.js';
 import { ManifestLoader } from '../src/data/manifest_loader.js';
 import { ImageDecodePool } from '../src/data/image_pool.js';
 import { AlignTrainer, type AlignStepRecord } from '../src/align/train.js';
 import { manifestBatches } from '../src/align/batches.js';
 import { resolveConfig } from '../src/config/load.js';
-import { buildModel, fitModalities, trainOptions, type LoadedModel } from '../src/run/model_setup.js';
+import { buildModel, fitModalities, runDataOptions, trainOptions, type LoadedModel } from '../src/run/model_setup.js';
 import { exportModel } from '../src/run/export_run.js';
 import type { ImageModality } from '../src/modalities/image/index.js';
 import type { TextModality } from '../src/modalities/text/index.js';
@@ -26,6 +35,7 @@ import { runTorchScript, machineDescription } from './measure.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const torchScript = path.join(here, '..', '..', 'bench', 'align_torch.py');
 const buildIconsScript = path.join(here, '..', 'scripts', 'build-icon-dataset.js');
+const buildSpeechScript = path.join(here, '..', 'scripts', 'build-speech-dataset.js');
 const BATCH = 256;
 
 export interface AlignBenchOptions {
@@ -37,7 +47,12 @@ export interface AlignBenchOptions {
   timed?: number;
   /** The icon data set (default data/icons; built there when missing). */
   dataDir?: string;
+  /** Three modalities: the spoken icon set beside the icon set (data/icons-speech; built when missing). */
+  speech?: boolean;
 }
+
+/** The audio settings of the three-way run measured in docs/audio.md. */
+const SPEECH_OVERRIDES = ['audio.channels=16', 'audio.clipSeconds=2', 'data.allowOutsideImages=true'];
 
 /**
  * Builds the icon data set in `dataDir` when it has no training split, as `npm run data:icons`
@@ -49,16 +64,28 @@ export function ensureIconData(dataDir: string): void {
   execFileSync(process.execPath, [buildIconsScript, '--out', dataDir, '--collection', 'main'], { stdio: 'inherit' });
 }
 
+/** Builds the spoken icon set in `speechDir` from the icon set in `dataDir` when it is missing, as `npm run data:speech` does. */
+function ensureSpeechData(dataDir: string, speechDir: string): void {
+  if (existsSync(path.join(speechDir, 'train.jsonl'))) return;
+  console.log(`building the spoken icon set in ${speechDir} (npm run data:speech, about 7 minutes) ...`);
+  execFileSync(process.execPath, [buildSpeechScript, '--icons', dataDir, '--out', speechDir], { stdio: 'inherit' });
+}
+
 export async function benchAlign(options: AlignBenchOptions): Promise<void> {
-  const { threads, warmup = 3, timed = 15, dataDir = 'data/icons' } = options;
+  const { threads, warmup = 3, timed = 15, dataDir = 'data/icons', speech = false } = options;
   if (!Number.isInteger(warmup) || warmup < 0) throw new RangeError(`bench align: warm-up steps must be an integer ≥ 0, got ${warmup}`);
   if (!Number.isInteger(timed) || timed < 1) throw new RangeError(`bench align: timed steps must be an integer ≥ 1, got ${timed}`);
   console.log(`alignment training benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
   ensureIconData(dataDir);
   setNumThreads(threads);
-  const config = resolveConfig({ preset: 'cpu-small' });
-  const data = loadCocoCaptions(path.join(dataDir, 'captions_train.json'), path.join(dataDir, 'images'));
+  const speechDir = path.join(path.dirname(dataDir), 'icons-speech');
+  if (speech) ensureSpeechData(dataDir, speechDir);
+  const config = resolveConfig({ preset: 'cpu-small', overrides: speech ? SPEECH_OVERRIDES : [] });
+  const data = speech
+    ? loadJsonlManifest(path.join(speechDir, 'train.jsonl'), runDataOptions(config))
+    : loadCocoCaptions(path.join(dataDir, 'captions_train.json'), path.join(dataDir, 'images'));
   const modalities = await fitModalities(config, data.items);
+  if (speech) return benchSpeech(config, data, modalities, { warmup, timed });
   const model = buildModel(config, modalities);
   const loader = new ManifestLoader(data, { batchSize: BATCH, size: config.image.size, channels: config.image.channels, seed: 0 });
   const trainerOptions = trainOptions(
@@ -135,4 +162,41 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
   } finally {
     rmSync(peerDir, { recursive: true, force: true });
   }
+}
+
+/** The three-modality step: pairs/s and the share of each step spent waiting for data (no peer). */
+async function benchSpeech(
+  config: Config,
+  data: PairedDataset,
+  modalities: Modality[],
+  { warmup, timed }: { warmup: number; timed: number },
+): Promise<void> {
+  const model = buildModel(config, modalities);
+  const loader = new ManifestLoader(data, { batchSize: BATCH, size: config.image.size, channels: config.image.channels, seed: 0 });
+  const trainer = new AlignTrainer(
+    model,
+    trainOptions(config, modalities, (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep), loader.batchesPerEpoch),
+  );
+  let log: AlignStepRecord[];
+  try {
+    log = await trainer.run({ stopAfter: warmup + timed });
+  } finally {
+    await loader.close();
+  }
+  const measured = log.slice(warmup);
+  const waitMs = measured.reduce((s, r) => s + r.waitMs, 0);
+  const stepMs = measured.reduce((s, r) => s + r.stepMs, 0);
+  const present = (name: string): number => data.items.filter((item) => modalityFactory(name).rawItems(item).length > 0).length;
+  console.log(`objective ${config.loss.objective} (the default), preset cpu-small, ${SPEECH_OVERRIDES.join(' ')}`);
+  console.log(`  modalities ${modalities.map((m) => `${m.name} (${present(m.name)} of ${data.items.length} items)`).join(', ')}`);
+  console.log(
+    `threads: ${getNumThreads()}, decode workers: ${ImageDecodePool.defaultSize()}, batch ${BATCH}, ${timed} timed steps after ${warmup} warm-up`,
+  );
+  console.log(
+    `  byol-align ${((timed * BATCH * 1000) / (waitMs + stepMs)).toFixed(1)} items/s (${((timed * BATCH * 1000) / stepMs).toFixed(1)} computing only)`,
+  );
+  console.log(
+    `    data wait ${((100 * waitMs) / (waitMs + stepMs)).toFixed(1)}% of step time (${(waitMs / timed).toFixed(1)} ms/step waiting, ${(stepMs / timed).toFixed(1)} ms/step computing)`,
+  );
+  console.log('  PyTorch: not run (bench/align_torch.py is the image–text step)');
 }

@@ -1,6 +1,7 @@
 // `npm run bench -- NAME [...] [--threads N] [--warmup N] [--timed N]`: runs the named benchmarks
 // (all when none is named). --threads sets libtorch's threads on both sides (default: every core;
-// engine measures 1 thread besides); --warmup and --timed the alignment benchmark's step counts.
+// engine measures 1 thread besides); --warmup and --timed the alignment benchmark's step counts,
+// --speech its three-modality variant (image, text, audio).
 // serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N and
 // --train-steps N (bench/serve.ts).
 import os from 'node:os';
@@ -23,6 +24,7 @@ const { values, positionals: requested } = parseArgs({
     connections: { type: 'string' },
     queries: { type: 'string' },
     'train-steps': { type: 'string' },
+    speech: { type: 'boolean' },
   },
 });
 
@@ -45,7 +47,7 @@ const connections = values.connections?.split(',').map((c) => count('connections
 const benchmarks: Record<string, () => void | Promise<void>> = {
   engine: () => benchEngine([...new Set([1, threads])]),
   byol: () => benchByol(threads),
-  align: () => benchAlign({ threads, warmup, timed }),
+  align: () => benchAlign({ threads, warmup, timed, speech: values.speech === true }),
   serve: () =>
     benchServe({
       threads,
