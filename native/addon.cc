@@ -6,6 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   byol::initOps(env, exports);
   byol::initAutograd(env, exports);
   byol::initRuntime(env, exports);
+  byol::initAutocast(env, exports);
   return exports;
 }
 

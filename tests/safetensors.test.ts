@@ -141,6 +141,7 @@ const SAMPLE_FILE_DTYPE: Record<DType, string> = {
   float32: 'F32',
   float64: 'F64',
   float16: 'F16',
+  bfloat16: 'BF16',
   int32: 'I32',
   int64: 'I64',
   uint8: 'U8',

@@ -1,6 +1,6 @@
 // Tensor element types, by the names users write and the codes libtorch uses (c10::ScalarType).
 
-export type DType = 'float32' | 'float64' | 'float16' | 'int32' | 'int64' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int32' | 'int64' | 'uint8' | 'bool';
 
 // c10::ScalarType values; stable across libtorch 1.x and 2.x.
 const CODES: Record<DType, number> = {
@@ -11,6 +11,7 @@ const CODES: Record<DType, number> = {
   float32: 6,
   float64: 7,
   bool: 11,
+  bfloat16: 15,
 };
 
 const NAMES = new Map<number, DType>(Object.entries(CODES).map(([name, code]) => [code, name as DType]));
@@ -39,7 +40,8 @@ export function typedArrayFor(dtype: DType, buffer: ArrayBuffer): TypedArray {
     case 'float64':
       return new Float64Array(buffer);
     case 'float16':
-      return new Uint16Array(buffer); // raw IEEE half bits; convert with .to('float32') first to read values
+    case 'bfloat16':
+      return new Uint16Array(buffer); // raw half or bfloat16 bits; convert with .to('float32') first to read values
     case 'int32':
       return new Int32Array(buffer);
     case 'int64':
@@ -63,5 +65,5 @@ export function dtypeOfTypedArray(data: ArrayBufferView): DType {
 }
 
 export function isFloating(dtype: DType): boolean {
-  return dtype === 'float32' || dtype === 'float64' || dtype === 'float16';
+  return dtype === 'float32' || dtype === 'float64' || dtype === 'float16' || dtype === 'bfloat16';
 }

@@ -146,11 +146,20 @@ export function layerNorm(
   bias: Tensor | null = null,
   eps = 1e-5,
 ): Tensor {
-  return ops.layerNorm(x, normalizedShape, weight, bias, eps, true);
+  return ops.layerNorm(inNormPrecision(x, weight), normalizedShape, weight, bias, eps, true);
 }
 
 export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
-  return ops.groupNorm(x, numGroups, weight, bias, eps, true);
+  return ops.groupNorm(inNormPrecision(x, weight), numGroups, weight, bias, eps, true);
+}
+
+/**
+ * Under autocast a bfloat16 or float16 activation meets a norm's float32 weight: the statistics
+ * are then taken in float32 (the output is float32), as CUDA's autocast runs layer_norm and
+ * group_norm, where libtorch 1.13's CPU kernels would refuse the mixed dtypes.
+ */
+function inNormPrecision(x: Tensor, weight: Tensor | null): Tensor {
+  return weight !== null && weight.dtype === 'float32' && (x.dtype === 'bfloat16' || x.dtype === 'float16') ? x.float() : x;
 }
 
 /** Rows of weight picked by integer indices; paddingIdx's row gets no gradient. */

@@ -3,6 +3,7 @@ export { Tensor, type Device, type Dims, type NestedArray, type TensorOrNumber, 
 export type { DType, TypedArray } from './dtype.js';
 export * from './create.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
+export { autocast, autocastState, type AutocastDType, type AutocastState } from './autocast.js';
 export { tidy, keep, dispose } from './scope.js';
 export { manualSeed, Generator, setNumThreads, getNumThreads, cuda, libtorchVersion } from './runtime.js';
 export { op, type Op } from './op.js';

@@ -10,6 +10,9 @@ export type Handle = { readonly __handle: unique symbol };
 /** An opaque libtorch generator owned by the addon. */
 export type GeneratorHandle = { readonly __generator: unique symbol };
 
+/** Autocast's thread-local state for one device type: [enabled, dtype code, cache enabled]. */
+export type AutocastNativeState = [boolean, number, boolean];
+
 export interface NativeAddon {
   fromBuffer(data: ArrayBufferView, shape: number[], dtypeCode: number): Handle;
   toBuffer(t: Handle): ArrayBuffer;
@@ -33,6 +36,9 @@ export interface NativeAddon {
   getNumThreads(): number;
   cudaDeviceCount(): number;
   libtorchVersion: string;
+  autocastState(deviceType: 'cpu' | 'cuda'): AutocastNativeState;
+  autocastEnter(deviceType: 'cpu' | 'cuda', dtypeCode: number): AutocastNativeState;
+  autocastExit(deviceType: 'cpu' | 'cuda', enabled: boolean, dtypeCode: number, cacheEnabled: boolean): void;
 }
 
 function load(): NativeAddon {

@@ -105,6 +105,7 @@ const FILE_DTYPE_OF: Record<DType, string> = {
   float32: 'F32',
   float64: 'F64',
   float16: 'F16',
+  bfloat16: 'BF16',
   int32: 'I32',
   int64: 'I64',
   uint8: 'U8',

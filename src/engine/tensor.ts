@@ -135,6 +135,8 @@ const ops = {
   clone: op('aten::clone'),
   detach: op('aten::detach'),
   toDtypeLayout: op('aten::to', 'dtype_layout'),
+  pinMemory: op('aten::pin_memory'),
+  isPinned: op<boolean>('aten::is_pinned'),
   copy_: op('aten::copy_'),
   zero_: op('aten::zero_'),
   fill_: op('aten::fill_', 'Scalar'),
@@ -247,18 +249,38 @@ export class Tensor {
   }
 
   // ---- dtype and device ----
-  /** Converts to a dtype and/or device ('cpu', 'cuda:0'); returns this tensor's value unchanged when nothing changes. */
-  to(target: DType | Device | { dtype?: DType; device?: Device }): Tensor {
+  /**
+   * Converts to a dtype and/or device ('cpu', 'cuda:0'); returns this tensor's value unchanged when
+   * nothing changes. `nonBlocking` lets a copy from pinned host memory to a GPU run asynchronously
+   * on the current stream, as PyTorch's `non_blocking=True` (later ops on that stream wait for it).
+   */
+  to(target: DType | Device | { dtype?: DType; device?: Device; nonBlocking?: boolean }): Tensor {
     let dtype: DType | undefined;
     let device: Device | undefined;
+    let nonBlocking = false;
     if (typeof target === 'string') {
       if (/^(cpu|cuda|mps|meta)(:\d+)?$/.test(target)) device = target;
       else dtype = target as DType;
     } else {
       dtype = target.dtype;
       device = target.device;
+      nonBlocking = target.nonBlocking ?? false;
     }
-    return ops.toDtypeLayout(this, dtype === undefined ? null : dtypeCode(dtype), null, device ?? null);
+    return ops.toDtypeLayout(this, dtype === undefined ? null : dtypeCode(dtype), null, device ?? null, null, nonBlocking);
+  }
+  /**
+   * A copy in page-locked (pinned) host memory, which a GPU reads by DMA so that a non-blocking
+   * copy to it overlaps other work. Needs a libtorch with CUDA.
+   *
+   * @example
+   * const onGpu = batch.pinMemory().to({ device: 'cuda:0', nonBlocking: true });
+   */
+  pinMemory(): Tensor {
+    return ops.pinMemory(this);
+  }
+  /** Whether this tensor's memory is pinned host memory (always false without CUDA). */
+  get isPinned(): boolean {
+    return Boolean(ops.isPinned(this));
   }
   float(): Tensor {
     return this.to('float32');
