@@ -1,4 +1,4 @@
-// Optimizers, learning-rate schedules and gradient clipping.
+// Optimizers, learning-rate schedules, gradient clipping and loss scaling.
 export {
   Optimizer,
   type GroupHyperparameters,
@@ -16,3 +16,4 @@ export { LARS, byolLarsDefaults, type LARSHyperparameters, type LARSState } from
 export { isBiasOrNorm, splitBiasAndNorm, larsParamGroups, type NamedParameterSource } from './param_groups.js';
 export { scaleLr, warmupCosineLr, warmupCosine, LrScheduler, type WarmupCosineOptions } from './schedule.js';
 export { clipGradNorm } from './clip.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState } from './grad_scaler.js';
