@@ -14,17 +14,32 @@
 // the views, the losses and the optimizer state live there too. The state dict holds CPU copies,
 // so a checkpoint resumes on any device (exactly only on the one that wrote it: CUDA draws its own
 // random numbers).
-import { Generator, manualSeed, tidy, type Device, type Tensor } from '../engine/index.js';
+//
+// Mixed precision (options.precision, precision.ts): the forward pass of both networks runs under
+// autocast, and its outputs are cast to float32 before the losses, so the losses, the optimizer,
+// the EMA target and the weights stay float32. fp16 adds a gradient scaler whose skipped steps
+// each step's record counts.
+import { autocast, Generator, manualSeed, tidy, type Device, type Tensor } from '../engine/index.js';
 import { hash32 } from '../data/epoch_order.js';
-import { clipGradNorm, type GroupHyperparameters, type LrScheduler, type Optimizer, type OptimizerStateDict } from '../optim/index.js';
+import {
+  clipGradNorm,
+  GradScaler,
+  type GradScalerOptions,
+  type GradScalerState,
+  type GroupHyperparameters,
+  type LrScheduler,
+  type Optimizer,
+  type OptimizerStateDict,
+} from '../optim/index.js';
 import { trainingOptimizer, type OptimizationOptions, type OptimizationSettings } from '../byol/optimizer.js';
 import { collapseReading } from '../eval/collapse.js';
 import type { Modality } from '../modalities/modality.js';
-import type { AlignModel, ModalityViews } from './model.js';
+import type { AlignModel, ModalityOutputs, ModalityViews } from './model.js';
 import { alignmentLoss, lossNumbers, type AlignmentLossWeights } from './loss.js';
 import { LogitScale } from './infonce.js';
 import { checkFiniteStep } from '../optim/nonfinite.js';
 import { cpuCopy, moveModule, onDevice } from './device.js';
+import { autocastDtypeOf, precisionProblem, type Precision } from './precision.js';
 
 export { NonFiniteLossError } from '../optim/nonfinite.js';
 
@@ -67,6 +82,17 @@ export interface AlignTrainOptions extends OptimizationOptions {
    * 'cpu' (default) or 'cuda:N' (src/run/device.ts resolves a setting such as 'auto' into one).
    */
   device?: Device;
+  /**
+   * The forward pass's precision: 'fp32' (default), 'bf16' (autocast to bfloat16, CPU or CUDA) or
+   * 'fp16' (autocast to float16 with a gradient scaler; CUDA only). Everything after the forward
+   * stays float32.
+   */
+  precision?: Precision;
+  /**
+   * Settings of fp16's gradient scaler (torch.cuda.amp.GradScaler's defaults). Given with another
+   * precision, the scaler runs there too (the tests drive it in fp32 on the CPU).
+   */
+  gradScaler?: GradScalerOptions;
   onStep?: (record: AlignStepRecord) => void;
   /** Called after each epoch, e.g. for validation retrieval; awaited. */
   onEpoch?: (epoch: number) => Promise<void> | void;
@@ -92,12 +118,21 @@ export interface AlignStepRecord {
   collapse: Record<string, number>;
   waitMs: number;
   stepMs: number;
+  /** With a gradient scaler (fp16): the scale this step's loss was multiplied by. */
+  lossScale?: number;
+  /**
+   * With a gradient scaler: the steps skipped so far, this one included, because a gradient was
+   * inf or NaN (the optimizer did not step; the scale backed off).
+   */
+  skippedSteps?: number;
 }
 
 /** What an AlignTrainer's state dict holds besides tensors. */
 export interface AlignTrainerMeta {
   step: number;
   optimizer: OptimizerStateDict['meta'];
+  /** The gradient scaler's state, when the trainer has one (fp16). */
+  scaler?: GradScalerState;
 }
 
 export interface AlignRunHooks {
@@ -131,6 +166,10 @@ export class AlignTrainer {
   readonly logitScale: LogitScale | undefined;
   /** Where the model and every step's tensors are (options.device, default 'cpu'). */
   readonly device: Device;
+  /** The forward pass's precision (options.precision, default 'fp32'). */
+  readonly precision: Precision;
+  /** fp16's loss scaler (or one asked for by options.gradScaler); undefined otherwise. */
+  readonly gradScaler: GradScaler | undefined;
   readonly #named: [string, Tensor][];
   readonly #params: Tensor[];
   readonly #weightsOf: (epoch: number) => AlignmentLossWeights;
@@ -156,6 +195,10 @@ export class AlignTrainer {
     const usesInfoNce = options.weights.infoNceWeight > 0 || (firstStageEpochs > 0 && options.firstStageWeights!.infoNceWeight > 0);
     // Before the optimizer takes the parameters: moving a module replaces its tensors.
     this.device = options.device ?? 'cpu';
+    this.precision = options.precision ?? 'fp32';
+    const problem = precisionProblem(this.precision, this.device);
+    if (problem !== null) throw new RangeError(`trainAlignment: precision ${problem} (train.precision in a config)`);
+    this.gradScaler = this.precision === 'fp16' || options.gradScaler !== undefined ? new GradScaler(options.gradScaler) : undefined;
     moveModule(model, this.device);
     // CLIP's learnable temperature, trained only when InfoNCE is part of the loss.
     this.logitScale = usesInfoNce ? new LogitScale() : undefined;
@@ -182,7 +225,8 @@ export class AlignTrainer {
   /**
    * Trains from the current step; returns the records of the steps this run trained. A NaN or
    * infinite loss term or gradient throws a NonFiniteLossError before that step's update, its
-   * onStep record and afterStep, so nothing downstream ever sees a non-finite state.
+   * onStep record and afterStep, so nothing downstream ever sees a non-finite state (with a
+   * gradient scaler, a non-finite gradient skips the step instead, as torch's GradScaler does).
    */
   async run(hooks: AlignRunHooks = {}): Promise<AlignStepRecord[]> {
     const { model, options } = this;
@@ -222,7 +266,7 @@ export class AlignTrainer {
   }
 
   #trainStep(batch: AlignBatch, epoch: number, waitMs: number): AlignStepRecord {
-    const { model, optimizer, logitScale, device } = this;
+    const { optimizer, logitScale, device, gradScaler } = this;
     const step = this.#step;
     const stepStart = performance.now();
     const lr = this.scheduler.currentLrs()[0]!;
@@ -242,19 +286,31 @@ export class AlignTrainer {
           views.set(name, { view1, view2, rows: input.rows && onDevice(input.rows, device) });
         }
         optimizer.zeroGrad();
-        const outputs = model.forwardViews(views, batch.size);
+        const outputs = this.#forward(views, batch.size);
         const loss = alignmentLoss(outputs, this.#weightsOf(epoch), logitScale);
-        loss.total.backward();
+        const lossScale = gradScaler?.scale;
+        (gradScaler ? gradScaler.scaleLoss(loss.total) : loss.total).backward();
         const terms = lossNumbers(loss);
-        checkFiniteStep('trainAlignment', step, epoch, terms, this.#named);
-        if (this.options.clipGradNorm !== undefined) clipGradNorm(this.#params, this.options.clipGradNorm);
-        optimizer.step();
+        if (gradScaler) {
+          // A non-finite loss stops training as without the scaler; a gradient that overflowed is
+          // the scaler's to handle: the step is skipped and the scale backs off.
+          checkFiniteStep('trainAlignment', step, epoch, terms, []);
+          const overflowed = gradScaler.unscale_(this.#named);
+          if (overflowed.length === 0 && this.options.clipGradNorm !== undefined) clipGradNorm(this.#params, this.options.clipGradNorm);
+          gradScaler.step(optimizer);
+          gradScaler.update();
+        } else {
+          checkFiniteStep('trainAlignment', step, epoch, terms, this.#named);
+          if (this.options.clipGradNorm !== undefined) clipGradNorm(this.#params, this.options.clipGradNorm);
+          optimizer.step();
+        }
         logitScale?.clamp_(); // CLIP's cap of 100 on the logit scale, after the step as open_clip does
-        const tau = model.updateTarget(step, this.totalSteps);
+        const tau = this.model.updateTarget(step, this.totalSteps);
         const collapse: Record<string, number> = {};
         for (const [name, o] of outputs)
           collapse[name] = collapseReading(views.get(name)!.rows === null ? o.p1 : o.p1.index([o.present])).ratio;
-        return { step, epoch, loss: terms.total!, terms, lr, tau, collapse, waitMs, stepMs: 0 };
+        const scaling = gradScaler ? { lossScale, skippedSteps: gradScaler.skippedSteps } : {};
+        return { step, epoch, loss: terms.total!, terms, lr, tau, collapse, waitMs, stepMs: 0, ...scaling };
       });
     } finally {
       // The batch's tensors were made outside the scope; they are freed even when the step throws.
@@ -267,6 +323,30 @@ export class AlignTrainer {
     this.scheduler.step();
     this.#step++;
     return record;
+  }
+
+  /**
+   * Both networks' outputs for a step's views, in float32 whatever the precision: under autocast
+   * the matmuls and convolutions give bfloat16 or float16, which the losses (normalisations,
+   * variances, covariances, logits) must not inherit.
+   */
+  #forward(views: Map<string, ModalityViews>, batchSize: number): Map<string, ModalityOutputs> {
+    const dtype = autocastDtypeOf(this.precision);
+    if (dtype === null) return this.model.forwardViews(views, batchSize);
+    const outputs = autocast(dtype, this.device, () => this.model.forwardViews(views, batchSize));
+    const float32 = new Map<string, ModalityOutputs>();
+    for (const [name, o] of outputs) {
+      float32.set(name, {
+        q1: o.q1.float(),
+        q2: o.q2.float(),
+        z1: o.z1.float(),
+        z2: o.z2.float(),
+        p1: o.p1.float(),
+        p2: o.p2.float(),
+        present: o.present,
+      });
+    }
+    return float32;
   }
 
   /**
@@ -285,7 +365,8 @@ export class AlignTrainer {
       if (copy !== t) t.dispose();
       tensors.set(`optimizer.${k}`, copy);
     }
-    return { tensors, meta: { step: this.#step, optimizer: optimizer.meta } };
+    const scaler = this.gradScaler ? { scaler: this.gradScaler.stateDict() } : {};
+    return { tensors, meta: { step: this.#step, optimizer: optimizer.meta, ...scaler } };
   }
 
   /** Restores a stateDict() of a trainer with the same model and options, from any device onto this trainer's. */
@@ -298,6 +379,8 @@ export class AlignTrainer {
     this.model.loadStateDict(part('model.'));
     if (this.logitScale) this.logitScale.loadStateDict(part('logitScale.'));
     this.optimizer.loadStateDict({ tensors: part('optimizer.'), meta: meta.optimizer });
+    // A run that moves to fp16 on resume starts its scaler afresh; one that leaves fp16 drops it.
+    if (this.gradScaler && meta.scaler) this.gradScaler.loadStateDict(meta.scaler);
     this.scheduler.setStep(meta.step);
     this.#step = meta.step;
   }

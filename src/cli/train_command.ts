@@ -56,6 +56,11 @@ export const trainSpec: CommandSpec = {
       value: deviceOption.value,
       help: `${deviceOption.help} (train.device, default auto; may differ on --resume)`,
     },
+    precision: {
+      type: 'string',
+      value: 'fp32|bf16|fp16',
+      help: "the forward pass's precision (train.precision, default fp32; fp16 needs CUDA; may differ on --resume)",
+    },
     plugin: pluginOption,
     quiet: { type: 'boolean', short: 'q', help: 'no progress lines' },
   },
@@ -64,7 +69,8 @@ export const trainSpec: CommandSpec = {
     'SIGINT or SIGTERM writes a checkpoint after the current step and exits with 130 or 143; the same',
     'signal again a second or more later stops at once. `byol-align train --out RUN --resume` is the',
     'whole command to continue a run; flags given with --resume must match its saved config, but for',
-    '--threads and --device: a run may move between devices (checkpoints hold CPU tensors).',
+    '--threads, --device and --precision: a run may move between devices and precisions (checkpoints hold',
+    'float32 CPU tensors).',
   ].join('\n'),
 };
 
@@ -93,13 +99,16 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
     if (valFraction.trim() === '' || !Number.isFinite(f)) throw new UsageError(`--val-fraction must be a number, got '${valFraction}'`);
     dataFlags.valFraction = f;
   }
-  const length: Record<string, number> = {};
+  const trainFlags: Record<string, number | string> = {};
   const epochs = integerOption(values, 'epochs');
   const steps = integerOption(values, 'steps');
-  if (epochs !== undefined) length.epochs = epochs;
-  if (steps !== undefined) length.steps = steps;
+  if (epochs !== undefined) trainFlags.epochs = epochs;
+  if (steps !== undefined) trainFlags.steps = steps;
   const threads = integerOption(values, 'threads', MAX_THREADS);
   const device = deviceSetting(values);
+  const precision = choiceOption(values, 'precision', ['fp32', 'bf16', 'fp16'] as const);
+  // A new run's config records it; on --resume it may differ from the saved one, as --device.
+  if (precision !== undefined) trainFlags.precision = precision;
   const resume = values.resume === true;
   const out = stringOption(values, 'out')!;
   // With --resume, what the command line says goes over the run's saved config, and the trainer
@@ -115,7 +124,7 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
           base: saved,
           preset,
           file: stringOption(values, 'config'),
-          flags: { data: dataFlags, train: length } as ConfigInput,
+          flags: { data: dataFlags, train: trainFlags } as ConfigInput,
           overrides: positionals,
           plugins,
         });
@@ -134,6 +143,7 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
       force: values.force === true,
       threads,
       device,
+      precision,
       stopAfter: integerOption(values, 'stop-after'),
       shouldStop: () => stop.signal !== undefined,
       onStep: values.quiet === true ? undefined : (record, progress) => bar.update(record, progress),

@@ -12,9 +12,9 @@
 //   RUN_DIR/checkpoints/step-NNNNNNNNN.safetensors   every train.checkpointEvery steps and at the end
 //
 // resume continues from the newest checkpoint that verifies, exactly (AlignTrainer), with the
-// checkpoint's config when none is given, and refuses a config that differs (but for train.threads
-// and train.device: a run may continue on another machine, from its device-independent checkpoint,
-// and the message says when it moved). A run directory that already holds checkpoints is never
+// checkpoint's config when none is given, and refuses a config that differs (but for train.threads,
+// train.device and train.precision: a run may continue on another machine, from its
+// device-independent float32 checkpoint, and the message says when it moved). A run directory that already holds checkpoints is never
 // trained over without resume, so no checkpoint is lost by a repeated command; a folder that is
 // not a run is not written into without force. The run's files
 // are written once the first step has trained, so bad data found while starting leaves no files.
@@ -47,6 +47,7 @@ import { evaluatePaired } from './evaluate_run.js';
 import { sampleCheckItems, saveCheckSamples } from './check_samples.js';
 import { checkRunDir, RUN_FORMAT, RUN_MARKER, withAbsoluteDataPaths } from './run_dir.js';
 import { resolveDevice } from './device.js';
+import { resolvePrecision } from './precision.js';
 
 export interface TrainRunOptions {
   /** The run's config; with `resume` it may be left out, and the checkpoint's is used. */
@@ -61,6 +62,8 @@ export interface TrainRunOptions {
   threads?: number;
   /** The device for this invocation: auto, cpu, cuda or cuda:N (default the config's train.device; may differ from it on resume). */
   device?: string;
+  /** The forward pass's precision for this invocation: fp32, bf16 or fp16 (default the config's train.precision; may differ from it on resume). */
+  precision?: string;
   /** End this invocation after this many steps, with a checkpoint; the schedules stay the full run's. */
   stopAfter?: number;
   /** Checked after every step; true ends the run there with a checkpoint (SIGINT, SIGTERM). */
@@ -92,10 +95,10 @@ export interface TrainRunResult {
   checkpoint: string;
 }
 
-/** Keys a resumed run may change: where it runs, not what it trains. */
-const RESUME_MAY_CHANGE: readonly string[] = ['train.threads', 'train.device'];
+/** Keys a resumed run may change: where and in what precision it runs, not what it trains. */
+const RESUME_MAY_CHANGE: readonly string[] = ['train.threads', 'train.device', 'train.precision'];
 
-/** Keys (dotted) whose values differ between two configs; train.threads and train.device may differ on resume. */
+/** Keys (dotted) whose values differ between two configs; train.threads, train.device and train.precision may differ on resume. */
 export function configDifferences(a: unknown, b: unknown, prefix = ''): string[] {
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a) && !Array.isArray(b)) {
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
@@ -164,6 +167,12 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     options.device ?? (options.config ?? resumed).train.device,
     options.device === undefined ? 'train.device' : '--device',
   );
+  // fp16 where there is no CUDA is refused here too, before any data is read.
+  const precision = resolvePrecision(
+    options.precision ?? (options.config ?? resumed).train.precision,
+    device,
+    options.precision === undefined ? 'train.precision' : '--precision',
+  );
   // A new run's config records the device asked for; a resumed run keeps its config, and each
   // checkpoint records the device that trained it.
   const config =
@@ -210,6 +219,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     loader.batchesPerEpoch,
   );
   trainerOptions.device = device;
+  trainerOptions.precision = precision;
   if (config.train.steps !== undefined && config.train.epochs !== undefined) {
     say(`train.steps=${config.train.steps} sets the length; train.epochs=${config.train.epochs} is ignored`);
   }
