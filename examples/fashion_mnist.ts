@@ -4,7 +4,9 @@
 // Options: --epochs N (default 4), --batch N (256), --optimizer adam|adamw|lars (adam),
 // --lr X (1e-3, used as is for Adam/AdamW; per 256 items for LARS), --lr-schedule
 // warmup-cosine|constant (warmup-cosine: 10% warm-up, then cosine to 0), --tau X (0.99), --tau-schedule constant|cosine (constant),
-// --crop-min X (smallest crop area, 0.08), --subset N (all 60,000), --threads N (all cores).
+// --crop-min X (smallest crop area, 0.08), --subset N (all 60,000), --threads N (all cores),
+// --device auto|cpu|cuda|cuda:N (auto: CUDA when the linked libtorch has a GPU; evaluation runs on
+// the CPU either way).
 import { parseArgs } from 'node:util';
 import { manualSeed, setNumThreads, type Tensor } from '../src/index.js';
 import { loadMnistSplit, DEBIAN_FASHION_MNIST_DIR } from '../src/data/idx.js';
@@ -16,6 +18,9 @@ import { extractFeatures } from '../src/eval/features.js';
 import { knnAccuracy } from '../src/eval/knn.js';
 import { linearProbe } from '../src/eval/linear_probe.js';
 import type { TensorModule } from '../src/nn/index.js';
+import { moveModule } from '../src/nn/device.js';
+import { ConfigError } from '../src/config/load.js';
+import { resolveDevice } from '../src/run/device.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,8 +35,19 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     subset: { type: 'string' },
     seed: { type: 'string', default: '0' },
+    device: { type: 'string', default: 'auto' },
   },
 });
+
+// Before any data is read: CUDA where the linked libtorch has none is refused, naming it.
+let device: string;
+try {
+  device = resolveDevice(args.device, '--device');
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(2);
+}
 
 const optimizer = args.optimizer as OptimizerName;
 if (!['adam', 'adamw', 'lars'].includes(optimizer)) throw new Error(`--optimizer must be adam, adamw or lars, got ${args.optimizer}`);
@@ -69,6 +85,7 @@ trainByol(byol, {
   warmupSteps: lrSchedule === 'constant' ? 0 : undefined,
   batchSize: Number(args.batch),
   epochs,
+  device,
   optimizer,
   baseLr: Number(args.lr),
   scaleLrByBatch: optimizer === 'lars',
@@ -82,6 +99,7 @@ trainByol(byol, {
   onCollapseWarning: (r) => console.warn(`warning: step ${r.step}: representations collapsing (std ratio ${r.collapseRatio.toFixed(3)})`),
 });
 const minutes = (Date.now() - started) / 60000;
+moveModule(byol, 'cpu');
 const trained = evaluate(byol.online.encoder);
 console.log(
   `BYOL encoder (${epochs} epochs, ${minutes.toFixed(1)} min): kNN ${(trained.knn * 100).toFixed(2)}%  linear probe ${(trained.linear * 100).toFixed(2)}%`,

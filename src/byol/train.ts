@@ -2,13 +2,19 @@
 // the optimizer (LARS as in the paper, or AdamW/Adam), warm-up + cosine learning rate with
 // lr = base·batch/256, the τ schedule, gradient clipping, and a per-step log with the collapse
 // monitor.
-import { Generator, keep, noGrad, randperm, tidy, type Tensor } from '../engine/index.js';
+//
+// Devices, as the aligner's trainer (src/align/train.ts): the model (online and EMA target) moves
+// to options.device before the optimizer takes its parameters, the images stay where they are
+// (the CPU) and each batch is copied to the device before its views are made there, so the views,
+// the loss and the optimizer state live on the device too.
+import { Generator, keep, noGrad, randperm, tidy, type Device, type Tensor } from '../engine/index.js';
 import { clipGradNorm } from '../optim/index.js';
 import { checkFiniteStep } from '../optim/nonfinite.js';
 import { trainingOptimizer, type OptimizationOptions, type OptimizerName } from './optimizer.js';
 import { augmentView, type ViewConfig } from '../modalities/image/augment.js';
 import { COLLAPSE_WARNING_RATIO, collapseReading } from '../eval/collapse.js';
 import type { Byol } from './model.js';
+import { moveModule, onDevice } from '../nn/device.js';
 
 export type { OptimizerName };
 export { NonFiniteLossError } from '../optim/nonfinite.js';
@@ -25,6 +31,11 @@ export interface ByolTrainOptions extends OptimizationOptions {
   /** Clip the global gradient norm to this (off when undefined). */
   clipGradNorm?: number;
   seed?: number;
+  /**
+   * Where the model, the EMA target, the optimizer state and every step's views and loss live:
+   * 'cpu' (default) or 'cuda:N' (src/run/device.ts resolves a setting such as 'auto' into one).
+   */
+  device?: Device;
   /** Called after every step with its log record. */
   onStep?: (record: ByolStepRecord) => void;
   /** Called when the collapse monitor falls below COLLAPSE_WARNING_RATIO. */
@@ -55,6 +66,9 @@ export function trainByol(byol: Byol, options: ByolTrainOptions): ByolStepRecord
   if (n < batchSize) throw new RangeError(`trainByol: ${n} images are fewer than one batch of ${batchSize}`);
   const stepsPerEpoch = Math.floor(n / batchSize); // the last partial batch is dropped, as drop_last=True
   const totalSteps = options.steps ?? (options.epochs ?? 1) * stepsPerEpoch;
+  const device = options.device ?? 'cpu';
+  // Before the optimizer takes the parameters: moving a module replaces its tensors.
+  moveModule(byol, device);
   const named = byol.online.namedParameters();
   // LARS by default: this trainer reproduces the paper's set-up.
   const { optimizer, scheduler } = trainingOptimizer(
@@ -63,7 +77,7 @@ export function trainByol(byol: Byol, options: ByolTrainOptions): ByolStepRecord
     { batchSize, totalSteps },
   );
   const orderGenerator = new Generator(options.seed ?? 0);
-  const viewGenerator = new Generator((options.seed ?? 0) + 1);
+  const viewGenerator = new Generator((options.seed ?? 0) + 1, device);
   const records: ByolStepRecord[] = [];
   const params = named.map(([, p]) => p);
   byol.train();
@@ -78,7 +92,8 @@ export function trainByol(byol: Byol, options: ByolTrainOptions): ByolStepRecord
     }
     const lr = scheduler.currentLrs()[0]!;
     const record = tidy(() => {
-      const batch = options.images.index([order!.slice(0, inEpoch * batchSize, (inEpoch + 1) * batchSize)]);
+      // Gathered where the images are, then copied as uint8 to the device.
+      const batch = onDevice(options.images.index([order!.slice(0, inEpoch * batchSize, (inEpoch + 1) * batchSize)]), device);
       const view1 = augmentView(batch, options.views[0], viewGenerator);
       const view2 = augmentView(batch, options.views[1], viewGenerator);
       optimizer.zeroGrad();
