@@ -16,7 +16,9 @@ export function secondsPerCall(fn: () => void, minSeconds = 1, warmup = 3): numb
   }
 }
 
-export const PYTHON_WITH_TORCH = '/usr/bin/python3';
+// $BYOL_ALIGN_PYTHON (as for the tests' reference fixtures) where PyTorch is another python3, such
+// as a GPU machine's (scripts/gpu-check/run.sh sets it), else Debian's python3-torch.
+export const PYTHON_WITH_TORCH = process.env.BYOL_ALIGN_PYTHON || '/usr/bin/python3';
 
 /** Runs a PyTorch benchmark script and parses the JSON line it prints, or null without python3-torch. */
 export function runTorchScript(script: string, args: string[]): Record<string, number | string> | null {

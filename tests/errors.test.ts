@@ -1,7 +1,7 @@
 // Bad calls throw Errors that name the op and the shapes; the process survives all of them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tensor, zeros, randn, F, op, Tensor } from '../src/index.js';
+import { tensor, zeros, randn, F, op, Tensor, cuda } from '../src/index.js';
 
 test('a shape mismatch names the op and both shapes', () => {
   assert.throws(() => zeros([2, 3]).matmul(zeros([4, 5])), /aten::matmul\(self=\[2, 3\] float32 cpu, other=\[4, 5\] float32 cpu\)/);
@@ -27,7 +27,8 @@ test('a disposed tensor cannot be used and says so', () => {
 });
 
 test('a device libtorch does not have is an error, not a crash', () => {
-  assert.throws(() => zeros([2]).to('cuda'), /aten::to\.dtype_layout.*(CUDA|cuda)/s);
+  // One GPU past the last: 'cuda:0' without CUDA, an invalid device ordinal with it.
+  assert.throws(() => zeros([2]).to(`cuda:${cuda.deviceCount()}`), /aten::to\.dtype_layout.*(CUDA|cuda)/s);
 });
 
 test('bad arguments name the argument', () => {
