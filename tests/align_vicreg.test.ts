@@ -198,3 +198,41 @@ test('a VICReg term with no rows to measure is 0 in the graph and still recorded
   loss.total.backward();
   assert.deepEqual(absent.p1!.grad!.toFlatArray(), new Array(12).fill(0));
 });
+
+test('with three modalities every term between two of them is divided by M − 1 = 2; each modality’s own terms are not', () => {
+  // Rows of a deterministic, distinct sequence per modality and tensor.
+  const rows = (seed: number): Rows => Z.map((row, i) => row.map((x, j) => Math.sin(seed + 3 * i + j) + x));
+  const inputs = (base: number, mask?: boolean[]): AlignmentInputs =>
+    alignmentInputs(
+      { q1: rows(base), q2: rows(base + 1), z1: rows(base + 2), z2: rows(base + 3), p1: rows(base + 4), p2: rows(base + 5) },
+      mask,
+    );
+  const outputs = { a: inputs(0), b: inputs(10, [true, true, false, true]), c: inputs(20, [true, false, true, true]) };
+  const weights = {
+    intraWeight: 0.7,
+    crossWeight: 0.3,
+    infoNceWeight: 0,
+    varianceWeight: 25,
+    covarianceWeight: 1,
+    invarianceWeight: 5,
+  };
+  const loss = alignmentLoss(outputs, weights);
+  const sum = (values: Record<string, Tensor> | undefined): number => Object.values(values!).reduce((s, t) => s + t.item(), 0);
+  assert.equal(Object.keys(loss.cross!).length, 6);
+  assert.equal(Object.keys(loss.invariance!).length, 3);
+  const expected =
+    0.7 * sum(loss.intra) +
+    (0.3 / 2) * sum(loss.cross) +
+    25 * sum(loss.variance) +
+    1 * sum(loss.covariance) +
+    (5 / 2) * sum(loss.invariance);
+  assertClose(loss.total, expected, 1e-12);
+  // With two of them the factor is 1: the objective of every two-modality run is unchanged.
+  const two = alignmentLoss({ a: outputs.a, b: outputs.b }, weights);
+  assertClose(
+    two.total,
+    0.7 * sum(two.intra) + 0.3 * sum(two.cross) + 25 * sum(two.variance) + sum(two.covariance) + 5 * sum(two.invariance),
+    1e-12,
+  );
+  assert.equal(lossNumbers(loss)['cross/b->c'], loss.cross!['b->c']!.item());
+});

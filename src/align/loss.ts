@@ -3,7 +3,14 @@
 // With BYOL's regression loss ℓ(q, z) = ‖q̄ − z̄‖² = 2 − 2·cos(q, z) (src/byol/loss.ts):
 //
 //   L = λ_intra · Σ_m       mean_{i: m present}      [ℓ(q^m_1, z^m_2) + ℓ(q^m_2, z^m_1)]
-//     + λ_cross · Σ_{m ≠ n} mean_{i: m, n present}   [ℓ(q^m_1, z^n_2) + ℓ(q^m_2, z^n_1)]
+//     + λ_cross/(M−1) · Σ_{m ≠ n} mean_{i: m, n present}   [ℓ(q^m_1, z^n_2) + ℓ(q^m_2, z^n_1)]
+//
+// over the model's M modalities. Every term between two modalities (cross, InfoNCE, VICReg's
+// invariance) is divided by M − 1, the number of partners each modality has: each modality then
+// weighs its pair terms against its own terms (intra, VICReg's variance and covariance) as it does
+// with two modalities, where the factor is 1. Summed undivided, three modalities' six cross terms
+// outweighed their spread terms twice as much as two modalities' two did, and the spoken icon run
+// partly collapsed (docs/audio.md).
 //
 // The intra term is BYOL itself per modality (Grill et al. 2020, arXiv:2006.07733, eq. 2–3); in the
 // cross term one modality's prediction regresses the other's target projection of the same item, and
@@ -208,6 +215,11 @@ class WeightedTerms {
   }
 }
 
+/** 1/(M − 1): the factor of every term between two of the M modalities (the top of this file); 1 for M ≤ 2. */
+function pairShare(entries: readonly unknown[]): number {
+  return entries.length > 2 ? 1 / (entries.length - 1) : 1;
+}
+
 /**
  * mean over the rows in `mask` of ℓ(qa1, zb2) + ℓ(qa2, zb1): symmetricByolLoss on those rows, or
  * 0 (in the graph) when there are none.
@@ -221,7 +233,7 @@ function maskedSymmetricByol(a: ByolTermInputs, b: ByolTermInputs, mask: Tensor 
 /** λ_intra's and λ_cross's terms (the equation at the top of this file). */
 function addByolTerms(terms: WeightedTerms, entries: Entry<ByolTermInputs>[], n: number, intraWeight: number, crossWeight: number): void {
   terms.add('intra', intraWeight, () => entries.map(([name, m]) => [name, maskedSymmetricByol(m, m, m.present, n)]));
-  terms.add('cross', crossWeight, () =>
+  terms.add('cross', crossWeight * pairShare(entries), () =>
     orderedPairs(entries).map(([[nameM, m], [nameN, other]]) => [
       crossKey(nameM, nameN),
       maskedSymmetricByol(m, other, bothPresent(m.present, other.present), n),
@@ -294,7 +306,7 @@ export function alignmentLoss(
   return tidy(() => {
     const terms = new WeightedTerms();
     addByolTerms(terms, entries, n, intraWeight, crossWeight);
-    terms.add('infoNce', infoNceWeight, () =>
+    terms.add('infoNce', infoNceWeight * pairShare(entries), () =>
       unorderedPairs(entries).map(([[nameM, m], [nameN, other]]) => {
         const paired = bothPresent(m.present, other.present);
         const ab = symmetricInfoNce(m.p1!, other.p2!, logitScale!, paired).loss;
@@ -302,7 +314,7 @@ export function alignmentLoss(
         return [pairKey(nameM, nameN), ab.add(ba).div(2)];
       }),
     );
-    terms.add('invariance', invarianceWeight, () =>
+    terms.add('invariance', invarianceWeight * pairShare(entries), () =>
       unorderedPairs(entries).map(([[nameM, m], [nameN, other]]) => {
         const rows = presentRows(bothPresent(m.present, other.present), n);
         if (rows.kind === 'none') return [pairKey(nameM, nameN), graphZero(m.p1!, m.p2!, other.p1!, other.p2!)];
