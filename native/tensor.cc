@@ -25,11 +25,14 @@ static void release(Napi::BasicEnv env, TensorHolder* h) {
 const napi_type_tag kTensorTag = {0x5be5a0f1d24c4e3aULL, 0x9d0b7c1e6f2a8b44ULL};
 const napi_type_tag kGeneratorTag = {0x1f7c3e9a8b6d4c2eULL, 0xa4e2d0c8b6f19375ULL};
 
+// A new handle reports nothing to V8: tensors made inside a tidy() scope (every step of a training
+// loop) are held by that scope until it disposes them, so a garbage collection could free none of
+// them, and reporting each one made V8 start a full collection every 64 MB of growth (dozens per
+// training step, a third of the time in the text encoder's forward). The JS side reports a tensor
+// through reportMemory once no scope owns it (src/engine/scope.ts), and only then can GC help.
 Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Null();
   auto* h = new TensorHolder{std::move(tensor), 0};
-  h->reportedBytes = bytesOf(h->tensor);
-  if (h->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->reportedBytes);
   // A "basic" finalizer (it calls no JS) runs inside the garbage collection itself; an ordinary
   // one is deferred to the event loop, so a synchronous training loop would never free anything.
   auto handle = Napi::External<TensorHolder>::New(env, h, [](Napi::BasicEnv env, TensorHolder* h) {
@@ -205,6 +208,18 @@ static Napi::Value Dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// reportMemory(handle): tells V8 the tensor's host bytes (napi_adjust_external_memory), so that
+// collections run when dropped handles hold much native memory; once per handle, undone when it
+// is disposed or finalized.
+static Napi::Value ReportMemory(const Napi::CallbackInfo& info) {
+  TensorHolder* h = holderOf(info[0], "reportMemory: argument");
+  if (h->reportedBytes == 0 && h->tensor.defined()) {
+    h->reportedBytes = bytesOf(h->tensor);
+    if (h->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), h->reportedBytes);
+  }
+  return info.Env().Undefined();
+}
+
 static Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !holderOf(info[0], "isDisposed: argument")->tensor.defined());
 }
@@ -224,6 +239,7 @@ void initTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("isContiguous", Napi::Function::New(env, IsContiguous));
   exports.Set("dispose", Napi::Function::New(env, Dispose));
   exports.Set("isDisposed", Napi::Function::New(env, IsDisposed));
+  exports.Set("reportMemory", Napi::Function::New(env, ReportMemory));
   exports.Set("dataPtr", Napi::Function::New(env, DataPtr));
 }
 

@@ -1,6 +1,7 @@
 // Native memory is freed deterministically by tidy()/dispose(), and by GC when a handle is dropped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 // The engine alone: what the rest of the library loads at import (the HTTP server, the report's
 // plotting) allocates lazily on its own schedule and would blur a measurement of tensor memory.
 import { tensor, zeros, randn, tidy, keep, dispose, noGrad, F, manualSeed, Tensor } from '../src/engine/index.js';
@@ -78,6 +79,27 @@ test('10,000 training steps run at flat memory', () => {
   const grown = rssMiB() - before;
   assert.ok(Number.isFinite(last));
   assert.ok(grown < 16, `RSS grew by ${grown.toFixed(1)} MiB over 10,000 steps`);
+});
+
+test("a scope's own tensors start no garbage collection; kept and unscoped ones do", async () => {
+  // Full collections while fn runs: V8 starts them when reported native memory grows by 64 MB.
+  const fullCollections = async (fn: () => void): Promise<number> => {
+    const seen: PerformanceEntry[] = [];
+    const observer = new PerformanceObserver((list) => seen.push(...list.getEntries()));
+    observer.observe({ entryTypes: ['gc'] });
+    fn();
+    await new Promise((resolve) => setTimeout(resolve, 20)); // entries arrive on the event loop
+    observer.disconnect();
+    return seen.filter((e) => (e as PerformanceEntry & { detail: { kind: number } }).detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR)
+      .length;
+  };
+  const MiB4 = [1024, 1024]; // float32: 4 MiB
+  // 400 MiB a scope holds until it ends: no collection could free any of it.
+  assert.equal(await fullCollections(() => tidy(() => void Array.from({ length: 100 }, () => zeros(MiB4)))), 0);
+  // The same kept, or dropped outside every scope, is reported, so V8 collects.
+  const kept = (): void => tidy(() => dispose(Array.from({ length: 100 }, () => keep(zeros(MiB4)))));
+  assert.ok((await fullCollections(kept)) > 0);
+  assert.ok((await fullCollections(() => void Array.from({ length: 100 }, () => zeros(MiB4)))) > 0);
 });
 
 test('dropped handles are reclaimed by GC (external memory is reported to V8)', () => {

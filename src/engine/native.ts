@@ -20,6 +20,7 @@ export interface NativeAddon {
   isContiguous(t: Handle): boolean;
   dispose(t: Handle): void;
   isDisposed(t: Handle): boolean;
+  reportMemory(t: Handle): void;
   dataPtr(t: Handle): number;
   opHandle(name: string, overload: string): number;
   callOp(index: number, args: unknown[], discardResult?: boolean): unknown;

@@ -1,9 +1,13 @@
 // Deterministic memory: every Tensor made inside tidy() is disposed when the scope ends,
-// unless it is returned or kept. GC finalizers (native/tensor.cc) remain the safety net.
+// unless it is returned or kept. GC finalizers (native/tensor.cc) remain the safety net for the
+// tensors no scope owns: those alone report their size to V8 (unscoped()), since a scope holds
+// its own until it disposes them and a collection could free none of them.
 
 export interface Disposable {
   dispose(): void;
   readonly isDisposed: boolean;
+  /** Called when no open scope owns it (made outside every scope, kept, or returned by the outermost). */
+  unscoped?(): void;
 }
 
 const scopes: Set<Disposable>[] = [];
@@ -12,11 +16,13 @@ const scopes: Set<Disposable>[] = [];
 export function track(t: Disposable): void {
   const scope = scopes[scopes.length - 1];
   if (scope) scope.add(t);
+  else t.unscoped?.();
 }
 
 /** Takes a tensor out of every open scope, so tidy() will not dispose it. Returns it. */
 export function keep<T extends Disposable>(t: T): T {
   for (const scope of scopes) scope.delete(t);
+  t.unscoped?.();
   return t;
 }
 
@@ -63,7 +69,11 @@ export function tidy<T>(fn: () => T): T {
   for (const t of scope) if (!survivors.has(t)) t.dispose();
   const parent = scopes[scopes.length - 1];
   // Only what this scope owned moves up; a returned tensor made outside stays its owner's.
-  if (parent) for (const t of survivors) if (scope.has(t) && !t.isDisposed) parent.add(t);
+  for (const t of survivors) {
+    if (!scope.has(t) || t.isDisposed) continue;
+    if (parent) parent.add(t);
+    else t.unscoped?.();
+  }
   return result;
 }
 

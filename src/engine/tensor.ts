@@ -218,6 +218,13 @@ export class Tensor {
   keep(): this {
     return keepInScope(this);
   }
+  /**
+   * Internal (scope.ts calls it when no tidy() scope owns this tensor): reports its size to V8, so
+   * that garbage collections run when dropped handles hold much native memory.
+   */
+  unscoped(): void {
+    if (this.#handle !== null) native.reportMemory(this.#handle);
+  }
 
   // ---- data out ----
   /** The elements, row-major, in the typed array of the dtype (BigInt64Array for int64). */
