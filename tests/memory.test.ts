@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 // The engine alone: what the rest of the library loads at import (the HTTP server, the report's
 // plotting) allocates lazily on its own schedule and would blur a measurement of tensor memory.
-import { tensor, zeros, randn, tidy, keep, dispose, noGrad, F, manualSeed, Tensor } from '../src/engine/index.js';
+import { tensor, zeros, randn, tidy, keep, dispose, release, noGrad, F, manualSeed, Tensor } from '../src/engine/index.js';
 
 const rssMiB = (): number => process.memoryUsage().rss / 2 ** 20;
 
@@ -42,6 +42,26 @@ test('keep() and dispose() override the scope', () => {
   dispose(group);
   assert.equal(group.a.isDisposed, true);
   assert.equal(group.b[0]!.isDisposed, true);
+});
+
+test('release() frees what the innermost scope made now, and leaves everything else alone', () => {
+  const outside = tensor([1]);
+  const outer = tidy(() => {
+    const fromOuter = zeros([1]);
+    const kept = keep(zeros([1]));
+    tidy(() => {
+      const mine = zeros([1]);
+      release(mine);
+      assert.equal(mine.isDisposed, true);
+      for (const t of [outside, fromOuter, kept]) {
+        release(t);
+        assert.equal(t.isDisposed, false);
+      }
+    });
+    return { fromOuter, kept };
+  });
+  assert.equal(outer.fromOuter.isDisposed, false); // returned: still there
+  dispose([outer, outside]);
 });
 
 test('tidy disposes what it made when fn throws', () => {

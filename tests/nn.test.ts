@@ -560,6 +560,47 @@ test('Sequential names children 0, 1, ... and chains them', () => {
   assert.deepEqual(net.forward(tensor([[2, 3, 4]])).toFlatArray(), [2, 0]);
 });
 
+test('Sequential frees each intermediate once the next module has it, never its input, output or a kept tensor', () => {
+  const seen: Tensor[] = [];
+  // Records what it returns; the third returns a tensor it keeps, which no one may dispose.
+  const spy = (fn: (x: Tensor) => Tensor): TensorModule =>
+    Object.assign(new Identity(), {
+      forward: (x: Tensor): Tensor => {
+        const y = fn(x);
+        seen.push(y);
+        return y;
+      },
+    });
+  const constant = tensor([5, 5]).keep();
+  const input = tensor([1, 2]);
+  const net = new Sequential(
+    spy((x) => x.add(1)),
+    new Identity(),
+    spy((x) => x.mul(2)),
+    spy(() => constant),
+    spy((x) => x.add(1)),
+  );
+  const out = tidy(() => net.forward(input));
+  assert.deepEqual(out.toFlatArray(), [6, 6]);
+  assert.deepEqual(
+    seen.map((t) => t.isDisposed),
+    [true, true, false, false],
+  );
+  assert.equal(input.isDisposed, false);
+  assert.equal(seen[3], out);
+  // With autograd, what backward needs lives on after its handle is freed.
+  const w = tensor([3]).requiresGrad_(true);
+  const chain = new Sequential(
+    spy((x) => x.mul(w)),
+    spy((x) => x.square()),
+  );
+  chain
+    .forward(tensor([2]))
+    .sum()
+    .backward();
+  assert.deepEqual(w.grad!.toFlatArray(), [2 * 3 * 2 * 2]); // d(3·2)²/dw = 2·(w·2)·2
+});
+
 function setLinear(layer: Linear, weight: number[][], bias: number[]): void {
   layer.loadStateDict(
     new Map([

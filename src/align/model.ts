@@ -109,7 +109,8 @@ export class AlignModel extends Module {
       const both = cat([v.view1, v.view2]);
       const p = this.online.project(name, this.online.encode(name, both));
       const q = this.online.predict(name, p);
-      const z = noGrad(() => this.target.project(name, this.target.encode(name, both)));
+      // In its own scope: the target's activations are freed here, before the losses and backward.
+      const z = noGrad(() => tidy(() => this.target.project(name, this.target.encode(name, both))));
       const [p1, p2] = F.split(p, n) as [Tensor, Tensor];
       const [q1, q2] = F.split(q, n) as [Tensor, Tensor];
       const [z1, z2] = F.split(z, n) as [Tensor, Tensor];

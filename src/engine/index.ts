@@ -4,7 +4,7 @@ export type { DType, TypedArray } from './dtype.js';
 export * from './create.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
 export { autocast, autocastState, type AutocastDType, type AutocastState } from './autocast.js';
-export { tidy, keep, dispose } from './scope.js';
+export { tidy, keep, dispose, release } from './scope.js';
 export { manualSeed, Generator, setNumThreads, getNumThreads, cuda, libtorchVersion } from './runtime.js';
 export { op, type Op } from './op.js';
 export * as F from './functional.js';

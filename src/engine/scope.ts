@@ -26,6 +26,20 @@ export function keep<T extends Disposable>(t: T): T {
   return t;
 }
 
+/**
+ * Disposes `t` now when the innermost open tidy() scope made it (and nothing kept or returned it
+ * elsewhere); anything else is left alone. A chain of layers calls it on each intermediate once
+ * the next layer has it, so its memory is reused at once, as Python's reference counting frees a
+ * dropped tensor, instead of at the scope's end (what autograd saved for backward lives on).
+ *
+ * @example
+ * tidy(() => { const h = layer1.forward(x); const y = layer2.forward(h); release(h); return y; });
+ */
+export function release(t: Disposable): void {
+  const scope = scopes[scopes.length - 1];
+  if (scope?.delete(t)) t.dispose();
+}
+
 function collect(value: unknown, into: Set<Disposable>, seen: Set<unknown>): void {
   if (value === null || typeof value !== 'object' || seen.has(value)) return;
   seen.add(value);

@@ -1,6 +1,6 @@
 // torch.nn.Sequential: modules applied one after another, named '0', '1', ... as in PyTorch, so
 // a Sequential's state dict keys ('0.weight', '1.running_mean') match the PyTorch model's.
-import type { Tensor } from '../engine/index.js';
+import { release, tidy, type Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 
 /** A module that maps one tensor to one tensor: what Sequential can chain. */
@@ -39,6 +39,15 @@ export class Sequential extends Module {
   }
 
   override forward(input: Tensor): Tensor {
-    return this.#layers.reduce((x, layer) => layer.forward(x), input);
+    // Each intermediate is freed once the next module has it, not when the caller's scope ends:
+    // its memory is reused while still mapped and in cache (a training step otherwise holds
+    // every activation of the EMA target's forward, which needs none of them for backward).
+    return tidy(() =>
+      this.#layers.reduce((x, layer) => {
+        const y = layer.forward(x);
+        if (y !== x) release(x);
+        return y;
+      }, input),
+    );
   }
 }

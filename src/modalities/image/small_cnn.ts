@@ -1,7 +1,7 @@
 // A small convolutional encoder for 28–64 px images: three 3×3 conv blocks (32, 64, 128 channels,
 // each with BatchNorm and ReLU; the first two followed by 2×2 max pooling) and global average
 // pooling to a 128-d representation. The encoder of the Fashion-MNIST quality check (issue #3).
-import { F, type Tensor } from '../../engine/index.js';
+import { F, release, tidy, type Tensor } from '../../engine/index.js';
 import { BatchNorm2d, Conv2d, Module, ReLU, Sequential } from '../../nn/index.js';
 
 export interface SmallCnnOptions {
@@ -33,11 +33,18 @@ export class SmallCnn extends Module {
 
   /** images [N, C, H, W] → representations [N, featureDim]. */
   override forward(x: Tensor): Tensor {
-    let h = x;
-    this.#blocks.forEach((block, i) => {
-      h = block.forward(h);
-      if (i < this.#blocks.length - 1) h = F.maxPool2d(h, 2);
+    // Each activation is freed as soon as the next op has it (see Sequential.forward).
+    const next = (h: Tensor, y: Tensor): Tensor => {
+      release(h);
+      return y;
+    };
+    return tidy(() => {
+      let h = x;
+      this.#blocks.forEach((block, i) => {
+        h = next(h, block.forward(h));
+        if (i < this.#blocks.length - 1) h = next(h, F.maxPool2d(h, 2));
+      });
+      return next(h, F.adaptiveAvgPool2d(h, 1)).flatten(1);
     });
-    return F.adaptiveAvgPool2d(h, 1).flatten(1);
   }
 }
