@@ -11,7 +11,6 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/index/lance_log.js';
-import * as lancedb from '@lancedb/lancedb';
 import { libtorchVersion } from '../src/index.js';
 import { ensureIconData } from './align.js';
 import { machineDescription } from './measure.js';
@@ -154,6 +153,9 @@ function queryTexts(dataDir: string, count: number): string[] {
 async function imageRows(
   db: string,
 ): Promise<{ ids: string[]; at: Map<string, number>; values: Float32Array; dim: number; rows: number; texts: number }> {
+  // Imported here, as src/index/table.ts does, so that `bench align` runs where @lancedb/lancedb is
+  // not installed (scripts/gpu-check/: it is too big to carry to a GPU machine).
+  const lancedb = await import('@lancedb/lancedb');
   const connection = await lancedb.connect(db);
   try {
     const table = await connection.openTable('items');
