@@ -8,7 +8,8 @@
 // spoken icon set (image, text, audio; items lacking some, docs/speech-data.md) with the audio
 // settings of the measured three-way run (audio.channels=16, audio.clipSeconds=2, docs/audio.md),
 // byol-align alone (the PyTorch peer covers image–text), to show that decoding the clips and their
-// log-mel features does not starve the step.
+// log-mel features does not starve the step. With precision 'bf16' both sides run the forward pass
+// under autocast to bfloat16 with the losses in float32 (train.precision; src/align/train.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,6 +50,8 @@ export interface AlignBenchOptions {
   dataDir?: string;
   /** Three modalities: the spoken icon set beside the icon set (data/icons-speech; built when missing). */
   speech?: boolean;
+  /** The forward pass's precision on both sides: 'fp32' (default) or 'bf16' (autocast, losses in float32). */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** The audio settings of the three-way run measured in docs/audio.md. */
@@ -72,7 +75,7 @@ function ensureSpeechData(dataDir: string, speechDir: string): void {
 }
 
 export async function benchAlign(options: AlignBenchOptions): Promise<void> {
-  const { threads, warmup = 3, timed = 15, dataDir = 'data/icons', speech = false } = options;
+  const { threads, warmup = 3, timed = 15, dataDir = 'data/icons', speech = false, precision = 'fp32' } = options;
   if (!Number.isInteger(warmup) || warmup < 0) throw new RangeError(`bench align: warm-up steps must be an integer ≥ 0, got ${warmup}`);
   if (!Number.isInteger(timed) || timed < 1) throw new RangeError(`bench align: timed steps must be an integer ≥ 1, got ${timed}`);
   console.log(`alignment training benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
@@ -80,7 +83,7 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
   setNumThreads(threads);
   const speechDir = path.join(path.dirname(dataDir), 'icons-speech');
   if (speech) ensureSpeechData(dataDir, speechDir);
-  const config = resolveConfig({ preset: 'cpu-small', overrides: speech ? SPEECH_OVERRIDES : [] });
+  const config = resolveConfig({ preset: 'cpu-small', overrides: [...(speech ? SPEECH_OVERRIDES : []), `train.precision=${precision}`] });
   const data = speech
     ? loadJsonlManifest(path.join(speechDir, 'train.jsonl'), runDataOptions(config))
     : loadCocoCaptions(path.join(dataDir, 'captions_train.json'), path.join(dataDir, 'images'));
@@ -94,7 +97,7 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
     (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep),
     loader.batchesPerEpoch,
   );
-  const trainer = new AlignTrainer(model, trainerOptions);
+  const trainer = new AlignTrainer(model, { ...trainerOptions, precision: config.train.precision });
   const ourParameters = model.online.parameters().reduce((sum, p) => sum + p.size, 0);
 
   // The PyTorch side's folder, written before training: the online network's initial weights as
@@ -117,6 +120,7 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
       weights: trainerOptions.weights,
       optimization: trainer.optimization,
       ema: { tauBase: model.tauBase, tauSchedule: model.tauSchedule },
+      precision: config.train.precision,
     };
     writeFileSync(path.join(peerDir, 'bench.json'), `${JSON.stringify(bench, null, 2)}\n`);
 
@@ -137,7 +141,7 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
     const theirs = torch ? Number(torch.pairs_per_s) : NaN;
     const theirParameters = torch ? Number(torch.parameters) : NaN;
 
-    console.log(`objective ${config.loss.objective} (the default), preset cpu-small`);
+    console.log(`objective ${config.loss.objective} (the default), preset cpu-small, precision ${config.train.precision}`);
     console.log(
       `threads: ${getNumThreads()}, decode workers: ${ImageDecodePool.defaultSize()}, batch ${BATCH}, ${timed} timed steps after ${warmup} warm-up`,
     );
@@ -173,10 +177,10 @@ async function benchSpeech(
 ): Promise<void> {
   const model = buildModel(config, modalities);
   const loader = new ManifestLoader(data, { batchSize: BATCH, size: config.image.size, channels: config.image.channels, seed: 0 });
-  const trainer = new AlignTrainer(
-    model,
-    trainOptions(config, modalities, (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep), loader.batchesPerEpoch),
-  );
+  const trainer = new AlignTrainer(model, {
+    ...trainOptions(config, modalities, (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep), loader.batchesPerEpoch),
+    precision: config.train.precision,
+  });
   let log: AlignStepRecord[];
   try {
     log = await trainer.run({ stopAfter: warmup + timed });
@@ -187,7 +191,9 @@ async function benchSpeech(
   const waitMs = measured.reduce((s, r) => s + r.waitMs, 0);
   const stepMs = measured.reduce((s, r) => s + r.stepMs, 0);
   const present = (name: string): number => data.items.filter((item) => modalityFactory(name).rawItems(item).length > 0).length;
-  console.log(`objective ${config.loss.objective} (the default), preset cpu-small, ${SPEECH_OVERRIDES.join(' ')}`);
+  console.log(
+    `objective ${config.loss.objective} (the default), preset cpu-small, ${SPEECH_OVERRIDES.join(' ')}, precision ${config.train.precision}`,
+  );
   console.log(`  modalities ${modalities.map((m) => `${m.name} (${present(m.name)} of ${data.items.length} items)`).join(', ')}`);
   console.log(
     `threads: ${getNumThreads()}, decode workers: ${ImageDecodePool.defaultSize()}, batch ${BATCH}, ${timed} timed steps after ${warmup} warm-up`,

@@ -15,7 +15,9 @@ src/align/train.ts's:
     src/modalities/image/augment.ts and color.ts, and of src/modalities/text/views.ts: the same
     operations with the same parameters in the same order; the random numbers differ);
   - each modality's two views through the online network in one batch, and through the EMA target
-    (training mode, no gradient), as AlignModel.forwardViews does;
+    (training mode, no gradient), as AlignModel.forwardViews does; with bench.json's precision
+    'bf16', both forwards under torch.autocast('cpu', dtype=torch.bfloat16) and their outputs cast
+    to float32 before the losses, as AlignTrainer does with train.precision bf16;
   - the objective of src/align/loss.ts with bench.json's weights (the default lightCrossPlusVicReg:
     BYOL's cross term, src/byol/loss.ts, and VICReg's invariance, variance and covariance terms,
     src/align/vicreg.ts);
@@ -440,6 +442,9 @@ def main(argv):
     warmup, timed = bench["warmupSteps"], bench["timedSteps"]
     optimization, ema, weights = bench["optimization"], bench["ema"], bench["weights"]
     views, special = bench["views"], bench["specialIds"]
+    precision = bench.get("precision", "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"bench.json: precision {precision!r} is not run here; expected 'fp32' or 'bf16' (the CPU's autocast)")
 
     exported = export.load_export(folder)  # strict: every name and shape of byol-align's online network
     online = exported.network.train()
@@ -466,14 +471,16 @@ def main(argv):
             group["lr"] = lr_at(k, optimization)
         optimizer.zero_grad(set_to_none=True)
         outputs = {}
-        for name, (view1, view2) in inputs.items():
-            n = view1.shape[0]
-            both = torch.cat([view1, view2])
-            p = project(online, name, online.encoders[name](both))
-            q = predict(online, name, p)
-            with torch.no_grad():
-                z = project(target, name, target.encoders[name](both))
-            outputs[name] = {"p": p.split(n), "q": q.split(n), "z": z.split(n)}
+        # Under bf16 the forward runs in autocast and its outputs become float32 for the losses.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            for name, (view1, view2) in inputs.items():
+                n = view1.shape[0]
+                both = torch.cat([view1, view2])
+                p = project(online, name, online.encoders[name](both))
+                q = predict(online, name, p)
+                with torch.no_grad():
+                    z = project(target, name, target.encoders[name](both))
+                outputs[name] = {"p": p.float().split(n), "q": q.float().split(n), "z": z.float().split(n)}
         total, values = alignment_loss(outputs, weights)
         total.backward()
         # byol-align's guard before the update: the terms and every gradient's norm, read back once.
@@ -505,6 +512,7 @@ def main(argv):
             {
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
+                "precision": precision,
                 "parameters": parameters,
                 "parameter_tensors": len(named),
                 "first_loss": first_loss,

@@ -1,7 +1,8 @@
 // `npm run bench -- NAME [...] [--threads N] [--warmup N] [--timed N]`: runs the named benchmarks
 // (all when none is named). --threads sets libtorch's threads on both sides (default: every core;
 // engine measures 1 thread besides); --warmup and --timed the alignment benchmark's step counts,
-// --speech its three-modality variant (image, text, audio).
+// --speech its three-modality variant (image, text, audio), --precision fp32|bf16 its forward pass's
+// precision on both sides (train.precision; default fp32).
 // serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N and
 // --train-steps N (bench/serve.ts).
 import os from 'node:os';
@@ -25,6 +26,7 @@ const { values, positionals: requested } = parseArgs({
     queries: { type: 'string' },
     'train-steps': { type: 'string' },
     speech: { type: 'boolean' },
+    precision: { type: 'string' },
   },
 });
 
@@ -43,11 +45,17 @@ const threads = count('threads', values.threads, os.availableParallelism(), 1)!;
 const warmup = count('warmup', values.warmup, undefined, 0);
 const timed = count('timed', values.timed, undefined, 1);
 const connections = values.connections?.split(',').map((c) => count('connections', c, undefined, 1)!);
+// The benchmarks run on the CPU, whose autocast has bfloat16 only (fp16 needs CUDA).
+const precision = values.precision ?? 'fp32';
+if (precision !== 'fp32' && precision !== 'bf16') {
+  console.error(`--precision must be fp32 or bf16 (the CPU's autocast has no fp16), got '${precision}'`);
+  process.exit(2);
+}
 
 const benchmarks: Record<string, () => void | Promise<void>> = {
   engine: () => benchEngine([...new Set([1, threads])]),
   byol: () => benchByol(threads),
-  align: () => benchAlign({ threads, warmup, timed, speech: values.speech === true }),
+  align: () => benchAlign({ threads, warmup, timed, speech: values.speech === true, precision }),
   serve: () =>
     benchServe({
       threads,
