@@ -1,6 +1,6 @@
 // `byol-align index`: embeds a data set's images, captions and vectors into a LanceDB table for
 // `search` and `serve`; `--delete ID...` removes rows.
-import { buildIndex, deleteItems, type IndexProgress } from '../index/index.js';
+import { buildIndex, DEFAULT_ANN_MIN_ROWS, deleteItems, type IndexProgress } from '../index/index.js';
 import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
 import {
@@ -30,6 +30,12 @@ export const indexSpec: CommandSpec = {
     rebuild: { type: 'boolean', help: 'replace a table that another checkpoint made (default: refused)' },
     delete: { type: 'boolean', help: 'remove the rows whose ids follow (image:ITEM, text:ITEM:N, vector:ITEM) instead of indexing' },
     'batch-size': { type: 'string', value: 'N', help: 'inputs per forward', default: '256' },
+    'ann-min-rows': {
+      type: 'string',
+      value: 'N',
+      help: 'rows of one modality from which it gets an approximate (ANN) index instead of exact search in memory',
+      default: String(DEFAULT_ANN_MIN_ROWS),
+    },
     threads: threadsOption,
     device: deviceOption,
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
@@ -88,6 +94,7 @@ export async function indexCommand(values: OptionValues, positionals: string[]):
     table,
     rebuild: values.rebuild === true,
     batchSize: integerOption(values, 'batch-size', 65536),
+    annMinRows: integerOption(values, 'ann-min-rows'),
     onProgress: bar?.update,
     device,
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
@@ -98,6 +105,9 @@ export async function indexCommand(values: OptionValues, positionals: string[]):
     `indexed ${written.length > 0 ? written.join(', ') : 'nothing new'} (${result.unchanged} unchanged); ` +
       `table ${result.table} in ${db} has ${result.rows} rows of width ${result.provenance.dim} (${result.provenance.space} space of ${result.provenance.checkpoint})\n` +
       (result.skippedModalities.length > 0 ? `left out ${result.skippedModalities.join(', ')}: the model does not embed it\n` : '') +
+      Object.entries(result.ann)
+        .map(([modality, what]) => `ANN index of ${modality}: ${what}\n`)
+        .join('') +
       `search it: byol-align search --db ${db}${table === undefined || table === 'items' ? '' : ` --table ${table}`} --text "..."\n`,
   );
   return 0;

@@ -26,6 +26,7 @@ import {
   type IndexRow,
 } from './table.js';
 import type { ColumnType } from './filter.js';
+import { annModalities, annTableName, DEFAULT_ANN_MIN_ROWS, deleteIds, syncAnnTables, type AnnSync } from './ann.js';
 
 /** Progress of {@link buildIndex}: rows embedded so far of those that needed it. */
 export interface IndexProgress {
@@ -54,6 +55,8 @@ export interface BuildIndexOptions {
   onSkip?: (message: string) => void;
   /** Where the items are embedded: a device setting (cpu, the default, auto, cuda, cuda:N). */
   device?: string;
+  /** Rows of one modality from which it gets an ANN table (src/index/ann.ts; default {@link DEFAULT_ANN_MIN_ROWS}). */
+  annMinRows?: number;
 }
 
 export interface BuildIndexResult {
@@ -69,6 +72,8 @@ export interface BuildIndexResult {
   rows: number;
   /** Modalities the data has that the model does not embed (left out). */
   skippedModalities: string[];
+  /** What happened to each modality's ANN table. */
+  ann: AnnSync;
 }
 
 /** A row before embedding: what to embed and everything else the table keeps. */
@@ -180,7 +185,11 @@ export async function buildIndex(options: BuildIndexOptions): Promise<BuildIndex
             `table '${tableName}' in ${options.db} holds embeddings of ${recorded.checkpoint} (sha256 ${recorded.checkpointSha256.slice(0, 12)}, ${recorded.space} space), ` +
               `not of ${checkpoint} (sha256 ${provenance.checkpointSha256.slice(0, 12)}, ${space} space); index into another --table, or pass --rebuild to replace it`,
           );
-        if (!same) table = undefined;
+        if (!same) {
+          table = undefined;
+          // The ANN tables hold the old space's embeddings: rebuilt below from the new rows.
+          for (const modality of await annModalities(connection, tableName)) await connection.dropTable(annTableName(tableName, modality));
+        }
       }
       const columns = table !== undefined ? await existingMetadataColumns(table) : metadataColumns(dataset.items.map(itemMetadata));
       const all = pendingRows(dataset.items, columns, modelModalities);
@@ -231,6 +240,14 @@ export async function buildIndex(options: BuildIndexOptions): Promise<BuildIndex
           `${options.data}: nothing to index (the model embeds ${[...modelModalities].join(', ')}; the data has ${[...inData].join(', ') || 'no items'})`,
         );
       if (pending.length + relabelled.length > 0 && known.size > 0) await table.optimize();
+      const ann = await syncAnnTables(
+        connection,
+        tableName,
+        table,
+        new Set(pending.map(({ row }) => row.id)),
+        options.annMinRows ?? DEFAULT_ANN_MIN_ROWS,
+        (await tableProvenance(table, tableName)).dim,
+      );
       return {
         table: tableName,
         provenance: await tableProvenance(table, tableName),
@@ -239,6 +256,7 @@ export async function buildIndex(options: BuildIndexOptions): Promise<BuildIndex
         unchanged: all.length - pending.length - relabelled.length,
         rows: await table.countRows(),
         skippedModalities,
+        ann,
       };
     } finally {
       connection.close();
@@ -277,19 +295,12 @@ async function existingMetadataColumns(table: lancedb.Table): Promise<Map<string
  * await deleteItems({ db: 'icons.lance', ids: ['image:42', 'text:42:0'] });
  */
 export async function deleteItems(options: { db: string; table?: string; ids: readonly string[] }): Promise<number> {
-  const { connection, table } = await openIndexTable(options.db, options.table ?? DEFAULT_TABLE);
+  const tableName = options.table ?? DEFAULT_TABLE;
+  const { connection, table } = await openIndexTable(options.db, tableName);
   try {
-    let removed = 0;
-    // Bounded IN lists keep each predicate small.
-    for (let i = 0; i < options.ids.length; i += 500) {
-      const predicate = `id IN (${options.ids
-        .slice(i, i + 500)
-        .map(sqlString)
-        .join(', ')})`;
-      const before = await table.countRows(predicate);
-      if (before > 0) await table.delete(predicate);
-      removed += before;
-    }
+    const removed = await deleteIds(table, options.ids);
+    for (const modality of await annModalities(connection, tableName))
+      await deleteIds(await connection.openTable(annTableName(tableName, modality)), options.ids);
     return removed;
   } finally {
     connection.close();

@@ -14,3 +14,4 @@ export {
 } from './search.js';
 export { filterSql, IndexQueryError, type Filter, type FilterCondition, type FilterValue, type ColumnType } from './filter.js';
 export { DISTANCE, DEFAULT_TABLE, type IndexProvenance } from './table.js';
+export { DEFAULT_ANN_MIN_ROWS, ANN_INDEX, type AnnSync } from './ann.js';

@@ -1,9 +1,12 @@
 // Exact search in memory: a modality's embeddings as one [N, d] tensor, so a batch of queries is
 // one matrix product and a top-k. LanceDB's flat scan of the 111,909-row icon index takes
 // 120–260 ms a query here, and its IVF indexes miss the cross-modal neighbours (docs/search.md);
-// LanceDB stays the store, and answers the searches that carry a metadata filter.
+// LanceDB stays the store, and answers the searches that carry a metadata filter. The rows' other
+// columns are kept beside the embeddings: reading a batch's hits back from LanceDB by id (a scan
+// with an `id IN (...)` filter) cost more than the search itself (bench/RESULTS.md, issue 14).
 import type * as lancedb from '@lancedb/lancedb';
 import { noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
+import { sqlString } from './table.js';
 
 /** One modality's rows: their ids and their unit embeddings. */
 export class EmbeddingMatrix {
@@ -39,21 +42,56 @@ export class EmbeddingMatrix {
   }
 }
 
-/** Every row's embedding, by modality. */
-export async function loadMatrices(table: lancedb.Table, dim: number): Promise<Map<string, EmbeddingMatrix>> {
+/** A row's columns as the table stores them, without its embedding (`metadata` is JSON text). */
+export interface StoredRow {
+  id: string;
+  item: string;
+  modality: string;
+  text: string | null;
+  media: string | null;
+  metadata: string;
+}
+
+/** The columns of {@link StoredRow}. */
+export const ROW_COLUMNS = ['id', 'item', 'modality', 'text', 'media', 'metadata'];
+
+/** A table row as a {@link StoredRow}. */
+export function storedRowOf(row: Record<string, unknown>): StoredRow {
+  return {
+    id: String(row.id),
+    item: String(row.item),
+    modality: String(row.modality),
+    text: (row.text as string | null) ?? null,
+    media: (row.media as string | null) ?? null,
+    metadata: String(row.metadata),
+  };
+}
+
+/** A table held in memory: every row's embedding by modality, and every row's other columns by id. */
+export interface MemoryTable {
+  matrices: Map<string, EmbeddingMatrix>;
+  rows: Map<string, StoredRow>;
+}
+
+/** Reads every row of `table` into memory, less those of the modalities in `except`. */
+export async function loadMemoryTable(table: lancedb.Table, dim: number, except: readonly string[] = []): Promise<MemoryTable> {
   const parts = new Map<string, { ids: string[]; chunks: Float32Array[] }>();
-  for (const row of await table.query().select(['id', 'modality', 'embedding']).toArray()) {
-    const modality = String(row.modality);
-    const part = parts.get(modality) ?? { ids: [], chunks: [] };
-    part.ids.push(String(row.id));
+  const rows = new Map<string, StoredRow>();
+  let query = table.query().select([...ROW_COLUMNS, 'embedding']);
+  if (except.length > 0) query = query.where(`modality NOT IN (${except.map(sqlString).join(', ')})`);
+  for (const row of await query.toArray()) {
+    const stored = storedRowOf(row);
+    rows.set(stored.id, stored);
+    const part = parts.get(stored.modality) ?? { ids: [], chunks: [] };
+    part.ids.push(stored.id);
     part.chunks.push((row.embedding as { toArray(): Float32Array }).toArray());
-    parts.set(modality, part);
+    parts.set(stored.modality, part);
   }
-  const out = new Map<string, EmbeddingMatrix>();
+  const matrices = new Map<string, EmbeddingMatrix>();
   for (const [modality, { ids, chunks }] of parts) {
     const values = new Float32Array(ids.length * dim);
     chunks.forEach((chunk, i) => values.set(chunk, i * dim));
-    out.set(modality, EmbeddingMatrix.of(ids, values, dim));
+    matrices.set(modality, EmbeddingMatrix.of(ids, values, dim));
   }
-  return out;
+  return { matrices, rows };
 }

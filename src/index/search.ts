@@ -10,7 +10,8 @@ import { VectorInputError } from '../modalities/vector/index.js';
 import { loadModel, type LoadedModel } from '../run/model_setup.js';
 import { embedInputs } from '../run/embed_run.js';
 import { closeModel } from './build.js';
-import { loadMatrices, type EmbeddingMatrix } from './memory.js';
+import { loadMemoryTable, ROW_COLUMNS, storedRowOf, type MemoryTable, type StoredRow } from './memory.js';
+import { annModalities, annNearest, annTableName } from './ann.js';
 import { filterSql, IndexQueryError, type ColumnType, type Filter } from './filter.js';
 import {
   DEFAULT_TABLE,
@@ -72,17 +73,9 @@ export interface OpenIndexOptions {
 }
 
 export const MAX_K = 1000;
-const HIT_COLUMNS = ['id', 'item', 'modality', 'text', 'media', 'metadata'];
-
-function hitOf(row: Record<string, unknown>): IndexedItem {
-  return {
-    id: String(row.id),
-    item: String(row.item),
-    modality: String(row.modality),
-    text: (row.text as string | null) ?? null,
-    media: (row.media as string | null) ?? null,
-    metadata: JSON.parse(String(row.metadata)) as Record<string, unknown>,
-  };
+/** A stored row as a caller sees it: its metadata parsed (a new object each time). */
+function itemOf(row: StoredRow): IndexedItem {
+  return { ...row, metadata: JSON.parse(row.metadata) as Record<string, unknown> };
 }
 
 /** A checkpoint other than the one that built the table: refused, naming both. */
@@ -105,8 +98,10 @@ export class SearchIndex {
     readonly columns: ReadonlyMap<string, ColumnType>,
     private readonly connection: lancedb.Connection,
     private readonly table: lancedb.Table,
-    /** The embeddings by modality, for searches without a metadata filter; read when the index opens. */
-    private readonly matrices: ReadonlyMap<string, EmbeddingMatrix>,
+    /** Every row of the modalities without an ANN table, for searches without a metadata filter; read when the index opens. */
+    private readonly memory: MemoryTable,
+    /** The ANN tables by modality (src/index/ann.ts): their modalities are searched there, not in memory. */
+    private readonly ann: ReadonlyMap<string, lancedb.Table>,
   ) {}
 
   static async open(options: OpenIndexOptions): Promise<SearchIndex> {
@@ -125,13 +120,17 @@ export class SearchIndex {
             : `table '${tableName}' was built with ${provenance.checkpoint} (sha256 ${provenance.checkpointSha256.slice(0, 12)}); ${file} (sha256 ${sha256.slice(0, 12)}) embeds into another space, so its queries would not match`,
         );
       }
+      const ann = new Map<string, lancedb.Table>();
+      for (const modality of await annModalities(connection, tableName))
+        ann.set(modality, await connection.openTable(annTableName(tableName, modality)));
       return new SearchIndex(
         provenance,
         loaded,
         await filterableColumns(table),
         connection,
         table,
-        await loadMatrices(table, provenance.dim),
+        await loadMemoryTable(table, provenance.dim, [...ann.keys()]),
+        ann,
       );
     } catch (err) {
       connection.close();
@@ -252,7 +251,7 @@ export class SearchIndex {
       byModality.set(modality, group);
     });
     for (const [modality, at] of byModality) {
-      const nearest = this.nearestInMemory(
+      const nearest = await this.nearest(
         at.map((q) => vectors[q]!),
         Math.max(...at.map((q) => perQuery[q]!.offset + perQuery[q]!.k)),
         modality,
@@ -264,8 +263,12 @@ export class SearchIndex {
       vectors.map(async (vector, q) => {
         const { k, offset, where, filtered } = perQuery[q]!;
         if (filtered) return this.searchScanned(vector, k, offset, where);
-        // A row deleted since the index opened has no row to show.
-        return best[q]!.filter(({ id }) => rows.has(id)).map(({ id, score }, i) => ({ rank: offset + i + 1, score, ...rows.get(id)! }));
+        // A row of an ANN table deleted since the index opened has no row to show.
+        return best[q]!.filter(({ id }) => rows.has(id)).map(({ id, score }, i) => ({
+          rank: offset + i + 1,
+          score,
+          ...itemOf(rows.get(id)!),
+        }));
       }),
     );
     let next = 0;
@@ -277,7 +280,7 @@ export class SearchIndex {
     let query = this.table
       .vectorSearch(vector)
       .distanceType(DISTANCE)
-      .select([...HIT_COLUMNS, '_distance'])
+      .select([...ROW_COLUMNS, '_distance'])
       .limit(k)
       .offset(offset);
     if (where !== undefined) query = query.where(where);
@@ -285,16 +288,25 @@ export class SearchIndex {
     return rows.map((row: Record<string, unknown>, i: number) => ({
       rank: offset + i + 1,
       score: 1 - Number(row._distance),
-      ...hitOf(row),
+      ...itemOf(storedRowOf(row)),
     }));
   }
 
-  /** The `n` nearest rows (of one modality, or of all) to each vector, best first: one matrix product per modality. */
-  private nearestInMemory(vectors: Float32Array[], n: number, modality: string | undefined): { id: string; score: number }[][] {
+  /**
+   * The `n` nearest rows (of one modality, or of all) to each vector, best first: one matrix
+   * product per modality held in memory, the ANN table's search for the others.
+   */
+  private async nearest(vectors: Float32Array[], n: number, modality: string | undefined): Promise<{ id: string; score: number }[][]> {
     const flat = new Float32Array(vectors.length * this.provenance.dim);
     vectors.forEach((v, i) => flat.set(v, i * this.provenance.dim));
-    const matrices = modality === undefined ? [...this.matrices.values()] : [this.matrices.get(modality)].filter((m) => m !== undefined);
-    const perModality = matrices.map((m) => m.top(flat, vectors.length, n));
+    const modalities = modality === undefined ? [...this.memory.matrices.keys(), ...this.ann.keys()] : [modality];
+    const perModality = await Promise.all(
+      modalities.map(async (m) => {
+        const ann = this.ann.get(m);
+        if (ann !== undefined) return annNearest(ann, vectors, n);
+        return this.memory.matrices.get(m)?.top(flat, vectors.length, n) ?? vectors.map(() => []);
+      }),
+    );
     return vectors.map((_, q) =>
       perModality
         .flatMap((top) => top[q]!)
@@ -303,16 +315,21 @@ export class SearchIndex {
     );
   }
 
-  /** The rows of these ids that the table still holds, read in chunks of 500. */
-  private async rowsById(ids: readonly string[]): Promise<Map<string, IndexedItem>> {
-    const rows = new Map<string, IndexedItem>();
-    const unique = [...new Set(ids)];
-    for (let i = 0; i < unique.length; i += 500) {
-      const predicate = `id IN (${unique
+  /** The rows of these ids: from memory, or (rows of an ANN table's modality) from the table, read in chunks of 500. */
+  private async rowsById(ids: readonly string[]): Promise<Map<string, StoredRow>> {
+    const rows = new Map<string, StoredRow>();
+    const unread: string[] = [];
+    for (const id of new Set(ids)) {
+      const row = this.memory.rows.get(id);
+      if (row !== undefined) rows.set(id, row);
+      else unread.push(id);
+    }
+    for (let i = 0; i < unread.length; i += 500) {
+      const predicate = `id IN (${unread
         .slice(i, i + 500)
         .map(sqlString)
         .join(', ')})`;
-      for (const row of await this.table.query().where(predicate).select(HIT_COLUMNS).toArray()) rows.set(String(row.id), hitOf(row));
+      for (const row of await this.table.query().where(predicate).select(ROW_COLUMNS).toArray()) rows.set(String(row.id), storedRowOf(row));
     }
     return rows;
   }
@@ -322,10 +339,10 @@ export class SearchIndex {
     const rows = await this.table
       .query()
       .where(`id = ${sqlString(id)}`)
-      .select(HIT_COLUMNS)
+      .select(ROW_COLUMNS)
       .limit(1)
       .toArray();
-    return rows.length === 0 ? undefined : hitOf(rows[0] as Record<string, unknown>);
+    return rows.length === 0 ? undefined : itemOf(storedRowOf(rows[0] as Record<string, unknown>));
   }
 
   /** Rows in the table. */
@@ -334,7 +351,7 @@ export class SearchIndex {
   }
 
   async close(): Promise<void> {
-    for (const m of this.matrices.values()) m.dispose();
+    for (const m of this.memory.matrices.values()) m.dispose();
     this.connection.close();
     await closeModel(this.loaded);
   }
