@@ -9,7 +9,7 @@
 import '../src/index/lance_log.js';
 import * as lancedb from '@lancedb/lancedb';
 import { DISTANCE } from '../src/index/table.js';
-import { annModalities, annTableName, syncAnnTables } from '../src/index/ann.js';
+import { annModalities, annTableName, DEFAULT_ANN_MIN_ROWS, syncAnnTables } from '../src/index/ann.js';
 import { EmbeddingMatrix } from '../src/index/memory.js';
 import { getNumThreads } from '../src/engine/index.js';
 import { machineDescription } from './measure.js';
@@ -91,6 +91,31 @@ for (const batch of [1, BATCH])
     }
     return out;
   });
+
+// The exact search's cost at the default ANN threshold (DEFAULT_ANN_MIN_ROWS): the same product
+// and top-k over that many rows (random unit vectors: its time does not depend on the values).
+{
+  const rows = DEFAULT_ANN_MIN_ROWS;
+  const values = new Float32Array(rows * dim);
+  for (let i = 0; i < values.length; i++) values[i] = Math.random() - 0.5;
+  const big = EmbeddingMatrix.of(
+    Array.from({ length: rows }, (_, i) => String(i)),
+    values,
+    dim,
+  );
+  const queries = directions[0]!.queries.slice(0, BATCH * 2);
+  const started = performance.now();
+  for (let i = 0; i < queries.length; i += BATCH) {
+    const slice = queries.slice(i, i + BATCH);
+    const flat = new Float32Array(slice.length * dim);
+    slice.forEach((q, j) => flat.set(q, j * dim));
+    big.top(flat, slice.length, K);
+  }
+  console.log(
+    `exact in memory over ${rows} rows, batches of ${BATCH}: ${((performance.now() - started) / queries.length).toFixed(2)} ms/query`,
+  );
+  big.dispose();
+}
 
 for (const modality of await annModalities(connection, tableName)) await connection.dropTable(annTableName(tableName, modality));
 let started = performance.now();
