@@ -10,9 +10,11 @@ import { DISTANCE, sqlString } from './table.js';
 
 /**
  * Rows of one modality from which `index` builds its ANN table. Below it the exact search in
- * memory answers faster and exactly; bench/index_recall.ts measured both (bench/RESULTS.md, issue 14).
+ * memory answers faster, and exactly: batched as `serve` batches, its time per query grows with the
+ * rows (1.2 ms at 24,872, 3.6 ms at 87,037, 51 ms at 1,000,000) and meets the ANN table's 19–21 ms
+ * near half a million (bench/index_recall.ts; docs/search.md).
  */
-export const DEFAULT_ANN_MIN_ROWS = 1_000_000;
+export const DEFAULT_ANN_MIN_ROWS = 500_000;
 
 /**
  * IVF-HNSW-SQ: on the icon embeddings it reached recall@10 ≥ 0.95 in both directions with a
