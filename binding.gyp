@@ -9,7 +9,8 @@
         "native/ops.cc",
         "native/autograd.cc",
         "native/runtime.cc",
-        "native/autocast.cc"
+        "native/autocast.cc",
+        "native/cpu_block_cache.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",

@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   byol::initAutograd(env, exports);
   byol::initRuntime(env, exports);
   byol::initAutocast(env, exports);
+  byol::initCpuBlockCache(env, exports);
   return exports;
 }
 

@@ -70,5 +70,6 @@ void initOps(Napi::Env env, Napi::Object exports);
 void initAutograd(Napi::Env env, Napi::Object exports);
 void initRuntime(Napi::Env env, Napi::Object exports);
 void initAutocast(Napi::Env env, Napi::Object exports);
+void initCpuBlockCache(Napi::Env env, Napi::Object exports);
 
 }  // namespace byol

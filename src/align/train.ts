@@ -19,7 +19,7 @@
 // autocast, and its outputs are cast to float32 before the losses, so the losses, the optimizer,
 // the EMA target and the weights stay float32. fp16 adds a gradient scaler whose skipped steps
 // each step's record counts.
-import { autocast, Generator, manualSeed, tidy, type Device, type Tensor } from '../engine/index.js';
+import { autocast, Generator, cacheCpuBlocks, manualSeed, tidy, type Device, type Tensor } from '../engine/index.js';
 import { hash32 } from '../data/epoch_order.js';
 import {
   clipGradNorm,
@@ -215,6 +215,8 @@ export class AlignTrainer {
     this.#named = named;
     this.#params = named.map(([, p]) => p);
     this.#byName = new Map(options.modalities.map((m) => [m.name, m]));
+    // Every step frees and allocates the same activations: keep freed blocks for the next step.
+    cacheCpuBlocks();
   }
 
   /** Steps trained so far. */

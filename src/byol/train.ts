@@ -7,7 +7,7 @@
 // to options.device before the optimizer takes its parameters, the images stay where they are
 // (the CPU) and each batch is copied to the device before its views are made there, so the views,
 // the loss and the optimizer state live on the device too.
-import { Generator, keep, noGrad, randperm, tidy, type Device, type Tensor } from '../engine/index.js';
+import { Generator, keep, noGrad, randperm, cacheCpuBlocks, tidy, type Device, type Tensor } from '../engine/index.js';
 import { clipGradNorm } from '../optim/index.js';
 import { checkFiniteStep } from '../optim/nonfinite.js';
 import { trainingOptimizer, type OptimizationOptions, type OptimizerName } from './optimizer.js';
@@ -67,6 +67,8 @@ export function trainByol(byol: Byol, options: ByolTrainOptions): ByolStepRecord
   const stepsPerEpoch = Math.floor(n / batchSize); // the last partial batch is dropped, as drop_last=True
   const totalSteps = options.steps ?? (options.epochs ?? 1) * stepsPerEpoch;
   const device = options.device ?? 'cpu';
+  // Every step frees and allocates the same activations: keep freed blocks for the next step.
+  cacheCpuBlocks();
   // Before the optimizer takes the parameters: moving a module replaces its tensors.
   moveModule(byol, device);
   const named = byol.online.namedParameters();

@@ -5,7 +5,16 @@ export * from './create.js';
 export { noGrad, enableGrad, isGradEnabled } from './autograd.js';
 export { autocast, autocastState, type AutocastDType, type AutocastState } from './autocast.js';
 export { tidy, keep, dispose, release } from './scope.js';
-export { manualSeed, Generator, setNumThreads, getNumThreads, cuda, libtorchVersion } from './runtime.js';
+export {
+  manualSeed,
+  Generator,
+  setNumThreads,
+  getNumThreads,
+  cuda,
+  libtorchVersion,
+  cacheCpuBlocks,
+  type CpuBlockCacheStats,
+} from './runtime.js';
 export { op, type Op } from './op.js';
 export * as F from './functional.js';
 export {

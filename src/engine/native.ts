@@ -36,6 +36,7 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   cudaDeviceCount(): number;
+  cacheCpuBlocks(limitBytes: number): [number, number, number];
   libtorchVersion: string;
   autocastState(deviceType: 'cpu' | 'cuda'): AutocastNativeState;
   autocastEnter(deviceType: 'cpu' | 'cuda', dtypeCode: number): AutocastNativeState;
