@@ -2,20 +2,25 @@
 // byol-align command trains it (preset cpu-small: SmallCnn on 32 px icons, 2-layer text
 // Transformer, shared 4096→256 heads, batch 256, BYOL's cross term + VICReg's terms
 // (lightCrossPlusVicReg), AdamW), with the streaming manifest loader decoding on worker threads,
-// and the share of each step spent waiting for data; then the same step in PyTorch
-// (bench/align_torch.py) from the same initial weights on the same thread count, and the ratio.
+// and the share of each step spent waiting for data; then the same steps again from the same
+// initial weights on the same batches decoded beforehand, as the PyTorch side has its data; then
+// the same step in PyTorch (bench/align_torch.py) from the same initial weights on the same thread
+// count, and both ratios. The two byol-align runs differ only in where decoding happens: streaming,
+// libvips decodes the next batch on the same cores while the step runs.
 // The icon data set is built first when it is missing. With --speech: the three modalities of the
 // spoken icon set (image, text, audio; items lacking some, docs/speech-data.md) with the audio
 // settings of the measured three-way run (audio.channels=16, audio.clipSeconds=2, docs/audio.md),
 // byol-align alone (the PyTorch peer covers image–text), to show that decoding the clips and their
 // log-mel features does not starve the step. With precision 'bf16' both sides run the forward pass
 // under autocast to bfloat16 with the losses in float32 (train.precision; src/align/train.ts).
+// With device 'cuda:N' (--device) both sides train there (train.device); the PyTorch side is told
+// through bench.json.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setNumThreads, getNumThreads, libtorchVersion } from '../src/index.js';
+import { setNumThreads, getNumThreads, libtorchVersion, type Device } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
 import { loadJsonlManifest } from '../src/data/jsonl.js';
 import type { PairedDataset } from '../src/data/paired.js';
@@ -24,7 +29,7 @@ import { modalityFactory } from '../src/modalities/registry.js';
 import type { Config } from '../src/config/schema.js';
 import { ManifestLoader } from '../src/data/manifest_loader.js';
 import { ImageDecodePool } from '../src/data/image_pool.js';
-import { AlignTrainer, type AlignStepRecord } from '../src/align/train.js';
+import { AlignTrainer, type AlignBatch, type AlignStepRecord } from '../src/align/train.js';
 import { manifestBatches } from '../src/align/batches.js';
 import { resolveConfig } from '../src/config/load.js';
 import { buildModel, fitModalities, runDataOptions, trainOptions, type LoadedModel } from '../src/run/model_setup.js';
@@ -52,6 +57,8 @@ export interface AlignBenchOptions {
   speech?: boolean;
   /** The forward pass's precision on both sides: 'fp32' (default) or 'bf16' (autocast, losses in float32). */
   precision?: 'fp32' | 'bf16';
+  /** Where both sides train: 'cpu' (default) or 'cuda:N', resolved (src/run/device.ts resolveDevice). */
+  device?: Device;
 }
 
 /** The audio settings of the three-way run measured in docs/audio.md. */
@@ -75,7 +82,7 @@ function ensureSpeechData(dataDir: string, speechDir: string): void {
 }
 
 export async function benchAlign(options: AlignBenchOptions): Promise<void> {
-  const { threads, warmup = 3, timed = 15, dataDir = 'data/icons', speech = false, precision = 'fp32' } = options;
+  const { threads, warmup = 3, timed = 15, dataDir = 'data/icons', speech = false, precision = 'fp32', device = 'cpu' } = options;
   if (!Number.isInteger(warmup) || warmup < 0) throw new RangeError(`bench align: warm-up steps must be an integer ≥ 0, got ${warmup}`);
   if (!Number.isInteger(timed) || timed < 1) throw new RangeError(`bench align: timed steps must be an integer ≥ 1, got ${timed}`);
   console.log(`alignment training benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
@@ -88,7 +95,7 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
     ? loadJsonlManifest(path.join(speechDir, 'train.jsonl'), runDataOptions(config))
     : loadCocoCaptions(path.join(dataDir, 'captions_train.json'), path.join(dataDir, 'images'));
   const modalities = await fitModalities(config, data.items);
-  if (speech) return benchSpeech(config, data, modalities, { warmup, timed });
+  if (speech) return benchSpeech(config, data, modalities, { warmup, timed, device });
   const model = buildModel(config, modalities);
   const loader = new ManifestLoader(data, { batchSize: BATCH, size: config.image.size, channels: config.image.channels, seed: 0 });
   const trainerOptions = trainOptions(
@@ -97,15 +104,16 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
     (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep),
     loader.batchesPerEpoch,
   );
-  const trainer = new AlignTrainer(model, { ...trainerOptions, precision: config.train.precision });
   const ourParameters = model.online.parameters().reduce((sum, p) => sum + p.size, 0);
 
   // The PyTorch side's folder, written before training: the online network's initial weights as
   // an export (python/byol_align_export.py loads it strictly), and what the step needs besides.
   const peerDir = mkdtempSync(path.join(tmpdir(), 'byol-align-bench-align-'));
   try {
-    // exportModel reads the model, its modalities, the config and the space, never the checkpoint.
+    // exportModel reads the model, its modalities, the config and the space, never the checkpoint;
+    // before the trainer moves the model to the device.
     await exportModel({ model, modalities, config, retrievalSpace: 'projection' } as LoadedModel, peerDir);
+    const trainer = new AlignTrainer(model, { ...trainerOptions, precision: config.train.precision, device });
     const image = modalities.find((m) => m.name === 'image') as ImageModality;
     const text = modalities.find((m) => m.name === 'text') as TextModality;
     const bench = {
@@ -121,6 +129,7 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
       optimization: trainer.optimization,
       ema: { tauBase: model.tauBase, tauSchedule: model.tauSchedule },
       precision: config.train.precision,
+      device,
     };
     writeFileSync(path.join(peerDir, 'bench.json'), `${JSON.stringify(bench, null, 2)}\n`);
 
@@ -135,13 +144,19 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
     const stepMs = measured.reduce((s, r) => s + r.stepMs, 0);
     const ours = (timed * BATCH * 1000) / (waitMs + stepMs);
     const oursCompute = (timed * BATCH * 1000) / stepMs;
+    const inMemory = await stepOnDecodedBatches(config, data, modalities, warmup + timed, device);
+    const oursInMemory = (timed * BATCH * 1000) / inMemory.slice(warmup).reduce((s, r) => s + r.waitMs + r.stepMs, 0);
+    if (inMemory.some((r, i) => r.loss !== log[i]!.loss))
+      throw new Error('bench align: the run on batches decoded beforehand trained differently from the streaming one');
 
     // One process at a time: the PyTorch side starts after byol-align's loader has closed.
     const torch = runTorchScript(torchScript, [peerDir]);
     const theirs = torch ? Number(torch.pairs_per_s) : NaN;
     const theirParameters = torch ? Number(torch.parameters) : NaN;
 
-    console.log(`objective ${config.loss.objective} (the default), preset cpu-small, precision ${config.train.precision}`);
+    console.log(
+      `objective ${config.loss.objective} (the default), preset cpu-small, precision ${config.train.precision}, device ${device}`,
+    );
     console.log(
       `threads: ${getNumThreads()}, decode workers: ${ImageDecodePool.defaultSize()}, batch ${BATCH}, ${timed} timed steps after ${warmup} warm-up`,
     );
@@ -149,15 +164,21 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
     console.log(
       `  loss at step 1 (same initial weights, different random views): byol-align ${log[0]!.loss.toFixed(4)}, PyTorch ${torch ? Number(torch.first_loss).toFixed(4) : 'n/a'}`,
     );
-    console.log(`  byol-align ${ours.toFixed(1)} image-text pairs/s (${oursCompute.toFixed(1)} computing only)`);
+    console.log(`  byol-align ${ours.toFixed(1)} image-text pairs/s streaming (${oursCompute.toFixed(1)} computing only)`);
     console.log(
       `    data wait ${((100 * waitMs) / (waitMs + stepMs)).toFixed(1)}% of step time (${(waitMs / timed).toFixed(1)} ms/step waiting, ${(stepMs / timed).toFixed(1)} ms/step computing)`,
+    );
+    console.log(
+      `  byol-align ${oursInMemory.toFixed(1)} image-text pairs/s on the same batches decoded beforehand (${((timed * BATCH * 1000) / oursInMemory / timed).toFixed(1)} ms/step; same losses)`,
     );
     console.log(
       `  PyTorch    ${torch ? theirs.toFixed(1) : 'n/a'} image-text pairs/s${torch ? ` (torch ${torch.torch}, data batched in memory beforehand, ${Number(torch.ms_per_step).toFixed(1)} ms/step)` : ''}`,
     );
     console.log(
-      `  speed ratio (byol-align / PyTorch): ${torch ? (ours / theirs).toFixed(3) : 'n/a'}${torch ? ` (computing only: ${(oursCompute / theirs).toFixed(3)})` : ''}`,
+      `  speed ratio (byol-align / PyTorch), the step alone, both sides' data decoded beforehand: ${torch ? (oursInMemory / theirs).toFixed(3) : 'n/a'}`,
+    );
+    console.log(
+      `  speed ratio (byol-align / PyTorch), byol-align streaming: ${torch ? (ours / theirs).toFixed(3) : 'n/a'}${torch ? ` (computing only: ${(oursCompute / theirs).toFixed(3)})` : ''}`,
     );
     if (torch && theirParameters !== ourParameters)
       throw new Error(
@@ -168,18 +189,53 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
   }
 }
 
+/**
+ * The default step's `steps` records from a fresh model (buildModel: the same initial weights as
+ * the streaming run), on the loader's first `steps` batches decoded before the first step, as the
+ * PyTorch side has its data: nothing decodes while a step runs.
+ */
+async function stepOnDecodedBatches(
+  config: Config,
+  data: PairedDataset,
+  modalities: Modality[],
+  steps: number,
+  device: Device,
+): Promise<AlignStepRecord[]> {
+  const loader = new ManifestLoader(data, { batchSize: BATCH, size: config.image.size, channels: config.image.channels, seed: 0 });
+  const batches: AlignBatch[] = [];
+  try {
+    for await (const batch of manifestBatches(loader, modalities, 0, 0)) {
+      batches.push(batch);
+      if (batches.length === steps) break;
+    }
+  } finally {
+    await loader.close();
+  }
+  const model = buildModel(config, modalities);
+  const decoded = async function* (): AsyncGenerator<AlignBatch> {
+    yield* batches;
+  };
+  const trainer = new AlignTrainer(model, {
+    ...trainOptions(config, modalities, () => decoded(), loader.batchesPerEpoch),
+    precision: config.train.precision,
+    device,
+  });
+  return trainer.run({ stopAfter: steps });
+}
+
 /** The three-modality step: pairs/s and the share of each step spent waiting for data (no peer). */
 async function benchSpeech(
   config: Config,
   data: PairedDataset,
   modalities: Modality[],
-  { warmup, timed }: { warmup: number; timed: number },
+  { warmup, timed, device }: { warmup: number; timed: number; device: Device },
 ): Promise<void> {
   const model = buildModel(config, modalities);
   const loader = new ManifestLoader(data, { batchSize: BATCH, size: config.image.size, channels: config.image.channels, seed: 0 });
   const trainer = new AlignTrainer(model, {
     ...trainOptions(config, modalities, (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep), loader.batchesPerEpoch),
     precision: config.train.precision,
+    device,
   });
   let log: AlignStepRecord[];
   try {

@@ -32,6 +32,10 @@ with Pillow as byol-align decodes files (byol_align_export.image_pixels), one ca
 and tokenized with the run's tokenizer.json, batched before the clock starts: the figure is the
 step's, with data that costs nothing to wait for.
 
+bench.json's device ('cpu', 'cuda:N'; `npm run bench -- align --device`) is where the networks, the
+views and the step run; each batch is copied there from pinned memory without blocking, as
+byol-align copies it, and the clock reads after torch.cuda.synchronize().
+
 Usage: /usr/bin/python3 bench/align_torch.py FOLDER   (Debian's python3-torch; prints one JSON line)
 """
 import copy
@@ -58,12 +62,17 @@ def log(message):
 # Image views: src/modalities/image/augment.ts and color.ts.
 
 
+def rand(shape, g):
+    """Uniform [0, 1) numbers from the view generator, on its device."""
+    return torch.rand(shape, generator=g, device=g.device)
+
+
 def uniform(n, low, high, g):
-    return torch.rand(n, generator=g) * (high - low) + low
+    return rand(n, g) * (high - low) + low
 
 
 def coin(n, p, g):
-    return (torch.rand(n, generator=g) < p).reshape(-1, 1, 1, 1)
+    return (rand(n, g) < p).reshape(-1, 1, 1, 1)
 
 
 def per_image(factor):
@@ -118,7 +127,7 @@ def hsv_to_rgb(h, s, v):
     q = (v * (1 - s * f)).clamp(0, 1)
     t = (v * (1 - s * (1 - f))).clamp(0, 1)
     # One-hot over the six sectors picks each channel's value: [N, 6, H, W].
-    mask = (i.unsqueeze(1) == torch.arange(6).reshape(1, 6, 1, 1)).to(v.dtype)
+    mask = (i.unsqueeze(1) == torch.arange(6, device=v.device).reshape(1, 6, 1, 1)).to(v.dtype)
 
     def pick(*values):
         return (torch.stack(values, 1) * mask).sum(1, keepdim=True)
@@ -139,10 +148,10 @@ def random_resized_crop_flip(x, c, g):
     ratio = uniform(n, math.log(c["cropRatio"][0]), math.log(c["cropRatio"][1]), g).exp()
     crop_w = (area * ratio * (h / w)).sqrt().clamp(0, 1)
     crop_h = (area / ratio * (w / h)).sqrt().clamp(0, 1)
-    cx = (torch.rand(n, generator=g) * 2 - 1) * (1 - crop_w)
-    cy = (torch.rand(n, generator=g) * 2 - 1) * (1 - crop_h)
-    flip = (torch.rand(n, generator=g) < c["flipP"]).float() * -2 + 1
-    z = torch.zeros(n)
+    cx = (rand(n, g) * 2 - 1) * (1 - crop_w)
+    cy = (rand(n, g) * 2 - 1) * (1 - crop_h)
+    flip = (rand(n, g) < c["flipP"]).float() * -2 + 1
+    z = torch.zeros(n, device=x.device)
     theta = torch.stack([crop_w * flip, z, cx, z, crop_h, cy], 1).reshape(n, 2, 3)
     grid = F.affine_grid(theta, [n, ch, c["size"], c["size"]], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -165,7 +174,7 @@ def color_jitter(x, c, g):
         steps.append(lambda t, f=f: adjust_hue(t, f))
     # One order of the four per batch, as byol-align draws it.
     jittered = x
-    for i in torch.rand(len(steps), generator=g).argsort().tolist():
+    for i in rand(len(steps), g).argsort().tolist():
         jittered = steps[i](jittered)
     return torch.where(coin(n, c["colorJitterP"], g), jittered, x)
 
@@ -186,7 +195,7 @@ def random_gaussian_blur(x, p, sigma_range, g):
     apply = coin(n, p, g)
     sigma = uniform(n, sigma_range[0], sigma_range[1], g)
     radius = max(1, js_round(0.1 * min(h, w)) // 2)
-    offsets = torch.arange(-radius, radius + 1).float()
+    offsets = torch.arange(-radius, radius + 1, device=x.device).float()
     kernel = (offsets.square().unsqueeze(0) / (sigma.square() * -2).unsqueeze(1)).exp()
     kernel = kernel / kernel.sum(1, keepdim=True)
     per_channel = kernel.unsqueeze(1).expand(n, ch, 2 * radius + 1).reshape(n * ch, 1, 1, 2 * radius + 1)
@@ -210,7 +219,8 @@ def image_view(images, c, g):
     x = random_solarize(x, c["solarizeP"], g)
     if len(c["mean"]) == 0:
         return x.clone()
-    return (x - torch.tensor(c["mean"]).reshape(1, -1, 1, 1)) / torch.tensor(c["std"]).reshape(1, -1, 1, 1)
+    mean, std = (torch.tensor(c[k], device=x.device).reshape(1, -1, 1, 1) for k in ("mean", "std"))
+    return (x - mean) / std
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,15 +234,15 @@ def text_tokens(ids, special):
 def close_up(ids, remove, special):
     length = ids.shape[1]
     kept = (ids != special["pad"]) & ~remove
-    position = torch.arange(length).unsqueeze(0)
+    position = torch.arange(length, device=ids.device).unsqueeze(0)
     order = torch.where(kept, position, position + length).argsort(1)  # kept first, in order
     return ids.gather(1, order).masked_fill(position >= kept.sum(1, keepdim=True), special["pad"])
 
 
 def spare_one(chosen, text, like, g):
     everything = chosen.sum(1, keepdim=True) == text.sum(1, keepdim=True)
-    spared = torch.rand(like.shape, generator=g).masked_fill(~text, -1).argmax(1, keepdim=True)
-    position = torch.arange(like.shape[1]).unsqueeze(0)
+    spared = rand(like.shape, g).masked_fill(~text, -1).argmax(1, keepdim=True)
+    position = torch.arange(like.shape[1], device=like.device).unsqueeze(0)
     return chosen & ~(everything & (position == spared))
 
 
@@ -243,9 +253,9 @@ def delete_span(ids, p, max_fraction, g, special):
     text = text_tokens(ids, special)
     count = text.sum(1, keepdim=True).float()
     max_span = (count * max_fraction).floor().minimum(count - 1)
-    apply = (torch.rand([n, 1], generator=g) < p) & (max_span >= 1)
-    span = (torch.rand([n, 1], generator=g) * max_span).floor() + 1
-    start = (torch.rand([n, 1], generator=g) * (count - span + 1)).floor()
+    apply = (rand([n, 1], g) < p) & (max_span >= 1)
+    span = (rand([n, 1], g) * max_span).floor() + 1
+    start = (rand([n, 1], g) * (count - span + 1)).floor()
     rank = text.long().cumsum(1) - 1
     in_span = (rank >= start) & (rank < start + span)
     return close_up(ids, text & in_span & apply, special)
@@ -255,7 +265,7 @@ def drop_tokens(ids, rate, g, special):
     if rate == 0:
         return ids.clone()
     text = text_tokens(ids, special)
-    drop = (torch.rand(ids.shape, generator=g) < rate) & text
+    drop = (rand(ids.shape, g) < rate) & text
     return close_up(ids, spare_one(drop, text, ids, g), special)
 
 
@@ -264,9 +274,9 @@ def shuffle_locally(ids, p, window, g, special):
         return ids.clone()
     n, length = ids.shape
     text = text_tokens(ids, special)
-    position = torch.arange(length).unsqueeze(0).float()
-    apply = (torch.rand([n, 1], generator=g) < p).float()
-    noise = torch.rand(ids.shape, generator=g) * (window + 1) * apply
+    position = torch.arange(length, device=ids.device).unsqueeze(0).float()
+    apply = (rand([n, 1], g) < p).float()
+    noise = rand(ids.shape, g) * (window + 1) * apply
     pad_key = position + (length + window + 1)
     key = torch.where(text, position + noise, torch.where(ids == special["pad"], pad_key, position))
     return ids.gather(1, key.argsort(1))
@@ -276,7 +286,7 @@ def mask_tokens(ids, rate, g, special):
     if rate == 0:
         return ids.clone()
     text = text_tokens(ids, special)
-    masked = (torch.rand(ids.shape, generator=g) < rate) & text
+    masked = (rand(ids.shape, g) < rate) & text
     return ids.masked_fill(spare_one(masked, text, ids, g), special["mask"])
 
 
@@ -444,10 +454,14 @@ def main(argv):
     views, special = bench["views"], bench["specialIds"]
     precision = bench.get("precision", "fp32")
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"bench.json: precision {precision!r} is not run here; expected 'fp32' or 'bf16' (the CPU's autocast)")
+        raise ValueError(f"bench.json: precision {precision!r} is not run here; expected 'fp32' or 'bf16'")
+    device = torch.device(bench.get("device", "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"bench.json: device {device} asks for CUDA, but torch {torch.__version__} here has none (torch.cuda.is_available() is False)")
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     exported = export.load_export(folder)  # strict: every name and shape of byol-align's online network
-    online = exported.network.train()
+    online = exported.network.to(device).train()
     target = ema_target(online)
     parameters = sum(p.numel() for p in online.parameters())
     optimizer = optimizer_for(online, optimization)
@@ -457,12 +471,14 @@ def main(argv):
     floats = [(t, s) for t, s in pairs if t.is_floating_point()]
     counters = [(t, s) for t, s in pairs if not t.is_floating_point()]
     batches = load_batches(exported, bench, warmup + timed)
-    view_generator = torch.Generator()
+    view_generator = torch.Generator(device=device)
 
     def step(k, images, ids):
         # Every draw of step k from (seed, k), as byol-align seeds its steps.
         torch.manual_seed(bench["seed"] * 1_000_003 + 2 * k)
         view_generator.manual_seed(bench["seed"] * 1_000_003 + 2 * k + 1)
+        # Copied to the device as byol-align copies each batch (pinned, non-blocking on CUDA).
+        images, ids = (t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t for t in (images, ids))
         inputs = {
             "image": [image_view(images, c, view_generator) for c in views["image"]],
             "text": [text_view(ids, c, view_generator, special) for c in views["text"]],
@@ -472,7 +488,7 @@ def main(argv):
         optimizer.zero_grad(set_to_none=True)
         outputs = {}
         # Under bf16 the forward runs in autocast and its outputs become float32 for the losses.
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             for name, (view1, view2) in inputs.items():
                 n = view1.shape[0]
                 both = torch.cat([view1, view2])
@@ -501,8 +517,10 @@ def main(argv):
 
     seconds, first_loss = 0.0, None
     for k, (images, ids) in enumerate(batches):
+        synchronize()
         started = time.perf_counter()
         loss = step(k, images, ids)
+        synchronize()
         if k >= warmup:
             seconds += time.perf_counter() - started
         if first_loss is None:
@@ -513,6 +531,7 @@ def main(argv):
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "precision": precision,
+                "device": str(device),
                 "parameters": parameters,
                 "parameter_tensors": len(named),
                 "first_loss": first_loss,

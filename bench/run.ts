@@ -2,7 +2,8 @@
 // (all when none is named). --threads sets libtorch's threads on both sides (default: every core;
 // engine measures 1 thread besides); --warmup and --timed the alignment benchmark's step counts,
 // --speech its three-modality variant (image, text, audio), --precision fp32|bf16 its forward pass's
-// precision on both sides (train.precision; default fp32).
+// precision on both sides (train.precision; default fp32), --device cpu|cuda|cuda:N where both
+// sides run it (default cpu; CUDA where this libtorch has none is an error naming it, exit 2).
 // serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N and
 // --train-steps N (bench/serve.ts).
 import os from 'node:os';
@@ -10,6 +11,9 @@ import { parseArgs } from 'node:util';
 import { benchEngine } from './engine.js';
 import { benchByol } from './byol.js';
 import { benchAlign } from './align.js';
+import { resolveDevice } from '../src/run/device.js';
+import { ConfigError } from '../src/config/load.js';
+import type { Device } from '../src/engine/index.js';
 import { benchServe } from './serve.js';
 
 const { values, positionals: requested } = parseArgs({
@@ -27,6 +31,7 @@ const { values, positionals: requested } = parseArgs({
     'train-steps': { type: 'string' },
     speech: { type: 'boolean' },
     precision: { type: 'string' },
+    device: { type: 'string' },
   },
 });
 
@@ -51,11 +56,19 @@ if (precision !== 'fp32' && precision !== 'bf16') {
   console.error(`--precision must be fp32 or bf16 (the CPU's autocast has no fp16), got '${precision}'`);
   process.exit(2);
 }
+let device: Device = 'cpu';
+try {
+  device = resolveDevice(values.device ?? 'cpu', '--device');
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(2);
+}
 
 const benchmarks: Record<string, () => void | Promise<void>> = {
   engine: () => benchEngine([...new Set([1, threads])]),
   byol: () => benchByol(threads),
-  align: () => benchAlign({ threads, warmup, timed, speech: values.speech === true, precision }),
+  align: () => benchAlign({ threads, warmup, timed, speech: values.speech === true, precision, device }),
   serve: () =>
     benchServe({
       threads,

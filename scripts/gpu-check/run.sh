@@ -10,9 +10,10 @@
 # Everything happens in a scratch copy of the tree, so the checkout's build/, dist/ and
 # node_modules are never touched. Logs go to $OUT (the device tool's), else ./gpu-check-out.
 # Settings: GPU_CHECK_SECONDS (the whole run, default 420), GPU_CHECK_BENCH_SECONDS (each bench
-# run, default 120), GPU_CHECK_CUDA_TESTS_SECONDS (default 180), GPU_CHECK_PRECISIONS (default
-# "fp32 bf16"), GPU_CHECK_BENCH_FLAGS (the bench's device and precision flags, default
-# "--device {device} --precision {precision}", filled in).
+# run, default 150: byol-align trains twice, streaming and on batches decoded beforehand),
+# GPU_CHECK_CUDA_TESTS_SECONDS (default 180), GPU_CHECK_PRECISIONS (default "fp32 bf16"),
+# GPU_CHECK_BENCH_FLAGS (the bench's device and precision flags, default
+# "--device {device} --precision {precision}", filled in: cuda where the addon sees a GPU).
 set -uo pipefail
 root=$(pwd)
 G=$root/.gpu
@@ -97,7 +98,7 @@ for precision in ${GPU_CHECK_PRECISIONS:-fp32 bf16}; do
   flags=${flags//\{precision\}/$precision}
   say "bench align --threads $threads $flags:"
   # shellcheck disable=SC2086
-  timeout "$(cap "${GPU_CHECK_BENCH_SECONDS:-120}")" node dist/bench/run.js align --threads "$threads" $flags > "$OUT/bench-$precision.log" 2>&1
+  timeout "$(cap "${GPU_CHECK_BENCH_SECONDS:-150}")" node dist/bench/run.js align --threads "$threads" $flags > "$OUT/bench-$precision.log" 2>&1
   say "  exit $?"
   grep -E 'pairs/s|ratio|data wait|loss at step|rror' "$OUT/bench-$precision.log" | head -n 8 | sed 's/^/  /' | tee -a "$summary"
 done
