@@ -240,10 +240,11 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
 
   const modes = [
     { name: 'batched (defaults)', flags: [] },
+    { name: 'batched, 2 workers × 1 thread', flags: ['--workers', '2', '--threads', '1'] },
     { name: 'one request at a time', flags: ['--batch-queries', '1'] },
   ];
   let truth: { scores: Float32Array; tenth: number }[] | undefined;
-  console.log(`${'searches'.padEnd(22)} conns  answered   req/s  p50 ms  p99 ms  errors  non-2xx  recall@${K}`);
+  console.log(`${'searches'.padEnd(30)} conns  answered   req/s  p50 ms  p99 ms  errors  non-2xx  recall@${K}`);
   for (const mode of modes) {
     const server = await startServer(db, threads, mode.flags);
     try {
@@ -296,7 +297,7 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
         });
         const recall = answered === 0 ? NaN : found / (K * answered);
         console.log(
-          `${mode.name.padEnd(22)} ${String(conns).padStart(5)} ${String(answered).padStart(9)} ${(answered / result.duration).toFixed(0).padStart(7)} ` +
+          `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${String(answered).padStart(9)} ${(answered / result.duration).toFixed(0).padStart(7)} ` +
             `${result.latency.p50.toFixed(1).padStart(7)} ${result.latency.p99.toFixed(1).padStart(7)} ${String(result.errors).padStart(7)} ` +
             `${String(result.non2xx).padStart(8)}  ${recall.toFixed(3)}`,
         );

@@ -1,6 +1,8 @@
 // `byol-align serve`: the HTTP API over an index made by `index`, until SIGINT or SIGTERM.
 import { SearchIndex } from '../index/index.js';
 import { buildServer } from '../serve/server.js';
+import { RequestMetrics } from '../serve/metrics.js';
+import { isServerWorker, joinServerWorkers, leaveServerWorkers, runServerWorkers } from '../serve/workers.js';
 import { DEFAULT_BATCH_QUERIES, DEFAULT_BATCH_WAIT_MS } from '../serve/query_batcher.js';
 import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
@@ -55,6 +57,12 @@ export const serveSpec: CommandSpec = {
       help: 'a batch runs as soon as N queries wait (1: no batching)',
       default: String(DEFAULT_BATCH_QUERIES),
     },
+    workers: {
+      type: 'string',
+      value: 'N',
+      help: 'server processes sharing the port, each with the index in memory and --threads threads',
+      default: '1',
+    },
     threads: threadsOption,
     device: deviceOption,
   },
@@ -62,6 +70,11 @@ export const serveSpec: CommandSpec = {
 };
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+function warnIfExposed(host: string, token: string | undefined): void {
+  if (!LOOPBACK.has(host) && token === undefined)
+    process.stderr.write(`warning: listening on ${host} without --token: anyone who can reach it can search and read the indexed media\n`);
+}
 
 export async function serveCommand(values: OptionValues): Promise<number> {
   const db = requiredOption(values, serveSpec, 'db');
@@ -74,6 +87,32 @@ export async function serveCommand(values: OptionValues): Promise<number> {
   const threads = integerOption(values, 'threads', MAX_THREADS);
   if (threads !== undefined) setNumThreads(threads);
   const device = resolveDevice(deviceSetting(values) ?? 'auto', '--device');
+  const workers = integerOption(values, 'workers', MAX_THREADS) ?? 1;
+  if (workers < 1) throw new UsageError(`--workers must be at least 1, got ${workers}`);
+  if (workers > 1 && !isServerWorker()) {
+    warnIfExposed(host, token);
+    const signal = await runServerWorkers(workers, ({ address, description }) =>
+      process.stderr.write(`listening on ${address} (${workers} workers; ${description})\n`),
+    );
+    process.stderr.write(`${signal}: the workers finished the requests in flight and stopped\n`);
+    return signalExitCode(signal);
+  }
+  try {
+    return await serveIndex(values, db, host, port, token, device);
+  } finally {
+    if (isServerWorker()) leaveServerWorkers();
+  }
+}
+
+/** One server process: opens the index and serves it until SIGINT or SIGTERM. */
+async function serveIndex(
+  values: OptionValues,
+  db: string,
+  host: string,
+  port: number,
+  token: string | undefined,
+  device: string,
+): Promise<number> {
   const index = await SearchIndex.open({
     db,
     table: stringOption(values, 'table'),
@@ -81,25 +120,31 @@ export async function serveCommand(values: OptionValues): Promise<number> {
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
     device,
   });
+  const metrics = new RequestMetrics();
+  const cluster = isServerWorker() ? joinServerWorkers(metrics) : undefined;
   const server = buildServer({
     index,
     token,
     bodyLimit: integerOption(values, 'body-limit'),
     batching: { maxWaitMs: integerOption(values, 'batch-wait-ms', 1000), maxQueries: integerOption(values, 'batch-queries', 4096) },
+    metrics,
+    metricsText: cluster?.metricsText,
   });
   // The handlers go in before anything is printed: a supervisor may signal as soon as it reads a line.
+  // `on`, not `once`: a worker gets a terminal's Ctrl-C and then the primary's, and must not die at the second.
   const stopped = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.on('SIGINT', () => resolve('SIGINT'));
+    process.on('SIGTERM', () => resolve('SIGTERM'));
   });
-  if (!LOOPBACK.has(host) && token === undefined)
-    process.stderr.write(`warning: listening on ${host} without --token: anyone who can reach it can search and read the indexed media\n`);
   const address = await server.listen({ host, port });
-  process.stderr.write(
-    `listening on ${address} (${await index.count()} rows, ${index.provenance.space} space of ${index.provenance.checkpoint})\n`,
-  );
+  const description = `${await index.count()} rows, ${index.provenance.space} space of ${index.provenance.checkpoint}`;
+  if (cluster !== undefined) cluster.listening({ address, description });
+  else {
+    warnIfExposed(host, token);
+    process.stderr.write(`listening on ${address} (${description})\n`);
+  }
   const signal = await stopped;
-  process.stderr.write(`${signal}: finishing the requests in flight, then stopping\n`);
+  if (cluster === undefined) process.stderr.write(`${signal}: finishing the requests in flight, then stopping\n`);
   await server.close();
   await index.close();
   return signalExitCode(signal);

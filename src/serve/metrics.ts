@@ -5,6 +5,18 @@ const BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 const label = (value: string): string => value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n');
 
+interface Histogram {
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/** A {@link RequestMetrics}' counts as plain data (structured-clonable, for IPC). */
+export interface MetricsSnapshot {
+  requests: [string, number][];
+  latency: [string, Histogram][];
+}
+
 /**
  * Counters kept by the server's onResponse hook.
  *
@@ -15,7 +27,28 @@ const label = (value: string): string => value.replaceAll('\\', '\\\\').replaceA
  */
 export class RequestMetrics {
   readonly #requests = new Map<string, number>();
-  readonly #latency = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  readonly #latency = new Map<string, Histogram>();
+
+  /** What several processes counted, added up (a server of several workers, src/serve/workers.ts). */
+  static sum(snapshots: readonly MetricsSnapshot[]): RequestMetrics {
+    const out = new RequestMetrics();
+    for (const { requests, latency } of snapshots) {
+      for (const [key, n] of requests) out.#requests.set(key, (out.#requests.get(key) ?? 0) + n);
+      for (const [route, h] of latency) {
+        const into = out.#latency.get(route) ?? { buckets: BUCKETS_S.map(() => 0), sum: 0, count: 0 };
+        h.buckets.forEach((n, i) => (into.buckets[i]! += n));
+        into.sum += h.sum;
+        into.count += h.count;
+        out.#latency.set(route, into);
+      }
+    }
+    return out;
+  }
+
+  /** The counts as plain data, for {@link RequestMetrics.sum} in another process. */
+  snapshot(): MetricsSnapshot {
+    return { requests: [...this.#requests], latency: [...this.#latency].map(([route, h]) => [route, { ...h, buckets: [...h.buckets] }]) };
+  }
 
   /** One answered request: its route pattern (never the raw URL, which a client chooses), status and duration. */
   record(route: string, status: number, seconds: number): void {

@@ -26,6 +26,10 @@ export interface ServerOptions {
   logger?: boolean;
   /** How the searches of concurrent requests are gathered into one batch (src/serve/query_batcher.ts). */
   batching?: QueryBatcherOptions;
+  /** Where the server counts its requests (default: a new one). */
+  metrics?: RequestMetrics;
+  /** What /metrics answers (default: the text of `metrics`; a worker of several adds up all of theirs, src/serve/workers.ts). */
+  metricsText?: () => Promise<string>;
 }
 
 /** Queries per request, at most. */
@@ -161,7 +165,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     });
   }
 
-  const metrics = new RequestMetrics();
+  const metrics = options.metrics ?? new RequestMetrics();
   server.addHook('onResponse', async (request, reply) => {
     metrics.record(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
@@ -207,7 +211,7 @@ function routes(options: ServerOptions, bodyLimit: number, metrics: RequestMetri
     );
 
     server.get('/metrics', { schema: { summary: 'Prometheus text: requests, errors and latency by route' } }, async (_request, reply) =>
-      reply.type('text/plain; version=0.0.4').send(metrics.text()),
+      reply.type('text/plain; version=0.0.4').send(options.metricsText === undefined ? metrics.text() : await options.metricsText()),
     );
 
     server.get(
