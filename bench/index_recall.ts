@@ -35,11 +35,16 @@ console.log(
     [...byModality].map(([m, p]) => `${p.ids.length} ${m}`).join(', ') +
     `, width ${dim}`,
 );
+/** Vectors of width `dim` as one row-major Float32Array. */
+function stacked(vectors: readonly Float32Array[]): Float32Array {
+  const flat = new Float32Array(vectors.length * dim);
+  vectors.forEach((v, i) => flat.set(v, i * dim));
+  return flat;
+}
+
 const matrices = new Map(
   [...byModality].map(([m, p]) => {
-    const flat = new Float32Array(p.ids.length * dim);
-    p.values.forEach((v, i) => flat.set(v, i * dim));
-    return [m, EmbeddingMatrix.of(p.ids, flat, dim)];
+    return [m, EmbeddingMatrix.of(p.ids, stacked(p.values), dim)];
   }),
 );
 
@@ -55,8 +60,7 @@ const directions = [
   { name: 'image→text', queries: sample('image'), target: 'text' },
 ].map((d) => {
   const m = matrices.get(d.target)!;
-  const flat = new Float32Array(d.queries.length * dim);
-  d.queries.forEach((q, i) => flat.set(q, i * dim));
+  const flat = stacked(d.queries);
   // The exact top 10 with the 10th score: a hit that ties the 10th is right too.
   const truth = m.top(flat, d.queries.length, K);
   return { ...d, truth: truth.map((hits) => ({ ids: new Set(hits.map((h) => h.id)), tenth: hits[K - 1]!.score })) };
@@ -85,9 +89,7 @@ for (const batch of [1, BATCH])
     const out: { id: string; score: number }[][] = [];
     for (let i = 0; i < d.queries.length; i += batch) {
       const slice = d.queries.slice(i, i + batch);
-      const flat = new Float32Array(slice.length * dim);
-      slice.forEach((q, j) => flat.set(q, j * dim));
-      out.push(...m.top(flat, slice.length, K));
+      out.push(...m.top(stacked(slice), slice.length, K));
     }
     return out;
   });
@@ -107,9 +109,7 @@ for (const batch of [1, BATCH])
   const started = performance.now();
   for (let i = 0; i < queries.length; i += BATCH) {
     const slice = queries.slice(i, i + BATCH);
-    const flat = new Float32Array(slice.length * dim);
-    slice.forEach((q, j) => flat.set(q, j * dim));
-    big.top(flat, slice.length, K);
+    big.top(stacked(slice), slice.length, K);
   }
   console.log(
     `exact in memory over ${rows} rows, batches of ${BATCH}: ${((performance.now() - started) / queries.length).toFixed(2)} ms/query`,

@@ -111,6 +111,23 @@ async function writeShapes(images: string, annotations: string): Promise<void> {
   writeFileSync(annotations, JSON.stringify({ images: imageEntries, annotations: captionEntries }));
 }
 
+/**
+ * Runs `fn` with the fixture's captions changed (item 0's first caption becomes 'a crimson square';
+ * item 3 gains 'a red frame again', annotation id 1000), then restores the file.
+ */
+export async function withChangedCaptions<T>(fixture: CliFixture, fn: () => Promise<T>): Promise<T> {
+  const original = readFileSync(fixture.annotations, 'utf8');
+  try {
+    const coco = JSON.parse(original) as { annotations: { id: number; image_id: number; caption: string }[] };
+    coco.annotations[0]!.caption = 'a crimson square';
+    coco.annotations.push({ id: 1000, image_id: 3, caption: 'a red frame again' });
+    writeFileSync(fixture.annotations, JSON.stringify(coco));
+    return await fn();
+  } finally {
+    writeFileSync(fixture.annotations, original);
+  }
+}
+
 /** Registers before/after hooks that write the data set into a new temporary folder and remove it. */
 export function useCliFixture(): CliFixture {
   const dir = mkdtempSync(join(tmpdir(), 'byol-cli-'));

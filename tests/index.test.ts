@@ -17,7 +17,7 @@ import {
   type SearchRequest,
 } from '../src/index/index.js';
 import { fileSha256 } from '../src/index/table.js';
-import { cli, useCliFixture } from './cli_fixture.js';
+import { cli, useCliFixture, withChangedCaptions } from './cli_fixture.js';
 import { assertSameHits } from './helpers.js';
 
 const fixture = useCliFixture();
@@ -183,12 +183,7 @@ test('re-indexing embeds only new or changed items, and deleteItems removes rows
   assert.deepEqual(again.written, {});
   assert.equal(again.unchanged, 72);
 
-  const original = readFileSync(fixture.annotations, 'utf8');
-  try {
-    const coco = JSON.parse(original) as { annotations: { id: number; image_id: number; caption: string }[] };
-    coco.annotations[0]!.caption = 'a crimson square';
-    coco.annotations.push({ id: 1000, image_id: 3, caption: 'a red frame again' });
-    writeFileSync(fixture.annotations, JSON.stringify(coco));
+  await withChangedCaptions(fixture, async () => {
     const changed = await buildIndex(indexOptions(db));
     assert.deepEqual(changed.written, { text: 2 });
     // Item 3 gained an annotation id: its other rows keep their embeddings, with the new metadata.
@@ -200,9 +195,7 @@ test('re-indexing embeds only new or changed items, and deleteItems removes rows
     assert.equal(rows.get('text:3:2')!.text, 'a red frame again');
     assert.deepEqual(JSON.parse(String(rows.get('image:3')!.metadata)), { annotationIds: [6, 7, 1000] });
     assert.deepEqual(rows.get('image:3')!.embedding, before.get('image:3')!.embedding);
-  } finally {
-    writeFileSync(fixture.annotations, original);
-  }
+  });
   assert.equal(await deleteItems({ db, ids: ['text:3:2', 'image:1', 'no-such-id'] }), 2);
   const rows = await tableRows(db);
   assert.equal(rows.size, 71);

@@ -4,12 +4,11 @@
 // does; upserts, deletes and a threshold raised above the rows keep it in step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { buildIndex, deleteItems, SearchIndex, type SearchRequest } from '../src/index/index.js';
 import { annTableName } from '../src/index/ann.js';
-import { useCliFixture } from './cli_fixture.js';
+import { useCliFixture, withChangedCaptions } from './cli_fixture.js';
 import { assertSameHits } from './helpers.js';
 
 const fixture = useCliFixture();
@@ -81,12 +80,7 @@ test('a modality at the threshold is searched in its ANN table, with the answers
 test('re-indexing upserts changed rows into the ANN tables, deletes reach them, and a higher threshold drops them', async () => {
   const db = newDb();
   await buildIndex(indexOptions(db, 20));
-  const original = readFileSync(fixture.annotations, 'utf8');
-  try {
-    const coco = JSON.parse(original) as { annotations: { id: number; image_id: number; caption: string }[] };
-    coco.annotations[0]!.caption = 'a crimson square';
-    coco.annotations.push({ id: 1000, image_id: 3, caption: 'a red frame again' });
-    writeFileSync(fixture.annotations, JSON.stringify(coco));
+  await withChangedCaptions(fixture, async () => {
     const changed = await buildIndex(indexOptions(db, 20));
     assert.deepEqual(changed.ann, { image: 'unchanged', text: 'updated' });
     assert.equal((await annTable(db, 'text'))!.ids.size, 49);
@@ -100,9 +94,7 @@ test('re-indexing upserts changed rows into the ANN tables, deletes reach them, 
     } finally {
       await index.close();
     }
-  } finally {
-    writeFileSync(fixture.annotations, original);
-  }
+  });
   assert.equal(await deleteItems({ db, ids: ['text:3:2', 'image:1'] }), 2);
   assert.equal((await annTable(db, 'text'))!.ids.has('text:3:2'), false);
   assert.equal((await annTable(db, 'image'))!.ids.has('image:1'), false);

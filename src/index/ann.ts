@@ -6,7 +6,7 @@
 // and `--delete`; `search` and `serve` search it instead of holding that modality in memory.
 import type * as lancedb from '@lancedb/lancedb';
 import { Field, FixedSizeList, Float32, Schema, Utf8 } from 'apache-arrow';
-import { DISTANCE, sqlString } from './table.js';
+import { DISTANCE, idPredicates, sqlString } from './table.js';
 
 /**
  * Rows of one modality from which `index` builds its ANN table. Below it the exact search in
@@ -66,14 +66,18 @@ export async function syncAnnTables(
 ): Promise<AnnSync> {
   const out: AnnSync = {};
   const existing = new Set(await annModalities(connection, tableName));
-  const counts = new Map<string, number>();
-  for (const row of await table.query().select(['modality']).toArray()) {
+  // The main table's ids by modality, read once: the counts against the threshold, and what an ANN table may keep.
+  const idsOf = new Map<string, Set<string>>();
+  for (const row of await table.query().select(['id', 'modality']).toArray()) {
     const modality = String(row.modality);
-    counts.set(modality, (counts.get(modality) ?? 0) + 1);
+    const ids = idsOf.get(modality) ?? new Set<string>();
+    ids.add(String(row.id));
+    idsOf.set(modality, ids);
   }
-  for (const modality of new Set([...counts.keys(), ...existing])) {
+  for (const modality of new Set([...idsOf.keys(), ...existing])) {
     const name = annTableName(tableName, modality);
-    const rows = counts.get(modality) ?? 0;
+    const present = idsOf.get(modality) ?? new Set<string>();
+    const rows = present.size;
     if (rows < minRows) {
       if (existing.has(modality)) {
         await connection.dropTable(name);
@@ -81,9 +85,12 @@ export async function syncAnnTables(
       }
       continue;
     }
-    const where = `modality = ${sqlString(modality)}`;
     if (!existing.has(modality)) {
-      const all = await table.query().where(where).select(['id', 'embedding']).toArray();
+      const all = await table
+        .query()
+        .where(`modality = ${sqlString(modality)}`)
+        .select(['id', 'embedding'])
+        .toArray();
       const ann = await connection.createTable(name, all.map(annRow), { schema: annSchema(dim), mode: 'overwrite' });
       await ann.createIndex('embedding', { config: await annIndexConfig(rows) });
       out[modality] = 'built';
@@ -92,11 +99,9 @@ export async function syncAnnTables(
     const ann = await connection.openTable(name);
     const changed = await rowsOf(
       table,
-      where,
-      [...changedIds].filter((id) => id.startsWith(`${modality}:`)),
+      [...changedIds].filter((id) => present.has(id)),
     );
     if (changed.length > 0) await ann.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(changed);
-    const present = new Set((await table.query().where(where).select(['id']).toArray()).map((r: Record<string, unknown>) => String(r.id)));
     const gone = (await ann.query().select(['id']).toArray())
       .map((r: Record<string, unknown>) => String(r.id))
       .filter((id) => !present.has(id));
@@ -112,11 +117,7 @@ export async function syncAnnTables(
 /** Removes rows by id from a table, in bounded IN lists; returns how many were there. */
 export async function deleteIds(table: lancedb.Table, ids: readonly string[]): Promise<number> {
   let removed = 0;
-  for (let i = 0; i < ids.length; i += 500) {
-    const predicate = `id IN (${ids
-      .slice(i, i + 500)
-      .map(sqlString)
-      .join(', ')})`;
+  for (const predicate of idPredicates(ids)) {
     const before = await table.countRows(predicate);
     if (before > 0) await table.delete(predicate);
     removed += before;
@@ -137,15 +138,10 @@ function annRow(row: Record<string, unknown>): { id: string; embedding: number[]
   return { id: String(row.id), embedding: Array.from(row.embedding as Iterable<number>) };
 }
 
-async function rowsOf(table: lancedb.Table, where: string, ids: readonly string[]): Promise<{ id: string; embedding: number[] }[]> {
+async function rowsOf(table: lancedb.Table, ids: readonly string[]): Promise<{ id: string; embedding: number[] }[]> {
   const out: { id: string; embedding: number[] }[] = [];
-  for (let i = 0; i < ids.length; i += 500) {
-    const predicate = `${where} AND id IN (${ids
-      .slice(i, i + 500)
-      .map(sqlString)
-      .join(', ')})`;
+  for (const predicate of idPredicates(ids))
     for (const row of await table.query().where(predicate).select(['id', 'embedding']).toArray()) out.push(annRow(row));
-  }
   return out;
 }
 

@@ -18,6 +18,7 @@ import {
   DISTANCE,
   fileSha256,
   filterableColumns,
+  idPredicates,
   openIndexTable,
   sqlString,
   tableProvenance,
@@ -324,11 +325,7 @@ export class SearchIndex {
       if (row !== undefined) rows.set(id, row);
       else unread.push(id);
     }
-    for (let i = 0; i < unread.length; i += 500) {
-      const predicate = `id IN (${unread
-        .slice(i, i + 500)
-        .map(sqlString)
-        .join(', ')})`;
+    for (const predicate of idPredicates(unread)) {
       for (const row of await this.table.query().where(predicate).select(ROW_COLUMNS).toArray()) rows.set(String(row.id), storedRowOf(row));
     }
     return rows;

@@ -184,3 +184,16 @@ export async function connectLance(db: string): Promise<lancedb.Connection> {
 export function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
+
+/** `id IN (...)` predicates over `ids`, 500 ids each: bounded lists keep each predicate small. */
+export function idPredicates(ids: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < ids.length; i += 500)
+    out.push(
+      `id IN (${ids
+        .slice(i, i + 500)
+        .map(sqlString)
+        .join(', ')})`,
+    );
+  return out;
+}
