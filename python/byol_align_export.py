@@ -7,6 +7,7 @@
     model = load_export("export/")
     images = model.encode_image([Image.open("cat.png"), Image.open("dog.jpg")])  # [2, d], l2-normalised
     query = model.encode_text("a red heart")                                    # [d]
+    clips = model.encode_audio(["heart.wav"])                                   # [1, d], for models with audio
     scores = images @ query                                                     # cosine similarities
 
 The embeddings are those `byol-align embed` returns for the same inputs: the network is rebuilt
@@ -14,7 +15,9 @@ from config.json with torch.nn modules and loads model.safetensors strictly (eve
 must match); images are prepared as byol-align's decoder prepares files (upright by EXIF,
 transparency flattened onto config["image"]["background"], made square by config["image"]["fit"]
 with the recorded resize kernel, scaled to [0, 1] and normalised with the recorded mean and std);
-captions are tokenized with tokenizer.json, [CLS] first, cut to maxLength and padded with id 0.
+captions are tokenized with tokenizer.json, [CLS] first, cut to maxLength and padded with id 0;
+WAV clips are decoded to mono, resampled, cut or zero-padded to config["audio"]["clipSeconds"] and
+turned into normalised log-mel spectrograms as byol-align's audio modality does.
 
 Run as a program, `python3 byol_align_export.py EXPORT_DIR` checks the export: it feeds the inputs
 stored in EXPORT_DIR/check.safetensors through the network and compares the projections with those
@@ -31,6 +34,7 @@ kernel of the recorded name, which is close to, not bit-identical with, libvips'
 models convert colour images to grey through linear light as libvips does, within one grey level.
 """
 import json
+import math
 import os
 import struct
 import sys
@@ -161,6 +165,26 @@ def vector_adapter(s):
     return nn.Sequential(*layers)
 
 
+class ByolaAudioEncoder(nn.Module):
+    """BYOL-A's audio encoder (src/modalities/audio/encoder.ts): three conv blocks, per-step MLP, max + mean over time."""
+
+    def __init__(self, s):
+        super().__init__()
+        c = 1
+        for i in range(3):
+            self.add_module(f"block{i + 1}", nn.Sequential(nn.Conv2d(c, s["channels"], 3, padding=1, bias=False), nn.BatchNorm2d(s["channels"]), nn.ReLU()))
+            c = s["channels"]
+        d = s["featureDim"]
+        self.fc = nn.Sequential(nn.Linear(c * (s["nMels"] // 8), d), nn.ReLU(), nn.Dropout(s["dropout"]), nn.Linear(d, d), nn.ReLU())
+
+    def forward(self, x):
+        for i in range(3):
+            x = F.max_pool2d(getattr(self, f"block{i + 1}")(x), 2)
+        n, c, f, t = x.shape
+        per_step = self.fc(x.permute(0, 3, 2, 1).reshape(n, t, f * c))
+        return per_step.amax(1) + per_step.mean(1)
+
+
 def norm_layer(kind, width):
     if kind == "batch":
         return nn.BatchNorm1d(width)
@@ -214,7 +238,9 @@ def encoder(m):
         return TextTransformer(s)
     if m["kind"] == "vector":
         return vector_adapter(s)
-    raise ValueError(f"config.json: modality {m['name']!r} has kind {m['kind']!r}; known: image, text, vector")
+    if m["kind"] == "audio":
+        return ByolaAudioEncoder(s)
+    raise ValueError(f"config.json: modality {m['name']!r} has kind {m['kind']!r}; known: image, text, vector, audio")
 
 
 class OnlineNetwork(nn.Module):
@@ -470,6 +496,101 @@ def image_pixels(image, settings):
 
 
 # ---------------------------------------------------------------------------------------------
+# Audio: what byol-align's audio modality does to a WAV file (src/modalities/audio/): decode to mono,
+# resample (torchaudio's sinc_interp_hann), crop or zero-pad to the clip length, log-mel, normalise.
+
+WAV_FORMATS = {1: "pcm", 3: "float"}
+
+
+def read_wav(path):
+    """A PCM or float WAV file → (mono float64 samples in [-1, 1], sample rate); channels averaged."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a RIFF/RIFX WAVE file")
+    order = "<" if data[:4] == b"RIFF" else ">"
+    at, fmt, samples = 12, None, None
+    while at + 8 <= len(data):
+        chunk, size = data[at : at + 4], struct.unpack(order + "I", data[at + 4 : at + 8])[0]
+        body = data[at + 8 : at + 8 + size]
+        if chunk == b"fmt ":
+            code, channels, rate = struct.unpack(order + "HHI", body[:8])
+            bits = struct.unpack(order + "H", body[14:16])[0]
+            if code == 0xFFFE and len(body) >= 26:
+                code = struct.unpack(order + "H", body[24:26])[0]
+            fmt = (code, channels, rate, bits)
+        elif chunk == b"data":
+            samples = body
+        at += 8 + size + (size & 1)
+    if fmt is None or samples is None:
+        raise ValueError(f"{path}: no fmt or data chunk")
+    code, channels, rate, bits = fmt
+    if WAV_FORMATS.get(code) == "float" and bits in (32, 64):
+        x = np.frombuffer(samples[: len(samples) // (bits // 8) * (bits // 8)], dtype=np.dtype(f"{order}f{bits // 8}")).astype(np.float64)
+    elif WAV_FORMATS.get(code) == "pcm" and bits == 8:
+        x = (np.frombuffer(samples, dtype=np.uint8).astype(np.float64) - 128) / 128
+    elif WAV_FORMATS.get(code) == "pcm" and bits in (16, 32):
+        x = np.frombuffer(samples[: len(samples) // (bits // 8) * (bits // 8)], dtype=np.dtype(f"{order}i{bits // 8}")).astype(np.float64) / 2 ** (bits - 1)
+    elif WAV_FORMATS.get(code) == "pcm" and bits == 24:
+        b = np.frombuffer(samples[: len(samples) // 3 * 3], dtype=np.uint8).reshape(-1, 3).astype(np.int64)
+        lo, hi = (b[:, 0] | b[:, 1] << 8, b[:, 2]) if order == "<" else (b[:, 2] | b[:, 1] << 8, b[:, 0])
+        x = (np.where(hi >= 128, hi - 256, hi) * 65536 + lo) / 2**23
+    else:
+        raise ValueError(f"{path}: WAV format code {code} with {bits} bits; this module reads PCM (8, 16, 24, 32 bits) and float (32, 64)")
+    frames = len(x) // channels
+    return x[: frames * channels].reshape(frames, channels).mean(1), rate
+
+
+def sinc_resample(x, orig, new, lowpass_filter_width=6, rolloff=0.99):
+    """torchaudio.functional.resample (sinc_interp_hann) of a 1-d float64 tensor, as src/modalities/audio/resample.ts."""
+    if orig == new:
+        return x
+    g = math.gcd(orig, new)
+    orig, new = orig // g, new // g
+    base = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / base)
+    idx = torch.arange(-width, width + orig, dtype=torch.float64)[None, None] / orig
+    t = (torch.arange(0, -new, -1, dtype=torch.float64)[:, None, None] / new + idx) * base
+    t = t.clamp(-lowpass_filter_width, lowpass_filter_width)
+    window = torch.cos(t * math.pi / lowpass_filter_width / 2) ** 2
+    t = t * math.pi
+    kernels = torch.where(t == 0, torch.tensor(1.0, dtype=torch.float64), t.sin() / t) * window * (base / orig)
+    padded = F.pad(x[None, None], (width, width + orig))
+    out = F.conv1d(padded, kernels, stride=orig).transpose(1, 2).reshape(-1)
+    return out[: math.ceil(new * x.shape[-1] / orig)]
+
+
+def mel_filterbank(s):
+    """torchaudio's melscale_fbanks (HTK, no normalisation): float32 [nFft/2 + 1, nMels]."""
+    n_freqs = s["nFft"] // 2 + 1
+    hz = torch.linspace(0, s["sampleRate"] // 2, n_freqs, dtype=torch.float64)
+    mel = lambda f: 2595.0 * math.log10(1.0 + f / 700.0)  # noqa: E731
+    edges = 700.0 * (10.0 ** (torch.linspace(mel(s["fMin"]), mel(s["fMax"]), s["nMels"] + 2, dtype=torch.float64) / 2595.0) - 1.0)
+    rising = (hz[:, None] - edges[None, :-2]) / (edges[1:-1] - edges[:-2])
+    falling = (edges[None, 2:] - hz[:, None]) / (edges[2:] - edges[1:-1])
+    return torch.clamp(torch.min(rising, falling), min=0.0).float()
+
+
+def audio_clip(item, s):
+    """A WAV path or (samples, rate) → float32 [clip samples]: resampled, cropped ('start'/'centre'), zero-padded."""
+    x, rate = read_wav(item) if isinstance(item, (str, os.PathLike)) else item
+    x = sinc_resample(torch.as_tensor(np.asarray(x, dtype=np.float64)), int(rate), s["sampleRate"])
+    length = round(s["clipSeconds"] * s["sampleRate"])
+    start = (x.shape[0] - length) // 2 if x.shape[0] > length and s["crop"] == "centre" else 0
+    out = torch.zeros(length, dtype=torch.float32)
+    kept = x[start : start + length].float()
+    out[: kept.shape[0]] = kept
+    return out
+
+
+def log_mel(waveforms, s):
+    """float32 [N, samples] → log-mel [N, nMels, frames] as src/modalities/audio/log_mel.ts (float32 throughout)."""
+    window = torch.hann_window(s["windowLength"])
+    spectrum = torch.stft(waveforms, s["nFft"], s["hopLength"], s["windowLength"], window, center=True, pad_mode="reflect", return_complex=True)
+    return (mel_filterbank(s).t() @ spectrum.abs().square()).add(2**-23).log()
+
+
+# ---------------------------------------------------------------------------------------------
 # The export.
 
 
@@ -517,6 +638,12 @@ class ExportedModel:
             ids[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
         return ids
 
+    def audio_input(self, clips):
+        """WAV paths (or (samples, rate) pairs) → the audio encoder's input: float [N, 1, nMels, frames], normalised."""
+        s = self.config["audio"]
+        waveforms = torch.stack([audio_clip(c, s) for c in clips])
+        return ((log_mel(waveforms, s) - s["mean"]) / s["std"]).unsqueeze(1)
+
     def _encode(self, kind, items, make_input, space, batch_size):
         single = not isinstance(items, (list, tuple))
         items = [items] if single else list(items)
@@ -536,6 +663,13 @@ class ExportedModel:
     def encode_text(self, texts, space=None, batch_size=256):
         """A string (→ [d]) or a list of them (→ [N, d]), l2-normalised in `space` (default: the export's)."""
         return self._encode("text", texts, self.text_input, space, batch_size)
+
+    def encode_audio(self, clips, space=None, batch_size=256):
+        """A WAV path or (samples, rate) pair (→ [d]) or a list of them (→ [N, d]), l2-normalised in `space`."""
+        # One clip is a path or a (samples, rate) pair; anything else is a list of clips.
+        single = isinstance(clips, (str, os.PathLike)) or (isinstance(clips, tuple) and len(clips) == 2 and np.isscalar(clips[1]))
+        out = self._encode("audio", [clips] if single else list(clips), self.audio_input, space, batch_size)
+        return out[0] if single else out
 
 
 def load_export(directory):

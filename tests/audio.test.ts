@@ -2,10 +2,11 @@
 // references recorded by python/audio_reference.py (torch.stft + torchaudio's mel and resampling
 // formulas, in float64), the length rule, BYOL-A's views, the encoder, refusals of bad audio
 // naming the file, and a JSONL manifest where half the items have a clip training through the
-// command and embedding audio files.
+// command and embedding audio files, and the export's audio in PyTorch (python/byol_align_export.py).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import wavefile from 'wavefile';
@@ -30,6 +31,7 @@ import {
 } from '../src/modalities/audio/index.js';
 import { cli, TINY, useCliFixture } from './cli_fixture.js';
 import { assertClose } from './helpers.js';
+import { pythonWithTorch } from './python_torch.js';
 
 const { WaveFile } = wavefile;
 
@@ -529,4 +531,61 @@ test('a manifest where half the items have a clip trains the audio terms with th
   assertClose(byId.get('0.wav')!, byId.get('2.wav')!, 1e-6);
   const apart = Math.max(...byId.get('0.wav')!.map((v, j) => Math.abs(v - byId.get('4.wav')![j]!)));
   assert.ok(apart > 1e-3, `red and green clips embed apart (max difference ${apart})`);
+});
+
+test('export carries audio: the check passes on the saved clips, and encode_audio of 8/16/24-bit, float and stereo WAVs matches embed to 1e-4', () => {
+  // The run the test above trained (tests in a file run in order).
+  const run = join(fixture.dir, 'run-audio');
+  const out = join(fixture.dir, 'export-audio');
+  const exported = cli('export', '--checkpoint', run, '--out', out);
+  assert.equal(exported.status, 0, exported.stderr);
+  assert.match(exported.stdout + exported.stderr, /audio/, 'the check holds audio samples');
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { audio: Record<string, number> };
+  assert.equal(config.audio.sampleRate, 16000);
+  assert.ok(config.audio.std! > 0);
+  const check = spawnSync(pythonWithTorch(), ['scripts/load_export.py', out], { encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+  assert.match(check.stdout, /^audio: /m);
+
+  // Clips in every encoding the module reads, at rates that need resampling, longer and shorter than the clip.
+  const clips = join(fixture.dir, 'clips-encodings');
+  mkdirSync(clips);
+  const tone = sine(500, 44100, 44100 / 2, 0.6);
+  const encodings: [string, number, string, Float32Array][] = [
+    ['pcm8.wav', 8000, '8', sine(700, 8000, 1000, 0.5)],
+    ['pcm24-stereo.wav', 44100, '24', tone],
+    ['float32.wav', 16000, '32f', sine(900, 16000, 6000, 0.4)],
+    ['pcm32.wav', 22050, '32', sine(300, 22050, 22050, 0.3)],
+  ];
+  for (const [name, rate, depth, samples] of encodings) {
+    const wav = new WaveFile();
+    const full = depth === '32f' ? 1 : 2 ** (Number(depth) - 1) - 1;
+    const values = Array.from(samples, (v) => (depth === '32f' ? v : Math.round(v * full) + (depth === '8' ? 128 : 0)));
+    const channels = name.includes('stereo') ? 2 : 1;
+    wav.fromScratch(channels, rate, depth, channels === 1 ? values : [values, values.map((v) => v / 2)]);
+    writeFileSync(join(clips, name), wav.toBuffer());
+  }
+  const embeddedFile = join(fixture.dir, 'clips-encodings.jsonl');
+  const embedded = cli('embed', '--checkpoint', run, '--modality', 'audio', '--input', clips, '--out', embeddedFile, '--threads', '1');
+  assert.equal(embedded.status, 0, embedded.stderr);
+  const rows = readFileSync(embeddedFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; embedding: number[] });
+  const code = `
+import json, sys
+from byol_align_export import load_export
+model = load_export(sys.argv[1])
+print(json.dumps(model.encode_audio([sys.argv[2] + "/" + i for i in json.loads(sys.argv[3])]).tolist()))`;
+  const py = spawnSync(
+    pythonWithTorch(),
+    ['-c', `import sys; sys.path.insert(0, 'python')\n${code}`, out, clips, JSON.stringify(rows.map((r) => r.id))],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(py.status, 0, py.stderr);
+  const theirs = JSON.parse(py.stdout) as number[][];
+  assert.equal(theirs.length, encodings.length);
+  rows.forEach((row, i) => assertClose(theirs[i]!, row.embedding, 1e-4, 1e-4));
 });

@@ -2,15 +2,17 @@
 // self-check (check.safetensors) without the training data:
 //   RUN_DIR/check-samples/samples.json   {"format": "byol-align-check-samples/1",
 //                                          "image": ["image-0.png", ...], "text": ["a red heart", ...],
-//                                          "vector": [[0.1, 2.5, ...], ...]}
+//                                          "vector": [[0.1, 2.5, ...], ...], "audio": ["audio-0.wav", ...]}
 //   RUN_DIR/check-samples/image-N.png    the images, upright, at most 256 px a side, alpha kept
+//   RUN_DIR/check-samples/audio-N.wav    the clips, copied as they are (a clip is small)
 // Each list is optional and holds at most 8 items. The check only needs inputs the model can take,
 // not the training files themselves, so images are stored small and losslessly as PNG.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { writeFileAtomic } from '../engine/atomic_write.js';
 import type { PairedItem } from '../data/paired.js';
+import { audioModality } from '../modalities/audio/index.js';
 
 export const CHECK_SAMPLES_DIR = 'check-samples';
 export const CHECK_SAMPLES_FORMAT = 'byol-align-check-samples/1';
@@ -18,7 +20,7 @@ export const CHECK_SAMPLES_FORMAT = 'byol-align-check-samples/1';
 export const CHECK_SAMPLES_PER_MODALITY = 8;
 const IMAGE_MAX_SIDE = 256;
 
-/** Raw items per modality name: image file paths, caption strings, vectors (arrays of numbers). */
+/** Raw items per modality name: image file paths, caption strings, vectors (arrays of numbers), WAV file paths. */
 export type CheckItems = Record<string, unknown[]>;
 
 /** A samples.json that cannot be read back, or items that cannot be saved. */
@@ -26,15 +28,17 @@ export class CheckSamplesError extends Error {
   override readonly name = 'CheckSamplesError';
 }
 
-const KNOWN = ['image', 'text', 'vector'] as const;
+const KNOWN = ['image', 'text', 'vector', 'audio'] as const;
 
-/** The first items of a data set, as check items: image paths, one caption each, vectors. */
+/** The first items of a data set, as check items: image paths, one caption each, vectors, the first clip each. */
 export function sampleCheckItems(items: readonly PairedItem[]): CheckItems {
   const sample = items.slice(0, CHECK_SAMPLES_PER_MODALITY);
+  const withAudio = items.filter((i) => i.extra?.audio !== undefined).slice(0, CHECK_SAMPLES_PER_MODALITY);
   return {
     image: sample.flatMap((i) => (i.image === undefined ? [] : [i.image])),
     text: sample.flatMap((i) => i.captions.slice(0, 1)),
     vector: sample.flatMap((i) => (i.extra?.vector === undefined ? [] : [i.extra.vector])),
+    audio: withAudio.flatMap((i) => audioModality.rawItems(i).slice(0, 1)),
   };
 }
 
@@ -76,10 +80,18 @@ export async function saveCheckSamples(runDir: string, items: CheckItems): Promi
       .toFile(join(staging, file));
     imageFiles.push(file);
   }
+  const audioFiles: string[] = [];
+  for (const [i, path] of (items.audio ?? []).slice(0, CHECK_SAMPLES_PER_MODALITY).entries()) {
+    if (typeof path !== 'string') throw new CheckSamplesError(`saveCheckSamples: audio item ${i} is ${typeof path}, expected a file path`);
+    const file = `audio-${i}.wav`;
+    copyFileSync(path, join(staging, file));
+    audioFiles.push(file);
+  }
   const manifest: Record<string, unknown> = { format: CHECK_SAMPLES_FORMAT };
   if (imageFiles.length > 0) manifest.image = imageFiles;
   if (texts.length > 0) manifest.text = texts;
   if (vectors.length > 0) manifest.vector = vectors;
+  if (audioFiles.length > 0) manifest.audio = audioFiles;
   writeFileAtomic(join(staging, 'samples.json'), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
   rmSync(dir, { recursive: true, force: true });
   renameSync(staging, dir);
@@ -112,9 +124,17 @@ export function loadCheckSamples(runDir: string): CheckItems | undefined {
   const images = list('image', (v) => typeof v === 'string' && /^image-\d+\.png$/.test(v), 'image-N.png file names').map((f) =>
     resolve(dir, f as string),
   );
-  for (const path of images) if (!existsSync(path)) throw new CheckSamplesError(`${file}: "image" lists ${path}, which is missing`);
+  const clips = list('audio', (v) => typeof v === 'string' && /^audio-\d+\.wav$/.test(v), 'audio-N.wav file names').map((f) =>
+    resolve(dir, f as string),
+  );
+  for (const [field, paths] of [
+    ['image', images],
+    ['audio', clips],
+  ] as const)
+    for (const path of paths) if (!existsSync(path)) throw new CheckSamplesError(`${file}: "${field}" lists ${path}, which is missing`);
   const items: CheckItems = {
     image: images,
+    audio: clips,
     text: list('text', (v) => typeof v === 'string', 'strings'),
     vector: list('vector', (v) => Array.isArray(v) && v.every((x) => typeof x === 'number'), 'arrays of numbers'),
   };

@@ -4,12 +4,13 @@
 //   DIR/config.json         the modalities' settings (tokenizer state left out), the heads, the space
 //                           `byol-align embed` returns, and how inputs become model inputs: the image
 //                           decoding (size, channels, fit, background, resize kernel, mean and std)
-//                           and the text's tokenizer file, length and padding
+//                           the text's tokenizer file, length and padding, and the audio's clip
+//                           rule, log-mel settings and normalisation
 //   DIR/tokenizer.json      the text tokenizer (Hugging Face `tokenizers` JSON), when there is text
 //   DIR/check.safetensors   a few model inputs per modality and the projections byol-align computed,
 //                           when check items are given (the run's saved samples, check_samples.ts)
 // python/byol_align_export.py rebuilds the same network from these files with torch.nn modules,
-// encodes PIL images and texts as `byol-align embed` does, and checks check.safetensors.
+// encodes PIL images, texts and WAV clips as `byol-align embed` does, and checks check.safetensors.
 import { mkdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { noGrad, tidy, type Tensor } from '../engine/index.js';
@@ -17,6 +18,7 @@ import { serializeSafetensors } from '../engine/safetensors.js';
 import { resolveDecodeOptions } from '../data/image_decode.js';
 import type { ImageModality } from '../modalities/image/index.js';
 import type { TextModality } from '../modalities/text/index.js';
+import type { AudioModality } from '../modalities/audio/index.js';
 import type { LoadedModel } from './model_setup.js';
 import { modelDevice, onDevice } from '../align/device.js';
 import { writeFileAtomic } from './checkpoint.js';
@@ -76,6 +78,7 @@ export async function exportModel(loaded: LoadedModel, dir: string, check?: Chec
   });
   const image = modalities.find((m) => m.name === 'image') as ImageModality | undefined;
   const text = modalities.find((m) => m.name === 'text') as TextModality | undefined;
+  const audio = modalities.find((m) => m.name === 'audio') as AudioModality | undefined;
   const exportConfig = {
     format: EXPORT_FORMAT,
     modalities: specs,
@@ -91,6 +94,9 @@ export async function exportModel(loaded: LoadedModel, dir: string, check?: Chec
           padId: text.tokenizer.specialIds.pad,
         }
       : null,
+    // Everything a WAV file goes through before the encoder: the clip rule, the log-mel features
+    // and the normalisation that fit measured.
+    audio: audio ? { ...audio.settings, view: undefined, ...audio.normalization } : null,
   };
   writeFileAtomic(join(dir, 'config.json'), Buffer.from(`${JSON.stringify(exportConfig, null, 2)}\n`));
   if (text) writeFileAtomic(join(dir, 'tokenizer.json'), Buffer.from(text.tokenizer.toJSON()));
