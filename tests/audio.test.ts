@@ -29,6 +29,8 @@ import {
   resample,
   type AudioViewConfig,
 } from '../src/modalities/audio/index.js';
+import { loadJsonlManifest } from '../src/data/jsonl.js';
+import { registeredMediaFields, registeredModalities } from '../src/modalities/registry.js';
 import { cli, TINY, useCliFixture } from './cli_fixture.js';
 import { assertClose } from './helpers.js';
 import { pythonWithTorch } from './python_torch.js';
@@ -588,4 +590,53 @@ print(json.dumps(model.encode_audio([sys.argv[2] + "/" + i for i in json.loads(s
   const theirs = JSON.parse(py.stdout) as number[][];
   assert.equal(theirs.length, encodings.length);
   rows.forEach((row, i) => assertClose(theirs[i]!, row.embedding, 1e-4, 1e-4));
+});
+
+test('loading a JSONL manifest checks every clip as images are: present, a WAV, inside the folder; errors name line and file, skip counts', () => {
+  const folder = join(tmp, 'manifest-checks');
+  mkdirSync(join(folder, 'clips'), { recursive: true });
+  writeWav(join(folder, 'clips', 'good.wav'), sine(440, 16000, 1600), 16000);
+  writeFileSync(join(folder, 'clips', 'text.wav'), 'not a clip at all');
+  writeWav(join(tmp, 'outside.wav'), sine(440, 16000, 1600), 16000);
+  const records = [
+    { id: 'good', text: 'a tone', audio: 'clips/good.wav' },
+    { id: 'two', text: 'a tone', audio: ['clips/good.wav', 'clips/good.wav'] },
+    { id: 'missing', text: 'a tone', audio: 'clips/none.wav' },
+    { id: 'text', text: 'a tone', audio: ['clips/good.wav', 'clips/text.wav'] },
+    { id: 'outside', text: 'a tone', audio: '../outside.wav' },
+    { id: 'number', text: 'a tone', audio: 7 },
+    { id: 'empty', text: 'a tone', audio: [] },
+  ];
+  const manifest = join(folder, 'm.jsonl');
+  writeFileSync(manifest, records.map((r) => JSON.stringify(r)).join('\n'));
+  const options = { modalityFields: registeredModalities(), mediaFields: registeredMediaFields() };
+  const expected: [number, RegExp][] = [
+    [3, /m\.jsonl:3\b.*audio clip file .*clips\/none\.wav does not exist/],
+    [4, /m\.jsonl:4\b.*audio clip .*clips\/text\.wav is not a WAV file/],
+    [5, /m\.jsonl:5\b.*audio clip .*outside\.wav is outside the manifest's folder .*data\.allowOutsideImages/],
+    [6, /m\.jsonl:6\b.*"audio" must be a non-empty string/],
+    [7, /m\.jsonl:7\b.*"audio" is an empty list/],
+  ];
+  for (const [line, message] of expected) {
+    const only = join(folder, `only-${line}.jsonl`);
+    writeFileSync(only, `${'\n'.repeat(line - 1)}${JSON.stringify(records[line - 1])}\n`);
+    assert.throws(
+      () => loadJsonlManifest(only, options),
+      (err: Error) => message.test(err.message.replace(`only-${line}`, 'm')),
+    );
+  }
+  const skipped = loadJsonlManifest(manifest, { ...options, onBadRecord: 'skip' });
+  assert.deepEqual(
+    skipped.items.map((i) => i.id),
+    ['good', 'two'],
+  );
+  assert.deepEqual(skipped.skipped, { 'bad-media': 2, 'outside-media-folder': 1, 'invalid-field': 2 });
+  // With data.allowOutsideImages the clip outside is read; without the check, files are trusted.
+  const outside = loadJsonlManifest(manifest, { ...options, onBadRecord: 'skip', allowOutsideImages: true });
+  assert.ok(outside.items.some((i) => i.id === 'outside'));
+  const trusted = loadJsonlManifest(manifest, { ...options, onBadRecord: 'skip', checkImages: false });
+  assert.deepEqual(
+    trusted.items.map((i) => i.id),
+    ['good', 'two', 'missing', 'text'],
+  );
 });

@@ -22,11 +22,13 @@ import {
  * least one of `image` (a path relative to the manifest's folder, or absolute; either way inside
  * that folder unless `allowOutsideImages`, see {@link ImageFolder}), `text` (a string or
  * an array of strings, becoming `captions`) and `vector` (an array of finite numbers, the same
- * length on every line, kept as `extra.vector`). Other fields go to `extra` as they are.
+ * length on every line, kept as `extra.vector`). Other fields go to `extra` as they are; a plug-in
+ * modality's field that names files (`audio`; ParseOptions.mediaFields) is checked as images are.
  *
  * Bad records, which 'fail' (default) throws on, naming the line, and 'skip' leaves out and
  * counts: a line that is not JSON or not an object, one without `id` or with a repeated one, an
- * ill-typed modality, a missing or non-image file, and a line with none of the modalities. An
+ * ill-typed modality, a missing or non-image file (or plug-in media file: `bad-media`), a file
+ * outside the folder, and a line with none of the modalities. An
  * empty text is left out alone (`empty-caption`); if that leaves the line with no modality, the
  * line is left out too and also counted as `no-modality`.
  *
@@ -90,6 +92,19 @@ export function loadJsonlManifest(manifestFile: string, options: ParseOptions = 
       }
       vectorLength = vector.length;
       extra.vector = vector;
+    }
+    for (const field of plugInFields) {
+      const kind = options.mediaFields?.[field];
+      if (kind === undefined) continue;
+      const value = rest[field];
+      const paths = Array.isArray(value) ? value : [value];
+      const where = (k: number): string => (Array.isArray(value) ? `"${field}"[${k}]` : `"${field}"`);
+      if (paths.length === 0) return refuse('invalid-field', `"${field}" is an empty list; give a file path or leave the field out`);
+      for (const [k, path] of paths.entries()) {
+        if (typeof path !== 'string' || path === '') return refuse('invalid-field', `${where(k)} must be a non-empty string (a file path)`);
+        const problem = folder.mediaProblem(resolve(base, path), kind, checkImages);
+        if (problem) return refuse(problem.reason, problem.problem);
+      }
     }
     let emptyCaptions = 0;
     if (has(captionsIn)) {

@@ -46,6 +46,8 @@ export type BadRecordReason =
   | 'not-an-image'
   | 'image-too-large'
   | 'outside-image-folder'
+  /** A plug-in modality's file (an audio clip) outside the manifest's folder. */
+  | 'outside-media-folder'
   | 'no-captions'
   | 'no-modality'
   /** A plug-in modality's file that it cannot use (a clip that is not a WAV, truncated, NaN samples; see BadItemError). */
@@ -111,6 +113,22 @@ export interface ParseOptions {
    * even if it has none of the three.
    */
   modalityFields?: readonly string[];
+  /**
+   * Plug-in fields that name files (a path or a list of paths relative to the manifest's folder),
+   * by field: what their files are, so that loading checks them as it checks images (inside the
+   * folder unless `allowOutsideImages`; with `checkImages`, present and starting like their format).
+   */
+  mediaFields?: Readonly<Record<string, MediaFileKind>>;
+}
+
+/** What a plug-in modality's media files are: checked at load time by {@link mediaFileProblem}. */
+export interface MediaFileKind {
+  /** What one file is called in messages, e.g. 'audio clip'. */
+  noun: string;
+  /** The formats read, for messages, e.g. 'WAV'. */
+  formats: string;
+  /** True when the first 12 bytes of a file start like one of the formats. */
+  sniff(head: Uint8Array): boolean;
 }
 
 /** The fail-or-skip policy of one parse, and its counts of skipped records by reason. */
@@ -212,19 +230,29 @@ export class ImageFolder {
    * missing or not an image; see {@link imageFileProblem}), or null.
    */
   problem(path: string, checkImages: boolean): { reason: BadRecordReason; problem: string } | null {
-    if (!this.#allowOutside) {
-      const outside = `outside the image folder ${this.root}; set data.allowOutsideImages (allowOutsideImages) to read it anyway`;
-      if (leavesFolder(relative(this.root, path))) return { reason: 'outside-image-folder', problem: `image ${path} is ${outside}` };
-      let real: string | undefined;
-      try {
-        real = realpathSync.native(path);
-      } catch {
-        // A missing file is reported by the image check below, and reads nothing.
-      }
-      if (real !== undefined && leavesFolder(relative(this.#realRoot, real)))
-        return { reason: 'outside-image-folder', problem: `image ${path} leads through a symbolic link to ${real}, ${outside}` };
+    return this.#outside(path, 'image', 'outside-image-folder', 'the image folder') ?? (checkImages ? imageFileProblem(path) : null);
+  }
+
+  /** As {@link problem}, for a plug-in modality's file of `kind` (see {@link mediaFileProblem}). */
+  mediaProblem(path: string, kind: MediaFileKind, checkFiles: boolean): { reason: BadRecordReason; problem: string } | null {
+    return (
+      this.#outside(path, kind.noun, 'outside-media-folder', "the manifest's folder") ?? (checkFiles ? mediaFileProblem(path, kind) : null)
+    );
+  }
+
+  #outside(path: string, noun: string, reason: BadRecordReason, folder: string): { reason: BadRecordReason; problem: string } | null {
+    if (this.#allowOutside) return null;
+    const outside = `outside ${folder} ${this.root}; set data.allowOutsideImages (allowOutsideImages) to read it anyway`;
+    if (leavesFolder(relative(this.root, path))) return { reason, problem: `${noun} ${path} is ${outside}` };
+    let real: string | undefined;
+    try {
+      real = realpathSync.native(path);
+    } catch {
+      // A missing file is reported by the file check, and reads nothing.
     }
-    return checkImages ? imageFileProblem(path) : null;
+    if (real !== undefined && leavesFolder(relative(this.#realRoot, real)))
+      return { reason, problem: `${noun} ${path} leads through a symbolic link to ${real}, ${outside}` };
+    return null;
   }
 }
 
@@ -290,25 +318,47 @@ export function sniffImageFormat(head: Uint8Array): ImageFormat | null {
  * the message never quotes the file's bytes (the path may name a file the user may not show).
  */
 export function imageFileProblem(path: string): { reason: 'missing-image' | 'not-an-image'; problem: string } | null {
+  const read = readFileHead(path, 'image');
+  if ('problem' in read) return { reason: read.missing ? 'missing-image' : 'not-an-image', problem: read.problem };
+  const { head } = read;
+  if (sniffImageFormat(head) !== null) return null;
+  return {
+    reason: 'not-an-image',
+    problem: `${path} is not a PNG, JPEG, WebP or GIF image (${head.length === 0 ? 'it is empty' : 'its first bytes match none of their signatures'})`,
+  };
+}
+
+/** Why a plug-in modality's file cannot be used ('bad-media': missing, not a regular file, not of its formats), or null. */
+export function mediaFileProblem(path: string, kind: MediaFileKind): { reason: 'bad-media'; problem: string } | null {
+  const read = readFileHead(path, kind.noun);
+  if ('problem' in read) return { reason: 'bad-media', problem: read.problem };
+  const { head } = read;
+  if (kind.sniff(head)) return null;
+  const why = head.length === 0 ? 'it is empty' : 'its first bytes match none of their signatures';
+  return { reason: 'bad-media', problem: `${kind.noun} ${path} is not a ${kind.formats} file (${why})` };
+}
+
+/**
+ * The first 12 bytes of the file at `path`, or why it cannot be read (`missing`: absent or
+ * unreadable, rather than not a regular file). A FIFO, socket or device is refused without a
+ * blocking open (see {@link openRegularFile}); messages never quote the file's bytes (the path may
+ * name a file the user may not show).
+ */
+function readFileHead(path: string, noun: string): { head: Uint8Array } | { missing: boolean; problem: string } {
   const head = new Uint8Array(12);
-  let length: number;
   let fd: number | undefined;
   try {
     fd = openRegularFile(path);
-    length = readSync(fd, head, 0, head.length, 0);
+    return { head: head.subarray(0, readSync(fd, head, 0, head.length, 0)) };
   } catch (err) {
-    if (err instanceof NotRegularFileError) return { reason: 'not-an-image', problem: `image ${path} is ${err.kind}, not an image file` };
+    if (err instanceof NotRegularFileError)
+      return { missing: false, problem: `${noun} ${path} is ${err.kind}, not ${noun === 'image' ? 'an image' : `a ${noun}`} file` };
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { reason: 'missing-image', problem: `image file ${path} does not exist` };
-    return { reason: 'missing-image', problem: `image file ${path} cannot be read (${code ?? (err as Error).message})` };
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { missing: true, problem: `${noun} file ${path} does not exist` };
+    return { missing: true, problem: `${noun} file ${path} cannot be read (${code ?? (err as Error).message})` };
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-  if (sniffImageFormat(head.subarray(0, length)) !== null) return null;
-  return {
-    reason: 'not-an-image',
-    problem: `${path} is not a PNG, JPEG, WebP or GIF image (${length === 0 ? 'it is empty' : 'its first bytes match none of their signatures'})`,
-  };
 }
 
 /** True for a plain JSON object (not an array or null). */

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type { Generator, Tensor } from '../engine/index.js';
 import type { TensorModule } from '../nn/index.js';
-import type { PairedItem } from '../data/paired.js';
+import type { MediaFileKind, PairedItem } from '../data/paired.js';
 
 export { BadItemError } from './bad_item.js';
 
@@ -83,6 +83,12 @@ export interface ModalityFactory<Raw = unknown> {
    * record's field of that name). Training draws one of them per item and epoch (as captions are).
    */
   rawItems(item: PairedItem): Raw[];
+  /**
+   * For a plug-in whose JSONL field names files (paths relative to the manifest's folder): what
+   * they are, so that loading a manifest checks each one as it checks images (inside the folder
+   * unless data.allowOutsideImages, present, starting like its format) before any is decoded.
+   */
+  readonly mediaFiles?: MediaFileKind;
   /**
    * The schema of the config section `name`, with its defaults; its output is what `fit` gets as
    * settings. Left out by image, text and vector, whose sections are part of the core schema

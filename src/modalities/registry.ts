@@ -1,6 +1,7 @@
 // The modalities a config can name. A new kind of data (audio, tables) is a folder under
 // src/modalities/ with a ModalityFactory, added here, or a user's module registered at run time
 // (src/modalities/plugins.ts, docs/modalities.md).
+import type { MediaFileKind } from '../data/paired.js';
 import type { Modality, ModalityFactory, ModalitySpec } from './modality.js';
 import { imageModality } from './image/index.js';
 import { textModality } from './text/index.js';
@@ -38,6 +39,11 @@ export function modalityFactory<Raw = unknown>(name: string): ModalityFactory<Ra
 /** The registered names, in registration order: image, text, vector, then plug-ins. */
 export function registeredModalities(): string[] {
   return [...factories.keys()];
+}
+
+/** The registered plug-ins whose JSONL field names files, by field: what loading checks them for (ParseOptions.mediaFields). */
+export function registeredMediaFields(): Record<string, MediaFileKind> {
+  return Object.fromEntries([...factories].flatMap(([name, f]) => (f.mediaFiles ? [[name, f.mediaFiles]] : [])));
 }
 
 /** Rebuilds a saved modality (a checkpoint's spec) with its registered factory. */

@@ -4,7 +4,7 @@
 import { manualSeed, type Device } from '../engine/index.js';
 import type { OnBadRecord, PairedItem, ParseOptions } from '../data/paired.js';
 import type { Modality, ModalitySpec } from '../modalities/modality.js';
-import { modalityFactory, registeredModalities, restoreModality } from '../modalities/registry.js';
+import { modalityFactory, registeredMediaFields, registeredModalities, restoreModality } from '../modalities/registry.js';
 import { AlignModel } from '../align/model.js';
 import type { AlignmentLossWeights } from '../align/loss.js';
 import { ALIGNMENT_OBJECTIVES } from '../config/objectives.js';
@@ -183,9 +183,14 @@ export async function loadModelWithPlugins(path: string, onSkip?: (message: stri
 
 /**
  * How a command reads a run's data: the config's bad-record policy (or the one given) and rule for
- * images outside their folder, and every registered modality's name (a plug-in's too) as a JSONL
- * field that makes a line an item.
+ * images (and plug-ins' media files) outside their folder, every registered modality's name (a
+ * plug-in's too) as a JSONL field that makes a line an item, and the plug-ins' media files to check.
  */
 export function runDataOptions(config: Config, onBadRecord: OnBadRecord = config.data.onBadRecord): ParseOptions {
-  return { onBadRecord, allowOutsideImages: config.data.allowOutsideImages, modalityFields: registeredModalities() };
+  return {
+    onBadRecord,
+    allowOutsideImages: config.data.allowOutsideImages,
+    modalityFields: registeredModalities(),
+    mediaFields: registeredMediaFields(),
+  };
 }

@@ -14,6 +14,9 @@
 // words it counts come from the library's own BERT normaliser and pre-tokenizer, so training sees
 // exactly what encoding will; the result is written as the library's tokenizer JSON and loaded with Tokenizer.fromString,
 // which then does all normalisation, splitting, WordPiece matching, [CLS] insertion and decoding.
+//
+// A pretrained model's tokenizer.json (BERT's: [CLS] text [SEP]) is served the same way; the
+// library truncates, so a cut text keeps its [SEP].
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Tokenizer, bertNormalizer, bertPreTokenizer } from 'tokenizers';
 import { tensor, type Tensor } from '../../engine/index.js';
@@ -27,6 +30,8 @@ export interface SpecialTokenIds {
   unk: number;
   cls: number;
   mask: number;
+  /** [SEP], which ends every text in BERT's tokenizers; absent from tokenizers trained here. */
+  sep?: number;
 }
 
 /** The ids every tokenizer from {@link trainTokenizer} has. */
@@ -56,9 +61,11 @@ export class TokenizerError extends Error {
 
 /** A batch of encoded texts. */
 export interface EncodedBatch {
-  /** int64 [N, L]: [CLS], the text's pieces, then [PAD] (id 0) to the right. */
+  /** int64 [N, L]: [CLS], the text's pieces ([SEP] after them where the tokenizer adds it), then [PAD] (id 0) to the right. */
   ids: Tensor;
-  /** Tokens per row before padding, [CLS] included. */
+  /** int64 [N, L]: 1 at the tokens, 0 at the padding. */
+  attentionMask: Tensor;
+  /** Tokens per row before padding, special tokens included. */
   lengths: Int32Array;
 }
 
@@ -83,15 +90,12 @@ export interface EncodeBatchOptions {
 export class TextTokenizer {
   readonly #tokenizer: Tokenizer;
   readonly #json: string;
+  /** One library tokenizer per maxLength, truncating to it: settings of a shared one would change under calls in flight. */
+  readonly #truncating = new Map<number, Tokenizer>();
   readonly specialIds: Readonly<SpecialTokenIds>;
 
   private constructor(json: string) {
-    let tokenizer: Tokenizer;
-    try {
-      tokenizer = Tokenizer.fromString(json);
-    } catch (err) {
-      throw new TokenizerError(`TextTokenizer: not a Hugging Face tokenizer JSON: ${(err as Error).message}`);
-    }
+    const tokenizer = libraryTokenizer(json);
     const idOf = (token: string): number => {
       const id = tokenizer.tokenToId(token);
       if (id === null || id === undefined) {
@@ -101,7 +105,9 @@ export class TextTokenizer {
       }
       return id;
     };
-    const ids = { pad: idOf('[PAD]'), unk: idOf('[UNK]'), cls: idOf('[CLS]'), mask: idOf('[MASK]') };
+    const ids: SpecialTokenIds = { pad: idOf('[PAD]'), unk: idOf('[UNK]'), cls: idOf('[CLS]'), mask: idOf('[MASK]') };
+    const sep = tokenizer.tokenToId('[SEP]');
+    if (sep !== null && sep !== undefined) ids.sep = sep;
     if (ids.pad !== 0)
       throw new TokenizerError(`TextTokenizer: [PAD] must have id 0 (the encoder treats id 0 as padding), it has ${ids.pad}`);
     this.#tokenizer = tokenizer;
@@ -112,6 +118,16 @@ export class TextTokenizer {
   /** Rebuilds a tokenizer from {@link toJSON}'s string (any tokenizer JSON with the four special tokens and [PAD] = 0). */
   static fromJSON(json: string): TextTokenizer {
     return new TextTokenizer(json);
+  }
+
+  #truncatingTo(maxLength: number): Tokenizer {
+    let tokenizer = this.#truncating.get(maxLength);
+    if (tokenizer === undefined) {
+      tokenizer = libraryTokenizer(this.#json);
+      tokenizer.setTruncation(maxLength);
+      this.#truncating.set(maxLength, tokenizer);
+    }
+    return tokenizer;
   }
 
   /** Reads a tokenizer JSON file, as written by {@link save} or by the Python library. */
@@ -155,8 +171,9 @@ export class TextTokenizer {
   }
 
   /**
-   * Texts → int64 ids [N, L] ([CLS] first, truncated to maxLength, then [PAD] = 0 on the right).
-   * L is maxLength, or with padding 'longest' the longest row.
+   * Texts → int64 ids [N, L] ([CLS] first, truncated to maxLength, then [PAD] = 0 on the right)
+   * and their attention mask. L is maxLength, or with padding 'longest' the longest row. The
+   * library truncates the text before adding the special tokens, so a cut text keeps its [SEP].
    */
   async encodeBatch(texts: string[], maxLength: number, options: EncodeBatchOptions = {}): Promise<EncodedBatch> {
     if (!Number.isInteger(maxLength) || maxLength < 1) {
@@ -165,7 +182,7 @@ export class TextTokenizer {
     texts.forEach((t, i) => {
       if (typeof t !== 'string') throw new TypeError(`TextTokenizer.encodeBatch: texts[${i}] is ${typeof t}, expected a string`);
     });
-    const encodings = texts.length === 0 ? [] : await this.#tokenizer.encodeBatch(texts, { addSpecialTokens: true });
+    const encodings = texts.length === 0 ? [] : await this.#truncatingTo(maxLength).encodeBatch(texts, { addSpecialTokens: true });
     const rows = encodings.map((e, i) => {
       const ids = e.getIds();
       if (ids[0] !== this.specialIds.cls) {
@@ -173,13 +190,19 @@ export class TextTokenizer {
           `TextTokenizer.encodeBatch: texts[${i}] does not start with [CLS]; the tokenizer JSON needs a post-processor that adds it`,
         );
       }
+      // Longer only where maxLength is below the number of special tokens the template adds.
       return ids.length > maxLength ? ids.slice(0, maxLength) : ids;
     });
     const lengths = Int32Array.from(rows, (r) => r.length);
     const width = options.padding === 'longest' ? Math.max(1, ...lengths) : maxLength;
     const flat = new Int32Array(rows.length * width); // zeros: [PAD]
-    rows.forEach((r, i) => flat.set(r, i * width));
-    return { ids: tensor(flat, { shape: [rows.length, width], dtype: 'int64' }), lengths };
+    const mask = new Int32Array(rows.length * width);
+    rows.forEach((r, i) => {
+      flat.set(r, i * width);
+      mask.fill(1, i * width, i * width + r.length);
+    });
+    const shape = [rows.length, width];
+    return { ids: tensor(flat, { shape, dtype: 'int64' }), attentionMask: tensor(mask, { shape, dtype: 'int64' }), lengths };
   }
 
   /** Ids (an array or a 1-D tensor) → text, without special tokens; WordPiece pieces are rejoined. */
@@ -194,6 +217,22 @@ export class TextTokenizer {
     const rows = ids.toArray() as number[][];
     return rows.length === 0 ? [] : this.#tokenizer.decodeBatch(rows, true);
   }
+}
+
+/**
+ * The library's tokenizer from its JSON, with no padding or truncation of its own: a pretrained
+ * model's file may fix both (all-MiniLM-L6-v2's pads every text to 128); encodeBatch does its own.
+ */
+function libraryTokenizer(json: string): Tokenizer {
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = Tokenizer.fromString(json);
+  } catch (err) {
+    throw new TokenizerError(`TextTokenizer: not a Hugging Face tokenizer JSON: ${(err as Error).message}`);
+  }
+  tokenizer.disablePadding();
+  tokenizer.disableTruncation();
+  return tokenizer;
 }
 
 /**

@@ -9,9 +9,10 @@
 // of a 256 × 32 batch takes 2–5 ms on one CPU thread (measured by tests/text.test.ts on a
 // busy 2-core machine), well under a training step.
 //
-// Ids are laid out as the tokenizer writes them: [CLS] first, the text's tokens, [PAD] (0) to the
-// right. [CLS] and [PAD] are never changed or moved, padding stays on the right, and a row never
-// loses its last text token.
+// Ids are laid out as the tokenizer writes them: [CLS] first, the text's tokens, [SEP] where a
+// pretrained BERT tokenizer adds it, [PAD] (0) to the right. [CLS], [SEP] and [PAD] are never
+// changed or dropped, [SEP] stays after the text, padding on the right, and a row never loses its
+// last text token.
 import { arange, rand, tidy, where, type Generator, type Tensor } from '../../engine/index.js';
 import { DEFAULT_SPECIAL_IDS, type SpecialTokenIds } from './tokenizer.js';
 
@@ -137,9 +138,12 @@ export function shuffleLocally(
     const noise = uniform(ids.shape, ids, g)
       .mul(window + 1)
       .mul(apply);
-    // [CLS] keeps its key, padding sorts after every text token (whose keys stay below length + window + 1).
+    // [CLS] keeps its key; [SEP] sorts after the text tokens before it (whose keys stay below its
+    // position + window + 1), padding after every token (the keys stay below length + window + 1).
     const padKey = position.add(length + window + 1);
-    const key = where(text, position.add(noise), where(ids.eq(special.pad), padKey, position));
+    let key = where(ids.eq(special.pad), padKey, position);
+    if (special.sep !== undefined) key = where(ids.eq(special.sep), position.add(window + 1), key);
+    key = where(text, position.add(noise), key);
     return ids.gather(1, key.argsort(1));
   });
 }
@@ -167,9 +171,10 @@ function uniform(shape: number[], like: Tensor, g: Generator): Tensor {
   return u.device === like.device ? u : u.to(like.device);
 }
 
-/** Where the text is: neither [CLS] nor [PAD]. ([MASK] and [UNK] count as text.) */
+/** Where the text is: neither [CLS], [SEP] nor [PAD]. ([MASK] and [UNK] count as text.) */
 function textTokens(ids: Tensor, special: SpecialTokenIds): Tensor {
-  return ids.ne(special.pad).logicalAnd(ids.ne(special.cls));
+  const text = ids.ne(special.pad).logicalAnd(ids.ne(special.cls));
+  return special.sep === undefined ? text : text.logicalAnd(ids.ne(special.sep));
 }
 
 /** `chosen` (⊆ text), except that in a row where it holds every text token, one of them at random is left out. */
