@@ -1,15 +1,23 @@
 // The text modality: captions → WordPiece ids (a tokenizer trained on the training captions) →
-// two noised views for BYOL → a pre-LN Transformer encoder.
+// two noised views for BYOL → a pre-LN Transformer encoder. Or, with encoder 'bert', a pretrained
+// BERT-family tower and its own tokenizer, from a folder (pretrained.ts).
 import type { Generator, Tensor } from '../../engine/index.js';
 import type { Modality, ModalityFactory, ModalitySpec } from '../modality.js';
 import { readTextEmbedInputs } from '../embed_inputs.js';
 import { TextTokenizer, trainTokenizer } from './tokenizer.js';
 import { TextTransformer, type TextPooling } from './encoder.js';
+import { BertEncoder, bertConfig, bertConfigJSON, type BertConfig } from './bert.js';
+import { loadBertWeights, readPretrainedTextFolder } from './pretrained.js';
 import { textView, textViewConfig, type TextViewConfig } from './views.js';
 
 export * from './tokenizer.js';
 export * from './encoder.js';
 export * from './views.js';
+export * from './bert.js';
+export * from './pretrained.js';
+
+/** The text encoders: byol-align's own Transformer, trained from scratch, or a pretrained BERT from text.pretrained. */
+export type TextEncoderKind = 'transformer' | 'bert';
 
 /** Everything that configures the text modality; every field has a default. */
 export interface TextSettings {
@@ -33,6 +41,14 @@ export interface TextSettings {
   dropout: number;
   /** Representation: mean of the token vectors or the [CLS] vector (default 'mean'). */
   pooling: TextPooling;
+  /**
+   * 'transformer' (default) trains byol-align's own encoder and tokenizer; 'bert' starts from the
+   * BERT-family model in `pretrained`, whose config.json and tokenizer.json replace the vocabulary and
+   * Transformer fields above (vocabSize, minFrequency, dModel, layers, heads, dimFeedforward, dropout).
+   */
+  encoder: TextEncoderKind;
+  /** With encoder 'bert': a folder holding config.json, model.safetensors and tokenizer.json. */
+  pretrained?: string;
   /** The augmentations of BYOL's first and second view; fields left out take DEFAULT_TEXT_VIEW's values. */
   view1: TextViewConfig;
   view2: TextViewConfig;
@@ -48,6 +64,7 @@ const DEFAULTS: Omit<TextSettings, 'dimFeedforward' | 'view1' | 'view2'> = {
   heads: 4,
   dropout: 0.1,
   pooling: 'mean',
+  encoder: 'transformer',
 };
 
 /**
@@ -55,7 +72,7 @@ const DEFAULTS: Omit<TextSettings, 'dimFeedforward' | 'view1' | 'view2'> = {
  * every field checked; unknown fields are errors, so a misspelt one is not silently ignored.
  */
 export function textSettings(raw: Record<string, unknown> = {}): TextSettings {
-  const known = new Set([...Object.keys(DEFAULTS), 'dimFeedforward', 'view1', 'view2']);
+  const known = new Set([...Object.keys(DEFAULTS), 'dimFeedforward', 'view1', 'view2', 'pretrained']);
   for (const key of Object.keys(raw)) {
     if (!known.has(key)) throw new RangeError(`text settings: unknown field '${key}'; fields are ${[...known].join(', ')}`);
   }
@@ -79,9 +96,11 @@ export function textSettings(raw: Record<string, unknown> = {}): TextSettings {
     dimFeedforward: positiveInt('dimFeedforward'),
     dropout: merged.dropout as number,
     pooling: merged.pooling as TextPooling,
+    encoder: merged.encoder as TextEncoderKind,
     view1: viewSettings(raw.view1, 'view1'),
     view2: viewSettings(raw.view2, 'view2'),
   };
+  if (merged.pretrained !== undefined) settings.pretrained = merged.pretrained as string;
   if (!(typeof settings.minFrequency === 'number' && settings.minFrequency >= 0)) {
     throw new RangeError(`text settings: minFrequency must be a number ≥ 0, got ${JSON.stringify(settings.minFrequency)}`);
   }
@@ -95,6 +114,19 @@ export function textSettings(raw: Record<string, unknown> = {}): TextSettings {
     throw new RangeError(`text settings: pooling must be 'mean' or 'cls', got ${JSON.stringify(settings.pooling)}`);
   }
   if (dModel % settings.heads !== 0) throw new RangeError(`text settings: heads (${settings.heads}) must divide dModel (${dModel})`);
+  if (settings.encoder !== 'transformer' && settings.encoder !== 'bert') {
+    throw new RangeError(`text settings: encoder must be 'transformer' or 'bert', got ${JSON.stringify(settings.encoder)}`);
+  }
+  if (settings.pretrained !== undefined && (typeof settings.pretrained !== 'string' || settings.pretrained === '')) {
+    throw new RangeError(`text settings: pretrained must be the path of a folder, got ${JSON.stringify(settings.pretrained)}`);
+  }
+  if ((settings.encoder === 'bert') !== (settings.pretrained !== undefined)) {
+    throw new RangeError(
+      settings.encoder === 'bert'
+        ? 'text settings: encoder bert needs pretrained, a folder with config.json, model.safetensors and tokenizer.json'
+        : "text settings: pretrained is set but encoder is 'transformer'; set encoder: bert to start from it",
+    );
+  }
   return settings;
 }
 
@@ -109,8 +141,19 @@ function viewSettings(value: unknown, field: string): TextViewConfig {
   }
 }
 
+/** A pretrained BERT tower of the text modality: its architecture, and where its weights are while they are needed. */
+export interface TextBert {
+  config: BertConfig;
+  /**
+   * model.safetensors, read into every encoder createEncoder() builds; absent in a modality restored
+   * from a checkpoint, whose weights (and the trained ones) the checkpoint itself holds.
+   */
+  weightsFile?: string;
+}
+
 /**
- * Captions as a modality: collate tokenizes, views noise the ids, the encoder is a TextTransformer.
+ * Captions as a modality: collate tokenizes, views noise the ids, the encoder is a TextTransformer
+ * (or, with a pretrained tower, a BertEncoder).
  *
  * @example
  * const text = await textModality.fit({ vocabSize: 4096, maxLength: 32 }, trainCaptions);
@@ -122,18 +165,25 @@ export class TextModality implements Modality<string> {
   readonly name = 'text';
   readonly settings: Readonly<TextSettings>;
   readonly tokenizer: TextTokenizer;
+  /** The pretrained tower, with settings.encoder 'bert'. */
+  readonly bert: Readonly<TextBert> | null;
 
-  constructor(settings: TextSettings, tokenizer: TextTokenizer) {
+  constructor(settings: TextSettings, tokenizer: TextTokenizer, bert: TextBert | null = null) {
     this.settings = Object.freeze({
       ...settings,
       view1: Object.freeze({ ...settings.view1 }),
       view2: Object.freeze({ ...settings.view2 }),
     });
     this.tokenizer = tokenizer;
+    if ((settings.encoder === 'bert') !== (bert !== null)) {
+      throw new RangeError(`TextModality: encoder '${settings.encoder}' ${bert === null ? 'needs' : 'takes no'} a BERT config`);
+    }
+    if (bert !== null) checkBertFits(settings, tokenizer, bert.config);
+    this.bert = bert === null ? null : Object.freeze({ ...bert });
   }
 
   get featureDim(): number {
-    return this.settings.dModel;
+    return this.bert === null ? this.settings.dModel : this.bert.config.hiddenSize;
   }
 
   /** Captions → int64 ids [N, L]: [CLS], WordPiece pieces, [PAD] = 0 on the right. */
@@ -153,8 +203,14 @@ export class TextModality implements Modality<string> {
     return batch;
   }
 
-  createEncoder(): TextTransformer {
+  /** A fresh encoder; a pretrained one has the folder's weights (after fit; after restore, the checkpoint loads its own). */
+  createEncoder(): TextTransformer | BertEncoder {
     const s = this.settings;
+    if (this.bert !== null) {
+      const encoder = new BertEncoder(this.bert.config, { pooling: s.pooling, padId: this.tokenizer.specialIds.pad });
+      if (this.bert.weightsFile !== undefined) loadBertWeights(encoder, this.bert.weightsFile);
+      return encoder;
+    }
     return new TextTransformer({
       vocabSize: this.tokenizer.vocabSize,
       maxLength: s.maxLength,
@@ -177,8 +233,28 @@ export class TextModality implements Modality<string> {
         string,
         unknown
       >,
-      state: { tokenizer: this.tokenizer.toJSON() },
+      // The tokenizer.json and config.json of a pretrained tower are kept here, so a run needs its
+      // folder only to start: eval, embed and resume read the checkpoint alone.
+      state: {
+        tokenizer: this.tokenizer.toJSON(),
+        ...(this.bert === null ? {} : { bertConfig: bertConfigJSON(this.bert.config) }),
+      },
     };
+  }
+}
+
+/** A BERT's config fits the tokenizer and settings: every id has a row, every position an embedding. */
+function checkBertFits(settings: TextSettings, tokenizer: TextTokenizer, config: BertConfig): void {
+  const where = settings.pretrained ?? 'the pretrained text tower';
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new RangeError(
+      `${where}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}; they must come from one model`,
+    );
+  }
+  if (settings.maxLength > config.maxPositionEmbeddings) {
+    throw new RangeError(
+      `text.maxLength ${settings.maxLength} is longer than ${where}'s max_position_embeddings ${config.maxPositionEmbeddings}; lower text.maxLength`,
+    );
   }
 }
 
@@ -197,6 +273,10 @@ export const textModality: ModalityFactory<string> = {
 
   async fit(settings: Record<string, unknown>, trainingItems: string[]): Promise<TextModality> {
     const s = textSettings(settings);
+    if (s.encoder === 'bert') {
+      const folder = readPretrainedTextFolder(s.pretrained!);
+      return new TextModality(s, folder.tokenizer, { config: folder.config, weightsFile: folder.weightsFile });
+    }
     if (trainingItems.length === 0) throw new RangeError('text modality: fit needs training captions to train the tokenizer, got none');
     return new TextModality(s, trainTokenizer(trainingItems, { vocabSize: s.vocabSize, minFrequency: s.minFrequency }));
   },
@@ -207,6 +287,9 @@ export const textModality: ModalityFactory<string> = {
     if (typeof json !== 'string') {
       throw new TypeError("text modality: the spec's state.tokenizer must be the tokenizer JSON string written by toJSON()");
     }
-    return new TextModality(textSettings(spec.settings), TextTokenizer.fromJSON(json));
+    const settings = textSettings(spec.settings);
+    const bert =
+      settings.encoder === 'bert' ? { config: bertConfig(spec.state?.bertConfig, "the checkpoint's text state.bertConfig") } : null;
+    return new TextModality(settings, TextTokenizer.fromJSON(json), bert);
   },
 };
