@@ -41,6 +41,12 @@ const PCM_SCALE: Record<string, { offset: number; scale: number }> = {
   '64': { offset: 0, scale: 1 },
 };
 
+/** True when the first bytes (12 suffice) are a RIFF, RIFX or RF64 container of type WAVE. */
+export function looksLikeWav(head: Uint8Array): boolean {
+  const ascii = (from: number, to: number): string => String.fromCharCode(...head.subarray(from, to));
+  return head.length >= 12 && ['RIFF', 'RIFX', 'RF64'].includes(ascii(0, 4)) && ascii(8, 12) === 'WAVE';
+}
+
 /**
  * Decodes WAV bytes to mono float32 (the channels' mean). `file` names the source in errors.
  *
@@ -49,8 +55,7 @@ const PCM_SCALE: Record<string, { offset: number; scale: number }> = {
  */
 export function decodeWav(bytes: Uint8Array, file: string): DecodedAudio {
   if (bytes.length === 0) throw new AudioDecodeError(file, 'the file is empty, not a WAV file');
-  const ascii = (from: number, to: number): string => String.fromCharCode(...bytes.subarray(from, to));
-  if (bytes.length < 12 || !['RIFF', 'RIFX', 'RF64'].includes(ascii(0, 4)) || ascii(8, 12) !== 'WAVE')
+  if (!looksLikeWav(bytes))
     throw new AudioDecodeError(file, 'not a WAV file (it does not start with a RIFF/WAVE header); the audio modality reads WAV files');
   let wav: InstanceType<typeof WaveFile>;
   try {

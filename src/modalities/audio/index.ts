@@ -13,7 +13,7 @@ import { noGrad, tensor, tidy, type Generator, type Tensor } from '../../engine/
 import type { TensorModule } from '../../nn/index.js';
 import type { EmbedInputs, FitOptions, Modality, ModalityFactory, ModalitySpec } from '../modality.js';
 import { EmbedInputError, mediaFiles, readJsonlEmbedInputs } from '../embed_inputs.js';
-import { AudioDecodeError, MAX_SAMPLE_RATE, readWavFile } from './decode.js';
+import { AudioDecodeError, looksLikeWav, MAX_SAMPLE_RATE, readWavFile } from './decode.js';
 import { clipSamples, fitClip } from './clip.js';
 import { LogMelSpectrogram, logMelFrames } from './log_mel.js';
 import { ByolaAudioEncoder } from './encoder.js';
@@ -305,6 +305,7 @@ export const audioModality: ModalityFactory<AudioItem> = {
   configSchema: audioSettingsSchema as unknown as z.ZodType<Record<string, unknown>>,
   // A JSONL record's `audio` (src/data/jsonl.ts keeps it as extra.audio and the manifest's folder as folder).
   rawItems: (item) => audioPaths(item.extra?.audio, item.folder),
+  mediaFiles: { noun: 'audio clip', formats: 'WAV', sniff: looksLikeWav },
   readEmbedInputs: (input) => readAudioEmbedInputs(input),
 
   async fit(settings: Record<string, unknown>, trainingItems: AudioItem[], options: FitOptions = {}): Promise<AudioModality> {
