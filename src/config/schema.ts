@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ALIGNMENT_OBJECTIVES, type ObjectiveName } from './objectives.js';
 import { ALIGNMENT_VIEW, type ViewAugmentations } from '../modalities/image/augment.js';
+import { IMAGE_ENCODERS } from '../modalities/image/encoders.js';
 import { DEFAULT_TEXT_VIEW, type TextViewConfig } from '../modalities/text/views.js';
 import { DEFAULT_VECTOR_VIEW, type VectorViewConfig } from '../modalities/vector/views.js';
 import { DEFAULT_VECTOR_ADAPTER } from '../modalities/vector/adapter.js';
@@ -168,10 +169,24 @@ export const imageSchema = z
       .default('cover')
       .describe("How images are made square: 'cover' scales and centre-crops, 'fill' stretches."),
     encoder: z
-      .enum(['small-cnn', 'resnet18'])
+      .enum(IMAGE_ENCODERS)
       .default('small-cnn')
-      .describe("'small-cnn' (conv 32-64-128, 128-d) or 'resnet18' (CIFAR-style, 512·widthMultiplier-d)."),
-    widthMultiplier: z.number().positive().max(16).default(1).describe("ResNet-18's channel multiplier."),
+      .describe(
+        "'small-cnn' (conv 32-64-128, 128-d), 'resnet18' (CIFAR-style, 512·widthMultiplier-d), or an ImageNet ResNet in torchvision's and timm's layout: 'resnet18-imagenet', 'resnet34' (512-d), 'resnet50' (2048-d) (docs/pretrained.md).",
+      ),
+    widthMultiplier: z
+      .number()
+      .positive()
+      .max(16)
+      .default(1)
+      .describe("The CIFAR ResNet-18's channel multiplier (1 for the other encoders)."),
+    weights: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A safetensors state dict loaded into the image encoder when a run starts (torchvision's or timm's ResNet weights; their classifier `fc.*` is skipped); every key is checked. Resuming does not read it: checkpoints hold the weights (docs/pretrained.md).",
+      ),
     view1: imageViewSchema(ALIGNMENT_VIEW, 'first'),
     view2: imageViewSchema(ALIGNMENT_VIEW, 'second'),
   })
@@ -195,19 +210,6 @@ export const textSchema = z
     heads: positiveUpTo(256).default(4).describe('Attention heads; must divide dModel.'),
     dropout: z.number().min(0).max(1).default(0.1).describe('Dropout inside the Transformer.'),
     pooling: z.enum(['mean', 'cls']).default('mean').describe('Representation: mean of the token vectors, or the [CLS] vector.'),
-    encoder: z
-      .enum(['transformer', 'bert'])
-      .default('transformer')
-      .describe(
-        "'transformer': byol-align's own, trained from scratch with a tokenizer trained on the captions; 'bert': the pretrained BERT-family model (BERT, MiniLM) in text.pretrained (docs/pretrained.md).",
-      ),
-    pretrained: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        'With encoder bert: a folder holding config.json, model.safetensors and tokenizer.json; its architecture, dropout and tokenizer replace vocabSize, minFrequency, dModel, layers, heads and dropout. Read when training starts; the checkpoint keeps its config and tokenizer.',
-      ),
     view1: textViewSchema(DEFAULT_TEXT_VIEW, 'first'),
     view2: textViewSchema(DEFAULT_TEXT_VIEW, 'second'),
   })
@@ -347,21 +349,13 @@ export const CORE_SECTIONS: readonly string[] = Object.keys(coreSections);
 
 /** Checks across sections. */
 function checkConfig(
-  config: { train: { epochs?: number; steps?: number }; text: { dModel: number; heads: number; encoder: string; pretrained?: string } },
+  config: { train: { epochs?: number; steps?: number }; text: { dModel: number; heads: number } },
   ctx: z.RefinementCtx,
 ): void {
   if (config.train.epochs !== undefined && config.train.steps !== undefined)
     ctx.addIssue({ code: 'custom', path: ['train', 'steps'], message: 'give train.epochs or train.steps, not both' });
   if (config.text.dModel % config.text.heads !== 0)
     ctx.addIssue({ code: 'custom', path: ['text', 'heads'], message: `must divide text.dModel (${config.text.dModel})` });
-  if (config.text.encoder === 'bert' && config.text.pretrained === undefined)
-    ctx.addIssue({
-      code: 'custom',
-      path: ['text', 'pretrained'],
-      message: 'encoder bert needs pretrained: a folder with config.json, model.safetensors and tokenizer.json',
-    });
-  if (config.text.encoder !== 'bert' && config.text.pretrained !== undefined)
-    ctx.addIssue({ code: 'custom', path: ['text', 'encoder'], message: 'must be bert to start from text.pretrained' });
 }
 
 export const configSchema = z.strictObject(coreSections).superRefine(checkConfig);

@@ -1,6 +1,7 @@
 // The image modality: file paths or decoded uint8 pixels in, BYOL's two asymmetric views
-// (augment.ts) for training, normalised pixels for evaluation, and a SmallCnn or CIFAR ResNet-18
-// encoder.
+// (augment.ts) for training, normalised pixels for evaluation, and an encoder: a SmallCnn, a CIFAR
+// ResNet-18, or an ImageNet ResNet-18/34/50 that loads torchvision's and timm's weights
+// (settings.weights, pretrained.ts).
 //
 // Raw input. An item is either a file path (decoded, resized to `size` and flattened onto white
 // on an ImageDecodePool) or uint8 pixels already decoded: [C, size, size] for one image or
@@ -15,8 +16,8 @@ import { ImageDecodeError, type ImageFit } from '../../data/image_decode.js';
 import type { Modality, ModalityFactory, ModalitySpec } from '../modality.js';
 import { readImageEmbedInputs } from '../embed_inputs.js';
 import { augmentView, byolView1, byolView2, normalizeChannels, type ViewConfig } from './augment.js';
-import { SmallCnn } from './small_cnn.js';
-import { CifarResNet18 } from './resnet.js';
+import { buildImageEncoder, IMAGE_ENCODERS, type ImageEncoder, type ImageEncoderName } from './encoders.js';
+import { loadPretrainedWeights, type PretrainedLoad } from './pretrained.js';
 
 /** A file path, or decoded uint8 pixels [C, size, size] or [N, C, size, size]. */
 export type ImageInput = string | Tensor;
@@ -24,7 +25,7 @@ export type ImageInput = string | Tensor;
 /** Changes to one of BYOL's view presets (byolView1/byolView2); the size is the modality's. */
 export type ViewOverrides = Partial<Omit<ViewConfig, 'size'>>;
 
-export type ImageEncoderName = 'small-cnn' | 'resnet18';
+export { IMAGE_ENCODERS, type ImageEncoderName };
 
 /** The image modality's settings; every field has a default. */
 export interface ImageModalitySettings {
@@ -34,10 +35,18 @@ export interface ImageModalitySettings {
   channels: 1 | 3;
   /** How files are made square: 'cover' (default; scale, centre-crop) or 'fill' (stretch). */
   fit: ImageFit;
-  /** 'small-cnn' (default; 128-d, for 28–64 px) or 'resnet18' (CIFAR-style, 512·widthMultiplier-d). */
+  /**
+   * 'small-cnn' (default; 128-d, for 28–64 px), 'resnet18' (CIFAR-style, 512·widthMultiplier-d), or
+   * an ImageNet ResNet with torchvision's layout: 'resnet18-imagenet', 'resnet34' (512-d), 'resnet50' (2048-d).
+   */
   encoder: ImageEncoderName;
-  /** ResNet-18's channel multiplier (default 1); unused by small-cnn. */
+  /** The CIFAR ResNet-18's channel multiplier (default 1); must be 1 for the others. */
   widthMultiplier: number;
+  /**
+   * A safetensors state dict loaded into every encoder this modality creates (torchvision's or
+   * timm's names for the ImageNet ResNets; `fc.*` is skipped); default none (random initialisation).
+   */
+  weights?: string;
   /** Overrides of byolView1 (always blurred, never solarized); default none. */
   view1: ViewOverrides;
   /** Overrides of byolView2 (blur p = 0.1, solarize p = 0.2); default none. */
@@ -50,9 +59,14 @@ export interface ImageModalityOptions {
   pool?: ImageDecodePool;
   /** Workers of its own pool; default ImageDecodePool.defaultSize(). */
   poolSize?: number;
+  /**
+   * Load settings.weights into each encoder created (default true). A modality restored from a
+   * checkpoint does not: the checkpoint holds the trained weights, and the file need not exist.
+   */
+  loadWeights?: boolean;
 }
 
-const DEFAULTS: ImageModalitySettings = {
+const DEFAULTS: Required<Omit<ImageModalitySettings, 'weights'>> = {
   size: 64,
   channels: 3,
   fit: 'cover',
@@ -61,6 +75,8 @@ const DEFAULTS: ImageModalitySettings = {
   view1: {},
   view2: {},
 };
+
+const KNOWN_FIELDS: readonly string[] = [...Object.keys(DEFAULTS), 'weights'];
 
 /**
  * @example
@@ -80,8 +96,11 @@ export class ImageModality implements Modality<ImageInput> {
   readonly #ownsPool: boolean;
   readonly #poolSize: number | undefined;
   /** An encoder built to learn featureDim, handed out by the next createEncoder() rather than wasted. */
-  #spareEncoder: (TensorModule & { featureDim: number }) | undefined;
+  #spareEncoder: ImageEncoder | undefined;
   #featureDim: number | undefined;
+  readonly #loadWeights: boolean;
+  /** What the newest encoder built got from settings.weights (undefined without weights). */
+  pretrained: PretrainedLoad | undefined;
 
   constructor(settings: Partial<ImageModalitySettings> = {}, options: ImageModalityOptions = {}) {
     this.settings = resolveSettings(settings);
@@ -91,9 +110,10 @@ export class ImageModality implements Modality<ImageInput> {
     this.#pool = options.pool;
     this.#ownsPool = options.pool === undefined;
     this.#poolSize = options.poolSize;
+    this.#loadWeights = options.loadWeights ?? true;
   }
 
-  /** Width of the encoder's output: 128 for small-cnn, round(512 · widthMultiplier) for resnet18. */
+  /** Width of the encoder's output: 128 for small-cnn, round(512 · widthMultiplier) for resnet18, 512 or 2048 for the ImageNet ResNets. */
   get featureDim(): number {
     if (this.#featureDim === undefined) {
       this.#spareEncoder = this.#buildEncoder();
@@ -158,7 +178,7 @@ export class ImageModality implements Modality<ImageInput> {
     });
   }
 
-  /** A fresh encoder, settings.encoder's, mapping [N, C, size, size] to [N, featureDim]. */
+  /** A fresh encoder, settings.encoder's, mapping [N, C, size, size] to [N, featureDim], with settings.weights loaded. */
   createEncoder(): TensorModule {
     const spare = this.#spareEncoder;
     this.#spareEncoder = undefined;
@@ -166,6 +186,7 @@ export class ImageModality implements Modality<ImageInput> {
   }
 
   toJSON(): ModalitySpec {
+    // settings.weights stays in the spec as a record of where training started; restore() does not read it.
     const { view1, view2, ...rest } = this.settings;
     return { name: this.name, settings: { ...rest, view1: { ...view1 }, view2: { ...view2 } } };
   }
@@ -180,9 +201,11 @@ export class ImageModality implements Modality<ImageInput> {
     return (this.#pool ??= new ImageDecodePool({ size: this.#poolSize }));
   }
 
-  #buildEncoder(): TensorModule & { featureDim: number } {
-    const { encoder, channels, widthMultiplier } = this.settings;
-    return encoder === 'resnet18' ? new CifarResNet18({ inChannels: channels, widthMultiplier }) : new SmallCnn({ inChannels: channels });
+  #buildEncoder(): ImageEncoder {
+    const { encoder, channels, widthMultiplier, weights } = this.settings;
+    const built = buildImageEncoder(encoder, { channels, widthMultiplier });
+    if (weights !== undefined && this.#loadWeights) this.pretrained = loadPretrainedWeights(built, weights);
+    return built;
   }
 
   /**
@@ -214,18 +237,23 @@ function nthStringIndex(items: ImageInput[], n: number): number {
 function resolveSettings(given: Partial<ImageModalitySettings>): ImageModalitySettings {
   if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new TypeError('image settings must be an object');
   for (const key of Object.keys(given)) {
-    if (!(key in DEFAULTS)) throw new TypeError(`image settings: unknown field "${key}"; known: ${Object.keys(DEFAULTS).join(', ')}`);
+    if (!KNOWN_FIELDS.includes(key)) throw new TypeError(`image settings: unknown field "${key}"; known: ${KNOWN_FIELDS.join(', ')}`);
   }
-  const s = { ...DEFAULTS, ...given };
+  const s: ImageModalitySettings = { ...DEFAULTS, ...given };
+  if (s.weights === undefined) delete s.weights; // no key at all, so specs without weights stay as they were
   const fail = (field: string, expected: string): never => {
-    throw new TypeError(`image settings: "${field}" is ${JSON.stringify((s as Record<string, unknown>)[field])}, expected ${expected}`);
+    throw new TypeError(
+      `image settings: "${field}" is ${JSON.stringify((s as unknown as Record<string, unknown>)[field])}, expected ${expected}`,
+    );
   };
   if (!Number.isInteger(s.size) || s.size < 8 || s.size > 8192) fail('size', 'an integer in 8..8192');
   if (s.channels !== 1 && s.channels !== 3) fail('channels', '1 or 3');
   if (s.fit !== 'cover' && s.fit !== 'fill') fail('fit', "'cover' or 'fill'");
-  if (s.encoder !== 'small-cnn' && s.encoder !== 'resnet18') fail('encoder', "'small-cnn' or 'resnet18'");
+  if (!(IMAGE_ENCODERS as readonly string[]).includes(s.encoder)) fail('encoder', IMAGE_ENCODERS.map((e) => `'${e}'`).join(', '));
   if (typeof s.widthMultiplier !== 'number' || !(s.widthMultiplier > 0) || !Number.isFinite(s.widthMultiplier))
     fail('widthMultiplier', 'a positive number');
+  if (s.widthMultiplier !== 1 && s.encoder !== 'resnet18') fail('widthMultiplier', `1: only 'resnet18' (CIFAR) has a width multiplier`);
+  if (s.weights !== undefined && (typeof s.weights !== 'string' || s.weights === '')) fail('weights', 'the path of a safetensors file');
   for (const view of ['view1', 'view2'] as const) {
     if (typeof s[view] !== 'object' || s[view] === null || Array.isArray(s[view])) fail(view, 'an object of view settings');
   }
@@ -283,6 +311,7 @@ export const imageModality: ModalityFactory<ImageInput> = {
   },
   restore(spec: ModalitySpec): ImageModality {
     if (spec.name !== 'image') throw new TypeError(`imageModality.restore: the spec is for modality "${spec.name}", not "image"`);
-    return new ImageModality(spec.settings as Partial<ImageModalitySettings>);
+    // A checkpoint holds the trained weights: resuming or loading a run never needs settings.weights.
+    return new ImageModality(spec.settings as Partial<ImageModalitySettings>, { loadWeights: false });
   },
 };

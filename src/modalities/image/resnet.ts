@@ -64,6 +64,11 @@ export class CifarResNet18 extends Module {
     this.featureDim = widths[3]!;
   }
 
+  /** The stem, then the eight basic blocks in order: the units that "all but the last N blocks" counts in. */
+  blocks(): Module[] {
+    return [this.#stem, ...this.#stages.flatMap((stage) => stage.namedChildren().map(([, block]) => block))];
+  }
+
   override forward(x: Tensor): Tensor {
     let h = this.#stem.forward(x).relu();
     for (const stage of this.#stages) h = stage.forward(h);

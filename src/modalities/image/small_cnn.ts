@@ -31,6 +31,11 @@ export class SmallCnn extends Module {
     this.featureDim = widths[2];
   }
 
+  /** The three conv blocks in order: the units that "all but the last N blocks" counts in. */
+  blocks(): Module[] {
+    return [...this.#blocks];
+  }
+
   /** images [N, C, H, W] → representations [N, featureDim]. */
   override forward(x: Tensor): Tensor {
     // Each activation is freed as soon as the next op has it (see Sequential.forward).
