@@ -134,7 +134,7 @@ test('a modality from a --plugin module trains, with its own config section and 
   assert.equal(r.status, 0, r.stderr);
   const config = json(join(runA, 'config.json')) as { plugins: string[]; tone: unknown };
   assert.deepEqual(config.plugins, [pluginFile]);
-  assert.deepEqual(config.tone, { hidden: 8, featureDim: 6, noiseStd: 0.1 });
+  assert.deepEqual(config.tone, { hidden: 8, featureDim: 6, noiseStd: 0.1, freeze: false, views: true });
   const specs = json(join(runA, 'modalities.json')) as { name: string; settings: Record<string, unknown> }[];
   assert.deepEqual(
     specs.map((s) => s.name),

@@ -9,6 +9,7 @@ import { emaSchedule, makeEmaTarget, updateEmaTarget, type EmaScheduleOptions } 
 import type { HeadNorm } from '../byol/heads.js';
 import { AlignBranch } from './network.js';
 import { upgradeSharedStatistics } from './shared_head.js';
+import { applyFreeze, freezePlan, type FreezeSetting } from './freeze.js';
 
 const indexCopy = op('aten::index_copy');
 
@@ -27,6 +28,11 @@ export interface ModalityViews {
   view2: Tensor;
   /** int64 [n] rows of the batch that have this modality (sorted), or null when all N do. */
   rows: Tensor | null;
+  /**
+   * The views are already the tower's features (cached, feature_cache.ts): only the neck and heads
+   * run. Allowed for a tower frozen whole.
+   */
+  encoded?: boolean;
 }
 
 /** Per modality, [N, d] tensors with zeros where the item lacks the modality, and the mask. */
@@ -51,6 +57,8 @@ export interface AlignEncoderSpec {
   name: string;
   create: () => TensorModule;
   featureDim: number;
+  /** Lock the tower, whole or all but its last blocks (freeze.ts); default false. */
+  freeze?: FreezeSetting;
 }
 
 /**
@@ -65,6 +73,10 @@ export class AlignModel extends Module {
   readonly modalities: string[];
   readonly tauBase: number;
   readonly tauSchedule: 'cosine' | 'constant';
+  /** Modalities whose tower is frozen whole: the online and target networks share it. */
+  readonly sharedTowers: ReadonlySet<string>;
+  /** The frozen parts, held in eval mode whatever the model's mode. */
+  readonly #frozenModules: Module[];
 
   constructor(encoders: AlignEncoderSpec[], options: AlignModelOptions = {}) {
     super();
@@ -78,20 +90,53 @@ export class AlignModel extends Module {
       predictionHiddenDim: options.predictionHiddenDim ?? 4096,
       headNorm: options.headNorm ?? 'batch',
     };
-    const build = (withPredictor: boolean): AlignBranch =>
-      new AlignBranch(
-        encoders.map((e) => [e.name, e.create(), e.featureDim]),
-        heads,
-        withPredictor,
-      );
-    this.online = this.registerModule('online', build(true));
-    this.target = this.registerModule('target', build(false));
+    const online = new AlignBranch(
+      encoders.map((e) => [e.name, e.create(), e.featureDim]),
+      heads,
+      true,
+    );
+    const plans = encoders.map((e) => [e.name, freezePlan(online.tower(e.name), e.freeze ?? false, `${e.name}.freeze`)] as const);
+    this.sharedTowers = new Set(plans.filter(([, plan]) => plan.whole).map(([name]) => name));
+    // A tower frozen whole is its own EMA target (ξ = τξ + (1 − τ)θ stays θ): the target network
+    // holds that very module, not a copy, so its weights are in memory once and it runs once a step.
+    const target = new AlignBranch(
+      encoders.map((e) => [e.name, this.sharedTowers.has(e.name) ? online.tower(e.name) : e.create(), e.featureDim]),
+      heads,
+      false,
+    );
+    this.online = this.registerModule('online', online);
+    this.target = this.registerModule('target', target);
+    for (const [, plan] of plans) applyFreeze(plan);
+    this.#frozenModules = plans.flatMap(([, plan]) => plan.evalModules);
     makeEmaTarget(this.target, this.online);
   }
 
-  /** Also reads checkpoints written before shared heads kept BatchNorm statistics per modality. */
+  /** Sets the mode, but the frozen parts stay in eval mode (BatchNorm's statistics fixed, no dropout). */
+  override train(mode = true): this {
+    super.train(mode);
+    for (const m of this.#frozenModules) m.eval();
+    return this;
+  }
+
+  /** The state without the target's copy of a shared tower (the online network's keys hold it). */
+  override stateDict(prefix = ''): StateDict {
+    const state = super.stateDict(prefix);
+    if (this.sharedTowers.size === 0) return state;
+    return new Map([...state].filter(([key]) => !this.#isSharedTargetKey(key.slice(prefix.length))));
+  }
+
+  /**
+   * Also reads checkpoints written before shared heads kept BatchNorm statistics per modality, and
+   * ignores a target's copy of a tower that is shared here.
+   */
   override loadStateDict(state: StateDict, strict = true): void {
-    super.loadStateDict(upgradeSharedStatistics(state, this.modalities), strict);
+    const own = [...upgradeSharedStatistics(state, this.modalities)].filter(([key]) => !this.#isSharedTargetKey(key));
+    super.loadStateDict(new Map(own), strict);
+  }
+
+  #isSharedTargetKey(key: string): boolean {
+    for (const name of this.sharedTowers) if (key.startsWith(`target.encoders.${name}.0.`)) return true;
+    return false;
   }
 
   onlineParameters(): Tensor[] {
@@ -107,10 +152,15 @@ export class AlignModel extends Module {
     for (const [name, v] of views) {
       const n = v.view1.shape[0]!;
       const both = cat([v.view1, v.view2]);
-      const p = this.online.project(name, this.online.encode(name, both));
+      if (v.encoded === true && !this.sharedTowers.has(name))
+        throw new Error(`AlignModel: '${name}' came as tower features, but its tower is not frozen whole`);
+      // A shared (frozen) tower runs once for both networks; cached features skip it altogether.
+      const features = v.encoded === true ? both : this.sharedTowers.has(name) ? this.online.tower(name).forward(both) : undefined;
+      const encode = (branch: AlignBranch): Tensor => (features ? branch.neck(name).forward(features) : branch.encode(name, both));
+      const p = this.online.project(name, encode(this.online));
       const q = this.online.predict(name, p);
       // In its own scope: the target's activations are freed here, before the losses and backward.
-      const z = noGrad(() => tidy(() => this.target.project(name, this.target.encode(name, both))));
+      const z = noGrad(() => tidy(() => this.target.project(name, encode(this.target))));
       const [p1, p2] = F.split(p, n) as [Tensor, Tensor];
       const [q1, q2] = F.split(q, n) as [Tensor, Tensor];
       const [z1, z2] = F.split(z, n) as [Tensor, Tensor];

@@ -22,7 +22,8 @@ export interface HeadOptions {
 export const SHARED = 'shared';
 
 export class AlignBranch extends Module {
-  readonly encoders: ModuleMap<TensorModule>;
+  /** Per modality, Sequential(tower, neck): the modality's encoder, then the neck (Identity unless shared heads need one). */
+  readonly encoders: ModuleMap<Sequential>;
   /** One SharedHead under 'shared', or one mlpHead per modality. */
   readonly projectors: ModuleMap<SharedHead> | ModuleMap<TensorModule>;
   readonly predictors: ModuleMap<SharedHead> | ModuleMap<TensorModule> | null;
@@ -59,6 +60,16 @@ export class AlignBranch extends Module {
   /** The representation of one modality's batch. */
   encode(modality: string, input: Tensor): Tensor {
     return this.encoders.get(modality).forward(input);
+  }
+
+  /** A modality's encoder itself, without the neck. */
+  tower(modality: string): TensorModule {
+    return this.encoders.get(modality).at(0);
+  }
+
+  /** The neck after a modality's tower (the rest of encode). */
+  neck(modality: string): TensorModule {
+    return this.encoders.get(modality).at(1);
   }
 
   project(modality: string, features: Tensor): Tensor {

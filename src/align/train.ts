@@ -46,7 +46,7 @@ export { NonFiniteLossError } from '../optim/nonfinite.js';
 /** One batch: its size and, per modality, the collated inputs of the rows that have it. */
 export interface AlignBatch {
   size: number;
-  inputs: Map<string, { batch: Tensor; rows: Tensor | null }>;
+  inputs: Map<string, { batch: Tensor; rows: Tensor | null; encoded?: boolean }>;
   /** Milliseconds the trainer waited for this batch (filled by the trainer). */
   waitMs?: number;
 }
@@ -203,7 +203,10 @@ export class AlignTrainer {
     // CLIP's learnable temperature, trained only when InfoNCE is part of the loss.
     this.logitScale = usesInfoNce ? new LogitScale() : undefined;
     if (this.logitScale) moveModule(this.logitScale, this.device);
-    const named = [...model.online.namedParameters(), ...(this.logitScale?.namedParameters('logitScale.') ?? [])];
+    // Frozen parameters (freeze.ts) need no gradient: out of the optimizer, its state and weight decay.
+    const named = [...model.online.namedParameters(), ...(this.logitScale?.namedParameters('logitScale.') ?? [])].filter(
+      ([, p]) => p.requiresGrad,
+    );
     // AdamW by default: the config's default, and what the aligner's transformer encoders train with.
     const optimizerName = options.optimizer ?? 'adamw';
     const training = trainingOptimizer(
@@ -283,9 +286,11 @@ export class AlignTrainer {
         for (const [name, input] of batch.inputs) {
           const modality = this.#byName.get(name);
           if (!modality) throw new Error(`trainAlignment: the batch has modality '${name}', which is not configured`);
-          // Collated on the CPU (uint8 images, token ids, vectors), copied here as they are.
-          const [view1, view2] = modality.views(onDevice(input.batch, device), viewGenerator);
-          views.set(name, { view1, view2, rows: input.rows && onDevice(input.rows, device) });
+          // Collated on the CPU (uint8 images, token ids, vectors), copied here as they are; a frozen
+          // tower's cached features (feature_cache.ts) are both views as they are.
+          const collated = onDevice(input.batch, device);
+          const [view1, view2] = input.encoded === true ? [collated, collated] : modality.views(collated, viewGenerator);
+          views.set(name, { view1, view2, rows: input.rows && onDevice(input.rows, device), encoded: input.encoded });
         }
         optimizer.zeroGrad();
         const outputs = this.#forward(views, batch.size);

@@ -75,7 +75,8 @@ export function emaUpdate(target: Module, online: Module, tau: number): void {
   for (const [name, t] of target.stateDict()) {
     const source = onlineState.get(name);
     if (!source) throw new Error(`emaUpdate: the online network has no '${name}'; target and online must have the same structure`);
-    pairs.push([t, source]);
+    // A module both networks hold (a tower frozen whole, src/align/model.ts) is its own average.
+    if (t !== source) pairs.push([t, source]);
   }
   const { floating, counters } = splitByKind(pairs);
   noGrad(() => {

@@ -1,7 +1,7 @@
 // `byol-align train`: a run directory from a preset, a config file, flags and key=value overrides;
 // `--resume` alone continues a run with its saved config.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { importPlugins, readConfigFile, resolveConfigWithPlugins } from '../config/load.js';
 import { PRESETS, type PresetName } from '../config/presets.js';
 import { MAX_THREADS, type ConfigInput } from '../config/schema.js';
@@ -45,6 +45,11 @@ export const trainSpec: CommandSpec = {
     },
     epochs: { type: 'string', value: 'N', help: 'training length in epochs (train.epochs)' },
     steps: { type: 'string', value: 'N', help: 'training length in steps, instead of epochs (train.steps)' },
+    'init-from': {
+      type: 'string',
+      value: 'RUN_OR_CHECKPOINT',
+      help: "start a new run's towers and tokenizer from another run (train.initFrom; docs/pretrained.md)",
+    },
     out: { type: 'string', short: 'o', value: 'RUN_DIR', help: 'the run directory', default: 'runs/run' },
     resume: { type: 'boolean', help: "continue RUN_DIR's newest good checkpoint exactly, with the run's saved config" },
     force: { type: 'boolean', help: 'write into a non-empty folder that is not a byol-align run' },
@@ -76,7 +81,7 @@ export const trainSpec: CommandSpec = {
 
 /** True when the command line says nothing about the config (only where and how to run). */
 function namesNoConfig(values: OptionValues, positionals: string[]): boolean {
-  const configFlags = ['preset', 'config', 'data', 'images', 'val-data', 'val-images', 'val-fraction', 'epochs', 'steps'];
+  const configFlags = ['preset', 'config', 'data', 'images', 'val-data', 'val-images', 'val-fraction', 'epochs', 'steps', 'init-from'];
   return positionals.length === 0 && configFlags.every((f) => values[f] === undefined);
 }
 
@@ -104,6 +109,8 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
   const steps = integerOption(values, 'steps');
   if (epochs !== undefined) trainFlags.epochs = epochs;
   if (steps !== undefined) trainFlags.steps = steps;
+  const initFrom = stringOption(values, 'init-from');
+  if (initFrom !== undefined) trainFlags.initFrom = resolve(initFrom);
   const threads = integerOption(values, 'threads', MAX_THREADS);
   const device = deviceSetting(values);
   const precision = choiceOption(values, 'precision', ['fp32', 'bf16', 'fp16'] as const);

@@ -9,6 +9,7 @@ import { modalityFactory, registeredModalities } from '../modalities/registry.js
 import { importModalityPlugins, isPluginImported, PluginError, resolvePluginSpecifier } from '../modalities/plugins.js';
 import { configSchemaWith, CORE_SECTIONS, type Config, type ConfigInput } from './schema.js';
 import { PRESETS, type PresetName } from './presets.js';
+import { towerShape, withTowerKeys } from './tower.js';
 
 /** A configuration that cannot be used; the message names where (file, key) and why. */
 export class ConfigError extends Error {
@@ -34,12 +35,16 @@ export function currentConfigSchema(): ReturnType<typeof configSchemaWith> {
   const sections: Record<string, z.ZodType> = {};
   for (const name of registeredModalities()) {
     const schema = modalityFactory(name).configSchema;
-    if (schema === undefined) continue;
+    if (schema === undefined) {
+      // A plug-in without settings of its own still has the generic ones (freeze, views).
+      if (!CORE_SECTIONS.includes(name)) sections[name] = z.strictObject(towerShape).prefault({});
+      continue;
+    }
     if (CORE_SECTIONS.includes(name))
       throw new ConfigError(
         `modality '${name}' declares a config section, but '${name}' is a section of the core config; rename the modality`,
       );
-    sections[name] = schema.prefault({});
+    sections[name] = withTowerKeys(schema).prefault({});
   }
   return configSchemaWith(sections);
 }

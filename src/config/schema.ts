@@ -10,6 +10,7 @@ import { IMAGE_ENCODERS } from '../modalities/image/encoders.js';
 import { DEFAULT_TEXT_VIEW, type TextViewConfig } from '../modalities/text/views.js';
 import { DEFAULT_VECTOR_VIEW, type VectorViewConfig } from '../modalities/vector/views.js';
 import { DEFAULT_VECTOR_ADAPTER } from '../modalities/vector/adapter.js';
+import { towerShape } from './tower.js';
 
 const objectiveNames = Object.keys(ALIGNMENT_OBJECTIVES) as [ObjectiveName, ...ObjectiveName[]];
 const positiveInt = z.number().int().positive();
@@ -189,6 +190,7 @@ export const imageSchema = z
       ),
     view1: imageViewSchema(ALIGNMENT_VIEW, 'first'),
     view2: imageViewSchema(ALIGNMENT_VIEW, 'second'),
+    ...towerShape,
   })
   .describe(
     "The image modality; its views default to mild ones for alignment (crop 50–100%, flip, colour jitter ±0.2), the byol-paper preset's are BYOL's (also grayscale, blur, solarize).",
@@ -212,6 +214,7 @@ export const textSchema = z
     pooling: z.enum(['mean', 'cls']).default('mean').describe('Representation: mean of the token vectors, or the [CLS] vector.'),
     view1: textViewSchema(DEFAULT_TEXT_VIEW, 'first'),
     view2: textViewSchema(DEFAULT_TEXT_VIEW, 'second'),
+    ...towerShape,
   })
   .describe('The text modality: tokenizer, encoder and views (span deletion, token dropout, local shuffles, masking).');
 
@@ -227,6 +230,7 @@ export const vectorSchema = z
       .describe("Widths of the adapter's hidden Linear → BatchNorm → ReLU blocks; [] is a single Linear."),
     view1: vectorViewSchema(DEFAULT_VECTOR_VIEW, 'first'),
     view2: vectorViewSchema(DEFAULT_VECTOR_VIEW, 'second'),
+    ...towerShape,
   })
   .describe(
     "The vector modality (precomputed embeddings, a JSONL record's `vector`): its MLP adapter and views (mixing, noise, feature dropout).",
@@ -322,6 +326,23 @@ export const trainSchema = z
       ),
     checkpointEvery: positiveInt.default(500).describe('Write a checkpoint every this many steps (and always at the end).'),
     keepCheckpoints: positiveInt.default(3).describe('Checkpoints kept in the run directory; older ones are deleted.'),
+    featureCache: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Cache the features of a tower frozen whole whose views are off (`freeze: true`, `views: false`): computed once per item into the run's feature-cache/ folder, keyed by a hash of the tower's weights and the data, and trained on instead of the tower.",
+      ),
+    initFrom: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A byol-align run folder or checkpoint whose encoders (towers) start this run, with its tokenizer; the modality settings must match. `--init-from`. Not applied on resume (the run's own checkpoint holds them).",
+      ),
+    initHeads: z
+      .boolean()
+      .default(false)
+      .describe('With initFrom: also start the necks, projectors and predictors from it (their shapes must match).'),
   })
   .describe('Training length, batch, seed, device, precision and checkpoints.');
 

@@ -15,6 +15,8 @@ import { resolveCheckpoint, type Checkpoint } from './checkpoint.js';
 import { importPlugins, parseConfig } from '../config/load.js';
 import { moveModule } from '../align/device.js';
 import { resolveDevice } from './device.js';
+import { modalityOwnSettings, towerSettings } from '../config/tower.js';
+import { withoutViews } from '../align/fixed_views.js';
 
 /** A modality's settings: its config section (`image`, `text`, `vector`, or a plug-in's own), `{}` without one. */
 export function modalitySettings(config: Config, name: string): Record<string, unknown> {
@@ -28,7 +30,12 @@ export function modalitySettings(config: Config, name: string): Record<string, u
  * tokenizer is trained on the captions, a vector modality's width is read from the data. Under
  * data.onBadRecord 'skip', fit leaves out raw items it cannot use (FitOptions.skipBadItems).
  */
-export async function fitModalities(config: Config, items: readonly PairedItem[]): Promise<Modality[]> {
+export async function fitModalities(
+  config: Config,
+  items: readonly PairedItem[],
+  /** A modality to restore rather than fit (train.initFrom's, with its tokenizer), by name. */
+  restoredSpec: (name: string) => ModalitySpec | undefined = () => undefined,
+): Promise<Modality[]> {
   const out: Modality[] = [];
   const chosen = config.data.modalities;
   const unknown = chosen?.find((name) => !registeredModalities().includes(name));
@@ -39,7 +46,9 @@ export async function fitModalities(config: Config, items: readonly PairedItem[]
     const raw = items.flatMap((i) => factory.rawItems(i));
     // Under 'skip' a bad raw item is left out of fitting; training counts it when its batch meets it.
     const skipBadItems = config.data.onBadRecord === 'skip';
-    if (raw.length > 0) out.push(await factory.fit(modalitySettings(config, name), raw, { skipBadItems }));
+    const restored = raw.length > 0 ? restoredSpec(name) : undefined;
+    if (restored !== undefined) out.push(factory.restore(restored));
+    else if (raw.length > 0) out.push(await factory.fit(modalityOwnSettings(modalitySettings(config, name)), raw, { skipBadItems }));
     else if (chosen !== undefined) throw new TypeError(`data.modalities: the training data has no '${name}'`);
   }
   if (out.length === 0)
@@ -53,11 +62,19 @@ export function restoreModalities(specs: unknown): Modality[] {
   return specs.map((spec) => restoreModality(spec as ModalitySpec));
 }
 
-/** The aligner over `modalities` with the config's heads and EMA; its initial weights come from train.seed. */
+/**
+ * The aligner over `modalities` with the config's heads, EMA and locked towers (each section's
+ * `freeze`); its initial weights come from train.seed.
+ */
 export function buildModel(config: Config, modalities: readonly Modality[]): AlignModel {
   manualSeed(config.train.seed);
   return new AlignModel(
-    modalities.map((m) => ({ name: m.name, create: () => m.createEncoder(), featureDim: m.featureDim })),
+    modalities.map((m) => ({
+      name: m.name,
+      create: () => m.createEncoder(),
+      featureDim: m.featureDim,
+      freeze: towerSettings(modalitySettings(config, m.name)).freeze,
+    })),
     config.model,
   );
 }
@@ -89,7 +106,8 @@ export function trainOptions(
   const { epochs, steps } = trainingLength(config, stepsPerEpoch);
   const totalSteps = steps ?? epochs * stepsPerEpoch;
   return {
-    modalities,
+    // A section's `views: false`: both views are the un-augmented input.
+    modalities: modalities.map((m) => (towerSettings(modalitySettings(config, m.name)).views ? m : withoutViews(m))),
     batches,
     stepsPerEpoch,
     epochs,

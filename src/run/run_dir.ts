@@ -49,7 +49,9 @@ export function withAbsoluteDataPaths(config: Config, cwd = process.cwd()): Conf
   if (data.val !== undefined) data.val = absoluteDataSpec(data.val, cwd);
   if (data.images !== undefined) data.images = resolve(cwd, data.images);
   if (data.valImages !== undefined) data.valImages = resolve(cwd, data.valImages);
-  return { ...config, data };
+  // The run a new run starts from (train.initFrom) is a path too.
+  const initFrom = config.train.initFrom;
+  return initFrom === undefined ? { ...config, data } : { ...config, data, train: { ...config.train, initFrom: resolve(cwd, initFrom) } };
 }
 
 /**

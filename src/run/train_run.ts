@@ -48,6 +48,7 @@ import { sampleCheckItems, saveCheckSamples } from './check_samples.js';
 import { checkRunDir, RUN_FORMAT, RUN_MARKER, withAbsoluteDataPaths } from './run_dir.js';
 import { resolveDevice } from './device.js';
 import { resolvePrecision } from './precision.js';
+import { initModalitySpec, initModelFrom, readInitSource } from './init_from.js';
 
 export interface TrainRunOptions {
   /** The run's config; with `resume` it may be left out, and the checkpoint's is used. */
@@ -188,8 +189,13 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   const heldOut =
     config.data.val === undefined && config.data.valFraction > 0 ? holdOutByConcept(allTraining, config.data.valFraction) : undefined;
   const dataset = heldOut?.train ?? allTraining;
-  const modalities: Modality[] = checkpoint ? restoreModalities(checkpoint.modalities) : await fitModalities(config, dataset.items);
+  // train.initFrom: a new run's towers (and tokenizer) from another run; a resumed run has its own.
+  const init = checkpoint === undefined && config.train.initFrom !== undefined ? readInitSource(config.train.initFrom, say) : undefined;
+  const modalities: Modality[] = checkpoint
+    ? restoreModalities(checkpoint.modalities)
+    : await fitModalities(config, dataset.items, (name) => init && initModalitySpec(config, init, name));
   const model = buildModel(config, modalities);
+  if (init) say(`initialised ${initModelFrom(model, init, config.train.initHeads).join(', ')} from ${init.checkpoint.file}`);
   const others = modalities.filter((m) => m.name !== 'image').map((m) => modalityFactory(m.name).rawItems);
   const loader = new ManifestLoader(dataset, {
     batchSize: config.train.batchSize,

@@ -59,6 +59,11 @@ export class ByolaAudioEncoder extends Module {
     );
   }
 
+  /** The three conv blocks, then the fully connected layers: the units that "all but the last N blocks" counts in. */
+  blocks(): Module[] {
+    return [...this.#blocks, this.#fc];
+  }
+
   override forward(x: Tensor): Tensor {
     const shape = x.shape;
     if (shape.length !== 4 || shape[1] !== 1 || shape[2] !== this.nMels || shape[3]! < 8)

@@ -97,6 +97,11 @@ export class TextTransformer extends Module {
     return this.dModel;
   }
 
+  /** The Transformer layers in order: the units that "all but the last N blocks" counts in (the embeddings come before, ln_final after). */
+  blocks(): Module[] {
+    return [...this.layers];
+  }
+
   /** ids int64 [N, L] → [N, dModel]. Every row needs a non-padding first token ([CLS]). */
   override forward(ids: Tensor): Tensor {
     if ((ids.dtype !== 'int64' && ids.dtype !== 'int32') || ids.ndim !== 2) {
