@@ -212,6 +212,19 @@ export const textSchema = z
     heads: positiveUpTo(256).default(4).describe('Attention heads; must divide dModel.'),
     dropout: z.number().min(0).max(1).default(0.1).describe('Dropout inside the Transformer.'),
     pooling: z.enum(['mean', 'cls']).default('mean').describe('Representation: mean of the token vectors, or the [CLS] vector.'),
+    encoder: z
+      .enum(['transformer', 'bert'])
+      .default('transformer')
+      .describe(
+        "'transformer': byol-align's own, trained from scratch with a tokenizer trained on the captions; 'bert': the pretrained BERT-family model (BERT, MiniLM) in text.pretrained (docs/pretrained.md).",
+      ),
+    pretrained: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'With encoder bert: a folder holding config.json, model.safetensors and tokenizer.json; its architecture, dropout and tokenizer replace vocabSize, minFrequency, dModel, layers, heads and dropout. Read when training starts; the checkpoint keeps its config and tokenizer.',
+      ),
     view1: textViewSchema(DEFAULT_TEXT_VIEW, 'first'),
     view2: textViewSchema(DEFAULT_TEXT_VIEW, 'second'),
     ...towerShape,
@@ -370,13 +383,21 @@ export const CORE_SECTIONS: readonly string[] = Object.keys(coreSections);
 
 /** Checks across sections. */
 function checkConfig(
-  config: { train: { epochs?: number; steps?: number }; text: { dModel: number; heads: number } },
+  config: { train: { epochs?: number; steps?: number }; text: { dModel: number; heads: number; encoder: string; pretrained?: string } },
   ctx: z.RefinementCtx,
 ): void {
   if (config.train.epochs !== undefined && config.train.steps !== undefined)
     ctx.addIssue({ code: 'custom', path: ['train', 'steps'], message: 'give train.epochs or train.steps, not both' });
   if (config.text.dModel % config.text.heads !== 0)
     ctx.addIssue({ code: 'custom', path: ['text', 'heads'], message: `must divide text.dModel (${config.text.dModel})` });
+  if (config.text.encoder === 'bert' && config.text.pretrained === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['text', 'pretrained'],
+      message: 'encoder bert needs pretrained: a folder with config.json, model.safetensors and tokenizer.json',
+    });
+  if (config.text.encoder !== 'bert' && config.text.pretrained !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['text', 'encoder'], message: 'must be bert to start from text.pretrained' });
 }
 
 export const configSchema = z.strictObject(coreSections).superRefine(checkConfig);
