@@ -121,6 +121,66 @@ class TextTransformer(nn.Module):
         return (x * real).sum(1) / real.sum(1)
 
 
+class BertLayer(nn.Module):
+    """transformers' BertLayer in eval mode: post-LN self-attention and feed-forward, exact GELU."""
+
+    def __init__(self, c):
+        super().__init__()
+        h, eps = c["hidden_size"], c["layer_norm_eps"]
+        self.heads = c["num_attention_heads"]
+        self.attention = nn.Module()
+        self.attention.self = nn.Module()
+        for name in ("query", "key", "value"):
+            setattr(self.attention.self, name, nn.Linear(h, h))
+        self.attention.output = nn.Module()
+        self.attention.output.dense = nn.Linear(h, h)
+        self.attention.output.LayerNorm = nn.LayerNorm(h, eps=eps)
+        self.intermediate = nn.Module()
+        self.intermediate.dense = nn.Linear(h, c["intermediate_size"])
+        self.output = nn.Module()
+        self.output.dense = nn.Linear(c["intermediate_size"], h)
+        self.output.LayerNorm = nn.LayerNorm(h, eps=eps)
+
+    def forward(self, x, additive_mask):
+        n, length, h = x.shape
+        a = self.attention.self
+        split = lambda t: t.reshape(n, length, self.heads, h // self.heads).permute(0, 2, 1, 3)  # noqa: E731
+        q, k, v = split(a.query(x)), split(a.key(x)), split(a.value(x))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(h // self.heads) + additive_mask
+        context = (scores.softmax(-1) @ v).permute(0, 2, 1, 3).reshape(n, length, h)
+        attended = self.attention.output.LayerNorm(self.attention.output.dense(context) + x)
+        return self.output.LayerNorm(self.output.dense(F.gelu(self.intermediate.dense(attended))) + attended)
+
+
+class BertEncoder(nn.Module):
+    """transformers' BertModel (pooler left out) with its parameter names, pooled by mean or [CLS] (src/modalities/text/bert.ts)."""
+
+    def __init__(self, c, pooling, pad_id):
+        super().__init__()
+        self.pooling, self.pad_id = pooling, pad_id
+        h = c["hidden_size"]
+        self.embeddings = nn.Module()
+        self.embeddings.word_embeddings = nn.Embedding(c["vocab_size"], h, padding_idx=c["pad_token_id"])
+        self.embeddings.position_embeddings = nn.Embedding(c["max_position_embeddings"], h)
+        self.embeddings.token_type_embeddings = nn.Embedding(c["type_vocab_size"], h)
+        self.embeddings.LayerNorm = nn.LayerNorm(h, eps=c["layer_norm_eps"])
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList(BertLayer(c) for _ in range(c["num_hidden_layers"]))
+
+    def forward(self, ids):
+        e = self.embeddings
+        real = ids != self.pad_id
+        x = e.word_embeddings(ids) + e.token_type_embeddings.weight[0] + e.position_embeddings.weight[: ids.shape[1]]
+        x = e.LayerNorm(x)
+        additive_mask = torch.zeros(real.shape, dtype=x.dtype).masked_fill(~real, float("-inf"))[:, None, None, :]
+        for layer in self.encoder.layer:
+            x = layer(x, additive_mask)
+        if self.pooling == "cls":
+            return x[:, 0]
+        weights = real.unsqueeze(2).to(x.dtype)
+        return (x * weights).sum(1) / weights.sum(1)
+
+
 class BasicBlock(nn.Module):
     def __init__(self, in_c, out_c, stride):
         super().__init__()
@@ -235,6 +295,8 @@ def encoder(m):
             return CifarResNet18(s["channels"], s["widthMultiplier"])
         return SmallCnn(s["channels"])
     if m["kind"] == "text":
+        if s.get("encoder") == "bert":
+            return BertEncoder(m["bert"], s["pooling"], m["padId"])
         return TextTransformer(s)
     if m["kind"] == "vector":
         return vector_adapter(s)
@@ -408,8 +470,9 @@ class WordPieceTokenizer:
             rest = rest[at + len(token) :]
         return parts
 
-    def encode(self, text):
-        """The ids of one text, special tokens included, untruncated."""
+    def encode(self, text, max_length=None):
+        """The ids of one text, special tokens included; with max_length the text is cut so that the
+        special tokens stay (as the library's truncation does: a cut text keeps its [SEP])."""
         ids = []
         for is_added, part in self._split_added(text):
             if is_added:
@@ -417,10 +480,13 @@ class WordPieceTokenizer:
                 continue
             for word in self._words(self._normalize(part)):
                 ids.extend(self._word_ids(word))
+        if max_length is not None:
+            specials = sum(len(special) for kind, special in self.template if kind != "A")
+            ids = ids[: max(0, max_length - specials)]
         out = []
         for kind, special in self.template:
             out.extend(ids if kind == "A" else special)
-        return out
+        return out if max_length is None else out[:max_length]
 
 
 def load_tokenizer(path):
@@ -431,12 +497,18 @@ def load_tokenizer(path):
         Tokenizer = None
     if Tokenizer is not None:
         tokenizer = Tokenizer.from_file(path)
+        # A pretrained model's file may fix padding (all-MiniLM-L6-v2 pads to 128); the caller pads.
+        tokenizer.no_padding()
 
         class HuggingFace:
             library = "tokenizers"
 
-            def encode(self, text):
-                return tokenizer.encode(text, add_special_tokens=True).ids
+            def encode(self, text, max_length=None):
+                if max_length is None:
+                    tokenizer.no_truncation()
+                else:
+                    tokenizer.enable_truncation(max_length)
+                return tokenizer.encode(text, add_special_tokens=True).ids[:max_length]
 
         return HuggingFace()
     with open(path, encoding="utf-8") as f:
@@ -626,12 +698,13 @@ class ExportedModel:
         return x
 
     def text_input(self, texts):
-        """Texts → token ids int64 [N, L]: [CLS] first, cut to maxLength, id 0 padding to maxLength or the longest row."""
+        """Texts → token ids int64 [N, L]: [CLS] first (and [SEP] last with a BERT tokenizer), cut to maxLength
+        keeping the special tokens, id 0 padding to maxLength or the longest row."""
         settings = self.config["text"]
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"encode_text: texts[{i}] is {type(t).__name__}; expected a string")
-        rows = [self.tokenizer.encode(t)[: settings["maxLength"]] for t in texts]
+        rows = [self.tokenizer.encode(t, settings["maxLength"]) for t in texts]
         width = settings["maxLength"] if settings["padding"] == "max" else max([1] + [len(r) for r in rows])
         ids = torch.full((len(rows), width), settings["padId"], dtype=torch.int64)
         for i, r in enumerate(rows):

@@ -25,6 +25,7 @@ import {
 } from '../src/modalities/text/index.js';
 import { parseConfig } from '../src/config/load.js';
 import { pythonWithTorch } from './python_torch.js';
+import { cli } from './cli_fixture.js';
 import { assertClose } from './helpers.js';
 
 setNumThreads(1);
@@ -310,4 +311,46 @@ test('text views keep [SEP]: never masked or dropped, always right after the tex
       assert.ok(end >= 3, 'a text token stays');
     }
   }
+});
+
+test('a run on the BERT tower exports to PyTorch: the check passes and encode_text equals embed to 1e-4, long texts cut with [SEP] kept', () => {
+  // Text + vector items, so that no images are needed; the vectors say which sentence is which.
+  const manifest = join(work, 'pairs.jsonl');
+  const lines = Array.from({ length: 16 }, (_, i) =>
+    JSON.stringify({ id: `p${i}`, text: reference.sentences[i % reference.sentences.length], vector: [i % 5, 1 - (i % 3), 0.5] }),
+  );
+  writeFileSync(manifest, `${lines.join('\n')}\n`);
+  const run = join(work, 'run-bert');
+  const model = ['model.projectionHiddenDim=32', 'model.projectionDim=16', 'model.predictionHiddenDim=32', 'train.batchSize=8'];
+  const tower = ['text.encoder=bert', `text.pretrained=${folder}`, `text.maxLength=${reference.max_length}`];
+  const trained = cli('train', '--data', `jsonl:${manifest}`, '--steps', '2', '--out', run, '--threads', '1', ...model, ...tower);
+  assert.equal(trained.status, 0, trained.stderr);
+  const out = join(work, 'export-bert');
+  const exported = cli('export', '--checkpoint', run, '--out', out);
+  assert.equal(exported.status, 0, exported.stderr);
+  const check = spawnSync(pythonWithTorch(), [join(ROOT, 'scripts', 'load_export.py'), out], { encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+  assert.match(check.stdout, /^text: .*\nvector: /m);
+
+  const captions = join(work, 'captions.txt');
+  writeFileSync(captions, reference.sentences.join('\n'));
+  const embedded = cli('embed', '--checkpoint', run, '--modality', 'text', '--input', captions, '--threads', '1');
+  assert.equal(embedded.status, 0, embedded.stderr);
+  const ours = embedded.stdout
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { embedding: number[] }).embedding);
+  const code = `import json, sys
+sys.path.insert(0, sys.argv[3])
+from byol_align_export import load_export
+print(json.dumps(load_export(sys.argv[1]).encode_text(json.loads(sys.argv[2])).tolist()))`;
+  const py = spawnSync(pythonWithTorch(), ['-c', code, out, JSON.stringify(reference.sentences), join(ROOT, 'python')], {
+    encoding: 'utf8',
+  });
+  assert.equal(py.status, 0, py.stderr);
+  const theirs = JSON.parse(py.stdout) as number[][];
+  assert.equal(theirs.length, reference.sentences.length);
+  theirs.forEach((row, i) => assertClose(row, ours[i]!, 1e-4, 1e-4));
+  // The comparison can fail: different sentences embed apart.
+  assert.ok(Math.max(...ours[0]!.map((v, j) => Math.abs(v - ours[1]![j]!))) > 1e-3);
 });

@@ -74,7 +74,10 @@ export async function exportModel(loaded: LoadedModel, dir: string, check?: Chec
     // The tokenizer may learn fewer tokens than vocabSize asks for; the embedding has its real size.
     const embedding = weights.get(`encoders.${m.name}.0.token_embedding.weight`);
     if (spec.name === 'text' && embedding) settings.vocabSize = embedding.shape[0];
-    return { name: m.name, kind: spec.name, featureDim: m.featureDim, settings };
+    // A pretrained BERT tower: its architecture (config.json's fields) and the padding id attention leaves out.
+    const bert = spec.name === 'text' ? (spec.state as { bertConfig?: unknown } | undefined)?.bertConfig : undefined;
+    const text = bert === undefined ? {} : { bert, padId: (m as TextModality).tokenizer.specialIds.pad };
+    return { name: m.name, kind: spec.name, featureDim: m.featureDim, settings, ...text };
   });
   const image = modalities.find((m) => m.name === 'image') as ImageModality | undefined;
   const text = modalities.find((m) => m.name === 'text') as TextModality | undefined;
