@@ -49,6 +49,7 @@ import { checkRunDir, RUN_FORMAT, RUN_MARKER, withAbsoluteDataPaths } from './ru
 import { resolveDevice } from './device.js';
 import { resolvePrecision } from './precision.js';
 import { initModalitySpec, initModelFrom, readInitSource } from './init_from.js';
+import { planFeatureCache } from './feature_cache_run.js';
 
 export interface TrainRunOptions {
   /** The run's config; with `resume` it may be left out, and the checkpoint's is used. */
@@ -197,7 +198,9 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   const model = buildModel(config, modalities);
   if (init) say(`initialised ${initModelFrom(model, init, config.train.initHeads).join(', ')} from ${init.checkpoint.file}`);
   const others = modalities.filter((m) => m.name !== 'image').map((m) => modalityFactory(m.name).rawItems);
-  const loader = new ManifestLoader(dataset, {
+  // Towers frozen whole with views off train on their cached features (feature_cache_run.ts).
+  const featureCache = planFeatureCache(config, model, modalities, dataset, { out, beforeWrite: () => writeRunFiles(), onMessage: say });
+  const loader = new ManifestLoader(featureCache?.source.dataset ?? dataset, {
     batchSize: config.train.batchSize,
     size: config.image.size,
     channels: config.image.channels,
@@ -205,7 +208,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     seed: config.train.seed,
     onBadRecord: config.data.onBadRecord,
     onSkip: readOptions.onSkip,
-    hasOtherModality: (item) => others.some((rawItems) => rawItems(item).length > 0),
+    hasOtherModality: featureCache?.source.hasOtherModality ?? ((item) => others.some((rawItems) => rawItems(item).length > 0)),
   });
   if (loader.batchesPerEpoch === 0) {
     throw new Error(`train: ${dataset.items.length} items make no batch of ${config.train.batchSize}; lower train.batchSize`);
@@ -221,7 +224,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   const trainerOptions = trainOptions(
     config,
     modalities,
-    (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep),
+    (epoch, fromStep) => featureCache?.batches(loader, epoch, fromStep) ?? manifestBatches(loader, modalities, epoch, fromStep),
     loader.batchesPerEpoch,
   );
   trainerOptions.device = device;
