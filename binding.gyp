@@ -10,7 +10,8 @@
         "native/autograd.cc",
         "native/runtime.cc",
         "native/autocast.cc",
-        "native/cpu_block_cache.cc"
+        "native/cpu_block_cache.cc",
+        "native/distributed.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",
@@ -28,6 +29,11 @@
         "NODE_ADDON_API_CPP_EXCEPTIONS",
         "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
         "_GLIBCXX_USE_CXX11_ABI=<!(node native/find-libtorch.cjs abi)"
+      ],
+      # torch.distributed's Gloo classes are compiled only under USE_C10D_GLOO, and need the Gloo
+      # headers (Debian: libgloo-dev); without them native/distributed.cc builds a stub that says why.
+      "conditions": [
+        ["'<!(node native/find-libtorch.cjs gloo)'=='1'", { "defines": ["USE_C10D_GLOO"] }]
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   byol::initRuntime(env, exports);
   byol::initAutocast(env, exports);
   byol::initCpuBlockCache(env, exports);
+  byol::initDistributed(env, exports);
   return exports;
 }
 

@@ -40,6 +40,15 @@ function linkFlags(libDir) {
   return flags;
 }
 
+// '1' when this libtorch ships c10d's ProcessGroupGloo header and the Gloo headers it includes are
+// found (in libtorch's include/, or the system's: Debian's libgloo-dev), so that
+// native/distributed.cc can be compiled with USE_C10D_GLOO; '0' otherwise.
+function hasGloo(includeDirs) {
+  const c10d = includeDirs.some((dir) => fs.existsSync(path.join(dir, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp')));
+  const gloo = [...includeDirs, '/usr/include', '/usr/local/include'].some((dir) => fs.existsSync(path.join(dir, 'gloo', 'config.h')));
+  return c10d && gloo ? '1' : '0';
+}
+
 function locate() {
   const fromEnv = process.env.LIBTORCH;
   if (fromEnv) {
@@ -75,6 +84,7 @@ try {
   else if (what === 'lib') console.log(where.lib);
   else if (what === 'abi') console.log(where.abi);
   else if (what === 'libs') console.log(linkFlags(where.lib).join(' '));
+  else if (what === 'gloo') console.log(hasGloo(where.include));
   else console.log(JSON.stringify(where));
 } catch (err) {
   console.error(err.message);

@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 # python3-pil: images for python/byol_align_export.py's encode_image (and its test).
 # espeak-ng: speaks the icon captions for the audio modality (npm run data:speech).
 # python3-torchvision: the reference ResNets of the pretrained image towers' tests (scripts/fixtures/resnet_fixture.py).
-packages=(libtorch-dev python3-torch python3-torchvision python3-pil libopenblas0-openmp dataset-fashion-mnist g++ make python3 chromium fonts-dejavu-core espeak-ng)
+# libgloo-dev: the Gloo headers the addon's data-parallel training (native/distributed.cc) compiles
+# against; libtorch already links Debian's libgloo0 of the same version.
+packages=(libtorch-dev python3-torch python3-torchvision python3-pil libopenblas0-openmp dataset-fashion-mnist g++ make python3 chromium fonts-dejavu-core espeak-ng libgloo-dev)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

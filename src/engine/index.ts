@@ -17,6 +17,7 @@ export {
 } from './runtime.js';
 export { op, type Op } from './op.js';
 export * as F from './functional.js';
+export * as distributed from './distributed.js';
 export {
   saveSafetensors,
   loadSafetensors,

@@ -10,6 +10,12 @@ export type Handle = { readonly __handle: unique symbol };
 /** An opaque libtorch generator owned by the addon. */
 export type GeneratorHandle = { readonly __generator: unique symbol };
 
+/** Opaque handles of torch.distributed's objects (native/distributed.cc). */
+export type StoreHandle = { readonly __store: unique symbol };
+export type GroupHandle = { readonly __group: unique symbol };
+export type WorkHandle = { readonly __work: unique symbol };
+export type ReducerHandle = { readonly __reducer: unique symbol };
+
 /** Autocast's thread-local state for one device type: [enabled, dtype code, cache enabled]. */
 export type AutocastNativeState = [boolean, number, boolean];
 
@@ -41,6 +47,40 @@ export interface NativeAddon {
   autocastState(deviceType: 'cpu' | 'cuda'): AutocastNativeState;
   autocastEnter(deviceType: 'cpu' | 'cuda', dtypeCode: number): AutocastNativeState;
   autocastExit(deviceType: 'cpu' | 'cuda', enabled: boolean, dtypeCode: number, cacheEnabled: boolean): void;
+  /** '' where torch.distributed's Gloo backend was compiled in; otherwise why it was not. */
+  distSupport: string;
+  distStore(
+    host: string,
+    port: number,
+    isServer: boolean,
+    worldSize: number | null,
+    timeoutMs: number,
+    prefix: string,
+  ): [StoreHandle, number];
+  distStoreSet(store: StoreHandle, key: string, value: string): void;
+  distStoreGet(store: StoreHandle, key: string): string;
+  distStoreAdd(store: StoreHandle, key: string, delta: number): number;
+  distGroup(
+    store: StoreHandle,
+    rank: number,
+    size: number,
+    timeoutMs: number,
+    name: string,
+    iface: string | null,
+    hostname: string | null,
+    threads: number,
+  ): GroupHandle;
+  distDestroyGroup(group: GroupHandle): void;
+  distAllReduce(group: GroupHandle, t: Handle, op: string, async: boolean): WorkHandle | undefined;
+  distBroadcast(group: GroupHandle, t: Handle, root: number, async: boolean): WorkHandle | undefined;
+  distWait(work: WorkHandle, timeoutMs?: number): void;
+  distIsCompleted(work: WorkHandle): boolean;
+  distAllGather(group: GroupHandle, t: Handle, withGrad: boolean): Handle;
+  distBarrier(group: GroupHandle): void;
+  distReducer(group: GroupHandle, params: Handle[], bucketBytes: number): ReducerHandle;
+  distReducerSetEnabled(reducer: ReducerHandle, enabled: boolean): void;
+  distReducerStats(reducer: ReducerHandle): [number[], number, number, number];
+  distReducerRemove(reducer: ReducerHandle): void;
 }
 
 function load(): NativeAddon {

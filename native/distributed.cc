@@ -1,0 +1,708 @@
+// Data-parallel training's communication: torch.distributed's c10d from the libtorch we link. A
+// TCPStore (server or client, under a PrefixStore, as torchrun's agent store needs) rendezvous the
+// ranks; a ProcessGroupGloo on it runs all-reduce, all-gather, broadcast and barrier on CPU
+// tensors, each blocking or as a handle to wait on with a timeout. Two pieces live here because
+// they run inside libtorch's autograd engine, where no JavaScript can: an all-gather whose
+// backward sums the gradient over the ranks and keeps this rank's rows (for losses over the global
+// batch), and the gradient reducer of data-parallel training (DDP's buckets: gradient hooks copy
+// each parameter's gradient into a flat bucket, a full bucket's all-reduce starts at once while
+// backward goes on, and a callback at the end of backward waits for them and writes the averages
+// back into .grad). c10d::Reducer itself does not compile against Debian's headers (it includes a
+// distributed-autograd header the package does not ship).
+//
+// Gloo's classes exist only under USE_C10D_GLOO, which binding.gyp defines where the Gloo headers
+// are (Debian: libgloo-dev, the version libtorch links). Without them the addon still builds and
+// every function here throws the reason (distSupport says it without throwing).
+#include "holder.h"
+#include <torch/version.h>
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
+
+#if defined(USE_C10D_GLOO) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && __has_include(<gloo/config.h>)
+#define BYOL_HAS_GLOO 1
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/engine.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#else
+#define BYOL_HAS_GLOO 0
+#endif
+
+namespace byol {
+
+#if BYOL_HAS_GLOO
+
+// PyTorch 2.x split the collectives out of ProcessGroup into Backend, which ProcessGroupGloo now
+// derives from; its constructor, options and collectives are unchanged.
+#if TORCH_VERSION_MAJOR >= 2
+using GlooBase = c10d::Backend;
+#else
+using GlooBase = c10d::ProcessGroup;
+#endif
+
+namespace {
+
+const napi_type_tag kStoreTag = {0x3c1d9e0a7b254f61ULL, 0x8e2f6a4d1c0b9e73ULL};
+const napi_type_tag kGroupTag = {0x6a0e4c2b9d7f1358ULL, 0xb3d1f5e7092a4c86ULL};
+const napi_type_tag kWorkTag = {0x91f3b7d5e2c0a468ULL, 0x2d4b6f8a1c3e5079ULL};
+const napi_type_tag kReducerTag = {0x4e8c2a0f6b1d3957ULL, 0xc7a5e3f1d9b08264ULL};
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+struct StoreHolder {
+  c10::intrusive_ptr<c10d::Store> store;
+};
+
+// A group as JS holds it, and as the autograd nodes find it again by id (a node outlives any JS
+// handle, and saved_data holds only IValues).
+struct Group {
+  int64_t id;
+  std::string name;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  int rank;
+  int size;
+  int64_t timeoutMs;
+};
+
+std::mutex groupsMutex;
+std::unordered_map<int64_t, std::shared_ptr<Group>> groups;
+int64_t nextGroupId = 1;
+
+std::shared_ptr<Group> groupById(int64_t id) {
+  std::lock_guard<std::mutex> lock(groupsMutex);
+  auto found = groups.find(id);
+  if (found == groups.end()) throw std::runtime_error("process group " + std::to_string(id) + " was destroyed");
+  return found->second;
+}
+
+// "allReduce on rank 0 of 2 (group 'main')": every error says which collective failed where.
+std::string where(const Group& g, const std::string& op) {
+  return op + " on rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + " (group '" + g.name + "')";
+}
+
+// Gloo's own message names the peer's address; with two ranks the peer is the other one. A closed
+// connection means a peer exited; a timeout means one is stuck, or gone without closing.
+std::string failure(const Group& g, const std::string& op, const std::string& reason) {
+  std::string peer = g.size == 2 ? "rank " + std::to_string(1 - g.rank) : "a peer";
+  std::string hint;
+  if (reason.find("closed") != std::string::npos || reason.find("reset") != std::string::npos ||
+      reason.find("Broken pipe") != std::string::npos || reason.find("Connection refused") != std::string::npos) {
+    hint = ": " + peer + " closed its connection (its process exited or was killed)";
+  } else if (reason.find("imed out") != std::string::npos || reason.find("imeout") != std::string::npos) {
+    hint = ": no answer from " + peer + " within the timeout (" + std::to_string(g.timeoutMs) + " ms): it is stuck, or gone";
+  }
+  return where(g, op) + " failed" + hint + " [" + reason + "]";
+}
+
+// A failed collective, its message complete (the entry points pass it to JS as it is).
+struct CollectiveError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Waits for a collective, turning any failure into an error naming it.
+void waitFor(const Group& g, const std::string& op, c10d::Work& work, int64_t timeoutMs) {
+  try {
+    work.wait(std::chrono::milliseconds(timeoutMs));
+  } catch (const c10::Error& e) {
+    throw CollectiveError(failure(g, op, e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    throw CollectiveError(failure(g, op, e.what()));
+  }
+}
+
+// Runs a collective to completion.
+void runBlocking(const Group& g, const std::string& op, const std::function<c10::intrusive_ptr<c10d::Work>()>& launch) {
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = launch();
+  } catch (const std::exception& e) {
+    throw CollectiveError(failure(g, op, e.what()));
+  }
+  waitFor(g, op, *work, g.timeoutMs);
+}
+
+// guarded(), but a CollectiveError's message reaches JS without another prefix.
+template <typename Body>
+auto distGuarded(Napi::Env env, const std::string& context, Body body) -> decltype(body()) {
+  return guarded(env, context, [&]() -> decltype(body()) {
+    try {
+      return body();
+    } catch (const CollectiveError& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  });
+}
+
+// Gloo works on dense contiguous CPU tensors.
+void checkCpuDense(const at::Tensor& t, const std::string& op) {
+  if (!t.device().is_cpu() || t.is_sparse() || t.is_nested())
+    throw std::invalid_argument(op + ": Gloo needs a dense CPU tensor, got " + describe(t));
+}
+
+// All ranks' tensors stacked along dim 0 (each rank's rows in rank order): [size·n, ...].
+at::Tensor allGatherRows(const Group& g, const at::Tensor& input, const std::string& op) {
+  checkCpuDense(input, op);
+  if (input.dim() == 0) throw std::invalid_argument(op + ": needs a tensor with a first dimension, got " + describe(input));
+  at::Tensor source = input.detach().contiguous();
+  std::vector<int64_t> shape = source.sizes().vec();
+  int64_t rows = shape[0];
+  shape[0] = rows * g.size;
+  at::Tensor out = at::empty(shape, source.options());
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (int r = 0; r < g.size; r++) outputs[0].push_back(out.narrow(0, r * rows, rows));
+  std::vector<at::Tensor> inputs{source};
+  runBlocking(g, op + "(" + describe(input) + ")", [&] { return g.pg->allgather(outputs, inputs); });
+  return out;
+}
+
+void allReduceSum(const Group& g, at::Tensor& contiguous, const std::string& op) {
+  std::vector<at::Tensor> tensors{contiguous};
+  c10d::AllreduceOptions options;
+  options.reduceOp = c10d::ReduceOp::SUM;
+  runBlocking(g, op + "(" + describe(contiguous) + ")", [&] { return g.pg->allreduce(tensors, options); });
+}
+
+// all_gather with a gradient: the output [size·n, ...] feeds a loss that every rank computes, so
+// the gradient of the sum of all ranks' losses with respect to this rank's rows is the sum over
+// ranks of their gradients' slice of those rows (a reduce-scatter; here an all-reduce, then the
+// slice). Data-parallel averaging divides it by the world size again, as for any gradient.
+struct AllGatherWithGrad : public torch::autograd::Function<AllGatherWithGrad> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, int64_t groupId) {
+    auto g = groupById(groupId);
+    ctx->saved_data["group"] = groupId;
+    ctx->saved_data["rows"] = input.size(0);
+    return allGatherRows(*g, input, "allGather");
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto g = groupById(ctx->saved_data["group"].toInt());
+    int64_t rows = ctx->saved_data["rows"].toInt();
+    at::Tensor summed = grads[0].contiguous().clone();
+    allReduceSum(*g, summed, "allGather's backward (allReduce of the gradient)");
+    return {summed.narrow(0, g->rank * rows, rows).clone(), at::Tensor()};
+  }
+};
+
+// An async collective as JS holds it: the work, and what wait() does after it (copy the result
+// into a non-contiguous target, divide for an average).
+struct PendingWork {
+  std::shared_ptr<Group> group;
+  std::string op;
+  c10::intrusive_ptr<c10d::Work> work;
+  at::Tensor buffer;
+  at::Tensor target;  // defined when buffer is a contiguous copy of it
+  double divideBy = 1;
+  bool finished = false;
+};
+
+void finishWork(PendingWork& w, int64_t timeoutMs) {
+  if (w.finished) return;
+  waitFor(*w.group, w.op, *w.work, timeoutMs);
+  w.finished = true;
+  at::NoGradGuard noGrad;
+  if (w.divideBy != 1) w.buffer.div_(w.divideBy);
+  if (w.target.defined()) w.target.copy_(w.buffer);
+}
+
+// Gradient averaging in buckets, overlapped with backward (PyTorch DDP's design, without its
+// Reducer class). Parameters are bucketed in reverse order, the order backward reaches them; a
+// bucket's all-reduce starts when its last gradient has arrived and every earlier bucket has
+// started (all ranks must issue collectives in one order). Each bucket ends with one flag per
+// parameter, 1 where this rank had its gradient: a parameter no rank used keeps no gradient, as
+// it would in one process; one that some ranks used gets the average with zeros from the others.
+struct GradReducer : public std::enable_shared_from_this<GradReducer> {
+  struct Bucket {
+    std::vector<size_t> members;  // indices into params
+    std::vector<int64_t> offsets;
+    int64_t dataNumel = 0;
+    at::Tensor flat;  // data, then one flag per member
+    size_t pending = 0;
+    c10::intrusive_ptr<c10d::Work> work;
+    bool launched = false;
+  };
+
+  std::shared_ptr<Group> group;
+  std::vector<at::Tensor> params;
+  std::vector<unsigned> hookIds;
+  std::vector<Bucket> buckets;
+  std::vector<std::pair<size_t, size_t>> slotOf;  // param -> (bucket, member)
+  std::vector<bool> reported;
+  size_t nextToLaunch = 0;
+  bool inBackward = false;
+  bool enabled = true;
+  std::mutex mutex;
+  // What the last backward's averaging cost: the wait at its end (what did not hide behind
+  // backward), and how many buckets had started before backward ended.
+  double lastWaitMs = 0;
+  int64_t lastLaunchedEarly = 0;
+  int64_t backwards = 0;
+
+  void build(int64_t bucketBytes) {
+    slotOf.resize(params.size());
+    reported.assign(params.size(), false);
+    for (size_t k = params.size(); k-- > 0;) {
+      const at::Tensor& p = params[k];
+      int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
+      bool fresh = buckets.empty();
+      if (!fresh) {
+        const Bucket& last = buckets.back();
+        const at::Tensor& first = params[last.members.front()];
+        fresh = first.scalar_type() != p.scalar_type() || last.dataNumel * static_cast<int64_t>(p.element_size()) + bytes > bucketBytes;
+      }
+      if (fresh) buckets.emplace_back();
+      Bucket& b = buckets.back();
+      slotOf[k] = {buckets.size() - 1, b.members.size()};
+      b.members.push_back(k);
+      b.offsets.push_back(b.dataNumel);
+      b.dataNumel += p.numel();
+    }
+    for (Bucket& b : buckets) {
+      const at::Tensor& first = params[b.members.front()];
+      b.flat = at::zeros({b.dataNumel + static_cast<int64_t>(b.members.size())}, first.options().requires_grad(false));
+    }
+  }
+
+  void startBackward() {
+    inBackward = true;
+    nextToLaunch = 0;
+    std::fill(reported.begin(), reported.end(), false);
+    for (Bucket& b : buckets) {
+      b.pending = b.members.size();
+      b.launched = false;
+      b.work.reset();
+    }
+    std::weak_ptr<GradReducer> self = shared_from_this();
+    torch::autograd::Engine::get_default_engine().queue_callback([self] {
+      if (auto r = self.lock()) r->finishBackward();
+    });
+  }
+
+  void onGradient(size_t k, const at::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!enabled) return;
+    if (!inBackward) startBackward();
+    if (reported[k] || !grad.defined()) return;
+    auto [bi, mi] = slotOf[k];
+    Bucket& b = buckets[bi];
+    at::NoGradGuard noGrad;
+    b.flat.narrow(0, b.offsets[mi], params[k].numel()).copy_(grad.reshape(-1));
+    b.flat[b.dataNumel + static_cast<int64_t>(mi)].fill_(1);
+    reported[k] = true;
+    b.pending--;
+    while (nextToLaunch < buckets.size() && buckets[nextToLaunch].pending == 0) launch(nextToLaunch++);
+  }
+
+  void launch(size_t bi) {
+    Bucket& b = buckets[bi];
+    std::vector<at::Tensor> tensors{b.flat};
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    try {
+      b.work = group->pg->allreduce(tensors, options);
+    } catch (const std::exception& e) {
+      throw CollectiveError(failure(*group, bucketName(bi), e.what()));
+    }
+    b.launched = true;
+  }
+
+  std::string bucketName(size_t bi) const {
+    const Bucket& b = buckets[bi];
+    return "gradient allReduce (bucket " + std::to_string(bi + 1) + " of " + std::to_string(buckets.size()) + ", " +
+           std::to_string(b.members.size()) + " parameters, " + std::to_string(b.dataNumel) + " values)";
+  }
+
+  // The end of backward (the engine's final callback, on the thread that called backward):
+  // buckets still waiting for a gradient some parameter never got start now, with zeros there.
+  void finishBackward() {
+    std::lock_guard<std::mutex> lock(mutex);
+    inBackward = false;
+    backwards++;
+    at::NoGradGuard noGrad;
+    lastLaunchedEarly = static_cast<int64_t>(nextToLaunch);
+    auto waitStart = Clock::now();
+    for (size_t bi = nextToLaunch; bi < buckets.size(); bi++) {
+      Bucket& b = buckets[bi];
+      for (size_t mi = 0; mi < b.members.size(); mi++) {
+        size_t k = b.members[mi];
+        if (reported[k]) continue;
+        b.flat.narrow(0, b.offsets[mi], params[k].numel()).zero_();
+        b.flat[b.dataNumel + static_cast<int64_t>(mi)].fill_(0);
+      }
+      launch(bi);
+    }
+    nextToLaunch = buckets.size();
+    for (size_t bi = 0; bi < buckets.size(); bi++) waitFor(*group, bucketName(bi), *buckets[bi].work, group->timeoutMs);
+    lastWaitMs = msSince(waitStart);
+    for (Bucket& b : buckets) {
+      b.flat.narrow(0, 0, b.dataNumel).div_(group->size);
+      at::Tensor usedBy = b.flat.narrow(0, b.dataNumel, static_cast<int64_t>(b.members.size()));
+      auto used = usedBy.to(at::kFloat).contiguous();
+      const float* count = used.data_ptr<float>();
+      for (size_t mi = 0; mi < b.members.size(); mi++) {
+        if (count[mi] == 0) continue;
+        at::Tensor& p = params[b.members[mi]];
+        at::Tensor average = b.flat.narrow(0, b.offsets[mi], p.numel()).view(p.sizes());
+        at::Tensor& grad = p.mutable_grad();
+        if (grad.defined()) grad.copy_(average);
+        else grad = average.clone();
+      }
+    }
+  }
+
+  void removeHooks() {
+    for (size_t k = 0; k < params.size() && k < hookIds.size(); k++) params[k].remove_hook(hookIds[k]);
+    hookIds.clear();
+  }
+};
+
+struct ReducerHolder {
+  std::shared_ptr<GradReducer> reducer;
+};
+
+template <typename T>
+Napi::Value wrapOwned(Napi::Env env, T* value, const napi_type_tag& tag) {
+  auto handle = Napi::External<T>::New(env, value, [](Napi::BasicEnv, T* p) { delete p; });
+  handle.TypeTag(&tag);
+  return handle;
+}
+
+template <typename T>
+T* ownedOf(const Napi::Value& v, const napi_type_tag& tag, const std::string& what, const char* kind) {
+  if (!v.IsExternal() || !v.As<Napi::External<T>>().CheckTypeTag(&tag))
+    throw Napi::TypeError::New(v.Env(), what + " is not a " + kind + " (got " + describeValue(v) + ")");
+  return v.As<Napi::External<T>>().Data();
+}
+
+std::shared_ptr<Group> groupOf(const Napi::Value& v, const std::string& what) {
+  int64_t id = *ownedOf<int64_t>(v, kGroupTag, what, "process group");
+  return groupById(id);
+}
+
+int64_t timeoutOf(const Napi::Value& v, const std::string& what) { return toInt64(v, what, 1, int64_t{1} << 40); }
+
+}  // namespace
+
+// distStore(host, port, isServer, worldSize | null, timeoutMs, prefix) -> [store handle, port].
+// The server (port 0: any free port) waits for worldSize ranks to connect; a client connects,
+// retrying until the timeout. worldSize null joins a store someone else hosts and counts (torchrun's
+// agent store). A non-empty prefix wraps it in a PrefixStore.
+static Napi::Value DistStore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string host = toString(info[0], "distStore: host");
+  int64_t port = toInt64(info[1], "distStore: port", 0, 65535);
+  bool isServer = toBool(info[2], "distStore: isServer");
+  c10::optional<size_t> workers;
+  if (!info[3].IsNull() && !info[3].IsUndefined()) workers = static_cast<size_t>(toInt64(info[3], "distStore: worldSize", 1, 1 << 20));
+  int64_t timeoutMs = timeoutOf(info[4], "distStore: timeoutMs");
+  std::string prefix = info[5].IsUndefined() ? "" : toString(info[5], "distStore: prefix");
+  std::string role = isServer ? "a TCPStore server on port " + std::to_string(port) : "the TCPStore at " + host + ":" + std::to_string(port);
+  return guarded(env, "distStore: " + role, [&]() -> Napi::Value {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<uint16_t>(port);
+    options.isServer = isServer;
+    options.numWorkers = workers;
+    // Every rank counts itself in (a client's part of waitForWorkers); the server then waits for
+    // all of them. A client that does not count in leaves the server waiting out the timeout.
+    options.waitWorkers = workers.has_value();
+    options.timeout = std::chrono::milliseconds(timeoutMs);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(host, options);
+    auto result = Napi::Array::New(env, 2);
+    c10::intrusive_ptr<c10d::Store> store = tcp;
+    if (!prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
+    result.Set(0u, wrapOwned(env, new StoreHolder{store}, kStoreTag));
+    result.Set(1u, Napi::Number::New(env, tcp->getPort()));
+    return result;
+  });
+}
+
+static StoreHolder* storeOf(const Napi::Value& v, const std::string& what) { return ownedOf<StoreHolder>(v, kStoreTag, what, "store"); }
+
+// distStoreSet(store, key, value: string); distStoreGet(store, key) -> string (waits for the key up
+// to the store's timeout); distStoreAdd(store, key, delta) -> the new value.
+static Napi::Value DistStoreSet(const Napi::CallbackInfo& info) {
+  StoreHolder* s = storeOf(info[0], "distStoreSet: store");
+  std::string key = toString(info[1], "distStoreSet: key");
+  std::string value = toString(info[2], "distStoreSet: value");
+  guarded(info.Env(), "store set '" + key + "'", [&] { s->store->set(key, std::vector<uint8_t>(value.begin(), value.end())); });
+  return info.Env().Undefined();
+}
+
+static Napi::Value DistStoreGet(const Napi::CallbackInfo& info) {
+  StoreHolder* s = storeOf(info[0], "distStoreGet: store");
+  std::string key = toString(info[1], "distStoreGet: key");
+  return guarded(info.Env(), "store get '" + key + "'", [&]() -> Napi::Value {
+    auto bytes = s->store->get(key);
+    return Napi::String::New(info.Env(), std::string(bytes.begin(), bytes.end()));
+  });
+}
+
+static Napi::Value DistStoreAdd(const Napi::CallbackInfo& info) {
+  StoreHolder* s = storeOf(info[0], "distStoreAdd: store");
+  std::string key = toString(info[1], "distStoreAdd: key");
+  int64_t delta = toInt64(info[2], "distStoreAdd: delta");
+  return guarded(info.Env(), "store add '" + key + "'", [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(s->store->add(key, delta)));
+  });
+}
+
+// distGroup(store, rank, size, timeoutMs, name, interface, hostname, threads) -> a group handle.
+// Gloo binds to `interface` (e.g. eth0) if given, else to `hostname`'s address if given, else to
+// the address this machine's hostname resolves to (loopback when it resolves to none). Blocks
+// until every rank has joined, or the timeout.
+static Napi::Value DistGroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  StoreHolder* s = storeOf(info[0], "distGroup: store");
+  int64_t size = toInt64(info[2], "distGroup: size", 1, 1 << 20);
+  int64_t rank = toInt64(info[1], "distGroup: rank", 0, size - 1);
+  int64_t timeoutMs = timeoutOf(info[3], "distGroup: timeoutMs");
+  std::string name = toString(info[4], "distGroup: name");
+  std::string iface = info[5].IsUndefined() || info[5].IsNull() ? "" : toString(info[5], "distGroup: interface");
+  std::string hostname = info[6].IsUndefined() || info[6].IsNull() ? "" : toString(info[6], "distGroup: hostname");
+  int64_t threads = info[7].IsUndefined() ? 2 : toInt64(info[7], "distGroup: threads", 1, 64);
+  std::string context = "distGroup '" + name + "' (rank " + std::to_string(rank) + " of " + std::to_string(size) + ")";
+  return guarded(env, context, [&]() -> Napi::Value {
+    auto options = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(timeoutMs));
+    if (!iface.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
+    else if (!hostname.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(hostname));
+    else options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    options->threads = static_cast<int>(threads);
+    // Each group keys its rendezvous under its own name, so several groups share one store.
+    auto scoped = c10::make_intrusive<c10d::PrefixStore>("byol-align/" + name, s->store);
+    auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(scoped, static_cast<int>(rank), static_cast<int>(size), options);
+    auto group = std::make_shared<Group>(Group{0, name, pg, static_cast<int>(rank), static_cast<int>(size), timeoutMs});
+    {
+      std::lock_guard<std::mutex> lock(groupsMutex);
+      group->id = nextGroupId++;
+      groups[group->id] = group;
+    }
+    return wrapOwned(env, new int64_t(group->id), kGroupTag);
+  });
+}
+
+// distDestroyGroup(group): ends its Gloo threads and connections.
+static Napi::Value DistDestroyGroup(const Napi::CallbackInfo& info) {
+  int64_t id = *ownedOf<int64_t>(info[0], kGroupTag, "distDestroyGroup: group", "process group");
+  std::shared_ptr<Group> dropped;
+  {
+    std::lock_guard<std::mutex> lock(groupsMutex);
+    auto found = groups.find(id);
+    if (found != groups.end()) {
+      dropped = found->second;
+      groups.erase(found);
+    }
+  }
+  return info.Env().Undefined();
+}
+
+static Napi::Value WrapWork(Napi::Env env, PendingWork* w) { return wrapOwned(env, w, kWorkTag); }
+
+// distAllReduce(group, tensor, op: 'sum' | 'avg' | 'max' | 'min', async) in place; with async, a
+// work handle whose wait() completes it (Gloo has no AVG: a sum divided at the end).
+static Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto g = groupOf(info[0], "allReduce: group");
+  const at::Tensor& t = tensorOf(info[1], "allReduce: tensor");
+  std::string op = toString(info[2], "allReduce: op");
+  bool async = toBool(info[3], "allReduce: async");
+  std::string name = "allReduce(" + describe(t) + ", '" + op + "')";
+  return distGuarded(env, where(*g, name), [&]() -> Napi::Value {
+    checkCpuDense(t, "allReduce");
+    c10d::AllreduceOptions options;
+    if (op == "sum" || op == "avg") options.reduceOp = c10d::ReduceOp::SUM;
+    else if (op == "max") options.reduceOp = c10d::ReduceOp::MAX;
+    else if (op == "min") options.reduceOp = c10d::ReduceOp::MIN;
+    else throw Napi::RangeError::New(env, "allReduce: op must be 'sum', 'avg', 'max' or 'min', got '" + op + "'");
+    auto* w = new PendingWork{g, name, {}, {}, {}, op == "avg" ? static_cast<double>(g->size) : 1.0, false};
+    std::unique_ptr<PendingWork> owned(w);
+    w->buffer = t.is_contiguous() ? t.detach() : t.detach().contiguous();
+    if (!t.is_contiguous()) w->target = t.detach();
+    std::vector<at::Tensor> tensors{w->buffer};
+    w->work = g->pg->allreduce(tensors, options);
+    if (!async) {
+      finishWork(*w, g->timeoutMs);
+      return env.Undefined();
+    }
+    return WrapWork(env, owned.release());
+  });
+}
+
+// distBroadcast(group, tensor, root, async) in place.
+static Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto g = groupOf(info[0], "broadcast: group");
+  const at::Tensor& t = tensorOf(info[1], "broadcast: tensor");
+  int64_t root = toInt64(info[2], "broadcast: root", 0, g->size - 1);
+  bool async = toBool(info[3], "broadcast: async");
+  std::string name = "broadcast(" + describe(t) + ", from rank " + std::to_string(root) + ")";
+  return distGuarded(env, where(*g, name), [&]() -> Napi::Value {
+    checkCpuDense(t, "broadcast");
+    auto owned = std::make_unique<PendingWork>(PendingWork{g, name, {}, {}, {}, 1.0, false});
+    owned->buffer = t.is_contiguous() ? t.detach() : t.detach().contiguous();
+    if (!t.is_contiguous()) owned->target = t.detach();
+    std::vector<at::Tensor> tensors{owned->buffer};
+    c10d::BroadcastOptions options;
+    options.rootRank = static_cast<int>(root);
+    owned->work = g->pg->broadcast(tensors, options);
+    if (!async) {
+      finishWork(*owned, g->timeoutMs);
+      return env.Undefined();
+    }
+    return WrapWork(env, owned.release());
+  });
+}
+
+// distWait(work, timeoutMs): completes an async collective; throws when it failed or timed out.
+static Napi::Value DistWait(const Napi::CallbackInfo& info) {
+  auto* w = ownedOf<PendingWork>(info[0], kWorkTag, "wait: work", "collective's work handle");
+  int64_t timeoutMs = info[1].IsUndefined() ? w->group->timeoutMs : timeoutOf(info[1], "wait: timeoutMs");
+  distGuarded(info.Env(), "wait", [&] { finishWork(*w, timeoutMs); });
+  return info.Env().Undefined();
+}
+
+static Napi::Value DistIsCompleted(const Napi::CallbackInfo& info) {
+  auto* w = ownedOf<PendingWork>(info[0], kWorkTag, "isCompleted: work", "collective's work handle");
+  return guarded(info.Env(), "isCompleted", [&]() -> Napi::Value {
+    return Napi::Boolean::New(info.Env(), w->finished || w->work->isCompleted());
+  });
+}
+
+// distAllGather(group, tensor, withGrad) -> [size·n, ...]: every rank's rows in rank order; with
+// withGrad, the result's gradient flows back to this rank's rows (AllGatherWithGrad).
+static Napi::Value DistAllGather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto g = groupOf(info[0], "allGather: group");
+  const at::Tensor& t = tensorOf(info[1], "allGather: tensor");
+  bool withGrad = toBool(info[2], "allGather: withGrad");
+  return distGuarded(env, where(*g, "allGather(" + describe(t) + ")"), [&]() -> Napi::Value {
+    if (withGrad) return wrapTensor(env, AllGatherWithGrad::apply(t, g->id));
+    return wrapTensor(env, allGatherRows(*g, t, "allGather"));
+  });
+}
+
+static Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
+  auto g = groupOf(info[0], "barrier: group");
+  distGuarded(info.Env(), where(*g, "barrier"), [&] {
+    runBlocking(*g, "barrier", [&] { return g->pg->barrier(); });
+  });
+  return info.Env().Undefined();
+}
+
+// distReducer(group, params, bucketBytes) -> a reducer handle: hooks on every parameter that
+// requires a gradient; from then on each backward through them averages their gradients.
+static Napi::Value DistReducer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto g = groupOf(info[0], "GradReducer: group");
+  Napi::Array list = toArray(info[1], "GradReducer: params");
+  int64_t bucketBytes = toInt64(info[2], "GradReducer: bucketBytes", 1);
+  auto reducer = std::make_shared<GradReducer>();
+  reducer->group = g;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    const at::Tensor& p = tensorOf(list.Get(i), "GradReducer: params[" + std::to_string(i) + "]");
+    if (!p.requires_grad() || !p.is_leaf())
+      throw Napi::TypeError::New(env, "GradReducer: params[" + std::to_string(i) + "] " + describe(p) + " is not a leaf that requires grad");
+    if (!p.device().is_cpu()) throw Napi::TypeError::New(env, "GradReducer: Gloo averages CPU gradients; params[" + std::to_string(i) + "] is " + describe(p));
+    reducer->params.push_back(p);
+  }
+  return guarded(env, "GradReducer", [&]() -> Napi::Value {
+    reducer->build(bucketBytes);
+    std::weak_ptr<GradReducer> weak = reducer;
+    for (size_t k = 0; k < reducer->params.size(); k++) {
+      std::function<void(at::Tensor)> hook = [weak, k](const at::Tensor& grad) {
+        if (auto r = weak.lock()) r->onGradient(k, grad);
+      };
+      reducer->hookIds.push_back(reducer->params[k].register_hook(hook));
+    }
+    return wrapOwned(env, new ReducerHolder{reducer}, kReducerTag);
+  });
+}
+
+static GradReducer& reducerOf(const Napi::Value& v, const std::string& what) {
+  auto* holder = ownedOf<ReducerHolder>(v, kReducerTag, what, "gradient reducer");
+  if (!holder->reducer) throw Napi::Error::New(v.Env(), what + ": the reducer was removed");
+  return *holder->reducer;
+}
+
+// distReducerSetEnabled(reducer, enabled): a disabled reducer lets backward alone (e.g. a
+// backward that is not a training step's).
+static Napi::Value DistReducerSetEnabled(const Napi::CallbackInfo& info) {
+  GradReducer& r = reducerOf(info[0], "GradReducer.setEnabled");
+  bool enabled = toBool(info[1], "GradReducer.setEnabled: enabled");
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.enabled = enabled;
+  return info.Env().Undefined();
+}
+
+// distReducerStats(reducer) -> [buckets' value counts, last wait ms, buckets started before
+// backward ended, backwards so far].
+static Napi::Value DistReducerStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GradReducer& r = reducerOf(info[0], "GradReducer.stats");
+  std::lock_guard<std::mutex> lock(r.mutex);
+  auto sizes = Napi::Array::New(env, r.buckets.size());
+  for (size_t i = 0; i < r.buckets.size(); i++) sizes.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(r.buckets[i].flat.numel())));
+  auto out = Napi::Array::New(env, 4);
+  out.Set(0u, sizes);
+  out.Set(1u, Napi::Number::New(env, r.lastWaitMs));
+  out.Set(2u, Napi::Number::New(env, static_cast<double>(r.lastLaunchedEarly)));
+  out.Set(3u, Napi::Number::New(env, static_cast<double>(r.backwards)));
+  return out;
+}
+
+// distReducerRemove(reducer): takes its hooks off the parameters.
+static Napi::Value DistReducerRemove(const Napi::CallbackInfo& info) {
+  auto* holder = ownedOf<ReducerHolder>(info[0], kReducerTag, "GradReducer.remove", "gradient reducer");
+  if (holder->reducer) {
+    std::lock_guard<std::mutex> lock(holder->reducer->mutex);
+    holder->reducer->removeHooks();
+    holder->reducer->enabled = false;
+  }
+  holder->reducer.reset();
+  return info.Env().Undefined();
+}
+
+static const char* kSupport = "";
+
+#else
+
+static const char* kSupport =
+    "this byol-align addon was built without torch.distributed's Gloo backend: the libtorch it was built against has no "
+    "c10d/ProcessGroupGloo.hpp, or the Gloo headers were missing (Debian: apt-get install libgloo-dev), so USE_C10D_GLOO "
+    "was not defined; install them and rebuild the addon (npx node-gyp rebuild)";
+
+static Napi::Value Unavailable(const Napi::CallbackInfo& info) { throw Napi::Error::New(info.Env(), std::string("distributed: ") + kSupport); }
+
+#endif
+
+void initDistributed(Napi::Env env, Napi::Object exports) {
+  // '' where data-parallel training works; otherwise why it does not.
+  exports.Set("distSupport", Napi::String::New(env, kSupport));
+#if BYOL_HAS_GLOO
+  exports.Set("distStore", Napi::Function::New(env, DistStore));
+  exports.Set("distStoreSet", Napi::Function::New(env, DistStoreSet));
+  exports.Set("distStoreGet", Napi::Function::New(env, DistStoreGet));
+  exports.Set("distStoreAdd", Napi::Function::New(env, DistStoreAdd));
+  exports.Set("distGroup", Napi::Function::New(env, DistGroup));
+  exports.Set("distDestroyGroup", Napi::Function::New(env, DistDestroyGroup));
+  exports.Set("distAllReduce", Napi::Function::New(env, DistAllReduce));
+  exports.Set("distBroadcast", Napi::Function::New(env, DistBroadcast));
+  exports.Set("distWait", Napi::Function::New(env, DistWait));
+  exports.Set("distIsCompleted", Napi::Function::New(env, DistIsCompleted));
+  exports.Set("distAllGather", Napi::Function::New(env, DistAllGather));
+  exports.Set("distBarrier", Napi::Function::New(env, DistBarrier));
+  exports.Set("distReducer", Napi::Function::New(env, DistReducer));
+  exports.Set("distReducerSetEnabled", Napi::Function::New(env, DistReducerSetEnabled));
+  exports.Set("distReducerStats", Napi::Function::New(env, DistReducerStats));
+  exports.Set("distReducerRemove", Napi::Function::New(env, DistReducerRemove));
+#else
+  for (const char* name : {"distStore", "distStoreSet", "distStoreGet", "distStoreAdd", "distGroup", "distDestroyGroup", "distAllReduce",
+                           "distBroadcast", "distWait", "distIsCompleted", "distAllGather", "distBarrier", "distReducer",
+                           "distReducerSetEnabled", "distReducerStats", "distReducerRemove"}) {
+    exports.Set(name, Napi::Function::New(env, Unavailable));
+  }
+#endif
+}
+
+}  // namespace byol

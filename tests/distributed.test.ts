@@ -1,0 +1,156 @@
+// torch.distributed from TypeScript (src/engine/distributed.ts): two processes on loopback run the
+// collectives, the all-gather with a gradient and the gradient reducer (tests/distributed_worker.ts),
+// and a peer that dies or hangs makes the other fail with a clear error instead of waiting forever.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { distributed } from '../src/index.js';
+
+const WORKER = join('dist', 'tests', 'distributed_worker.js');
+
+/** A port free a moment ago (the store's server binds it again). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface RankResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  lines: Record<string, unknown>[];
+  stderr: string;
+}
+
+/** Runs `scenario` on `worldSize` worker processes; returns each rank's exit and JSON lines. */
+async function runRanks(scenario: string, worldSize = 2, env: Record<string, string> = {}, deadlineMs = 60000): Promise<RankResult[]> {
+  const port = await freePort();
+  const children = Array.from({ length: worldSize }, (_, rank) =>
+    spawn(process.execPath, [WORKER, scenario, String(rank), String(worldSize), String(port)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  const deadline = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), deadlineMs);
+  try {
+    return await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<RankResult>((resolve) => {
+            let stdout = '';
+            let stderr = '';
+            child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+            child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+            child.once('exit', (code, signal) => {
+              const lines = stdout
+                .split('\n')
+                .filter((l) => l.startsWith('{'))
+                .map((l) => JSON.parse(l) as Record<string, unknown>);
+              resolve({ code, signal, lines, stderr });
+            });
+          }),
+      ),
+    );
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+function ok(results: RankResult[]): void {
+  for (const [rank, r] of results.entries()) assert.equal(r.code, 0, `rank ${rank} exited with ${r.code ?? r.signal}: ${r.stderr}`);
+}
+
+test('this build has the Gloo backend', () => {
+  assert.equal(distributed.distributedUnavailableReason(), null);
+});
+
+test('all-reduce (sum, avg, max, async, non-contiguous), all-gather, broadcast and the store across 2 processes', async () => {
+  const results = await runRanks('collectives');
+  ok(results);
+  for (const [rank, { lines }] of results.entries()) {
+    const r = lines[0]!;
+    assert.deepEqual(r.sum, [1 + 2, 10 + 20]);
+    assert.deepEqual(r.avg, [1.5, 15]);
+    assert.deepEqual(r.max, [1, 0]);
+    assert.deepEqual(r.async, [1 + 2]);
+    // [[1, 2], [3, 4]]·1 + ·2, written through the transposed view into its base
+    assert.deepEqual(r.base, [
+      [3, 6],
+      [9, 12],
+    ]);
+    assert.deepEqual(r.transposed, [
+      [3, 9],
+      [6, 12],
+    ]);
+    assert.deepEqual(r.gathered, [
+      [0, 0],
+      [1, 10],
+    ]);
+    assert.deepEqual(r.fromRank1, [7, 8]);
+    assert.deepEqual(r.asyncBroadcast, [100]);
+    assert.equal(r.other, `rank ${(rank + 1) % 2}`);
+  }
+});
+
+test("allGatherWithGrad: the gradient is the sum over ranks of their gradients of this rank's rows", async () => {
+  const results = await runRanks('gatherGrad');
+  ok(results);
+  // w_r = (r + 1)·[[0, 1], [2, 3]]; Σ_r w_r = 3·[[0, 1], [2, 3]]; rank r gets row r.
+  const expected = [[[0, 3]], [[6, 9]]];
+  for (const [rank, { lines }] of results.entries()) {
+    assert.deepEqual(lines[0]!.gathered, [
+      [1, 2],
+      [2, 3],
+    ]);
+    assert.deepEqual(lines[0]!.grad, expected[rank]);
+  }
+});
+
+test('GradReducer averages each backward’s gradients over the ranks; unused by some: zeros there; by all: none', async () => {
+  const results = await runRanks('reducer');
+  ok(results);
+  // Every weight 0.1, bias 0.2: y = 0.1·Σx + 0.2 = 0.5 on both ranks (x = [r+1, 2, −r]), so
+  // d(Σy²)/dW = 2y·x = x: [1, 2, 0] and [2, 2, −1], mean [1.5, 2, −0.5]; d/db = 1.
+  const x = [
+    [1, 2, 0],
+    [2, 2, -1],
+  ];
+  const mean = x[0]!.map((v, k) => (v + x[1]![k]!) / 2);
+  for (const { lines } of results) {
+    const [averaged, local] = lines as [Record<string, unknown>, Record<string, unknown>];
+    assert.deepEqual(averaged.usedWeight, [mean, mean]);
+    assert.deepEqual(averaged.usedBias, [1, 1]);
+    // Only rank 0 adds Σ half(x): its gradient x_0 averaged with rank 1's zeros.
+    assert.deepEqual(averaged.halfWeight, [x[0]!.map((v) => v / 2)]);
+    assert.equal(averaged.unusedWeight, null);
+    const stats = averaged.stats as distributed.GradReducerStats;
+    // Buckets of up to 16 bytes, filled in reverse order, each value count with one flag per
+    // parameter: unused's bias and weight (4 + 12 bytes), half's, used's bias, used's weight (24).
+    assert.deepEqual(stats.bucketSizes, [1 + 3 + 2, 1 + 3 + 2, 2 + 1, 6 + 1]);
+    assert.equal(stats.backwards, 1);
+    assert.deepEqual(local.localBias, [1, 1]);
+  }
+});
+
+test('a killed peer makes the next collective fail at once, naming the operation and the peer', async () => {
+  const timeoutMs = 20000;
+  const [survivor, killed] = await runRanks('killedPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
+  assert.equal(killed!.signal, 'SIGKILL');
+  assert.equal(survivor!.code, 0, survivor!.stderr);
+  const { error, ms } = survivor!.lines[0] as { error: string; ms: number };
+  assert.match(error, /allReduce\(\[1\] float32 cpu, 'sum'\) on rank 0 of 2 \(group 'main'\) failed: rank 1 closed its connection/);
+  assert.ok(ms < timeoutMs, `took ${ms} ms`);
+});
+
+test('a peer that never joins a collective makes it fail after the timeout', async () => {
+  const timeoutMs = 4000;
+  const [waiting] = await runRanks('stuckPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
+  assert.equal(waiting!.code, 0, waiting!.stderr);
+  const { error, ms } = waiting!.lines[0] as { error: string; ms: number };
+  assert.match(error, /allReduce.* on rank 0 of 2 \(group 'main'\) failed: no answer from rank 1 within the timeout \(4000 ms\)/);
+  assert.ok(ms >= timeoutMs * 0.9 && ms < timeoutMs * 3, `took ${ms} ms`);
+});

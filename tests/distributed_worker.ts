@@ -1,0 +1,129 @@
+// One rank of tests/distributed.test.ts, as its own process: `node distributed_worker.js
+// SCENARIO RANK WORLD PORT`. It meets the other ranks on loopback, runs the scenario and prints
+// one JSON line of what it saw; the test compares the lines with values computed by hand.
+import { distributed, tensor, arange, noGrad } from '../src/index.js';
+import { Linear } from '../src/nn/index.js';
+
+const [scenario, rankText, worldText, portText] = process.argv.slice(2);
+const rank = Number(rankText);
+const worldSize = Number(worldText);
+const timeoutMs = Number(process.env.DIST_TEST_TIMEOUT_MS ?? 20000);
+
+const store = distributed.Store.connect({ host: '127.0.0.1', port: Number(portText), isServer: rank === 0, worldSize, timeoutMs });
+const group = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs });
+
+function report(values: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ rank, ...values })}\n`);
+}
+
+const scenarios: Record<string, () => void> = {
+  collectives() {
+    const sum = group.allReduce(tensor([rank + 1, 10 * (rank + 1)]));
+    const avg = group.allReduce(tensor([rank + 1, 10 * (rank + 1)]), 'avg');
+    const max = group.allReduce(tensor([rank, -rank]), 'max');
+    const pending = tensor([2 ** rank]);
+    group.allReduceAsync(pending).wait();
+    // A non-contiguous tensor is reduced in place all the same.
+    const base = tensor([
+      [1, 2],
+      [3, 4],
+    ]).mul(rank + 1);
+    const transposed = base.t();
+    group.allReduce(transposed);
+    const gathered = group.allGather(tensor([[rank, rank * 10]]));
+    const fromRank1 = group.broadcast(tensor([rank * 7, rank * 7 + 1]), 1);
+    const asyncBroadcast = tensor([rank + 100]);
+    group.broadcastAsync(asyncBroadcast, 0).wait();
+    group.barrier();
+    store.set(`hello/${rank}`, `rank ${rank}`);
+    const other = store.get(`hello/${(rank + 1) % worldSize}`);
+    report({
+      sum: sum.toFlatArray(),
+      avg: avg.toFlatArray(),
+      max: max.toFlatArray(),
+      async: pending.toFlatArray(),
+      transposed: transposed.toArray(),
+      base: base.toArray(),
+      gathered: gathered.toArray(),
+      fromRank1: fromRank1.toFlatArray(),
+      asyncBroadcast: asyncBroadcast.toFlatArray(),
+      other,
+    });
+  },
+
+  // loss_r = Σ gathered · w_r with w_r = (r + 1)·arange: the gradient of Σ_r loss_r reaching this
+  // rank's rows is Σ_r w_r over this rank's slice.
+  gatherGrad() {
+    const x = tensor([[rank + 1, rank + 2]]).requiresGrad_(true);
+    const gathered = group.allGatherWithGrad(x);
+    const w = arange(0, 2 * worldSize)
+      .reshape(worldSize, 2)
+      .mul(rank + 1);
+    gathered.mul(w).sum().backward();
+    report({ gathered: gathered.detach().toArray(), grad: x.grad!.toArray() });
+  },
+
+  // Three layers: `used` everywhere, `half` used by rank 0 only, `unused` by none; buckets of
+  // 16 bytes, so there are several.
+  reducer() {
+    const used = new Linear(3, 2);
+    const half = new Linear(3, 1);
+    const unused = new Linear(3, 1);
+    noGrad(() => {
+      for (const [i, p] of [...used.parameters(), ...half.parameters(), ...unused.parameters()].entries())
+        p.copy_(p.mul(0).add(0.1 * (i + 1)));
+    });
+    const params = [...used.parameters(), ...half.parameters(), ...unused.parameters()];
+    const reducer = new distributed.GradReducer(group, params, { bucketBytes: 16 });
+    const input = tensor([[rank + 1, 2, -rank]]);
+    let loss = used.forward(input).square().sum();
+    if (rank === 0) loss = loss.add(half.forward(input).sum());
+    loss.backward();
+    report({
+      usedWeight: used.weight.grad!.toArray(),
+      usedBias: used.bias!.grad!.toArray(),
+      halfWeight: half.weight.grad?.toArray() ?? null,
+      unusedWeight: unused.weight.grad?.toArray() ?? null,
+      stats: reducer.stats(),
+    });
+    // Disabled, backward leaves this rank's own gradient.
+    reducer.enabled = false;
+    for (const p of params) p.grad = null;
+    used.forward(input).square().sum().backward();
+    report({ localBias: used.bias!.grad!.toArray() });
+  },
+
+  // Rank 1 dies (SIGKILL: no goodbye); rank 0's next collective must fail, not hang.
+  killedPeer() {
+    group.barrier();
+    if (rank === 1) process.kill(process.pid, 'SIGKILL');
+    const start = performance.now();
+    try {
+      group.allReduce(tensor([1]));
+      report({ error: null });
+    } catch (err) {
+      report({ error: (err as Error).message, ms: performance.now() - start });
+    }
+  },
+
+  // Rank 1 stays alive but never joins the collective: rank 0 fails after its timeout.
+  stuckPeer() {
+    group.barrier();
+    if (rank === 1) {
+      setTimeout(() => process.exit(0), timeoutMs * 2);
+      return;
+    }
+    const start = performance.now();
+    try {
+      group.allReduce(tensor([1]));
+      report({ error: null });
+    } catch (err) {
+      report({ error: (err as Error).message, ms: performance.now() - start });
+    }
+    process.exit(0);
+  },
+};
+
+const run = scenarios[scenario ?? ''];
+if (run === undefined) throw new Error(`distributed_worker: unknown scenario '${scenario}'`);
+run();
