@@ -146,7 +146,7 @@ export const dataSchema = z
       .boolean()
       .default(false)
       .describe(
-        'Read image paths that lead outside the image folder (a JSONL manifest: its folder) through `..`, an absolute path or a symbolic link; false refuses them as bad records.',
+        'Read image paths that lead outside the image folder (a JSONL manifest: its folder) through `..`, an absolute path or a symbolic link; false refuses them as bad records. Covers a plug-in\'s media files too (the audio modality\'s clips).',
       ),
     modalities: z
       .array(z.string().min(1))
