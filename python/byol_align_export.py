@@ -216,6 +216,56 @@ class CifarResNet18(nn.Module):
         return F.adaptive_avg_pool2d(h, 1).flatten(1)
 
 
+class ImagenetBlock(nn.Module):
+    """torchvision's BasicBlock (two 3×3) or Bottleneck (1×1, 3×3 with the stride, 1×1 ×4), names and all."""
+
+    def __init__(self, in_c, planes, stride, bottleneck):
+        super().__init__()
+        out_c = planes * 4 if bottleneck else planes
+        shapes = [(in_c, planes, 1, 1), (planes, planes, 3, stride), (planes, out_c, 1, 1)] if bottleneck else [(in_c, planes, 3, stride), (planes, planes, 3, 1)]
+        self.count = len(shapes)
+        for i, (a, b, k, st) in enumerate(shapes):
+            self.add_module(f"conv{i + 1}", nn.Conv2d(a, b, k, stride=st, padding=k // 2, bias=False))
+            self.add_module(f"bn{i + 1}", nn.BatchNorm2d(b))
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(in_c, out_c, 1, stride=stride, bias=False), nn.BatchNorm2d(out_c)) if stride != 1 or in_c != out_c else None
+        )
+
+    def forward(self, x):
+        h = x
+        for i in range(self.count):
+            h = getattr(self, f"bn{i + 1}")(getattr(self, f"conv{i + 1}")(h))
+            if i < self.count - 1:
+                h = F.relu(h)
+        return F.relu(h + (self.downsample(x) if self.downsample is not None else x))
+
+
+class ImagenetResNet(nn.Module):
+    """torchvision's resnet18/34/50 without `fc`: the pooled features (src/modalities/image/resnet_imagenet.ts)."""
+
+    def __init__(self, depth, in_channels):
+        super().__init__()
+        blocks, bottleneck = {18: ([2, 2, 2, 2], False), 34: ([3, 4, 6, 3], False), 50: ([3, 4, 6, 3], True)}[depth]
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        in_c = 64
+        for i, planes in enumerate((64, 128, 256, 512)):
+            stage = []
+            for j in range(blocks[i]):
+                stage.append(ImagenetBlock(in_c, planes, 2 if i > 0 and j == 0 else 1, bottleneck))
+                in_c = planes * 4 if bottleneck else planes
+            self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, stride=2, padding=1)
+        for i in range(4):
+            h = getattr(self, f"layer{i + 1}")(h)
+        return F.adaptive_avg_pool2d(h, 1).flatten(1)
+
+
+IMAGENET_DEPTHS = {"resnet18-imagenet": 18, "resnet34": 34, "resnet50": 50}
+
+
 def vector_adapter(s):
     layers, width = [], s["dim"]
     for hidden in s["hiddenDims"]:
@@ -291,9 +341,13 @@ class SharedHead(nn.Module):
 def encoder(m):
     s = m["settings"]
     if m["kind"] == "image":
+        if s["encoder"] in IMAGENET_DEPTHS:
+            return ImagenetResNet(IMAGENET_DEPTHS[s["encoder"]], s["channels"])
         if s["encoder"] == "resnet18":
             return CifarResNet18(s["channels"], s["widthMultiplier"])
-        return SmallCnn(s["channels"])
+        if s["encoder"] == "small-cnn":
+            return SmallCnn(s["channels"])
+        raise ValueError(f"config.json: image encoder {s['encoder']!r} is unknown; known: small-cnn, resnet18, {', '.join(IMAGENET_DEPTHS)}")
     if m["kind"] == "text":
         if s.get("encoder") == "bert":
             return BertEncoder(m["bert"], s["pooling"], m["padId"])

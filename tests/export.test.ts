@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { cli, useCliFixture } from './cli_fixture.js';
+import { cli, TINY, useCliFixture } from './cli_fixture.js';
 import { pythonWithTorch } from './python_torch.js';
 import { exportModel, savedCheckItems } from '../src/run/export_run.js';
 import { CheckSamplesError, loadCheckSamples, saveCheckSamples } from '../src/run/check_samples.js';
@@ -14,7 +14,7 @@ import { loadModel } from '../src/run/model_setup.js';
 import { TextTokenizer } from '../src/modalities/text/tokenizer.js';
 import { ImageModality } from '../src/modalities/image/index.js';
 
-const { dir, images, annotations, trainedRun } = useCliFixture();
+const { dir, images, annotations, data, trainedRun } = useCliFixture();
 
 /** Runs Python code (Debian's python3-torch) with python/ on the path; its stdout parsed as JSON. */
 function python(code: string, ...args: string[]): unknown {
@@ -285,5 +285,27 @@ test("exportModel checks with the run's saved samples (training saves them), and
     assert.match(py.stdout, /text: \(2, 16\) projections/);
   } finally {
     await Promise.all(loaded.modalities.map((m) => (m as { close?: () => Promise<void> }).close?.()));
+  }
+});
+
+test('runs on the ImageNet ResNets export to PyTorch: the check passes and encode_image equals embed to 1e-4 (basic blocks and bottlenecks)', () => {
+  const files = readdirSync(images).sort().slice(0, 6);
+  for (const encoder of ['resnet18-imagenet', 'resnet50']) {
+    const run = join(dir, `run-${encoder}`);
+    const trained = cli('train', ...data, '--steps', '1', '--out', run, ...TINY, `image.encoder=${encoder}`); // TINY's 16-px images: no resizing, so the pixels are identical
+    assert.equal(trained.status, 0, trained.stderr);
+    const out = join(dir, `export-${encoder}`);
+    const exported = cli('export', '--checkpoint', run, '--out', out);
+    assert.equal(exported.status, 0, exported.stderr);
+    const check = spawnSync(pythonWithTorch(), ['scripts/load_export.py', out], { encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /^image: /m);
+    const fromCli = embed(run, 'image', images);
+    const py = python(ENCODE, out, JSON.stringify(files.map((f) => join(images, f))), JSON.stringify(['a red square'])) as {
+      image: number[][];
+    };
+    const expected = files.map((f) => fromCli.get(f)!);
+    assert.ok(maxAbsDifference(py.image, expected) < 1e-4, `${encoder}: images differ by ${maxAbsDifference(py.image, expected)}`);
+    assert.ok(maxAbsDifference([py.image[0]!], [py.image[1]!]) > 1e-4, `${encoder}: different images embed apart`);
   }
 });
