@@ -13,6 +13,7 @@ import { withName, type ModalitySpec } from '../src/modalities/modality.js';
 import { modalityFactory, registerModality, registeredModalities, restoreModality } from '../src/modalities/registry.js';
 import { Linear, Sequential } from '../src/nn/index.js';
 import { resolveConfig } from '../src/config/load.js';
+import { lossWeights } from '../src/run/model_setup.js';
 import { assertClose } from './helpers.js';
 
 const small = { projectionHiddenDim: 32, projectionDim: 16, predictionHiddenDim: 32 };
@@ -175,7 +176,7 @@ test('without negatives, BYOL’s cross term with VICReg’s terms aligns the sy
 
 test('the default objective is BYOL-based and negative-free, and aligns the synthetic task far above chance', async () => {
   const config = resolveConfig({});
-  const weights: AlignmentLossWeights = ALIGNMENT_OBJECTIVES[config.loss.objective];
+  const weights: AlignmentLossWeights = lossWeights(config);
   assert.equal(weights.infoNceWeight, 0, 'no negatives in the default loss');
   assert.ok(weights.crossWeight > 0, "the default loss has BYOL's cross term");
   const { log, metrics, chance } = await trainPairedTask(weights, config.model.tauBase);

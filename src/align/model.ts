@@ -20,6 +20,8 @@ export interface AlignModelOptions extends EmaScheduleOptions {
   projectionDim?: number;
   predictionHiddenDim?: number;
   headNorm?: HeadNorm;
+  /** Linear projectors and no predictors, one per modality (loss.objective cca; network.ts). */
+  linearHeads?: boolean;
 }
 
 /** One modality's two views of the items that have it; `rows` are their indices in the batch. */
@@ -89,6 +91,7 @@ export class AlignModel extends Module {
       projectionDim: options.projectionDim ?? 256,
       predictionHiddenDim: options.predictionHiddenDim ?? 4096,
       headNorm: options.headNorm ?? 'batch',
+      linear: options.linearHeads ?? false,
     };
     const online = new AlignBranch(
       encoders.map((e) => [e.name, e.create(), e.featureDim]),

@@ -17,6 +17,11 @@ export interface HeadOptions {
   projectionDim: number;
   predictionHiddenDim: number;
   headNorm: HeadNorm;
+  /**
+   * One Linear per modality as its projector and no predictor (Identity): the closed-form heads of
+   * loss.objective cca (cca.ts). Needs sharedHeads false.
+   */
+  linear?: boolean;
 }
 
 export const SHARED = 'shared';
@@ -44,7 +49,16 @@ export class AlignBranch extends Module {
     );
     const projector = { hiddenDim: heads.projectionHiddenDim, outputDim: heads.projectionDim, norm: heads.headNorm };
     const predictor = { hiddenDim: heads.predictionHiddenDim, outputDim: heads.projectionDim, norm: heads.headNorm };
-    if (heads.sharedHeads) {
+    if (heads.linear === true) {
+      if (heads.sharedHeads) throw new Error('AlignBranch: linear heads are one per modality; sharedHeads must be false');
+      this.projectors = this.registerModule(
+        'projectors',
+        new ModuleMap<TensorModule>(encoders.map(([name, , dim]) => [name, new Linear(dim, heads.projectionDim)])),
+      );
+      this.predictors = withPredictor
+        ? this.registerModule('predictors', new ModuleMap<TensorModule>(names.map((name) => [name, new Identity()])))
+        : null;
+    } else if (heads.sharedHeads) {
       this.projectors = this.registerModule('projectors', new ModuleMap([[SHARED, new SharedHead(names, width, projector)]]));
       this.predictors = withPredictor
         ? this.registerModule('predictors', new ModuleMap([[SHARED, new SharedHead(names, heads.projectionDim, predictor)]]))

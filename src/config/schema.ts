@@ -146,7 +146,7 @@ export const dataSchema = z
       .boolean()
       .default(false)
       .describe(
-        'Read image paths that lead outside the image folder (a JSONL manifest: its folder) through `..`, an absolute path or a symbolic link; false refuses them as bad records. Covers a plug-in\'s media files too (the audio modality\'s clips).',
+        "Read image paths that lead outside the image folder (a JSONL manifest: its folder) through `..`, an absolute path or a symbolic link; false refuses them as bad records. Covers a plug-in's media files too (the audio modality's clips).",
       ),
     modalities: z
       .array(z.string().min(1))
@@ -270,9 +270,11 @@ export const modelSchema = z
 export const lossSchema = z
   .strictObject({
     objective: z
-      .enum(objectiveNames)
+      .enum([...objectiveNames, 'cca'])
       .default('lightCrossPlusVicReg')
-      .describe('A named set of weights (docs/align.md); the weights below override it one by one.'),
+      .describe(
+        "A named set of weights (docs/align.md); the weights below override it one by one. 'cca': no training, closed-form CCA between two towers frozen whole, fitted on the training pairs' features as linear heads (docs/pretrained.md).",
+      ),
     intraWeight: weight.optional().describe("λ_intra: each modality's BYOL loss between its two views."),
     crossWeight: weight.optional().describe("λ_cross: one modality's prediction regressing another's target projection."),
     infoNceWeight: weight.optional().describe("Weight of CLIP's symmetric InfoNCE (learnable temperature)."),
@@ -281,6 +283,16 @@ export const lossSchema = z
     invarianceWeight: weight
       .optional()
       .describe("Weight of VICReg's invariance term between two modalities' online projections (no predictor, no stop-gradient)."),
+    ccaRegularization: z
+      .number()
+      .min(0)
+      .default(1e-3)
+      .describe("With objective cca: ridge added to each tower's feature covariance, as a fraction of its mean variance."),
+    ccaPower: z
+      .number()
+      .min(0)
+      .default(1)
+      .describe('With objective cca: each canonical dimension is scaled by its correlation to this power (0: whitened).'),
     firstStageEpochs: z.number().int().min(0).default(0).describe('Epochs at the start trained with firstStageObjective instead.'),
     firstStageObjective: z.enum(objectiveNames).default('intraOnly').describe('The objective of the first stage.'),
   })

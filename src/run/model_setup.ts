@@ -12,7 +12,7 @@ import type { AlignTrainOptions } from '../align/train.js';
 import type { RetrievalSpace } from '../align/evaluate.js';
 import type { Config } from '../config/schema.js';
 import { resolveCheckpoint, type Checkpoint } from './checkpoint.js';
-import { importPlugins, parseConfig } from '../config/load.js';
+import { ConfigError, importPlugins, parseConfig } from '../config/load.js';
 import { moveModule } from '../align/device.js';
 import { resolveDevice } from './device.js';
 import { modalityOwnSettings, towerSettings } from '../config/tower.js';
@@ -68,6 +68,11 @@ export function restoreModalities(specs: unknown): Modality[] {
  */
 export function buildModel(config: Config, modalities: readonly Modality[]): AlignModel {
   manualSeed(config.train.seed);
+  // loss.objective cca: one linear head per modality into min(projectionDim, tower widths) dimensions (src/run/cca_run.ts).
+  const cca = config.loss.objective === 'cca';
+  const heads = cca
+    ? { sharedHeads: false, linearHeads: true, projectionDim: Math.min(config.model.projectionDim, ...modalities.map((m) => m.featureDim)) }
+    : {};
   return new AlignModel(
     modalities.map((m) => ({
       name: m.name,
@@ -75,12 +80,13 @@ export function buildModel(config: Config, modalities: readonly Modality[]): Ali
       featureDim: m.featureDim,
       freeze: towerSettings(modalitySettings(config, m.name)).freeze,
     })),
-    config.model,
+    { ...config.model, ...heads },
   );
 }
 
 /** The loss weights of an objective with the config's explicit weights over it. */
 export function lossWeights(config: Config, objective = config.loss.objective): AlignmentLossWeights {
+  if (objective === 'cca') throw new ConfigError('loss.objective cca has no loss weights: it fits closed-form heads (src/run/cca_run.ts)');
   const preset: AlignmentLossWeights = { ...ALIGNMENT_OBJECTIVES[objective] };
   if (objective !== config.loss.objective) return preset; // explicit weights belong to the main objective
   for (const key of ['intraWeight', 'crossWeight', 'infoNceWeight', 'varianceWeight', 'covarianceWeight', 'invarianceWeight'] as const) {
@@ -168,7 +174,7 @@ export function loadModel(path: string | Checkpoint, onSkip?: (message: string) 
 
 /** Whether the encoders' outputs share one width (shared heads add a neck to the widest), so they can be compared. */
 export function encoderSpaceComparable(config: Config, modalities: readonly Modality[]): boolean {
-  return config.model.sharedHeads || new Set(modalities.map((m) => m.featureDim)).size <= 1;
+  return (config.model.sharedHeads && config.loss.objective !== 'cca') || new Set(modalities.map((m) => m.featureDim)).size <= 1;
 }
 
 /**

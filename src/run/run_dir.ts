@@ -2,9 +2,11 @@
 // marker file, so `train --out` can tell its own folders from a user's folder (whose files it
 // would otherwise overwrite), and its saved config names data by absolute paths, so `eval`,
 // `report` and `export` find the data from any working directory.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
+import type { Modality } from '../modalities/modality.js';
+import { writeFileAtomic } from '../engine/atomic_write.js';
 
 /** The marker file of a run folder (JSON: {"format"}). */
 export const RUN_MARKER = 'byol-align-run.json';
@@ -71,4 +73,19 @@ export function checkOutputDir(dir: string, force: boolean): void {
   if (!statSync(dir).isDirectory()) throw new Error(`${dir} is a file, not a folder`);
   if (isRunDir(dir)) throw new Error(`${dir} is a training run; write into another folder`);
   if (readdirSync(dir).length > 0 && !force) throw new Error(`${dir} is not empty; pass --force to overwrite what it holds`);
+}
+
+/**
+ * A run's own files besides its checkpoints: the marker, config.json, modalities.json (and the text
+ * tokenizer as tokenizer.json), an empty metrics.jsonl and the checkpoints/ folder.
+ */
+export function writeRunFolder(out: string, config: Config, modalities: readonly Modality[]): void {
+  mkdirSync(join(out, 'checkpoints'), { recursive: true });
+  const specs = modalities.map((m) => m.toJSON());
+  writeFileAtomic(join(out, RUN_MARKER), Buffer.from(`${JSON.stringify({ format: RUN_FORMAT })}\n`));
+  writeFileAtomic(join(out, 'config.json'), Buffer.from(`${JSON.stringify(config, null, 2)}\n`));
+  writeFileAtomic(join(out, 'modalities.json'), Buffer.from(`${JSON.stringify(specs, null, 2)}\n`));
+  const tokenizer = specs.find((s) => s.name === 'text')?.state?.tokenizer;
+  if (typeof tokenizer === 'string') writeFileAtomic(join(out, 'tokenizer.json'), Buffer.from(tokenizer));
+  writeFileAtomic(join(out, 'metrics.jsonl'), Buffer.alloc(0));
 }

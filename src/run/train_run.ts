@@ -18,7 +18,7 @@
 // trained over without resume, so no checkpoint is lost by a repeated command; a folder that is
 // not a run is not written into without force. The run's files
 // are written once the first step has trained, so bad data found while starting leaves no files.
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setNumThreads } from '../engine/index.js';
 import { loadDataSource } from '../data/source.js';
@@ -45,11 +45,12 @@ import {
 import type { EpochLine } from '../report/metrics.js';
 import { evaluatePaired } from './evaluate_run.js';
 import { sampleCheckItems, saveCheckSamples } from './check_samples.js';
-import { checkRunDir, RUN_FORMAT, RUN_MARKER, withAbsoluteDataPaths } from './run_dir.js';
+import { checkRunDir, withAbsoluteDataPaths, writeRunFolder } from './run_dir.js';
 import { resolveDevice } from './device.js';
 import { resolvePrecision } from './precision.js';
 import { initModalitySpec, initModelFrom, readInitSource } from './init_from.js';
 import { planFeatureCache } from './feature_cache_run.js';
+import { ccaTrainRun } from './cca_run.js';
 
 export interface TrainRunOptions {
   /** The run's config; with `resume` it may be left out, and the checkpoint's is used. */
@@ -219,6 +220,11 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
       : loadDataSource(config.data.val, { ...readOptions, images: config.data.valImages ?? config.data.images, defaultSplit: 'val' });
   if (heldOut)
     say(`validation: ${heldOut.val.items.length} items of ${config.data.valFraction} of the training concepts, held out of training`);
+  // loss.objective cca trains nothing: closed-form heads on the frozen towers' features (cca_run.ts).
+  if (config.loss.objective === 'cca') {
+    await loader.close();
+    return ccaTrainRun({ config, out, model, modalities, dataset, valSet, device, say, resumed: checkpoint?.file });
+  }
 
   const metricsFile = join(out, 'metrics.jsonl');
   const trainerOptions = trainOptions(
@@ -274,14 +280,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   const writeRunFiles = (): void => {
     if (runFilesWritten) return;
     runFilesWritten = true;
-    mkdirSync(checkpointDir, { recursive: true });
-    const specs = modalities.map((m) => m.toJSON());
-    writeFileAtomic(join(out, RUN_MARKER), Buffer.from(`${JSON.stringify({ format: RUN_FORMAT })}\n`));
-    writeFileAtomic(join(out, 'config.json'), Buffer.from(`${JSON.stringify(config, null, 2)}\n`));
-    writeFileAtomic(join(out, 'modalities.json'), Buffer.from(`${JSON.stringify(specs, null, 2)}\n`));
-    const tokenizer = specs.find((s) => s.name === 'text')?.state?.tokenizer;
-    if (typeof tokenizer === 'string') writeFileAtomic(join(out, 'tokenizer.json'), Buffer.from(tokenizer));
-    writeFileAtomic(metricsFile, Buffer.alloc(0));
+    writeRunFolder(out, config, modalities);
   };
   if (checkpoint) {
     trainer.loadStateDict({ tensors: checkpoint.tensors, meta: checkpoint.trainer as AlignTrainerMeta });
