@@ -3,65 +3,19 @@
 // and a peer that dies or hangs makes the other fail with a clear error instead of waiting forever.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { distributed } from '../src/index.js';
+import { assertRanksOk, runRanks, type RankResult } from './rank_processes.js';
 
 const WORKER = join('dist', 'tests', 'distributed_worker.js');
 
-/** A port free a moment ago (the store's server binds it again). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-interface RankResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  lines: Record<string, unknown>[];
-  stderr: string;
-}
-
-/** Runs `scenario` on `worldSize` worker processes; returns each rank's exit and JSON lines. */
-async function runRanks(scenario: string, worldSize = 2, env: Record<string, string> = {}, deadlineMs = 60000): Promise<RankResult[]> {
-  const port = await freePort();
-  const children = Array.from({ length: worldSize }, (_, rank) =>
-    spawn(process.execPath, [WORKER, scenario, String(rank), String(worldSize), String(port)], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  const deadline = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), deadlineMs);
-  try {
-    return await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<RankResult>((resolve) => {
-            let stdout = '';
-            let stderr = '';
-            child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-            child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-            child.once('exit', (code, signal) => {
-              const lines = stdout
-                .split('\n')
-                .filter((l) => l.startsWith('{'))
-                .map((l) => JSON.parse(l) as Record<string, unknown>);
-              resolve({ code, signal, lines, stderr });
-            });
-          }),
-      ),
-    );
-  } finally {
-    clearTimeout(deadline);
-  }
+/** Runs `scenario` of the worker on `worldSize` processes. */
+function runScenario(scenario: string, worldSize = 2, env: Record<string, string> = {}): Promise<RankResult[]> {
+  return runRanks(WORKER, worldSize, (rank, port) => [scenario, String(rank), String(worldSize), String(port)], env, 60000);
 }
 
 function ok(results: RankResult[]): void {
-  for (const [rank, r] of results.entries()) assert.equal(r.code, 0, `rank ${rank} exited with ${r.code ?? r.signal}: ${r.stderr}`);
+  assertRanksOk(results, assert.fail);
 }
 
 test('this build has the Gloo backend', () => {
@@ -69,7 +23,7 @@ test('this build has the Gloo backend', () => {
 });
 
 test('all-reduce (sum, avg, max, async, non-contiguous), all-gather, broadcast and the store across 2 processes', async () => {
-  const results = await runRanks('collectives');
+  const results = await runScenario('collectives');
   ok(results);
   for (const [rank, { lines }] of results.entries()) {
     const r = lines[0]!;
@@ -97,7 +51,7 @@ test('all-reduce (sum, avg, max, async, non-contiguous), all-gather, broadcast a
 });
 
 test("allGatherWithGrad: the gradient is the sum over ranks of their gradients of this rank's rows", async () => {
-  const results = await runRanks('gatherGrad');
+  const results = await runScenario('gatherGrad');
   ok(results);
   // w_r = (r + 1)·[[0, 1], [2, 3]]; Σ_r w_r = 3·[[0, 1], [2, 3]]; rank r gets row r.
   const expected = [[[0, 3]], [[6, 9]]];
@@ -111,7 +65,7 @@ test("allGatherWithGrad: the gradient is the sum over ranks of their gradients o
 });
 
 test('GradReducer averages each backward’s gradients over the ranks; unused by some: zeros there; by all: none', async () => {
-  const results = await runRanks('reducer');
+  const results = await runScenario('reducer');
   ok(results);
   // Every weight 0.1, bias 0.2: y = 0.1·Σx + 0.2 = 0.5 on both ranks (x = [r+1, 2, −r]), so
   // d(Σy²)/dW = 2y·x = x: [1, 2, 0] and [2, 2, −1], mean [1.5, 2, −0.5]; d/db = 1.
@@ -138,7 +92,7 @@ test('GradReducer averages each backward’s gradients over the ranks; unused by
 
 test('a killed peer makes the next collective fail at once, naming the operation and the peer', async () => {
   const timeoutMs = 20000;
-  const [survivor, killed] = await runRanks('killedPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
+  const [survivor, killed] = await runScenario('killedPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
   assert.equal(killed!.signal, 'SIGKILL');
   assert.equal(survivor!.code, 0, survivor!.stderr);
   const { error, ms } = survivor!.lines[0] as { error: string; ms: number };
@@ -148,7 +102,7 @@ test('a killed peer makes the next collective fail at once, naming the operation
 
 test('a peer that never joins a collective makes it fail after the timeout', async () => {
   const timeoutMs = 4000;
-  const [waiting] = await runRanks('stuckPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
+  const [waiting] = await runScenario('stuckPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
   assert.equal(waiting!.code, 0, waiting!.stderr);
   const { error, ms } = waiting!.lines[0] as { error: string; ms: number };
   assert.match(error, /allReduce.* on rank 0 of 2 \(group 'main'\) failed: no answer from rank 1 within the timeout \(4000 ms\)/);

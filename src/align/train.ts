@@ -93,6 +93,12 @@ export interface AlignTrainOptions extends OptimizationOptions {
    * precision, the scaler runs there too (the tests drive it in fp32 on the CPU).
    */
   gradScaler?: GradScalerOptions;
+  /**
+   * This process's rank in data-parallel training (src/distributed/): mixed into each step's random
+   * draws, so that the ranks draw independent views of their different rows. 0 (default) draws
+   * exactly as one process does.
+   */
+  rank?: number;
   onStep?: (record: AlignStepRecord) => void;
   /** Called after each epoch, e.g. for validation retrieval; awaited. */
   onEpoch?: (epoch: number) => Promise<void> | void;
@@ -276,9 +282,11 @@ export class AlignTrainer {
     const stepStart = performance.now();
     const lr = this.scheduler.currentLrs()[0]!;
     const seed = this.options.seed ?? 0;
-    // Every random draw of this step from (seed, step): a resumed run repeats it exactly.
-    manualSeed(hash32(seed, step, 0x676c6f62));
-    const viewGenerator = new Generator(hash32(seed, step, 0x76696577), device);
+    const rank = this.options.rank ?? 0;
+    // Every random draw of this step from (seed, step) (and a data-parallel rank): a resumed run repeats it exactly.
+    const stream = (word: number): number => (rank === 0 ? hash32(seed, step, word) : hash32(seed, step, word, rank));
+    manualSeed(stream(0x676c6f62));
+    const viewGenerator = new Generator(stream(0x76696577), device);
     let record: AlignStepRecord;
     try {
       record = tidy(() => {
@@ -314,8 +322,12 @@ export class AlignTrainer {
         logitScale?.clamp_(); // CLIP's cap of 100 on the logit scale, after the step as open_clip does
         const tau = this.model.updateTarget(step, this.totalSteps);
         const collapse: Record<string, number> = {};
-        for (const [name, o] of outputs)
-          collapse[name] = collapseReading(views.get(name)!.rows === null ? o.p1 : o.p1.index([o.present])).ratio;
+        // Outputs with more rows than the batch are a data-parallel wrapper's (src/distributed/): the
+        // global batch's, whose rows only `present` tells.
+        for (const [name, o] of outputs) {
+          const everyRow = views.get(name)?.rows === null && o.p1.shape[0] === batch.size;
+          collapse[name] = collapseReading(everyRow ? o.p1 : o.p1.index([o.present])).ratio;
+        }
         const scaling = gradScaler ? { lossScale, skippedSteps: gradScaler.skippedSteps } : {};
         return { step, epoch, loss: terms.total!, terms, lr, tau, collapse, waitMs, stepMs: 0, ...scaling };
       });

@@ -41,6 +41,25 @@ export function epochOrder(indices: readonly number[], seed: number, epoch: numb
   return order;
 }
 
+/**
+ * The items of batch `step` of an epoch's `order` that data-parallel rank `rank` of `worldSize`
+ * trains: the rank-th of worldSize equal slices of that batch. The ranks' slices of a batch are
+ * disjoint and together are the batch one process trains, so an epoch's shards add up to the
+ * single-process epoch (src/distributed/). batchSize must be a multiple of worldSize.
+ *
+ * @example
+ * shardOfBatch([7, 3, 5, 1, 0, 2, 4, 6], 1, 4, 1, 2); // [0, 2]: batch 1 is [0, 2, 4, 6], rank 1 of 2 takes its second half
+ */
+export function shardOfBatch(order: readonly number[], step: number, batchSize: number, rank: number, worldSize: number): number[] {
+  if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize)
+    throw new RangeError(`shardOfBatch: rank must be an integer from 0 to worldSize − 1, got rank ${rank} of ${worldSize}`);
+  if (batchSize % worldSize !== 0)
+    throw new RangeError(`shardOfBatch: a batch of ${batchSize} does not split into ${worldSize} equal shards`);
+  const perRank = batchSize / worldSize;
+  const start = step * batchSize + rank * perRank;
+  return order.slice(start, Math.min(start + perRank, (step + 1) * batchSize));
+}
+
 /** The caption an item gets in an epoch: one of its captions, drawn from (seed, epoch, index). */
 export function captionFor(captions: readonly string[], seed: number, epoch: number, index: number): string {
   return captions[hash32(seed, epoch, index, 0x63617074) % captions.length]!;

@@ -41,6 +41,11 @@ export interface LoaderOptions {
    * stays if it has another.
    */
   hasOtherModality?: (item: PairedItem) => boolean;
+  /**
+   * Data-parallel training (src/distributed/): this rank loads only its shard of each batch of
+   * `batchSize` (epoch_order.ts shardOfBatch). Needs dropLast, so that every batch splits evenly.
+   */
+  shard?: { rank: number; worldSize: number };
   /** A pool to decode on (shared, so close() leaves it open); default: the loader's own. */
   pool?: ImageDecodePool;
   /** Worker threads of the loader's own pool; default {@link ImageDecodePool.defaultSize}. */
@@ -51,7 +56,7 @@ export interface LoaderOptions {
 export function resolveLoaderOptions(
   where: string,
   options: LoaderOptions,
-): Required<Omit<LoaderOptions, 'onBadRecord' | 'onSkip' | 'pool' | 'poolSize' | 'hasOtherModality'>> {
+): Required<Omit<LoaderOptions, 'onBadRecord' | 'onSkip' | 'pool' | 'poolSize' | 'hasOtherModality' | 'shard'>> {
   const { batchSize, size, channels = 3, fit = 'cover', seed = 0, shuffle = true, dropLast = true, prefetch = 2 } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new TypeError(`${where}: batchSize must be a positive integer, got ${batchSize}`);

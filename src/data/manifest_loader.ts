@@ -9,7 +9,7 @@ import { ImageDecodePool } from './image_pool.js';
 import type { ImageFit } from './image_decode.js';
 import { BadRecords, DatasetError, type PairedDataset, type PairedItem } from './paired.js';
 import { resolveLoaderOptions, type LoaderOptions } from './loader_options.js';
-import { captionFor, epochOrder, prefetched } from './epoch_order.js';
+import { captionFor, epochOrder, prefetched, shardOfBatch } from './epoch_order.js';
 import { BadItemError } from '../modalities/bad_item.js';
 
 /** The rows of a batch that have a modality (positions within the batch, ascending) and their data. */
@@ -72,6 +72,7 @@ export class ManifestLoader {
   readonly #seed: number;
   readonly #shuffle: boolean;
   readonly #hasOther: (item: PairedItem) => boolean;
+  readonly #shard: { rank: number; worldSize: number } | undefined;
   /** Items whose image failed under 'skip'; they are treated as having none. */
   readonly #badImages = new Set<number>();
   /** Per modality, the raw items (file paths) its collate refused under 'skip'; items are treated as not having them. */
@@ -95,6 +96,12 @@ export class ManifestLoader {
     this.#seed = seed >>> 0;
     this.#shuffle = shuffle;
     this.#hasOther = hasOther;
+    if (options.shard !== undefined) {
+      const { rank, worldSize } = options.shard;
+      shardOfBatch([], 0, batchSize, rank, worldSize); // checks the shard
+      if (!dropLast) throw new RangeError('ManifestLoader: a shard needs dropLast, so that every batch splits into equal shards');
+    }
+    this.#shard = options.shard;
     this.#records = new BadRecords({ onBadRecord: options.onBadRecord, onSkip: options.onSkip });
     this.#ownsPool = options.pool === undefined;
     this.#pool = options.pool ?? new ImageDecodePool({ size: options.poolSize });
@@ -126,7 +133,13 @@ export class ManifestLoader {
     const order = this.order(epoch);
     const batches = prefetched(
       this.batchesPerEpoch,
-      (step) => this.#load(step, order.slice(step * this.batchSize, (step + 1) * this.batchSize)),
+      (step) =>
+        this.#load(
+          step,
+          this.#shard === undefined
+            ? order.slice(step * this.batchSize, (step + 1) * this.batchSize)
+            : shardOfBatch(order, step, this.batchSize, this.#shard.rank, this.#shard.worldSize),
+        ),
       this.prefetch,
       fromStep,
     );
