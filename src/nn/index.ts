@@ -20,6 +20,7 @@ export {
 } from './attention.js';
 export {
   TransformerEncoderLayer,
+  encodePacked,
   type TransformerEncoderLayerOptions,
   type TransformerEncoderLayerMasks,
   type Activation,

@@ -1,7 +1,9 @@
 // The Transformer encoder layer (Vaswani et al., 2017, §3.1), torch.nn.TransformerEncoderLayer:
 // self-attention and a two-layer feed-forward block, each wrapped in a residual connection and
-// LayerNorm, after the sum (post-LN, the paper) or before the block (pre-LN, normFirst).
-import { tidy, type Generator, type Tensor } from '../engine/index.js';
+// LayerNorm, after the sum (post-LN, the paper) or before the block (pre-LN, normFirst). In eval
+// without autograd a layer can also run as PyTorch's fused inference kernel, and a stack of them
+// over packed rows that skip the padding (encodePacked), as nn.TransformerEncoder's fast path does.
+import { autocastState, isGradEnabled, op, tidy, type Generator, type Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 import { Linear } from './linear.js';
 import { LayerNorm } from './layer_norm.js';
@@ -58,6 +60,8 @@ export class TransformerEncoderLayer extends Module {
   readonly dropout1: Dropout;
   readonly dropout2: Dropout;
   readonly #activation: (x: Tensor) => Tensor;
+  /** The activation's name when the fused kernel has it (relu or gelu), else null. */
+  readonly #activationName: 'relu' | 'gelu' | null;
 
   constructor(dModel: number, nhead: number, options: TransformerEncoderLayerOptions = {}) {
     super();
@@ -80,7 +84,9 @@ export class TransformerEncoderLayer extends Module {
     this.norm2 = this.registerModule('norm2', new LayerNorm(dModel, { eps }));
     this.dropout1 = this.registerModule('dropout1', new Dropout(p));
     this.dropout2 = this.registerModule('dropout2', new Dropout(p));
-    this.#activation = resolveActivation(options.activation ?? 'relu');
+    const activation = options.activation ?? 'relu';
+    this.#activation = resolveActivation(activation);
+    this.#activationName = typeof activation === 'string' ? activation : null;
   }
 
   /** src [sequence, batch, dModel] (batchFirst: [batch, sequence, dModel]) → same shape. */
@@ -98,6 +104,61 @@ export class TransformerEncoderLayer extends Module {
     });
   }
 
+  /**
+   * Why this layer cannot run as the fused inference kernel on `src` now, or null when it can: it
+   * must be in eval mode, without autograd or autocast (the kernel has no backward), batch-first,
+   * with a named activation, biases and LayerNorm weights, both LayerNorms of one eps, an even
+   * number of heads, on float CPU tensors (PyTorch's checks, less CUDA: the case tested here).
+   */
+  fusedBlocker(src: Tensor): string | null {
+    if (this.training) return 'training mode';
+    if (isGradEnabled()) return 'autograd is on';
+    if (autocastState('cpu').enabled) return 'autocast is on';
+    if (!this.selfAttn.batchFirst) return 'not batchFirst';
+    if (this.#activationName === null) return 'a custom activation';
+    if (!this.selfAttn.hasBias) return 'attention without biases';
+    if (this.linear1.bias === null || this.linear2.bias === null) return 'feed-forward without biases';
+    if (this.norm1.weight === null || this.norm2.weight === null) return 'LayerNorm without weights';
+    if (this.norm1.eps !== this.norm2.eps) return 'LayerNorms of different eps';
+    if (this.selfAttn.numHeads % 2 === 1) return 'an odd number of heads';
+    if (src.device !== 'cpu') return `input on ${src.device}`;
+    if (src.dtype !== 'float32' && src.dtype !== 'float64') return `input of ${src.dtype}`;
+    return null;
+  }
+
+  /**
+   * What forward(src, { srcKeyPaddingMask }) answers in eval without autograd, as one fused op
+   * (aten::_transformer_encoder_layer_fwd, PyTorch's fast path): src [batch, sequence, dModel] with
+   * an optional padding mask [batch, sequence], or a nested tensor of rows without padding (then
+   * no mask). Only where {@link fusedBlocker} is null. Padding positions of the result are not
+   * meaningful (neither are the training path's).
+   */
+  forwardFused(src: Tensor, keyPaddingMask: Tensor | null = null): Tensor {
+    const attention = this.selfAttn;
+    return encoderLayerFwd(
+      src,
+      attention.embedDim,
+      attention.numHeads,
+      attention.inProjWeight,
+      attention.inProjBias,
+      attention.outProj.weight,
+      attention.outProj.bias,
+      this.#activationName === 'gelu',
+      this.normFirst,
+      this.norm1.eps,
+      this.norm1.weight,
+      this.norm1.bias,
+      this.norm2.weight,
+      this.norm2.bias,
+      this.linear1.weight,
+      this.linear1.bias,
+      this.linear2.weight,
+      this.linear2.bias,
+      keyPaddingMask,
+      keyPaddingMask === null ? null : KEY_PADDING_MASK,
+    );
+  }
+
   #selfAttentionBlock(x: Tensor, masks: TransformerEncoderLayerMasks): Tensor {
     const attended = this.selfAttn.forward(x, x, x, { attnMask: masks.srcMask, keyPaddingMask: masks.srcKeyPaddingMask });
     return this.dropout1.forward(attended);
@@ -107,6 +168,44 @@ export class TransformerEncoderLayer extends Module {
     const hidden = this.dropout.forward(this.#activation(this.linear1.forward(x)));
     return this.dropout2.forward(this.linear2.forward(hidden));
   }
+}
+
+const encoderLayerFwd = op('aten::_transformer_encoder_layer_fwd');
+const nestedFromMask = op('aten::_nested_tensor_from_mask');
+const maskLeftAligned = op<boolean>('aten::_nested_tensor_from_mask_left_aligned');
+const toPaddedTensor = op('aten::to_padded_tensor');
+/** The kernel's mask_type for a [batch, sequence] key padding mask (0 would be [sequence, sequence]). */
+const KEY_PADDING_MASK = 1;
+
+/**
+ * A stack of encoder layers over src [batch, sequence, dModel] with padding (keyPaddingMask
+ * [batch, sequence], true at padding) as their forward in eval without autograd answers, through
+ * PyTorch's fused kernel (nn.TransformerEncoder's fast path), or null where a layer cannot fuse
+ * ({@link TransformerEncoderLayer.fusedBlocker}). With the padding at the end of every row, the
+ * rows are packed into a nested tensor first so padded positions cost nothing, and the padding
+ * positions of the result are 0; padding inside a row is masked on the padded batch instead (its
+ * positions then hold what the training path's do, values of no meaning). keyPaddingMask is bool,
+ * and each row needs a token that is not padding.
+ *
+ * @example
+ * const out = noGrad(() => encodePacked(layers, x, ids.eq(0))) ?? layersForward(x); // [B, L, d]
+ */
+export function encodePacked(layers: readonly TransformerEncoderLayer[], src: Tensor, keyPaddingMask: Tensor): Tensor | null {
+  if (src.ndim !== 3 || src.shape[0] === 0 || keyPaddingMask.dtype !== 'bool' || layers.some((layer) => layer.fusedBlocker(src) !== null))
+    return null;
+  return tidy(() => {
+    const keep = keyPaddingMask.logicalNot();
+    if (!maskLeftAligned(src, keep)) {
+      // Padding inside a row: the kernel on the padded batch, masking it.
+      let x = src;
+      for (const layer of layers) x = layer.forwardFused(x, keyPaddingMask);
+      return x;
+    }
+    let x = nestedFromMask(src, keep, false);
+    for (const layer of layers) x = layer.forwardFused(x);
+    // A nested tensor has no single shape; the padded one has the input's, 0 at the padding.
+    return toPaddedTensor(x, 0, src.shape);
+  });
 }
 
 function resolveActivation(activation: Activation): (x: Tensor) => Tensor {

@@ -4,7 +4,7 @@
 // non-padding tokens (default) or takes the [CLS] token's vector, as BERT does (Devlin et al. 2019,
 // arXiv:1810.04805). Pre-LN (Xiong et al. 2020, arXiv:2002.04745) trains stably without warm-up tricks.
 import { noGrad, tidy, zeros, type Generator, type Tensor } from '../../engine/index.js';
-import { Dropout, Embedding, LayerNorm, Module, TransformerEncoderLayer, init } from '../../nn/index.js';
+import { Dropout, Embedding, LayerNorm, Module, TransformerEncoderLayer, encodePacked, init } from '../../nn/index.js';
 
 /** How the token vectors become one vector per text. */
 export type TextPooling = 'mean' | 'cls';
@@ -48,6 +48,12 @@ export class TextTransformer extends Module {
   readonly embeddingDropout: Dropout;
   readonly layers: TransformerEncoderLayer[];
   readonly lnFinal: LayerNorm;
+  /**
+   * In eval without autograd, run the layers as PyTorch's fused kernel over packed rows, skipping
+   * the padding (encodePacked; the same embeddings to float rounding). False runs the training
+   * path's ops in eval too, as benchmarks that compare the two do.
+   */
+  fusedInference = true;
 
   constructor(options: TextTransformerOptions) {
     super();
@@ -120,7 +126,9 @@ export class TextTransformer extends Module {
       }
       let x = this.tokenEmbedding.forward(ids).add(this.positionalEmbedding.narrow(0, 0, length));
       x = this.embeddingDropout.forward(x);
-      for (const layer of this.layers) x = layer.forward(x, { srcKeyPaddingMask: padding });
+      const packed = this.fusedInference ? encodePacked(this.layers, x, padding) : null;
+      if (packed !== null) x = packed;
+      else for (const layer of this.layers) x = layer.forward(x, { srcKeyPaddingMask: padding });
       x = this.lnFinal.forward(x);
       if (this.pooling === 'cls') return x.select(1, 0);
       const real = padding.logicalNot().unsqueeze(2).to(x.dtype); // [N, L, 1]
