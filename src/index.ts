@@ -3,6 +3,8 @@ export * from './engine/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export * as align from './align/index.js';
+// Data-parallel training over the engine's process groups (docs/distributed.md).
+export * as dataParallel from './distributed/index.js';
 export * from './modalities/modality.js';
 export * from './modalities/registry.js';
 // The command's functions (train, loadModel, evaluate, embed, exportModel, buildReport), configs and checkpoints.

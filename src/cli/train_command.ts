@@ -20,6 +20,8 @@ import {
   type OptionValues,
 } from './options.js';
 import { signalExitCode, watchStopSignals } from './signals.js';
+import { joinTraining, launchEnvironment, LaunchEnvironmentError, threadsPerProcess } from '../distributed/join.js';
+import { launchLocal } from '../distributed/launch_local.js';
 
 export const threadsOption = {
   type: 'string',
@@ -67,6 +69,16 @@ export const trainSpec: CommandSpec = {
       help: "the forward pass's precision (train.precision, default fp32; fp16 needs CUDA; may differ on --resume)",
     },
     plugin: pluginOption,
+    nproc: {
+      type: 'string',
+      value: 'N',
+      help: 'data-parallel training in N worker processes on this machine, each with its share of the cores (docs/distributed.md)',
+    },
+    'dist-timeout': {
+      type: 'string',
+      value: 'SECONDS',
+      help: 'data-parallel: how long a rank waits for the others in a collective before failing (default 1800)',
+    },
     quiet: { type: 'boolean', short: 'q', help: 'no progress lines' },
   },
   notes: [
@@ -76,6 +88,8 @@ export const trainSpec: CommandSpec = {
     'whole command to continue a run; flags given with --resume must match its saved config, but for',
     '--threads, --device and --precision: a run may move between devices and precisions (checkpoints hold',
     'float32 CPU tensors).',
+    'Under torchrun (`torchrun --no_python --nproc_per_node N byol-align train ...`) or with RANK, WORLD_SIZE,',
+    'MASTER_ADDR and MASTER_PORT set, the command joins that data-parallel job; only rank 0 writes the run.',
   ].join('\n'),
 };
 
@@ -136,11 +150,36 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
           plugins,
         });
 
+  // Data-parallel: --nproc starts the workers (this process trains nothing), each of which, like
+  // a process torchrun starts, finds its rank in the environment and joins the job.
+  const nproc = integerOption(values, 'nproc');
+  const timeoutSeconds = integerOption(values, 'dist-timeout');
+  let launch;
+  try {
+    launch = launchEnvironment();
+  } catch (err) {
+    if (err instanceof LaunchEnvironmentError) throw new UsageError(`data-parallel training: ${err.message}`);
+    throw err;
+  }
+  if (nproc !== undefined && launch === undefined) {
+    const args = [process.argv[1]!, ...withoutOption(process.argv.slice(2), 'nproc')];
+    if (threads === undefined) args.push('--threads', String(threadsPerProcess(nproc)));
+    return launchLocal({ nproc, args });
+  }
+  const groups =
+    launch !== undefined && launch.worldSize > 1
+      ? joinTraining(launch, { timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000 })
+      : undefined;
+  // Only rank 0 speaks: the others' progress and messages would repeat it.
+  const speaks = groups === undefined || groups.rank === 0;
+  const quiet = values.quiet === true || !speaks;
   const bar = new ProgressBar();
   const say = (message: string): void => {
+    if (!speaks) return;
     bar.finish();
     process.stderr.write(`${message}\n`);
   };
+  if (groups) say(`data-parallel training: ${groups.worldSize} processes, global batch split ${groups.worldSize} ways`);
   const stop = watchStopSignals(say);
   try {
     const result = await train({
@@ -148,20 +187,33 @@ export async function trainCommand(values: OptionValues, positionals: string[]):
       out,
       resume,
       force: values.force === true,
-      threads,
-      device,
+      threads: threads ?? (launch?.localWorldSize === undefined ? undefined : threadsPerProcess(launch.localWorldSize)),
+      // Gloo's collectives are on the CPU: a data-parallel run trains there unless told otherwise.
+      device: device ?? (groups ? 'cpu' : undefined),
       precision,
       stopAfter: integerOption(values, 'stop-after'),
       shouldStop: () => stop.signal !== undefined,
-      onStep: values.quiet === true ? undefined : (record, progress) => bar.update(record, progress),
+      onStep: quiet ? undefined : (record, progress) => bar.update(record, progress),
       onMessage: say,
+      distributed: groups,
     });
     bar.finish();
     const status = result.finished ? 'finished' : `stopped at step ${result.step} of ${result.totalSteps} (continue with --resume)`;
-    process.stderr.write(`${status}; checkpoint ${result.checkpoint}\n`);
+    if (speaks) process.stderr.write(`${status}; checkpoint ${result.checkpoint}\n`);
     return stop.signal === undefined ? 0 : signalExitCode(stop.signal);
   } finally {
     bar.finish();
     stop.dispose();
+    groups?.destroy();
   }
+}
+
+/** argv without `--name VALUE` and `--name=VALUE`. */
+function withoutOption(argv: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${name}`) i++;
+    else if (!argv[i]!.startsWith(`--${name}=`)) out.push(argv[i]!);
+  }
+  return out;
 }

@@ -47,6 +47,8 @@ import { evaluatePaired } from './evaluate_run.js';
 import { sampleCheckItems, saveCheckSamples } from './check_samples.js';
 import { checkRunDir, withAbsoluteDataPaths, writeRunFolder } from './run_dir.js';
 import { resolveDevice } from './device.js';
+import { DataParallel } from '../distributed/data_parallel.js';
+import type { TrainingGroups } from '../distributed/join.js';
 import { resolvePrecision } from './precision.js';
 import { initModalitySpec, initModelFrom, readInitSource } from './init_from.js';
 import { planFeatureCache } from './feature_cache_run.js';
@@ -73,6 +75,12 @@ export interface TrainRunOptions {
   shouldStop?: () => boolean;
   /** Each step's record and where training stands, e.g. for a progress bar. */
   onStep?: (record: AlignStepRecord, progress: TrainProgress) => void;
+  /**
+   * Data-parallel training over these process groups (src/distributed/, docs/distributed.md): this
+   * process trains its shard of every batch, and only rank 0 writes the run (files, metrics,
+   * checkpoints, validation).
+   */
+  distributed?: Pick<TrainingGroups, 'rank' | 'worldSize' | 'group' | 'gradientGroup'>;
   /** Messages for the user: skipped records, skipped broken checkpoints, validation results. */
   onMessage?: (message: string) => void;
 }
@@ -155,7 +163,8 @@ function fsyncFile(file: string): void {
  * const result = await train({ config, out: 'runs/icons', onStep: (r, p) => console.log(p.step, r.loss) });
  */
 export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
-  const { out } = options;
+  const { out, distributed } = options;
+  const writes = (distributed?.rank ?? 0) === 0;
   const say = options.onMessage ?? (() => {});
   const checkpointDir = join(out, 'checkpoints');
   if (!options.resume && listCheckpoints(checkpointDir).length > 0) {
@@ -210,6 +219,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     onBadRecord: config.data.onBadRecord,
     onSkip: readOptions.onSkip,
     hasOtherModality: featureCache?.source.hasOtherModality ?? ((item) => others.some((rawItems) => rawItems(item).length > 0)),
+    ...(distributed ? { shard: { rank: distributed.rank, worldSize: distributed.worldSize } } : {}),
   });
   if (loader.batchesPerEpoch === 0) {
     throw new Error(`train: ${dataset.items.length} items make no batch of ${config.train.batchSize}; lower train.batchSize`);
@@ -223,6 +233,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   // loss.objective cca trains nothing: closed-form heads on the frozen towers' features (cca_run.ts).
   if (config.loss.objective === 'cca') {
     await loader.close();
+    if (distributed) throw new ConfigError('train: loss.objective cca is solved in closed form, in one process; leave out --nproc');
     return ccaTrainRun({ config, out, model, modalities, dataset, valSet, device, say, resumed: checkpoint?.file });
   }
 
@@ -235,6 +246,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   );
   trainerOptions.device = device;
   trainerOptions.precision = precision;
+  trainerOptions.rank = distributed?.rank;
   if (config.train.steps !== undefined && config.train.epochs !== undefined) {
     say(`train.steps=${config.train.steps} sets the length; train.epochs=${config.train.epochs} is ignored`);
   }
@@ -244,7 +256,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
     (checkpoint?.retrievalSpace as RetrievalSpace | undefined) ?? defaultRetrievalSpace(config, modalities);
   const encoderComparable = encoderSpaceComparable(config, modalities);
   trainerOptions.onEpoch = async (epoch) => {
-    if (valSet === undefined) return;
+    if (valSet === undefined || !writes) return;
     const spaces: RetrievalSpace[] = encoderComparable ? ['projection', 'encoder'] : ['projection'];
     const [projection, encoder] = await evaluatePaired(model, modalities, valSet, {
       size: config.image.size,
@@ -278,14 +290,14 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   // data that fails while starting leaves nothing behind.
   let runFilesWritten = checkpoint !== undefined;
   const writeRunFiles = (): void => {
-    if (runFilesWritten) return;
+    if (runFilesWritten || !writes) return;
     runFilesWritten = true;
     writeRunFolder(out, config, modalities);
   };
   if (checkpoint) {
     trainer.loadStateDict({ tensors: checkpoint.tensors, meta: checkpoint.trainer as AlignTrainerMeta });
     for (const t of checkpoint.tensors.values()) t.dispose();
-    truncateMetrics(metricsFile, trainer.step, loader.batchesPerEpoch, say);
+    if (writes) truncateMetrics(metricsFile, trainer.step, loader.batchesPerEpoch, say);
     // Checkpoints from before devices were all trained on the CPU.
     const trainedOn = checkpoint.device ?? 'cpu';
     const moved =
@@ -299,6 +311,10 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   let lastCheckpoint = checkpoint?.file ?? '';
   let lastSaved = trainer.step;
   const save = (): void => {
+    if (!writes) {
+      lastSaved = trainer.step;
+      return;
+    }
     writeRunFiles();
     fsyncFile(metricsFile);
     const { tensors, meta } = trainer.stateDict();
@@ -315,7 +331,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   trainerOptions.onStep = (record) => {
     writeRunFiles();
     const numbered = { ...record, step: record.step + 1, epoch: record.epoch + 1 };
-    appendFileSync(metricsFile, `${JSON.stringify(numbered)}\n`);
+    if (writes) appendFileSync(metricsFile, `${JSON.stringify(numbered)}\n`);
     options.onStep?.(numbered, {
       step: numbered.step,
       totalSteps: trainer.totalSteps,
@@ -324,12 +340,15 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
       itemsPerSecond: (1000 * config.train.batchSize) / (record.stepMs + record.waitMs),
     });
   };
+  // Data-parallel: the same trainer, wrapped (rank 0's state broadcast, BatchNorm synchronised, the
+  // losses over the global batch, gradients averaged).
+  const runner = distributed ? new DataParallel(trainer, distributed) : trainer;
   try {
-    await trainer.run({
+    await runner.run({
       stopAfter: options.stopAfter,
       shouldStop: options.shouldStop,
       afterStep: async (t) => {
-        if (!checkSamplesSaved) {
+        if (!checkSamplesSaved && writes) {
           // A few training items in the run, so that `export` can check itself without the data.
           checkSamplesSaved = true;
           await saveCheckSamples(out, sampleCheckItems(dataset.items));
