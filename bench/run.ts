@@ -4,6 +4,8 @@
 // --speech its three-modality variant (image, text, audio), --precision fp32|bf16 its forward pass's
 // precision on both sides (train.precision; default fp32), --device cpu|cuda|cuda:N where both
 // sides run it (default cpu; CUDA where this libtorch has none is an error naming it, exit 2).
+// align --locked RUN trains new heads on RUN's towers three ways instead: all trainable, locked,
+// and locked on the feature cache (bench/align_locked.ts).
 // serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N and
 // --train-steps N (bench/serve.ts).
 import os from 'node:os';
@@ -11,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { benchEngine } from './engine.js';
 import { benchByol } from './byol.js';
 import { benchAlign } from './align.js';
+import { benchAlignLocked } from './align_locked.js';
 import { resolveDevice } from '../src/run/device.js';
 import { ConfigError } from '../src/config/load.js';
 import type { Device } from '../src/engine/index.js';
@@ -32,6 +35,7 @@ const { values, positionals: requested } = parseArgs({
     speech: { type: 'boolean' },
     precision: { type: 'string' },
     device: { type: 'string' },
+    locked: { type: 'string' },
   },
 });
 
@@ -68,7 +72,10 @@ try {
 const benchmarks: Record<string, () => void | Promise<void>> = {
   engine: () => benchEngine([...new Set([1, threads])]),
   byol: () => benchByol(threads),
-  align: () => benchAlign({ threads, warmup, timed, speech: values.speech === true, precision, device }),
+  align: () =>
+    values.locked !== undefined
+      ? benchAlignLocked({ run: values.locked, threads, warmup, timed, device })
+      : benchAlign({ threads, warmup, timed, speech: values.speech === true, precision, device }),
   serve: () =>
     benchServe({
       threads,
