@@ -20,7 +20,7 @@ const CLI = path.join(here, '..', 'src', 'cli', 'main.js');
 const K = 10;
 
 export interface ServeBenchOptions {
-  /** libtorch's intra-op threads in the server (and in training and indexing when they run). */
+  /** libtorch's intra-op threads in training and indexing, and in one server measured beside serve's default of 1. */
   threads: number;
   /** A trained run (default: BYOL_ALIGN_BENCH_RUN, else `work`/run, trained when missing). */
   run?: string;
@@ -118,8 +118,8 @@ function trainedRun(
 }
 
 /** `byol-align serve` in a child process on a free loopback port; resolves once it listens. */
-async function startServer(db: string, threads: number, flags: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--db', db, '--port', '0', '--threads', String(threads), ...flags], {
+async function startServer(db: string, flags: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--db', db, '--port', '0', ...flags], {
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -142,7 +142,7 @@ async function startServer(db: string, threads: number, flags: string[]): Promis
 }
 
 /** Distinct captions of the icon test split, evenly spread over it. */
-function queryTexts(dataDir: string, count: number): string[] {
+export function queryTexts(dataDir: string, count: number): string[] {
   const coco = JSON.parse(readFileSync(path.join(dataDir, 'captions_test.json'), 'utf8')) as { annotations: { caption: string }[] };
   const captions = [...new Set(coco.annotations.map((a) => a.caption))];
   const step = Math.max(1, Math.floor(captions.length / count));
@@ -235,18 +235,21 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
   const bodies = texts.map((text) => JSON.stringify({ query: { text }, k: K, modality: 'image' }));
   console.log(
     `index: ${exact.rows} rows (${exact.ids.length} images, ${exact.texts} captions) of width ${exact.dim}; ` +
-      `${texts.length} caption queries of the test split for the ${K} nearest images; ≤ ${requests} requests and ≤ ${seconds} s per line; server threads ${threads}`,
+      `${texts.length} caption queries of the test split for the ${K} nearest images; ≤ ${requests} requests and ≤ ${seconds} s per line`,
   );
 
+  // serve's defaults: one process of one libtorch thread; beside them, one process of `threads`
+  // threads (where more than one), two processes, and no batching.
   const modes = [
-    { name: 'batched (defaults)', flags: [] },
-    { name: 'batched, 2 workers × 1 thread', flags: ['--workers', '2', '--threads', '1'] },
+    { name: 'batched (defaults, 1 thread)', flags: [] },
+    ...(threads > 1 ? [{ name: `batched, ${threads} threads`, flags: ['--threads', String(threads)] }] : []),
+    { name: 'batched, 2 workers × 1 thread', flags: ['--workers', '2'] },
     { name: 'one request at a time', flags: ['--batch-queries', '1'] },
   ];
   let truth: { scores: Float32Array; tenth: number }[] | undefined;
   console.log(`${'searches'.padEnd(30)} conns  answered   req/s  p50 ms  p99 ms  errors  non-2xx  recall@${K}`);
   for (const mode of modes) {
-    const server = await startServer(db, threads, mode.flags);
+    const server = await startServer(db, mode.flags);
     try {
       // The exact answers: each query embedded alone (POST /v1/embed), then every image scored here.
       truth ??= await Promise.all(

@@ -17,7 +17,6 @@ import {
   type OptionValues,
 } from './options.js';
 import { resolveDevice } from '../run/device.js';
-import { threadsOption } from './train_command.js';
 import { signalExitCode } from './signals.js';
 
 export const serveSpec: CommandSpec = {
@@ -63,7 +62,12 @@ export const serveSpec: CommandSpec = {
       help: 'server processes sharing the port, each with the index in memory and --threads threads',
       default: '1',
     },
-    threads: threadsOption,
+    threads: {
+      type: 'string',
+      value: 'N',
+      help: `libtorch threads of each server process (at most ${MAX_THREADS}); more cores: --workers`,
+      default: '1',
+    },
     device: deviceOption,
   },
   notes: 'The API is described in docs/search.md. It prints "listening on http://HOST:PORT" on stderr when ready.',
@@ -84,8 +88,10 @@ export async function serveCommand(values: OptionValues): Promise<number> {
   if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got '${portText}'`);
   const token = stringOption(values, 'token') ?? (process.env.BYOL_ALIGN_TOKEN || undefined);
   if (token !== undefined && token.length < 8) throw new UsageError('--token must have at least 8 characters');
-  const threads = integerOption(values, 'threads', MAX_THREADS);
-  if (threads !== undefined) setNumThreads(threads);
+  // One thread a process by default: a batch's ops are small, and its HTTP work shares the cores;
+  // where another program holds a core, the intra-op threads wait for each other at every op
+  // (bench/RESULTS.md: 66 requests/s with 2 threads against 350-520 with one, on a busy machine).
+  setNumThreads(integerOption(values, 'threads', MAX_THREADS) ?? 1);
   const device = resolveDevice(deviceSetting(values) ?? 'auto', '--device');
   const workers = integerOption(values, 'workers', MAX_THREADS) ?? 1;
   if (workers < 1) throw new UsageError(`--workers must be at least 1, got ${workers}`);
