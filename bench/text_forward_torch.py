@@ -1,0 +1,104 @@
+"""The PyTorch side of `npm run bench -- text`: byol-align's text tower rebuilt in torch.nn with its
+weights (token and positional embeddings, nn.TransformerEncoder of pre-LN GELU layers, a final
+LayerNorm, mean or [CLS] pooling), timed on the same batches of ids, in eval without autograd, one
+thread. Two forwards: nn.TransformerEncoder itself (its eval fast path: for pre-LN layers the fused
+layer kernel on the padded batch with the padding mask), and that kernel over nested rows without
+the padding, as byol-align's fast path runs it. Prints one JSON line of medians (CPU and wall ms
+per batch) and writes the pooled features of the first forward to DIR/pooled.json.
+
+Usage: /usr/bin/python3 bench/text_forward_torch.py DIR   (DIR holds tower.safetensors and batches.json)
+"""
+import json
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+DTYPES = {"F32": np.float32, "I64": np.int64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    header.pop("__metadata__", None)
+    out = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        array = np.frombuffer(data[8 + n + begin : 8 + n + end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"])
+        out[name] = torch.from_numpy(array.copy())
+    return out
+
+
+class Tower(nn.Module):
+    def __init__(self, state, heads, pooling):
+        super().__init__()
+        vocab, d = state["token_embedding.weight"].shape
+        layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("layers."))
+        ff = state["layers.0.linear1.weight"].shape[0]
+        self.token_embedding = nn.Embedding(vocab, d, padding_idx=0)
+        self.positional_embedding = nn.Parameter(torch.zeros_like(state["positional_embedding"]))
+        layer = nn.TransformerEncoderLayer(d, heads, ff, activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=True)
+        self.ln_final = nn.LayerNorm(d)
+        self.pooling = pooling
+        self.load_state_dict({("encoder." + k if k.startswith("layers.") else k): v for k, v in state.items()})
+
+    def embed(self, ids):
+        return self.token_embedding(ids) + self.positional_embedding[: ids.shape[1]]
+
+    def pool(self, x, padding):
+        x = self.ln_final(x)
+        if self.pooling == "cls":
+            return x[:, 0]
+        real = (~padding).unsqueeze(2).to(x.dtype)
+        return (x * real).sum(1) / real.sum(1)
+
+    def forward(self, ids):
+        padding = ids == 0
+        return self.pool(self.encoder(self.embed(ids), src_key_padding_mask=padding), padding)
+
+    def forward_packed(self, ids):
+        padding = ids == 0
+        x = torch._nested_tensor_from_mask(self.embed(ids), ~padding, mask_check=False)
+        for layer in self.encoder.layers:
+            a = layer.self_attn
+            x = torch._transformer_encoder_layer_fwd(
+                x, a.embed_dim, a.num_heads, a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias,
+                True, True, layer.norm1.eps, layer.norm1.weight, layer.norm1.bias, layer.norm2.weight, layer.norm2.bias,
+                layer.linear1.weight, layer.linear1.bias, layer.linear2.weight, layer.linear2.bias, None, None)
+        return self.pool(x.to_padded_tensor(0.0, ids.shape + (self.ln_final.normalized_shape[0],)), padding)
+
+
+def main():
+    torch.set_num_threads(1)
+    work = sys.argv[1]
+    spec = json.load(open(os.path.join(work, "batches.json")))
+    tower = Tower(read_safetensors(os.path.join(work, "tower.safetensors")), spec["heads"], spec["pooling"]).eval()
+    batches = [torch.tensor(ids, dtype=torch.int64) for ids in spec["ids"]]
+    times = {"encoder": ([], []), "packed": ([], [])}
+    with torch.no_grad():
+        pooled = [tower(ids) for ids in batches]
+        for _ in range(spec["rounds"]):
+            for ids in batches:
+                for key, fn in (("encoder", tower.forward), ("packed", tower.forward_packed)):
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    fn(ids)
+                    times[key][0].append((time.process_time() - cpu) * 1e3)
+                    times[key][1].append((time.perf_counter() - wall) * 1e3)
+    with open(os.path.join(work, "pooled.json"), "w") as f:
+        json.dump([p.tolist() for p in pooled], f)
+    result = {"torch": torch.__version__}
+    for key, (cpu, wall) in times.items():
+        result[f"{key}_cpu_ms"] = float(np.median(cpu))
+        result[f"{key}_wall_ms"] = float(np.median(wall))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
