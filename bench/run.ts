@@ -7,7 +7,9 @@
 // align --locked RUN trains new heads on RUN's towers three ways instead: all trainable, locked,
 // and locked on the feature cache (bench/align_locked.ts).
 // serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N and
-// --train-steps N (bench/serve.ts).
+// --train-steps N (bench/serve.ts); text takes --run RUN, --queries N and --batch N (bench/text_forward.ts).
+// dist trains the default configuration in 1 and in 2 processes of 1 thread each, --warmup and
+// --timed steps (bench/dist.ts).
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchEngine } from './engine.js';
@@ -18,6 +20,8 @@ import { resolveDevice } from '../src/run/device.js';
 import { ConfigError } from '../src/config/load.js';
 import type { Device } from '../src/engine/index.js';
 import { benchServe } from './serve.js';
+import { benchText } from './text_forward.js';
+import { benchDist } from './dist.js';
 
 const { values, positionals: requested } = parseArgs({
   allowPositionals: true,
@@ -32,6 +36,7 @@ const { values, positionals: requested } = parseArgs({
     connections: { type: 'string' },
     queries: { type: 'string' },
     'train-steps': { type: 'string' },
+    batch: { type: 'string' },
     speech: { type: 'boolean' },
     precision: { type: 'string' },
     device: { type: 'string' },
@@ -87,6 +92,13 @@ const benchmarks: Record<string, () => void | Promise<void>> = {
       queries: count('queries', values.queries, undefined, 1),
       trainSteps: count('train-steps', values['train-steps'], undefined, 1),
     }),
+  text: () =>
+    benchText({
+      run: values.run,
+      queries: count('queries', values.queries, undefined, 1),
+      batch: count('batch', values.batch, undefined, 1),
+    }),
+  dist: () => benchDist({ warmup, timed }),
 };
 
 const unknown = requested.filter((name) => !(name in benchmarks));

@@ -186,6 +186,79 @@ struct AllGatherWithGrad : public torch::autograd::Function<AllGatherWithGrad> {
   }
 };
 
+// BatchNorm over the global batch (SyncBatchNorm for the CPU, which PyTorch's refuses), on
+// batch_norm's own CPU kernels. Forward: each rank's per-channel mean and biased variance
+// (batch_norm_update_stats, BatchNorm's statistics kernel) and count are all-gathered and merged as
+// Chan et al.'s parallel variance does; the running averages take the global mean and unbiased
+// variance; the normalisation is batch_norm's fused kernel in eval mode, with the global statistics
+// as its "running" ones. Backward: that kernel's backward in eval mode, reductions only, gives this
+// rank's Σdy and Σdy·x̂; they are all-reduced, and then
+//   dx = w·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)) = dy·(w·invstd) + x·k1 + k0,
+// the means over all ranks' N rows, k1 and k0 per channel: x·k1 + k0 in one pass (batch_norm in
+// eval mode again, with mean 0 and variance 1), then dy·(w·invstd) added in one more. w and b get
+// this rank's Σdy·x̂ and Σdy, which data-parallel averaging sums over the ranks.
+struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+                            const at::Tensor& runningMean, const at::Tensor& runningVar, double momentum, double eps, int64_t groupId) {
+    auto g = groupById(groupId);
+    at::Tensor x = input.contiguous();
+    int64_t channels = x.size(1);
+    auto [mean, variance] = at::batch_norm_update_stats(x, c10::nullopt, c10::nullopt, 0.0);
+    double count = static_cast<double>(x.numel() / channels);
+    at::Tensor local = at::cat({mean, variance, at::full({1}, count, mean.options())}).view({1, 2 * channels + 1});
+    at::Tensor all = allGatherRows(*g, local, "SyncBatchNorm(" + describe(input) + ")");
+    at::Tensor means = all.narrow(1, 0, channels);
+    at::Tensor variances = all.narrow(1, channels, channels);
+    at::Tensor counts = all.narrow(1, 2 * channels, 1);
+    double total = counts.sum().item<double>();
+    if (total <= 1)
+      throw std::invalid_argument("SyncBatchNorm(" + std::to_string(channels) + "): training needs more than 1 value per channel over all ranks, got " +
+                                  std::to_string(total));
+    at::Tensor globalMean = (means * counts).sum(0) / total;
+    at::Tensor globalVariance = ((variances + (means - globalMean).square()) * counts).sum(0) / total;
+    if (runningMean.defined()) runningMean.mul_(1 - momentum).add_(globalMean * momentum);
+    if (runningVar.defined()) runningVar.mul_(1 - momentum).add_(globalVariance * (total / (total - 1) * momentum));
+    at::Tensor y = at::batch_norm(x, weight, bias, globalMean, globalVariance, /*training=*/false, 0.0, eps, /*cudnn_enabled=*/false);
+    ctx->save_for_backward({x, weight, globalMean, globalVariance});
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["group"] = groupId;
+    ctx->saved_data["total"] = total;
+    ctx->saved_data["bias"] = bias.defined();
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& weight = saved[1];
+    const at::Tensor& globalMean = saved[2];
+    const at::Tensor& globalVariance = saved[3];
+    double eps = ctx->saved_data["eps"].toDouble();
+    double total = ctx->saved_data["total"].toDouble();
+    auto g = groupById(ctx->saved_data["group"].toInt());
+    int64_t channels = x.size(1);
+    at::Tensor w = weight.defined() ? weight : at::ones({channels}, x.options());
+    at::Tensor dy = grads[0].contiguous();
+    auto [unused, sumDyXhat, sumDy] = at::native_batch_norm_backward(dy, x, w, globalMean, globalVariance, c10::nullopt, c10::nullopt,
+                                                                     /*train=*/false, eps, {false, true, true});
+    at::Tensor sums = at::cat({sumDy, sumDyXhat});
+    allReduceSum(*g, sums, "SyncBatchNorm's backward (allReduce of Σdy and Σdy·x̂)");
+    at::Tensor meanDy = sums.narrow(0, 0, channels) / total;
+    at::Tensor meanDyXhat = sums.narrow(0, channels, channels) / total;
+    at::Tensor invstd = (globalVariance + eps).rsqrt();
+    at::Tensor k1 = -w * invstd * invstd * meanDyXhat;
+    at::Tensor k0 = -w * invstd * meanDy - k1 * globalMean;
+    std::vector<int64_t> shape(x.dim(), 1);
+    shape[1] = channels;
+    at::Tensor gradInput = at::batch_norm(x, k1, k0, at::zeros_like(globalMean), at::full_like(globalVariance, 1 - eps), /*training=*/false, 0.0,
+                                          eps, /*cudnn_enabled=*/false);
+    gradInput.addcmul_(dy, (w * invstd).view(shape));
+    bool hasBias = ctx->saved_data["bias"].toBool();
+    return {gradInput, weight.defined() ? sumDyXhat : at::Tensor(), hasBias ? sumDy : at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(),  at::Tensor(),                             at::Tensor()};
+  }
+};
+
 // An async collective as JS holds it: the work, and what wait() does after it (copy the result
 // into a non-contiguous target, divide for an average).
 struct PendingWork {
@@ -582,6 +655,29 @@ static Napi::Value DistAllGather(const Napi::CallbackInfo& info) {
   });
 }
 
+// distSyncBatchNorm(group, input, weight | null, bias | null, runningMean | null, runningVar | null,
+// momentum, eps) -> the input normalised with all ranks' statistics (SyncBatchNormFn).
+static Napi::Value DistSyncBatchNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto g = groupOf(info[0], "syncBatchNorm: group");
+  const at::Tensor& input = tensorOf(info[1], "syncBatchNorm: input");
+  auto optional = [&](size_t i, const char* what) -> at::Tensor {
+    return info[i].IsNull() || info[i].IsUndefined() ? at::Tensor() : tensorOf(info[i], std::string("syncBatchNorm: ") + what);
+  };
+  at::Tensor weight = optional(2, "weight");
+  at::Tensor bias = optional(3, "bias");
+  at::Tensor runningMean = optional(4, "runningMean");
+  at::Tensor runningVar = optional(5, "runningVar");
+  double momentum = toDouble(info[6], "syncBatchNorm: momentum");
+  double eps = toDouble(info[7], "syncBatchNorm: eps");
+  return distGuarded(env, where(*g, "syncBatchNorm(" + describe(input) + ")"), [&]() -> Napi::Value {
+    checkCpuDense(input, "syncBatchNorm");
+    if (input.dim() < 2) throw Napi::RangeError::New(env, "syncBatchNorm: input must be [N, C, ...], got " + describe(input));
+    // apply() runs forward without recording, so the running averages' update is no part of the graph.
+    return wrapTensor(env, SyncBatchNormFn::apply(input, weight, bias, runningMean, runningVar, momentum, eps, g->id));
+  });
+}
+
 static Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
   auto g = groupOf(info[0], "barrier: group");
   distGuarded(info.Env(), where(*g, "barrier"), [&] {
@@ -692,13 +788,14 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
   exports.Set("distIsCompleted", Napi::Function::New(env, DistIsCompleted));
   exports.Set("distAllGather", Napi::Function::New(env, DistAllGather));
   exports.Set("distBarrier", Napi::Function::New(env, DistBarrier));
+  exports.Set("distSyncBatchNorm", Napi::Function::New(env, DistSyncBatchNorm));
   exports.Set("distReducer", Napi::Function::New(env, DistReducer));
   exports.Set("distReducerSetEnabled", Napi::Function::New(env, DistReducerSetEnabled));
   exports.Set("distReducerStats", Napi::Function::New(env, DistReducerStats));
   exports.Set("distReducerRemove", Napi::Function::New(env, DistReducerRemove));
 #else
   for (const char* name : {"distStore", "distStoreSet", "distStoreGet", "distStoreAdd", "distGroup", "distDestroyGroup", "distAllReduce",
-                           "distBroadcast", "distWait", "distIsCompleted", "distAllGather", "distBarrier", "distReducer",
+                           "distBroadcast", "distWait", "distIsCompleted", "distAllGather", "distBarrier", "distSyncBatchNorm", "distReducer",
                            "distReducerSetEnabled", "distReducerStats", "distReducerRemove"}) {
     exports.Set(name, Napi::Function::New(env, Unavailable));
   }

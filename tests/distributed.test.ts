@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { distributed } from '../src/index.js';
 import { assertRanksOk, runRanks, type RankResult } from './rank_processes.js';
+import { assertClose } from './helpers.js';
 
 const WORKER = join('dist', 'tests', 'distributed_worker.js');
 
@@ -61,6 +62,22 @@ test("allGatherWithGrad: the gradient is the sum over ranks of their gradients o
       [2, 3],
     ]);
     assert.deepEqual(lines[0]!.grad, expected[rank]);
+  }
+});
+
+test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one batch_norm over both ranks’ rows', async () => {
+  const results = await runScenario('syncBatchNorm');
+  ok(results);
+  for (const { lines } of results) {
+    const r = lines[0] as Record<string, number[]>;
+    for (const [got, expected] of [
+      ['y', 'refY'],
+      ['grad', 'refGrad'],
+      ['weightGrad', 'refWeightGrad'],
+      ['biasGrad', 'refBiasGrad'],
+      ['running', 'refRunning'],
+    ] as const)
+      assertClose(r[got]!, r[expected]!, 1e-5, 1e-5);
   }
 });
 

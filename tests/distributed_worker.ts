@@ -1,7 +1,7 @@
 // One rank of tests/distributed.test.ts, as its own process: `node distributed_worker.js
 // SCENARIO RANK WORLD PORT`. It meets the other ranks on loopback, runs the scenario and prints
 // one JSON line of what it saw; the test compares the lines with values computed by hand.
-import { distributed, tensor, arange, noGrad } from '../src/index.js';
+import { distributed, tensor, arange, cat, noGrad, F } from '../src/index.js';
 import { Linear } from '../src/nn/index.js';
 
 const [scenario, rankText, worldText, portText] = process.argv.slice(2);
@@ -61,6 +61,57 @@ const scenarios: Record<string, () => void> = {
       .mul(rank + 1);
     gathered.mul(w).sum().backward();
     report({ gathered: gathered.detach().toArray(), grad: x.grad!.toArray() });
+  },
+
+  // Each rank normalises its [3, 2, 2] rows with the statistics of both ranks' rows; the reference
+  // is one batch_norm over the 6 rows, here in the same process, for loss Σ_r Σ y_r·w_r.
+  syncBatchNorm() {
+    const inputs = [0, 1].map((r) =>
+      arange(0, 12)
+        .reshape(3, 2, 2)
+        .mul(0.3 * (r + 1))
+        .sin()
+        .add(r),
+    );
+    const lossWeights = [0, 1].map((r) =>
+      arange(0, 12)
+        .reshape(3, 2, 2)
+        .mul(0.7 + r)
+        .cos(),
+    );
+    const x = inputs[rank]!.clone().requiresGrad_(true);
+    const weight = tensor([1.5, -0.5]).requiresGrad_(true);
+    const bias = tensor([0.25, 2]).requiresGrad_(true);
+    const runningMean = tensor([0, 0]);
+    const runningVar = tensor([1, 1]);
+    const y = group.syncBatchNorm(x, { weight, bias, runningMean, runningVar, momentum: 0.1, eps: 1e-5 });
+    y.mul(lossWeights[rank]!).sum().backward();
+    // The ranks' shares of the weight's and bias's gradient add up to theirs.
+    const weightGrad = group.allReduce(weight.grad!.clone());
+    const biasGrad = group.allReduce(bias.grad!.clone());
+
+    const all = cat(inputs).requiresGrad_(true);
+    const refWeight = tensor([1.5, -0.5]).requiresGrad_(true);
+    const refBias = tensor([0.25, 2]).requiresGrad_(true);
+    const refMean = tensor([0, 0]);
+    const refVar = tensor([1, 1]);
+    const ref = F.batchNorm(all, refMean, refVar, { weight: refWeight, bias: refBias, training: true, momentum: 0.1, eps: 1e-5 });
+    ref.mul(cat(lossWeights)).sum().backward();
+    report({
+      y: y.detach().toFlatArray(),
+      refY: ref
+        .detach()
+        .narrow(0, 3 * rank, 3)
+        .toFlatArray(),
+      grad: x.grad!.toFlatArray(),
+      refGrad: all.grad!.narrow(0, 3 * rank, 3).toFlatArray(),
+      weightGrad: weightGrad.toFlatArray(),
+      refWeightGrad: refWeight.grad!.toFlatArray(),
+      biasGrad: biasGrad.toFlatArray(),
+      refBiasGrad: refBias.grad!.toFlatArray(),
+      running: [...runningMean.toFlatArray(), ...runningVar.toFlatArray()],
+      refRunning: [...refMean.toFlatArray(), ...refVar.toFlatArray()],
+    });
   },
 
   // Three layers: `used` everywhere, `half` used by rank 0 only, `unused` by none; buckets of

@@ -1,13 +1,10 @@
 // Synchronised BatchNorm for data-parallel training on the CPU: every rank normalises with the
-// statistics of the global batch, as one process training on it would. PyTorch's SyncBatchNorm
-// refuses CPU tensors, so this is its own: each rank's per-channel mean, biased variance and count
-// are all-gathered with their gradient (ProcessGroup.allGatherWithGrad) and merged as Chan et al.'s
-// parallel variance does (mean = Σ nᵢmᵢ/N, var = Σ nᵢ(vᵢ + (mᵢ − mean)²)/N), which stays stable where
-// E[x²] − E[x]² would cancel. Written with differentiable ops, its backward is autograd's: the
-// gather's backward all-reduces the gradients of the statistics, which is SyncBatchNorm's
-// all-reduce of Σdy and Σdy·x̂. The running averages get the global mean and the unbiased global
-// variance, as batch_norm gives one process.
-import { cat, full, noGrad, type Tensor } from '../engine/index.js';
+// statistics of the global batch, as one process training on it would, and the running averages
+// (which the EMA target follows) are the global batch's. PyTorch's SyncBatchNorm refuses CPU
+// tensors; this converts the model's own BatchNorm layers to ProcessGroup.syncBatchNorm
+// (native/distributed.cc: per-rank statistics all-gathered and merged, batch_norm's fused kernels,
+// Σdy and Σdy·x̂ all-reduced in backward).
+import { noGrad, type Tensor } from '../engine/index.js';
 import type { ProcessGroup } from '../engine/distributed.js';
 import { BatchNorm, type Module } from '../nn/index.js';
 
@@ -44,49 +41,25 @@ export function convertSyncBatchNorm(module: Module, group: ProcessGroup, contro
 
 function syncForward(layer: BatchNorm, group: ProcessGroup, input: Tensor, weight: Tensor | null, bias: Tensor | null): Tensor {
   const shape = input.shape;
-  const channels = layer.numFeatures;
-  if (shape.length < 2 || shape[1] !== channels) {
-    throw new RangeError(`SyncBatchNorm(${channels}): input has shape [${shape.join(', ')}], dim 1 must be ${channels}`);
+  if (shape.length < 2 || shape[1] !== layer.numFeatures) {
+    throw new RangeError(`SyncBatchNorm(${layer.numFeatures}): input has shape [${shape.join(', ')}], dim 1 must be ${layer.numFeatures}`);
   }
-  const dims = shape.map((_, d) => d).filter((d) => d !== 1);
-  const broadcastShape = shape.map((size, d) => (d === 1 ? size : 1));
-  // Statistics in float32, as batch_norm keeps them under autocast.
-  const x = input.dtype === 'float32' ? input : input.float();
-  const count = shape.reduce((a, b) => a * b, 1) / channels;
-  const mean = x.mean(dims);
-  const variance = x.var(dims, { correction: 0 });
-  const local = cat([mean, variance, full([1], count)]).reshape(1, 2 * channels + 1);
-  const all = input.requiresGrad ? group.allGatherWithGrad(local) : group.allGather(local);
-  const means = all.narrow(1, 0, channels);
-  const variances = all.narrow(1, channels, channels);
-  const counts = all.narrow(1, 2 * channels, 1);
-  const total = noGrad(() => counts.sum().item());
-  if (total <= 1) {
-    throw new RangeError(`SyncBatchNorm(${channels}): training needs more than 1 value per channel over all ranks, got ${total}`);
-  }
-  const globalMean = means.mul(counts).sum(0).div(total);
-  const globalVariance = variances.add(means.sub(globalMean).square()).mul(counts).sum(0).div(total);
-  if (layer.trackRunningStats) updateRunningStats(layer, globalMean, globalVariance, total);
-  let y = x.sub(globalMean.reshape(...broadcastShape)).mul(
-    globalVariance
-      .add(layer.eps)
-      .rsqrt()
-      .reshape(...broadcastShape),
-  );
-  if (weight !== null) y = y.mul(weight.reshape(...broadcastShape));
-  if (bias !== null) y = y.add(bias.reshape(...broadcastShape));
-  return y.dtype === input.dtype ? y : y.to(input.dtype);
-}
-
-/** batch_norm's update of the running averages, with the global batch's statistics. */
-function updateRunningStats(layer: BatchNorm, mean: Tensor, variance: Tensor, total: number): void {
-  noGrad(() => {
+  let momentum = 0;
+  if (layer.trackRunningStats) {
     const seen = layer.numBatchesTracked!;
-    seen.add_(1);
+    noGrad(() => seen.add_(1));
     // momentum null: the cumulative average, as BatchNorm does.
-    const factor = layer.momentum ?? 1 / seen.item();
-    const unbiased = variance.mul(total / (total - 1));
-    layer.runningMean!.mul_(1 - factor).add_(mean.detach().mul(factor));
-    layer.runningVar!.mul_(1 - factor).add_(unbiased.detach().mul(factor));
+    momentum = layer.momentum ?? 1 / seen.item();
+  }
+  // In float32 whatever autocast made the input, as batch_norm keeps its statistics.
+  const x = input.dtype === 'float32' ? input : input.float();
+  const y = group.syncBatchNorm(x, {
+    weight,
+    bias,
+    runningMean: layer.runningMean,
+    runningVar: layer.runningVar,
+    momentum,
+    eps: layer.eps,
   });
+  return y.dtype === input.dtype ? y : y.to(input.dtype);
 }

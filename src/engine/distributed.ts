@@ -3,7 +3,7 @@
 // or as a Work to wait on), an all-gather with a gradient for losses over the global batch, and
 // the GradReducer that averages gradients in buckets while backward runs. Every rank must call
 // the collectives of a group in the same order, as in PyTorch.
-import { native, type GroupHandle, type ReducerHandle, type StoreHandle, type WorkHandle } from './native.js';
+import { native, type GroupHandle, type Handle, type ReducerHandle, type StoreHandle, type WorkHandle } from './native.js';
 import { Tensor } from './tensor.js';
 
 /** PyTorch's default for a process group's collectives: 30 minutes. */
@@ -198,6 +198,43 @@ export class ProcessGroup {
    */
   allGatherWithGrad(t: Tensor): Tensor {
     return new Tensor(native.distAllGather(this.handle, t.handle, true));
+  }
+
+  /**
+   * Batch normalisation with the statistics of every rank's batch (PyTorch's SyncBatchNorm, which
+   * refuses CPU tensors): `input` [N, C, ...] normalised per channel with the mean and variance of
+   * all ranks' rows, scaled and shifted by weight and bias; the running averages (when given) move
+   * towards the global mean and unbiased variance by `momentum`. Its backward all-reduces Σdy and
+   * Σdy·x̂, so every rank must run backward through it; weight and bias get this rank's share of
+   * their gradient (the ranks' sum is theirs).
+   *
+   * @example
+   * const y = group.syncBatchNorm(x, { weight: bn.weight, bias: bn.bias, runningMean, runningVar });
+   */
+  syncBatchNorm(
+    input: Tensor,
+    options: {
+      weight?: Tensor | null;
+      bias?: Tensor | null;
+      runningMean?: Tensor | null;
+      runningVar?: Tensor | null;
+      momentum?: number;
+      eps?: number;
+    } = {},
+  ): Tensor {
+    const handle = (t: Tensor | null | undefined): Handle | null => (t ? t.handle : null);
+    return new Tensor(
+      native.distSyncBatchNorm(
+        this.handle,
+        input.handle,
+        handle(options.weight),
+        handle(options.bias),
+        handle(options.runningMean),
+        handle(options.runningVar),
+        options.momentum ?? 0.1,
+        options.eps ?? 1e-5,
+      ),
+    );
   }
 
   /** Returns when every rank has called it. */

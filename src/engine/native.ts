@@ -77,6 +77,16 @@ export interface NativeAddon {
   distIsCompleted(work: WorkHandle): boolean;
   distAllGather(group: GroupHandle, t: Handle, withGrad: boolean): Handle;
   distBarrier(group: GroupHandle): void;
+  distSyncBatchNorm(
+    group: GroupHandle,
+    input: Handle,
+    weight: Handle | null,
+    bias: Handle | null,
+    runningMean: Handle | null,
+    runningVar: Handle | null,
+    momentum: number,
+    eps: number,
+  ): Handle;
   distReducer(group: GroupHandle, params: Handle[], bucketBytes: number): ReducerHandle;
   distReducerSetEnabled(reducer: ReducerHandle, enabled: boolean): void;
   distReducerStats(reducer: ReducerHandle): [number[], number, number, number];

@@ -1,0 +1,110 @@
+// One process of `npm run bench -- dist` (bench/dist.ts): `node dist_worker.js RANK WORLD PORT
+// WARMUP TIMED DATA_DIR`. It trains the default configuration (preset cpu-small, global batch 256)
+// on one libtorch thread, its shard of each batch decoded before the clock starts, alone
+// (WORLD 1: the plain trainer) or data-parallel (DataParallel over loopback), then times the
+// gradients' all-reduce alone, and prints one JSON line of what it measured.
+import path from 'node:path';
+import { distributed, setNumThreads } from '../src/index.js';
+import { loadCocoCaptions } from '../src/data/coco.js';
+import { ManifestLoader } from '../src/data/manifest_loader.js';
+import { manifestBatches } from '../src/align/batches.js';
+import { AlignTrainer, type AlignBatch } from '../src/align/train.js';
+import { resolveConfig } from '../src/config/load.js';
+import { buildModel, fitModalities, trainOptions } from '../src/run/model_setup.js';
+import { DataParallel } from '../src/distributed/data_parallel.js';
+import { zeros } from '../src/engine/index.js';
+
+export const DIST_BATCH = 256;
+
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+const [rankText, worldText, portText, warmupText, timedText, dataDir] = process.argv.slice(2);
+const rank = Number(rankText);
+const worldSize = Number(worldText);
+const steps = Number(warmupText) + Number(timedText);
+
+setNumThreads(1);
+const config = resolveConfig({ preset: 'cpu-small' });
+const data = loadCocoCaptions(path.join(dataDir!, 'captions_train.json'), path.join(dataDir!, 'images'));
+const modalities = await fitModalities(config, data.items);
+const loader = new ManifestLoader(data, {
+  batchSize: DIST_BATCH,
+  size: config.image.size,
+  channels: config.image.channels,
+  seed: 0,
+  poolSize: 1,
+  ...(worldSize > 1 ? { shard: { rank, worldSize } } : {}),
+});
+// Decoded before the clock starts: the step is measured, not the images' decoding.
+const batches: AlignBatch[] = [];
+try {
+  for await (const batch of manifestBatches(loader, modalities, 0, 0)) {
+    batches.push(batch);
+    if (batches.length === steps) break;
+  }
+} finally {
+  await loader.close();
+}
+const model = buildModel(config, modalities);
+const decoded = async function* (): AsyncGenerator<AlignBatch> {
+  yield* batches;
+};
+const trainer = new AlignTrainer(model, { ...trainOptions(config, modalities, () => decoded(), loader.batchesPerEpoch), rank });
+const parameters = model.online.parameters().reduce((n, p) => n + p.size, 0);
+
+let parallel: DataParallel | undefined;
+let group: distributed.ProcessGroup | undefined;
+if (worldSize > 1) {
+  const timeoutMs = 10 * 60 * 1000;
+  const store = distributed.Store.connect({ host: '127.0.0.1', port: Number(portText), isServer: rank === 0, worldSize, timeoutMs });
+  group = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'train' });
+  const gradientGroup = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'gradients' });
+  parallel = new DataParallel(trainer, { group, gradientGroup });
+}
+const exposedMs: number[] = [];
+// Wall time from one step's end to the next's: everything a step costs, the ranks' waiting for
+// each other included.
+const stepEnds: number[] = [performance.now()];
+// And the CPU time of each step, every thread of the process: on a machine others share, what a
+// step needs (wall time also measures what the others took).
+const cpuEnds: number[] = [cpuMs()];
+const records = await (parallel ?? trainer).run({
+  stopAfter: steps,
+  afterStep: () => {
+    stepEnds.push(performance.now());
+    cpuEnds.push(cpuMs());
+    if (parallel) exposedMs.push(parallel.gradientStats().lastWaitMs);
+  },
+});
+
+// The same all-reduces alone, one after another and blocking: what averaging costs unhidden.
+let allReduceMs: number | undefined;
+let buckets: number[] = [];
+if (parallel && group) {
+  buckets = parallel.gradientStats().bucketSizes;
+  const tensors = buckets.map((n) => zeros([n]));
+  const times: number[] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    group.barrier();
+    const start = performance.now();
+    for (const t of tensors) group.allReduce(t);
+    times.push(performance.now() - start);
+  }
+  allReduceMs = times.sort((a, b) => a - b)[2];
+}
+process.stdout.write(
+  `${JSON.stringify({
+    rank,
+    worldSize,
+    parameters,
+    stepMs: stepEnds.slice(1).map((end, k) => end - stepEnds[k]!),
+    cpuMs: cpuEnds.slice(1).map((end, k) => end - cpuEnds[k]!),
+    losses: records.map((r) => r.loss),
+    exposedMs,
+    allReduceMs,
+    buckets,
+  })}\n`,
+);
