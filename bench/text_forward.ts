@@ -1,6 +1,6 @@
 // `npm run bench -- text`: what a batch of caption queries costs in `serve`, step by step, on one
 // thread: tokenising, the text tower's forward (the training path's ops, and the inference fast
-// path: the fused encoder-layer kernel over packed rows, src/nn/transformer.ts), the projection head;
+// path: PyTorch's fused encoder-layer kernel, src/nn/transformer.ts), the projection head;
 // and beside them PyTorch's nn.TransformerEncoder of the same weights on the same ids
 // (bench/text_forward_torch.py), with how far its embeddings are from ours. The model is a trained
 // run's (default data/bench-serve/run, which `npm run bench -- serve` trains); the captions are the
@@ -116,7 +116,7 @@ export async function benchText(options: TextBenchOptions = {}): Promise<void> {
       return;
     }
     for (const key of ['encoder', 'packed']) {
-      const label = key === 'encoder' ? "nn.TransformerEncoder (PyTorch's own fast path)" : 'the fused kernel over nested rows';
+      const label = key === 'encoder' ? "nn.TransformerEncoder (PyTorch's fast path)" : 'the fused kernel on nested rows';
       console.log(`  PyTorch ${label}`.padEnd(52) + `${fmt(torch[`${key}_cpu_ms`] as number)}  ${fmt(torch[`${key}_wall_ms`] as number)}`);
     }
     const theirs = JSON.parse(readFileSync(path.join(work, 'pooled.json'), 'utf8')) as number[][][];

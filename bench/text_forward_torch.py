@@ -2,8 +2,8 @@
 weights (token and positional embeddings, nn.TransformerEncoder of pre-LN GELU layers, a final
 LayerNorm, mean or [CLS] pooling), timed on the same batches of ids, in eval without autograd, one
 thread. Two forwards: nn.TransformerEncoder itself (its eval fast path: for pre-LN layers the fused
-layer kernel on the padded batch with the padding mask), and that kernel over nested rows without
-the padding, as byol-align's fast path runs it. Prints one JSON line of medians (CPU and wall ms
+layer kernel on the padded batch with the padding mask, as byol-align's fast path runs it), and that
+kernel on a nested tensor of the rows without their padding (PyTorch's path for post-LN layers). Prints one JSON line of medians (CPU and wall ms
 per batch) and writes the pooled features of the first forward to DIR/pooled.json.
 
 Usage: /usr/bin/python3 bench/text_forward_torch.py DIR   (DIR holds tower.safetensors and batches.json)

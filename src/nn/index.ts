@@ -20,7 +20,7 @@ export {
 } from './attention.js';
 export {
   TransformerEncoderLayer,
-  encodePacked,
+  encodeFused,
   type TransformerEncoderLayerOptions,
   type TransformerEncoderLayerMasks,
   type Activation,

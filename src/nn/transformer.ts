@@ -1,8 +1,8 @@
 // The Transformer encoder layer (Vaswani et al., 2017, §3.1), torch.nn.TransformerEncoderLayer:
 // self-attention and a two-layer feed-forward block, each wrapped in a residual connection and
 // LayerNorm, after the sum (post-LN, the paper) or before the block (pre-LN, normFirst). In eval
-// without autograd a layer can also run as PyTorch's fused inference kernel, and a stack of them
-// over packed rows that skip the padding (encodePacked), as nn.TransformerEncoder's fast path does.
+// without autograd a stack of layers can also run as PyTorch's fused inference kernel (encodeFused),
+// as nn.TransformerEncoder's fast path does.
 import { autocastState, isGradEnabled, op, tidy, type Generator, type Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 import { Linear } from './linear.js';
@@ -128,10 +128,9 @@ export class TransformerEncoderLayer extends Module {
 
   /**
    * What forward(src, { srcKeyPaddingMask }) answers in eval without autograd, as one fused op
-   * (aten::_transformer_encoder_layer_fwd, PyTorch's fast path): src [batch, sequence, dModel] with
-   * an optional padding mask [batch, sequence], or a nested tensor of rows without padding (then
-   * no mask). Only where {@link fusedBlocker} is null. Padding positions of the result are not
-   * meaningful (neither are the training path's).
+   * (aten::_transformer_encoder_layer_fwd, PyTorch's fast path): src [batch, sequence, dModel], an
+   * optional bool padding mask [batch, sequence]. Only where {@link fusedBlocker} is null. Padding
+   * positions of the result hold values of no meaning, as the training path's do.
    */
   forwardFused(src: Tensor, keyPaddingMask: Tensor | null = null): Tensor {
     const attention = this.selfAttn;
@@ -171,41 +170,25 @@ export class TransformerEncoderLayer extends Module {
 }
 
 const encoderLayerFwd = op('aten::_transformer_encoder_layer_fwd');
-const nestedFromMask = op('aten::_nested_tensor_from_mask');
-const maskLeftAligned = op<boolean>('aten::_nested_tensor_from_mask_left_aligned');
-const toPaddedTensor = op('aten::to_padded_tensor');
 /** The kernel's mask_type for a [batch, sequence] key padding mask (0 would be [sequence, sequence]). */
 const KEY_PADDING_MASK = 1;
 
 /**
  * A stack of encoder layers over src [batch, sequence, dModel] with padding (keyPaddingMask
- * [batch, sequence], true at padding) as their forward in eval without autograd answers, through
- * PyTorch's fused kernel (nn.TransformerEncoder's fast path), or null where a layer cannot fuse
- * ({@link TransformerEncoderLayer.fusedBlocker}). With the padding at the end of every row, the
- * rows are packed into a nested tensor first so padded positions cost nothing, and the padding
- * positions of the result are 0; padding inside a row is masked on the padded batch instead (its
- * positions then hold what the training path's do, values of no meaning). keyPaddingMask is bool,
- * and each row needs a token that is not padding.
+ * [batch, sequence], bool, true at padding), as their forward in eval without autograd answers,
+ * through PyTorch's fused kernel (nn.TransformerEncoder's fast path for pre-LN layers: the padded
+ * batch with the mask); or null where a layer cannot fuse ({@link TransformerEncoderLayer.fusedBlocker}).
+ * Each row needs a token that is not padding. (PyTorch packs post-LN layers' rows into a nested
+ * tensor first; measured on the icon captions, 45% of them padding, that gained nothing here, and
+ * libtorch 1.13 warns on stderr at the first nested tensor.)
  *
  * @example
- * const out = noGrad(() => encodePacked(layers, x, ids.eq(0))) ?? layersForward(x); // [B, L, d]
+ * const out = noGrad(() => encodeFused(layers, x, ids.eq(0))) ?? layersForward(x); // [B, L, d]
  */
-export function encodePacked(layers: readonly TransformerEncoderLayer[], src: Tensor, keyPaddingMask: Tensor): Tensor | null {
+export function encodeFused(layers: readonly TransformerEncoderLayer[], src: Tensor, keyPaddingMask: Tensor): Tensor | null {
   if (src.ndim !== 3 || src.shape[0] === 0 || keyPaddingMask.dtype !== 'bool' || layers.some((layer) => layer.fusedBlocker(src) !== null))
     return null;
-  return tidy(() => {
-    const keep = keyPaddingMask.logicalNot();
-    if (!maskLeftAligned(src, keep)) {
-      // Padding inside a row: the kernel on the padded batch, masking it.
-      let x = src;
-      for (const layer of layers) x = layer.forwardFused(x, keyPaddingMask);
-      return x;
-    }
-    let x = nestedFromMask(src, keep, false);
-    for (const layer of layers) x = layer.forwardFused(x);
-    // A nested tensor has no single shape; the padded one has the input's, 0 at the padding.
-    return toPaddedTensor(x, 0, src.shape);
-  });
+  return tidy(() => layers.reduce((x, layer) => layer.forwardFused(x, keyPaddingMask), src));
 }
 
 function resolveActivation(activation: Activation): (x: Tensor) => Tensor {

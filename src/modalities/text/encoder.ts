@@ -4,7 +4,7 @@
 // non-padding tokens (default) or takes the [CLS] token's vector, as BERT does (Devlin et al. 2019,
 // arXiv:1810.04805). Pre-LN (Xiong et al. 2020, arXiv:2002.04745) trains stably without warm-up tricks.
 import { noGrad, tidy, zeros, type Generator, type Tensor } from '../../engine/index.js';
-import { Dropout, Embedding, LayerNorm, Module, TransformerEncoderLayer, encodePacked, init } from '../../nn/index.js';
+import { Dropout, Embedding, LayerNorm, Module, TransformerEncoderLayer, encodeFused, init } from '../../nn/index.js';
 
 /** How the token vectors become one vector per text. */
 export type TextPooling = 'mean' | 'cls';
@@ -49,9 +49,9 @@ export class TextTransformer extends Module {
   readonly layers: TransformerEncoderLayer[];
   readonly lnFinal: LayerNorm;
   /**
-   * In eval without autograd, run the layers as PyTorch's fused kernel over packed rows, skipping
-   * the padding (encodePacked; the same embeddings to float rounding). False runs the training
-   * path's ops in eval too, as benchmarks that compare the two do.
+   * In eval without autograd, run the layers as PyTorch's fused kernel (encodeFused; the same
+   * embeddings up to float rounding). False runs the training path's ops in eval too, as
+   * benchmarks that compare the two do.
    */
   fusedInference = true;
 
@@ -126,8 +126,8 @@ export class TextTransformer extends Module {
       }
       let x = this.tokenEmbedding.forward(ids).add(this.positionalEmbedding.narrow(0, 0, length));
       x = this.embeddingDropout.forward(x);
-      const packed = this.fusedInference ? encodePacked(this.layers, x, padding) : null;
-      if (packed !== null) x = packed;
+      const fused = this.fusedInference ? encodeFused(this.layers, x, padding) : null;
+      if (fused !== null) x = fused;
       else for (const layer of this.layers) x = layer.forward(x, { srcKeyPaddingMask: padding });
       x = this.lnFinal.forward(x);
       if (this.pooling === 'cls') return x.select(1, 0);
