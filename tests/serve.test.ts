@@ -13,8 +13,8 @@ import {
   buildIndex,
   IndexQueryError,
   SearchIndex,
+  type RowHit,
   type SearchHit,
-  type SearchOptions,
   type SearchQuery,
   type SearchRequest,
 } from '../src/index/index.js';
@@ -169,10 +169,10 @@ test('POST /v1/search answers what the library answers, as URLs instead of file 
 /**
  * An index that answers each text query with one hit named by its text and embeds a text as
  * [its first character's code, its length], and fails on the text 'bad'; it records each
- * searchMany and embed call.
+ * searchRows and embed call.
  */
 function fakeIndex(): {
-  index: Pick<SearchIndex, 'search' | 'searchMany' | 'embed'>;
+  index: Pick<SearchIndex, 'searchRows' | 'embed'>;
   calls: SearchRequest[][];
   embedCalls: SearchQuery[][];
 } {
@@ -184,21 +184,20 @@ function fakeIndex(): {
     if (texts.includes('bad')) throw new IndexQueryError('query 0: bad');
     return texts.map((text) => Float32Array.of(text.charCodeAt(0), text.length));
   };
-  const searchMany = async (requests: readonly SearchRequest[]): Promise<SearchHit[][][]> => {
+  const searchRows = async (requests: readonly SearchRequest[]): Promise<RowHit[][][]> => {
     calls.push([...requests]);
     const texts = requests.map((r) => r.queries.map((q) => (q as { text: string }).text));
     if (texts.flat().includes('bad')) throw new IndexQueryError('query 0: bad');
     return texts.map((t) =>
-      t.map((text) => [{ rank: 1, score: 1, id: text, item: text, modality: 'text', text, media: null, metadata: {} }]),
+      t.map((text) => [{ rank: 1, score: 1, row: { id: text, item: text, modality: 'text', text, media: null, metadata: '{}' } }]),
     );
   };
-  const search = async (queries: readonly SearchQuery[], options?: SearchOptions) => (await searchMany([{ queries, options }]))[0]!;
-  return { index: { search, searchMany, embed }, calls, embedCalls };
+  return { index: { searchRows, embed }, calls, embedCalls };
 }
 const texts = (...t: string[]): SearchQuery[] => t.map((text) => ({ text }));
-const hitIds = (results: SearchHit[][]): string[][] => results.map((hits) => hits.map((h) => h.id));
+const hitIds = (results: RowHit[][]): string[][] => results.map((hits) => hits.map((h) => h.row.id));
 
-test('QueryBatcher runs the searches that arrive within maxWaitMs as one searchMany, each getting its own hits', async () => {
+test('QueryBatcher runs the searches that arrive within maxWaitMs as one searchRows, each getting its own hits', async () => {
   const { index, calls } = fakeIndex();
   const batcher = new QueryBatcher(index, { maxWaitMs: 30, maxQueries: 100 });
   const started = performance.now();
@@ -289,8 +288,8 @@ test('POST /v1/search: concurrent requests are searched as one batch and answere
   for (const body of bodies) alone.push(await post('/v1/search', body));
   type Results = { results: { hits: { rank: number; id: string; score: number }[] }[] };
 
-  const searchMany = index.searchMany.bind(index);
-  /** The answers to `which` of the bodies sent at once, and the sizes of the searchMany calls they made. */
+  const searchRows = index.searchRows.bind(index);
+  /** The answers to `which` of the bodies sent at once, and the sizes of the searchRows calls they made. */
   async function together(which: number[]): Promise<{ answers: Answer[]; batchSizes: number[] }> {
     const queries = which
       .filter((i) => bodies[i]!.filter === undefined)
@@ -298,12 +297,12 @@ test('POST /v1/search: concurrent requests are searched as one batch and answere
     // The batch runs when the last query arrives (maxQueries), never on the timer.
     const batched = buildServer({ index, batching: { maxWaitMs: 60_000, maxQueries: queries } });
     const batchSizes: number[] = [];
-    index.searchMany = (requests) => (batchSizes.push(requests.length), searchMany(requests));
+    index.searchRows = (requests) => (batchSizes.push(requests.length), searchRows(requests));
     try {
       const answers = await Promise.all(which.map((i) => batched.inject({ method: 'POST', url: '/v1/search', payload: bodies[i]! })));
       return { answers, batchSizes };
     } finally {
-      delete (index as Partial<SearchIndex>).searchMany;
+      delete (index as Partial<SearchIndex>).searchRows;
       await batched.close();
     }
   }
@@ -318,7 +317,7 @@ test('POST /v1/search: concurrent requests are searched as one batch and answere
     });
   }
 
-  // The good requests: the unfiltered ones in one searchMany (the filtered one alone), every answer as alone.
+  // The good requests: the unfiltered ones in one searchRows (the filtered one alone), every answer as alone.
   const good = [0, 1, 2, 3, 4, 6, 7];
   const ok = await together(good);
   assert.deepEqual(ok.batchSizes.sort(), [1, 6]);

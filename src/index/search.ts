@@ -63,6 +63,17 @@ export interface SearchHit {
 /** An indexed row without its embedding. */
 export type IndexedItem = Omit<SearchHit, 'rank' | 'score'>;
 
+/**
+ * One result with its row as the index holds it (`metadata` still JSON text): what a server writes
+ * out. A row held in memory is the same object in every answer (so what is made from it can be
+ * kept; and it must not be changed).
+ */
+export interface RowHit {
+  rank: number;
+  score: number;
+  row: StoredRow;
+}
+
 export interface OpenIndexOptions {
   db: string;
   table?: string;
@@ -228,6 +239,12 @@ export class SearchIndex {
    * ]);
    */
   async searchMany(requests: readonly SearchRequest[]): Promise<SearchHit[][][]> {
+    const answers = await this.searchRows(requests);
+    return answers.map((perQuery) => perQuery.map((hits) => hits.map(({ rank, score, row }) => ({ rank, score, ...itemOf(row) }))));
+  }
+
+  /** What {@link searchMany} answers, each hit with its stored row (its metadata not parsed). */
+  async searchRows(requests: readonly SearchRequest[]): Promise<RowHit[][][]> {
     const checked = requests.map(({ options = {} }) => {
       const k = options.k ?? 10;
       const offset = options.offset ?? 0;
@@ -265,11 +282,7 @@ export class SearchIndex {
         const { k, offset, where, filtered } = perQuery[q]!;
         if (filtered) return this.searchScanned(vector, k, offset, where);
         // A row of an ANN table deleted since the index opened has no row to show.
-        return best[q]!.filter(({ id }) => rows.has(id)).map(({ id, score }, i) => ({
-          rank: offset + i + 1,
-          score,
-          ...itemOf(rows.get(id)!),
-        }));
+        return best[q]!.filter(({ id }) => rows.has(id)).map(({ id, score }, i) => ({ rank: offset + i + 1, score, row: rows.get(id)! }));
       }),
     );
     let next = 0;
@@ -277,7 +290,7 @@ export class SearchIndex {
   }
 
   /** LanceDB's exact flat scan, with the filter applied first. */
-  private async searchScanned(vector: Float32Array, k: number, offset: number, where: string | undefined): Promise<SearchHit[]> {
+  private async searchScanned(vector: Float32Array, k: number, offset: number, where: string | undefined): Promise<RowHit[]> {
     let query = this.table
       .vectorSearch(vector)
       .distanceType(DISTANCE)
@@ -289,7 +302,7 @@ export class SearchIndex {
     return rows.map((row: Record<string, unknown>, i: number) => ({
       rank: offset + i + 1,
       score: 1 - Number(row._distance),
-      ...itemOf(storedRowOf(row)),
+      row: storedRowOf(row),
     }));
   }
 

@@ -1,8 +1,8 @@
 // Gathers the searches of requests that arrive together into one batch: one embedding pass for all
-// their queries and one matrix product and top-k per modality (SearchIndex.searchMany), then each
+// their queries and one matrix product and top-k per modality (SearchIndex.searchRows), then each
 // request gets its own hits; the inputs of embedding requests likewise share one forward pass. Per query, an exact in-memory search of a large index is a product of
 // one row against every row; fifty rows cost little more than one (docs/search.md, "Batching").
-import type { SearchHit, SearchIndex, SearchOptions, SearchQuery, SearchRequest } from '../index/index.js';
+import type { RowHit, SearchIndex, SearchOptions, SearchQuery, SearchRequest } from '../index/index.js';
 
 export interface QueryBatcherOptions {
   /** How long the first query of a batch waits for others before the batch runs, in ms (default 2). */
@@ -85,11 +85,11 @@ class RequestBatcher<R, A> {
  * const [vectors] = await Promise.all([batcher.embed([{ text: 'a moon' }]), batcher.embed([{ text: 'a sun' }])]);
  */
 export class QueryBatcher {
-  private readonly searches: RequestBatcher<SearchRequest, SearchHit[][]>;
+  private readonly searches: RequestBatcher<SearchRequest, RowHit[][]>;
   private readonly embeddings: RequestBatcher<readonly SearchQuery[], Float32Array[]>;
 
   constructor(
-    private readonly index: Pick<SearchIndex, 'search' | 'searchMany' | 'embed'>,
+    private readonly index: Pick<SearchIndex, 'searchRows' | 'embed'>,
     options: QueryBatcherOptions = {},
   ) {
     const maxWaitMs = options.maxWaitMs ?? DEFAULT_BATCH_WAIT_MS;
@@ -99,8 +99,8 @@ export class QueryBatcher {
     if (!Number.isInteger(maxQueries) || maxQueries < 1)
       throw new RangeError(`QueryBatcher: maxQueries must be an integer ≥ 1, got ${maxQueries}`);
     this.searches = new RequestBatcher(
-      (requests) => index.searchMany(requests),
-      (request) => index.search(request.queries, request.options),
+      (requests) => index.searchRows(requests),
+      async (request) => (await index.searchRows([request]))[0]!,
       (request) => request.queries.length,
       maxWaitMs,
       maxQueries,
@@ -119,9 +119,9 @@ export class QueryBatcher {
     );
   }
 
-  /** What `index.search(queries, options)` answers, searched together with the other callers' queries. */
-  search(queries: readonly SearchQuery[], options: SearchOptions = {}): Promise<SearchHit[][]> {
-    if (Object.keys(options.where ?? {}).length > 0) return this.index.search(queries, options);
+  /** What `index.search(queries, options)` answers (each hit with its stored row), searched together with the other callers' queries. */
+  async search(queries: readonly SearchQuery[], options: SearchOptions = {}): Promise<RowHit[][]> {
+    if (Object.keys(options.where ?? {}).length > 0) return (await this.index.searchRows([{ queries, options }]))[0]!;
     return this.searches.submit({ queries, options });
   }
 
