@@ -27,14 +27,14 @@ interface WorkerResult {
   buckets: number[];
 }
 
-async function runWorkers(worldSize: number, warmup: number, timed: number, dataDir: string): Promise<WorkerResult[]> {
+async function runWorkers(worldSize: number, warmup: number, timed: number, dataDir: string, batch = BATCH): Promise<WorkerResult[]> {
   const port = await freeLoopbackPort();
   const results = await Promise.all(
     Array.from(
       { length: worldSize },
       (_, rank) =>
         new Promise<WorkerResult>((resolve, reject) => {
-          const child = spawn(process.execPath, [worker, ...[rank, worldSize, port, warmup, timed].map(String), dataDir], {
+          const child = spawn(process.execPath, [worker, ...[rank, worldSize, port, warmup, timed].map(String), dataDir, String(batch)], {
             stdio: ['ignore', 'pipe', 'inherit'],
             env: { ...process.env, OMP_NUM_THREADS: '1' },
           });
@@ -59,6 +59,8 @@ export async function benchDist(options: { warmup?: number; timed?: number; data
   ensureIconData(dataDir);
   const one = await runWorkers(1, warmup, timed, dataDir);
   const two = await runWorkers(2, warmup, timed, dataDir);
+  // One process on half the batch: what a rank's share of the work costs without any communication.
+  const half = await runWorkers(1, warmup, timed, dataDir, BATCH / 2);
   const msPerStep = (r: WorkerResult): number => mean(r.stepMs.slice(warmup));
   const cpuPerStep = (r: WorkerResult): number => mean(r.cpuMs.slice(warmup));
   const single = msPerStep(one[0]!);
@@ -83,6 +85,11 @@ export async function benchDist(options: { warmup?: number; timed?: number; data
   console.log(
     `    CPU per step of the busier rank ${parallelCpu.toFixed(0)} ms (${two.map((r) => cpuPerStep(r).toFixed(0)).join(' and ')}): ` +
       `${(singleCpu / parallelCpu).toFixed(2)}x less than one process's, the speed-up where each process has a core of its own`,
+  );
+  const halfCpu = cpuPerStep(half[0]!);
+  console.log(
+    `    1 process on half the batch (${BATCH / 2}): CPU ${halfCpu.toFixed(0)} ms/step (${(singleCpu / halfCpu).toFixed(2)}x less than the whole batch: ` +
+      `the bound, as a step's fixed costs do not halve); data-parallel costs a rank ${(parallelCpu - halfCpu).toFixed(0)} ms/step more`,
   );
   console.log(
     `    gradient all-reduce: ${megabytes.toFixed(1)} MB in ${two[0]!.buckets.length} buckets, ${allReduce.toFixed(1)} ms a step alone (blocking); ` +

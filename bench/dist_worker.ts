@@ -1,6 +1,6 @@
 // One process of `npm run bench -- dist` (bench/dist.ts): `node dist_worker.js RANK WORLD PORT
-// WARMUP TIMED DATA_DIR`. It trains the default configuration (preset cpu-small, global batch 256)
-// on one libtorch thread, its shard of each batch decoded before the clock starts, alone
+// WARMUP TIMED DATA_DIR [BATCH]`. It trains the default configuration (preset cpu-small, global
+// batch BATCH, default 256) on one libtorch thread, its shard of each batch decoded before the clock starts, alone
 // (WORLD 1: the plain trainer) or data-parallel (DataParallel over loopback), then times the
 // gradients' all-reduce alone, and prints one JSON line of what it measured.
 import path from 'node:path';
@@ -14,14 +14,13 @@ import { buildModel, fitModalities, trainOptions } from '../src/run/model_setup.
 import { DataParallel } from '../src/distributed/data_parallel.js';
 import { zeros } from '../src/engine/index.js';
 
-export const DIST_BATCH = 256;
-
 function cpuMs(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;
 }
 
-const [rankText, worldText, portText, warmupText, timedText, dataDir] = process.argv.slice(2);
+const [rankText, worldText, portText, warmupText, timedText, dataDir, batchText] = process.argv.slice(2);
+const batchSize = Number(batchText ?? 256);
 const rank = Number(rankText);
 const worldSize = Number(worldText);
 const steps = Number(warmupText) + Number(timedText);
@@ -31,7 +30,7 @@ const config = resolveConfig({ preset: 'cpu-small' });
 const data = loadCocoCaptions(path.join(dataDir!, 'captions_train.json'), path.join(dataDir!, 'images'));
 const modalities = await fitModalities(config, data.items);
 const loader = new ManifestLoader(data, {
-  batchSize: DIST_BATCH,
+  batchSize,
   size: config.image.size,
   channels: config.image.channels,
   seed: 0,
@@ -52,7 +51,7 @@ const model = buildModel(config, modalities);
 const decoded = async function* (): AsyncGenerator<AlignBatch> {
   yield* batches;
 };
-const trainer = new AlignTrainer(model, { ...trainOptions(config, modalities, () => decoded(), loader.batchesPerEpoch), rank });
+const trainer = new AlignTrainer(model, { ...trainOptions(config, modalities, () => decoded(), loader.batchesPerEpoch), batchSize, rank });
 const parameters = model.online.parameters().reduce((n, p) => n + p.size, 0);
 
 let parallel: DataParallel | undefined;

@@ -54,6 +54,8 @@ cflags=$(node -p "JSON.parse(require('fs').readFileSync('binding.gyp','utf8').re
 torch_inc=$(node native/find-libtorch.cjs include | sed 's/\([^ ]*\)/-I\1/g')
 torch_libs=$(node native/find-libtorch.cjs libs)
 abi=$(node native/find-libtorch.cjs abi)
+# binding.gyp's condition: torch.distributed's Gloo backend where its headers are found.
+[ "$(node native/find-libtorch.cjs gloo)" = 1 ] && defines="$defines -DUSE_C10D_GLOO"
 # PyTorch's newest headers refuse C++17 (their guard in ATen/ATen.h asks for C++20): build as they ask.
 grep -qs 'C++20 or later' "$(node native/find-libtorch.cjs include | cut -d' ' -f1)/ATen/ATen.h" && cflags=${cflags/-std=c++17/-std=c++20}
 say "libtorch: $(node native/find-libtorch.cjs lib), _GLIBCXX_USE_CXX11_ABI=$abi, $cflags, links: $torch_libs"
