@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Tensor } from '../src/index.js';
 import { shardOfBatch } from '../src/data/epoch_order.js';
+import { ManifestLoader } from '../src/data/manifest_loader.js';
 import { assertClose } from './helpers.js';
 import { assertRanksOk, runRanks } from './rank_processes.js';
 import { BATCH, loadState, makeTrainer, saveState } from './data_parallel_fixture.js';
@@ -47,6 +48,36 @@ test('shardOfBatch: the ranks’ shards of every batch are disjoint and add up t
   }
   assert.deepEqual(shardOfBatch(order, 1, 4, 1, 2), [2, 6]);
   assert.throws(() => shardOfBatch(order, 0, 5, 0, 2), /a batch of 5 does not split into 2 equal shards/);
+});
+
+test('ManifestLoader with a shard: each rank’s batches are its slices of the unsharded batches', async () => {
+  const dataset = {
+    items: Array.from({ length: 20 }, (_, i) => ({ id: `item${i}`, captions: [`caption ${i}`] })),
+    source: 'memory',
+    skipped: {},
+  };
+  const indices = async (shard?: { rank: number; worldSize: number }): Promise<number[][]> => {
+    const loader = new ManifestLoader(dataset, { batchSize: 8, size: 8, seed: 3, poolSize: 1, ...(shard ? { shard } : {}) });
+    const out: number[][] = [];
+    try {
+      for (let epoch = 0; epoch < 2; epoch++) for await (const batch of loader.epoch(epoch)) out.push(batch.indices);
+    } finally {
+      await loader.close();
+    }
+    return out;
+  };
+  const whole = await indices();
+  assert.equal(whole.length, 4); // 2 batches of 8 an epoch, the last 4 items dropped
+  const [rank0, rank1] = [await indices({ rank: 0, worldSize: 2 }), await indices({ rank: 1, worldSize: 2 })];
+  whole.forEach((batch, step) => assert.deepEqual([...rank0[step]!, ...rank1[step]!], batch));
+  assert.throws(
+    () => new ManifestLoader(dataset, { batchSize: 8, size: 8, shard: { rank: 0, worldSize: 3 } }),
+    /a batch of 8 does not split into 3 equal shards/,
+  );
+  assert.throws(
+    () => new ManifestLoader(dataset, { batchSize: 8, size: 8, dropLast: false, shard: { rank: 0, worldSize: 2 } }),
+    /a shard needs dropLast/,
+  );
 });
 
 test('2 processes on halves of each batch end where 1 process on the whole batches ends (within 1e-5)', async () => {
