@@ -233,6 +233,33 @@ test('QueryBatcher runs a batch as soon as maxQueries wait; a filtered search go
   assert.throws(() => new QueryBatcher(index, { maxQueries: 0 }), /maxQueries must be an integer ≥ 1/);
 });
 
+test('QueryBatcher: requests that arrive while a batch runs wait for it, then run together', async () => {
+  const { index, calls } = fakeIndex();
+  let release = (): void => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const searchRows = index.searchRows;
+  // The first batch holds until released; `started` counts the batches begun.
+  let started = 0;
+  const slow = {
+    ...index,
+    searchRows: async (r: readonly SearchRequest[]) => (started++ === 0 ? (await held, searchRows(r)) : searchRows(r)),
+  };
+  const batcher = new QueryBatcher(slow, { maxWaitMs: 5, maxQueries: 3 });
+  const first = batcher.search(texts('a'));
+  await new Promise((resolve) => setTimeout(resolve, 30)); // the first batch has started and holds
+  const later = [batcher.search(texts('b')), batcher.search(texts('c')), batcher.search(texts('d', 'e'))];
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal(started, 1, 'no second batch while the first runs');
+  release();
+  assert.deepEqual(hitIds(await first), [['a']]);
+  assert.deepEqual((await Promise.all(later)).map(hitIds), [[['b']], [['c']], [['d'], ['e']]]);
+  // After it: b and c together (3 queries at most: d and e make a batch of their own).
+  assert.deepEqual(
+    calls.map((call) => call.map((r) => r.queries.map((q) => (q as { text: string }).text).join('+'))),
+    [['a'], ['b', 'c'], ['d+e']],
+  );
+});
+
 test('QueryBatcher: a bad query fails only its own search; the others of its batch are answered', async () => {
   const { index, calls } = fakeIndex();
   const batcher = new QueryBatcher(index, { maxWaitMs: 60_000, maxQueries: 4 });

@@ -33,6 +33,8 @@ class RequestBatcher<R, A> {
   private waiting: Waiting<R, A>[] = [];
   private waitingQueries = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Whether a batch is in flight: the next one waits for it to end. */
+  private running = false;
 
   constructor(
     private readonly runMany: (requests: R[]) => Promise<A[]>,
@@ -46,18 +48,32 @@ class RequestBatcher<R, A> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ request, resolve, reject });
       this.waitingQueries += this.queriesOf(request);
+      // While a batch runs, requests gather for the next: its compute holds the thread that would
+      // run a second one, and a timer started now would cut a wave of requests into small batches.
+      if (this.running) return;
       if (this.waitingQueries >= this.maxQueries) this.runWaiting();
       else this.timer ??= setTimeout(() => this.runWaiting(), this.maxWaitMs);
     });
   }
 
+  /** Runs the requests that wait, up to maxQueries queries (at least one request); the rest after it. */
   private runWaiting(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.waiting;
-    this.waiting = [];
-    this.waitingQueries = 0;
-    void this.run(batch);
+    let count = 0;
+    let queries = 0;
+    while (count < this.waiting.length && (count === 0 || queries + this.queriesOf(this.waiting[count]!.request) <= this.maxQueries))
+      queries += this.queriesOf(this.waiting[count++]!.request);
+    const batch = this.waiting.splice(0, count);
+    this.waitingQueries -= queries;
+    this.running = true;
+    void this.run(batch).finally(() => {
+      this.running = false;
+      // The callers just answered send their next requests now: those that gathered meanwhile wait
+      // for them as the first of a batch waits (cut at once, a wave becomes two small batches).
+      if (this.waitingQueries >= this.maxQueries) this.runWaiting();
+      else if (this.waiting.length > 0) this.timer ??= setTimeout(() => this.runWaiting(), this.maxWaitMs);
+    });
   }
 
   private async run(batch: Waiting<R, A>[]): Promise<void> {
