@@ -1,7 +1,8 @@
 // Bad clips in training (src/modalities/bad_item.ts, ManifestLoader.collated): under
 // data.onBadRecord 'skip' a clip that is not a WAV, has a truncated header or NaN samples is left
 // out of fit's statistics, dropped from its item (which keeps its text) when its batch meets it,
-// counted as 'bad-media' and not read again; under 'fail' it stops, naming the file.
+// counted as 'bad-media' and not read again; under 'fail' it stops, naming the file. Through
+// `train`, loading the manifest already refuses the line whose clip is not a WAV at all.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -156,16 +157,22 @@ test("under 'fail' the first bad clip a batch meets stops it, naming the file", 
 });
 
 test("train under data.onBadRecord=skip trains with the good clips and reports each bad one; under 'fail' it names the file", () => {
-  const args = ['--data', `jsonl:${manifest}`, '--steps', '2', ...TINY, ...AUDIO_TINY];
+  // Loading the manifest refuses item 3's line (its file is not a WAV at all, as a non-image is
+  // refused); a 17th good item keeps 16 for two steps of 8, which meet every other clip once.
+  const manifest17 = join(dir, 'clips17.jsonl');
+  writeFileSync(
+    manifest17,
+    `${[...records, JSON.stringify({ id: 'item-16', text: ['a red tone'], audio: 'clips/red.wav' })].join('\n')}\n`,
+  );
+  const args = ['--data', `jsonl:${manifest17}`, '--steps', '2', ...TINY, ...AUDIO_TINY];
   const run = join(dir, 'run-skip');
   const skipped = cli('train', ...args, '--out', run, 'data.onBadRecord=skip');
   assert.equal(skipped.status, 0, skipped.stderr);
-  // 16 items in batches of 8: the two steps meet every clip once, and each bad one is reported once.
   const reported = skipped.stderr
     .split('\n')
     .filter((l) => l.startsWith('skipped: '))
     .map((l) => l.slice('skipped: '.length).split(': ')[0]!);
-  assert.deepEqual(reported.sort(), [...BAD].sort(), skipped.stderr);
+  assert.deepEqual(reported.sort(), [`${manifest17}:4 (id "item-3")`, clip('header.wav'), clip('nan.wav')].sort(), skipped.stderr);
   const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
     .split('\n')
     .filter((l) => l.trim() !== '')
@@ -178,6 +185,7 @@ test("train under data.onBadRecord=skip trains with the good clips and reports e
 
   const failed = cli('train', ...args, '--out', join(dir, 'run-fail'));
   assert.equal(failed.status, 1, failed.stderr);
-  assert.match(failed.stderr, new RegExp(`${clip('text.wav').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not a WAV file`));
+  const escaped = (path: string): string => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  assert.match(failed.stderr, new RegExp(`${escaped(manifest17)}:4 .*${escaped(clip('text.wav'))} is not a WAV file`));
   assert.ok(!existsSync(join(dir, 'run-fail', 'checkpoints')), 'bad data found while starting leaves no run files');
 });
