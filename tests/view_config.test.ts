@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randint, tensor, Generator, type Tensor } from '../src/index.js';
 import { ConfigError, parseConfig, resolveConfig } from '../src/config/load.js';
 import { fitModalities, restoreModalities } from '../src/run/model_setup.js';
+import { modalityOwnSettings } from '../src/config/tower.js';
 import { ImageModality, imageModality } from '../src/modalities/image/index.js';
 import { TextModality, textModality } from '../src/modalities/text/index.js';
 import { VectorModality, type VectorItem } from '../src/modalities/vector/index.js';
@@ -20,7 +21,7 @@ const pixels = (): Tensor => randint(0, 256, [4, 3, SIZE, SIZE], { dtype: 'uint8
 /** The image modality of a config made from `overrides` (at SIZE px). */
 async function imageFrom(...overrides: string[]): Promise<ImageModality> {
   const config = resolveConfig({ overrides: [`image.size=${SIZE}`, ...overrides] });
-  return (await imageModality.fit(config.image, [])) as ImageModality;
+  return (await imageModality.fit(modalityOwnSettings(config.image), [])) as ImageModality;
 }
 
 /** Overrides that turn every random step of image view 1 off, crop and flip included. */
@@ -91,12 +92,20 @@ test("the default image views are the mild alignment views; the byol-paper prese
   assert.deepEqual(config.text.view1, textView);
   assert.deepEqual(config.text.view2, textView);
   const vectorView = { dropoutRate: 0.1, noiseStd: 0.1, noiseScale: 'relative', mixP: 0.2, mixMaxLambda: 0.2 };
-  assert.deepEqual(config.vector, { featureDim: 256, hiddenDims: [1024], view1: vectorView, view2: vectorView });
+  // The section also holds the generic tower keys (src/config/tower.ts), off by default.
+  assert.deepEqual(config.vector, {
+    featureDim: 256,
+    hiddenDims: [1024],
+    view1: vectorView,
+    view2: vectorView,
+    freeze: false,
+    views: true,
+  });
 });
 
 test("the byol-paper preset draws exactly the views of an image modality built without settings (BYOL's)", async () => {
   const paper = resolveConfig({ preset: 'byol-paper', overrides: [`image.size=${SIZE}`, 'image.encoder=small-cnn'] });
-  const fromConfig = (await imageModality.fit(paper.image, [])) as ImageModality;
+  const fromConfig = (await imageModality.fit(modalityOwnSettings(paper.image), [])) as ImageModality;
   const plain = new ImageModality({ size: SIZE });
   assert.deepEqual(fromConfig.view1, plain.view1);
   assert.deepEqual(fromConfig.view2, plain.view2);
@@ -160,14 +169,14 @@ test('colour jitter of strength 0 leaves the colours as they are, even when alwa
 test('text rates of 0 leave the token ids as they are; the other view keeps its defaults', async () => {
   const off = ['spanDeletionP', 'tokenDropoutRate', 'shuffleP', 'maskRate'].map((k) => `text.view1.${k}=0`);
   const config = resolveConfig({ overrides: ['text.vocabSize=64', 'text.dModel=16', 'text.heads=2', 'text.layers=1', ...off] });
-  const text = (await textModality.fit(config.text, CAPTIONS)) as TextModality;
+  const text = (await textModality.fit(modalityOwnSettings(config.text), CAPTIONS)) as TextModality;
   const ids = await text.collate(CAPTIONS);
   const [view1, view2] = text.views(ids, new Generator(5));
   assert.deepEqual(view1.toArray(), ids.toArray());
   assert.notDeepEqual(view2.toArray(), ids.toArray());
   // maskRate 1 masks every text token but one per caption (the view never empties a caption).
   const masking = resolveConfig({ overrides: ['text.vocabSize=64', 'text.view1.maskRate=1', ...off.slice(0, 3)] });
-  const masked = ((await textModality.fit(masking.text, CAPTIONS)) as TextModality).views(ids, new Generator(5))[0];
+  const masked = ((await textModality.fit(modalityOwnSettings(masking.text), CAPTIONS)) as TextModality).views(ids, new Generator(5))[0];
   const mask = text.tokenizer.specialIds.mask;
   const textTokens = (row: number[]): number => row.filter((id) => id !== 0 && id !== text.tokenizer.specialIds.cls).length;
   (masked.toArray() as number[][]).forEach((row, i) =>
