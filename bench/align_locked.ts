@@ -42,6 +42,10 @@ interface ArmResult {
   name: string;
   pairsPerSecond: number;
   msPerStep: number;
+  /** The median timed step (wait included): steady under other processes' bursts, which the mean is not. */
+  medianMsPerStep: number;
+  /** Each timed step's milliseconds, wait included. */
+  stepsMs: number[];
   waitShare: number;
   firstPassSeconds: number;
   epochSeconds: number;
@@ -82,6 +86,12 @@ export async function benchAlignLocked(options: LockedBenchOptions): Promise<voi
       `  ${r.name.padEnd(7)} ${r.pairsPerSecond.toFixed(1).padStart(8)} pairs/s (${(r.pairsPerSecond / full.pairsPerSecond).toFixed(2)}× full; ` +
         `${r.msPerStep.toFixed(0)} ms/step, data wait ${(100 * r.waitShare).toFixed(0)}%), one epoch ${r.epochSeconds.toFixed(0)} s` +
         `${r.firstPassSeconds > 0 ? ` with the first pass's ${r.firstPassSeconds.toFixed(1)} s` : ''}; trainable parameters ${r.trainable} of ${r.total}`,
+    );
+  }
+  for (const r of results) {
+    const pairs = (1000 * source.config.train.batchSize) / r.medianMsPerStep;
+    console.log(
+      `  ${r.name.padEnd(7)} median step ${r.medianMsPerStep.toFixed(0)} ms: ${pairs.toFixed(1)} pairs/s (${(full.medianMsPerStep / r.medianMsPerStep).toFixed(2)}× full); steps ${r.stepsMs.map((ms) => ms.toFixed(0)).join(' ')}`,
     );
   }
 }
@@ -144,11 +154,16 @@ async function benchArm(
     const waitMs = measured.reduce((s, r) => s + r.waitMs, 0);
     const stepMs = measured.reduce((s, r) => s + r.stepMs, 0);
     const msPerStep = (waitMs + stepMs) / timed;
+    const stepsMs = measured.map((r) => r.waitMs + r.stepMs);
+    const sorted = [...stepsMs].sort((a, b) => a - b);
+    const medianMsPerStep = (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2;
     const optimized = trainer.optimizer.paramGroups.flatMap((g) => g.params).reduce((s, p) => s + p.size, 0);
     return {
       name: arm.name,
       pairsPerSecond: (timed * config.train.batchSize * 1000) / (waitMs + stepMs),
       msPerStep,
+      medianMsPerStep,
+      stepsMs,
       waitShare: waitMs / (waitMs + stepMs),
       firstPassSeconds: firstPassMs / 1000,
       epochSeconds: firstPassMs / 1000 + (loader.batchesPerEpoch * msPerStep) / 1000,
