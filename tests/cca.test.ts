@@ -92,6 +92,9 @@ test('a cca run fits linear heads on its frozen towers’ features of every trai
     const again = cli('train', '--out', out, '--resume');
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stderr, /the CCA heads are fitted already/);
+    const exported = cli('export', '--checkpoint', out, '--out', join(fixture.dir, 'cca-export'));
+    assert.notEqual(exported.status, 0);
+    assert.match(exported.stderr, /export: a loss\.objective cca run has linear heads/);
     await image.close();
   })();
 });

@@ -62,6 +62,11 @@ export function savedCheckItems(loaded: LoadedModel): CheckItems | undefined {
  */
 export async function exportModel(loaded: LoadedModel, dir: string, check?: CheckItems): Promise<ExportResult> {
   const { model, modalities, config } = loaded;
+  // python/byol_align_export.py builds BYOL's MLP heads; a cca run's are linear (src/run/cca_run.ts).
+  if (config.loss.objective === 'cca')
+    throw new Error(
+      'export: a loss.objective cca run has linear heads, which python/byol_align_export.py does not build yet; `byol-align embed` writes its embeddings',
+    );
   mkdirSync(dir, { recursive: true });
   model.eval();
   const weights = new Map<string, Tensor>();
