@@ -133,15 +133,7 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
     };
     writeFileSync(path.join(peerDir, 'bench.json'), `${JSON.stringify(bench, null, 2)}\n`);
 
-    let log: AlignStepRecord[];
-    try {
-      log = await trainer.run({ stopAfter: warmup + timed });
-    } finally {
-      await loader.close();
-    }
-    const measured = log.slice(warmup);
-    const waitMs = measured.reduce((s, r) => s + r.waitMs, 0);
-    const stepMs = measured.reduce((s, r) => s + r.stepMs, 0);
+    const { log, waitMs, stepMs } = await timedSteps(trainer, loader, warmup, timed);
     const ours = (timed * BATCH * 1000) / (waitMs + stepMs);
     const oursCompute = (timed * BATCH * 1000) / stepMs;
     const inMemory = await stepOnDecodedBatches(config, data, modalities, warmup + timed, device);
@@ -202,15 +194,7 @@ async function stepOnDecodedBatches(
   device: Device,
 ): Promise<AlignStepRecord[]> {
   const loader = new ManifestLoader(data, { batchSize: BATCH, size: config.image.size, channels: config.image.channels, seed: 0 });
-  const batches: AlignBatch[] = [];
-  try {
-    for await (const batch of manifestBatches(loader, modalities, 0, 0)) {
-      batches.push(batch);
-      if (batches.length === steps) break;
-    }
-  } finally {
-    await loader.close();
-  }
+  const batches = await decodeBatches(loader, modalities, steps);
   const model = buildModel(config, modalities);
   const decoded = async function* (): AsyncGenerator<AlignBatch> {
     yield* batches;
@@ -261,4 +245,43 @@ async function benchSpeech(
     `    data wait ${((100 * waitMs) / (waitMs + stepMs)).toFixed(1)}% of step time (${(waitMs / timed).toFixed(1)} ms/step waiting, ${(stepMs / timed).toFixed(1)} ms/step computing)`,
   );
   console.log('  PyTorch: not run (bench/align_torch.py is the image–text step)');
+}
+
+/**
+ * The first `count` batches of `loader`'s epoch 0, decoded into memory; the loader is closed after.
+ * A step timed on them times no decoding.
+ */
+export async function decodeBatches(loader: ManifestLoader, modalities: readonly Modality[], count: number): Promise<AlignBatch[]> {
+  const batches: AlignBatch[] = [];
+  try {
+    for await (const batch of manifestBatches(loader, modalities, 0, 0)) {
+      batches.push(batch);
+      if (batches.length === count) break;
+    }
+  } finally {
+    await loader.close();
+  }
+  return batches;
+}
+
+/** Runs `warmup + timed` steps of `trainer` (closing `loader` after) and sums the timed steps' waiting and computing. */
+export async function timedSteps(
+  trainer: AlignTrainer,
+  loader: ManifestLoader,
+  warmup: number,
+  timed: number,
+): Promise<{ log: AlignStepRecord[]; measured: AlignStepRecord[]; waitMs: number; stepMs: number }> {
+  let log: AlignStepRecord[];
+  try {
+    log = await trainer.run({ stopAfter: warmup + timed });
+  } finally {
+    await loader.close();
+  }
+  const measured = log.slice(warmup);
+  return {
+    log,
+    measured,
+    waitMs: measured.reduce((s, r) => s + r.waitMs, 0),
+    stepMs: measured.reduce((s, r) => s + r.stepMs, 0),
+  };
 }

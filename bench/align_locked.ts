@@ -16,14 +16,14 @@ import path from 'node:path';
 import { setNumThreads, getNumThreads, libtorchVersion, type Device } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
 import { ManifestLoader } from '../src/data/manifest_loader.js';
-import { AlignTrainer, type AlignStepRecord } from '../src/align/train.js';
+import { AlignTrainer } from '../src/align/train.js';
 import { manifestBatches } from '../src/align/batches.js';
 import { resolveConfig } from '../src/config/load.js';
 import { modalityFactory } from '../src/modalities/registry.js';
 import { buildModel, fitModalities, trainOptions } from '../src/run/model_setup.js';
 import { initModalitySpec, initModelFrom, readInitSource } from '../src/run/init_from.js';
 import { planFeatureCache } from '../src/run/feature_cache_run.js';
-import { ensureIconData } from './align.js';
+import { ensureIconData, timedSteps } from './align.js';
 import { machineDescription } from './measure.js';
 
 export interface LockedBenchOptions {
@@ -144,15 +144,7 @@ async function benchArm(
     });
     if (trainer.totalSteps < warmup + timed)
       throw new RangeError(`bench align --locked: one epoch has ${trainer.totalSteps} steps, fewer than ${warmup} + ${timed}`);
-    let log: AlignStepRecord[];
-    try {
-      log = await trainer.run({ stopAfter: warmup + timed });
-    } finally {
-      await loader.close();
-    }
-    const measured = log.slice(warmup);
-    const waitMs = measured.reduce((s, r) => s + r.waitMs, 0);
-    const stepMs = measured.reduce((s, r) => s + r.stepMs, 0);
+    const { measured, waitMs, stepMs } = await timedSteps(trainer, loader, warmup, timed);
     const msPerStep = (waitMs + stepMs) / timed;
     const stepsMs = measured.map((r) => r.waitMs + r.stepMs);
     const sorted = [...stepsMs].sort((a, b) => a - b);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { distributed, setNumThreads } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
 import { ManifestLoader } from '../src/data/manifest_loader.js';
-import { manifestBatches } from '../src/align/batches.js';
+import { decodeBatches } from './align.js';
 import { AlignTrainer, type AlignBatch } from '../src/align/train.js';
 import { resolveConfig } from '../src/config/load.js';
 import { buildModel, fitModalities, trainOptions } from '../src/run/model_setup.js';
@@ -38,15 +38,7 @@ const loader = new ManifestLoader(data, {
   ...(worldSize > 1 ? { shard: { rank, worldSize } } : {}),
 });
 // Decoded before the clock starts: the step is measured, not the images' decoding.
-const batches: AlignBatch[] = [];
-try {
-  for await (const batch of manifestBatches(loader, modalities, 0, 0)) {
-    batches.push(batch);
-    if (batches.length === steps) break;
-  }
-} finally {
-  await loader.close();
-}
+const batches = await decodeBatches(loader, modalities, steps);
 const model = buildModel(config, modalities);
 const decoded = async function* (): AsyncGenerator<AlignBatch> {
   yield* batches;
