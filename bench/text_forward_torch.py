@@ -10,7 +10,6 @@ Usage: /usr/bin/python3 bench/text_forward_torch.py DIR   (DIR holds tower.safet
 """
 import json
 import os
-import struct
 import sys
 import time
 
@@ -18,21 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-DTYPES = {"F32": np.float32, "I64": np.int64}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + n])
-    header.pop("__metadata__", None)
-    out = {}
-    for name, entry in header.items():
-        begin, end = entry["data_offsets"]
-        array = np.frombuffer(data[8 + n + begin : 8 + n + end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"])
-        out[name] = torch.from_numpy(array.copy())
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from byol_align_export import read_safetensors  # noqa: E402  (the package's own reader)
 
 
 class Tower(nn.Module):
