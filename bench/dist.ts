@@ -3,7 +3,10 @@
 // batches decoded before the clock starts (bench/dist_worker.ts): step time and image–text pairs
 // per second, the speed-up (target ≥ 1.8×), and the gradients' all-reduce: its time per step alone
 // (blocking, bucket after bucket) and what of it was left to wait for after backward, the rest
-// having run while backward did.
+// having run while backward did. Beside them two bounds: one process on half the batch, and two
+// such processes at once without communicating (what the two cores give when both compute). Every
+// arm runs once per round, --rounds times (default 3), and the speed-up printed last is the median
+// of the rounds' ratios: this machine is shared, and a single run moved by ±15%.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,50 +55,90 @@ async function runWorkers(worldSize: number, warmup: number, timed: number, data
 }
 
 const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
 
-export async function benchDist(options: { warmup?: number; timed?: number; dataDir?: string } = {}): Promise<void> {
-  const { warmup = 2, timed = 6, dataDir = 'data/icons' } = options;
-  console.log(`data-parallel training benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
-  ensureIconData(dataDir);
-  const one = await runWorkers(1, warmup, timed, dataDir);
-  const two = await runWorkers(2, warmup, timed, dataDir);
-  // One process on half the batch: what a rank's share of the work costs without any communication.
-  const half = await runWorkers(1, warmup, timed, dataDir, BATCH / 2);
+/** What one round measured: each arm's ms per step (wall and CPU, the slower rank's where two run). */
+interface Round {
+  single: number;
+  singleCpu: number;
+  parallel: number;
+  parallelCpu: number[];
+  /** Two independent processes on half the batch each, at once: the two cores' speed without communication. */
+  pairOfHalves: number;
+  half: number;
+  halfCpu: number;
+  two: WorkerResult[];
+  one: WorkerResult;
+}
+
+async function runRound(warmup: number, timed: number, dataDir: string): Promise<Round> {
   const msPerStep = (r: WorkerResult): number => mean(r.stepMs.slice(warmup));
   const cpuPerStep = (r: WorkerResult): number => mean(r.cpuMs.slice(warmup));
-  const single = msPerStep(one[0]!);
-  // The ranks wait for each other every step: the job runs at its slower rank's pace.
-  const parallel = Math.max(...two.map(msPerStep));
-  const singleCpu = cpuPerStep(one[0]!);
-  const parallelCpu = Math.max(...two.map(cpuPerStep));
+  const [one] = await runWorkers(1, warmup, timed, dataDir);
+  const two = await runWorkers(2, warmup, timed, dataDir);
+  // One process on half the batch: what a rank's share of the work costs without any communication.
+  const [half] = await runWorkers(1, warmup, timed, dataDir, BATCH / 2);
+  // Two such processes at once: the cores, caches and memory shared as the two ranks share them.
+  const halves = (await Promise.all([0, 1].map(() => runWorkers(1, warmup, timed, dataDir, BATCH / 2)))).flat();
+  return {
+    single: msPerStep(one!),
+    singleCpu: cpuPerStep(one!),
+    // The ranks wait for each other every step: the job runs at its slower rank's pace.
+    parallel: Math.max(...two.map(msPerStep)),
+    parallelCpu: two.map(cpuPerStep),
+    pairOfHalves: Math.max(...halves.map(msPerStep)),
+    half: msPerStep(half!),
+    halfCpu: cpuPerStep(half!),
+    two,
+    one: one!,
+  };
+}
+
+export async function benchDist(options: { warmup?: number; timed?: number; rounds?: number; dataDir?: string } = {}): Promise<void> {
+  const { warmup = 2, timed = 6, rounds = 3, dataDir = 'data/icons' } = options;
+  console.log(`data-parallel training benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
+  ensureIconData(dataDir);
+  console.log(
+    `preset cpu-small (the default objective), global batch ${BATCH}, 1 libtorch thread a process, batches decoded beforehand, ${timed} timed steps after ${warmup} warm-up; ` +
+      `${rounds} rounds, each running every arm once, one after the other (a shared machine drifts: a round's ratios hold, its absolute times less)`,
+  );
   const pairs = (ms: number): number => (BATCH * 1000) / ms;
-  const exposed = mean(two[0]!.exposedMs.slice(warmup));
-  const allReduce = two[0]!.allReduceMs!;
-  const megabytes = (two[0]!.buckets.reduce((a, b) => a + b, 0) * 4) / 2 ** 20;
+  const all: Round[] = [];
+  for (let r = 1; r <= rounds; r++) {
+    const round = await runRound(warmup, timed, dataDir);
+    all.push(round);
+    const exposed = mean(round.two[0]!.exposedMs.slice(warmup));
+    const allReduce = round.two[0]!.allReduceMs!;
+    const megabytes = (round.two[0]!.buckets.reduce((a, b) => a + b, 0) * 4) / 2 ** 20;
+    if (r === 1) console.log(`  parameters (online network): ${round.one.parameters}`);
+    console.log(`  round ${r}:`);
+    console.log(
+      `    1 process:   ${round.single.toFixed(0)} ms/step, ${pairs(round.single).toFixed(1)} image-text pairs/s (CPU ${round.singleCpu.toFixed(0)} ms/step)`,
+    );
+    console.log(
+      `    2 processes: ${round.parallel.toFixed(0)} ms/step, ${pairs(round.parallel).toFixed(1)} image-text pairs/s: ${(round.single / round.parallel).toFixed(2)}x one process ` +
+        `(CPU ${round.parallelCpu.map((c) => c.toFixed(0)).join(' and ')} ms/step)`,
+    );
+    console.log(
+      `    bounds: 1 process on half the batch ${round.half.toFixed(0)} ms/step (CPU ${round.halfCpu.toFixed(0)}): ${(round.single / round.half).toFixed(2)}x; ` +
+        `2 such processes at once, no communication, ${round.pairOfHalves.toFixed(0)} ms/step: ${(round.single / round.pairOfHalves).toFixed(2)}x`,
+    );
+    console.log(
+      `    gradient all-reduce: ${megabytes.toFixed(1)} MB in ${round.two[0]!.buckets.length} buckets, ${allReduce.toFixed(1)} ms a step alone (blocking); ` +
+        `${exposed.toFixed(1)} ms a step still waited for after backward: ${Math.max(0, 100 * (1 - exposed / allReduce)).toFixed(0)}% hidden behind backward`,
+    );
+  }
+  const speedUps = all.map((r) => r.single / r.parallel);
+  const ceilings = all.map((r) => r.single / r.pairOfHalves);
   console.log(
-    `preset cpu-small (the default objective), global batch ${BATCH}, 1 libtorch thread a process, batches decoded beforehand, ${timed} timed steps after ${warmup} warm-up`,
+    `  2 processes against 1, median of ${rounds} rounds: ${median(speedUps).toFixed(2)}x (rounds: ${speedUps.map((s) => s.toFixed(2)).join(', ')}; target >= 1.8x); ` +
+      `the two cores without communication: ${median(ceilings).toFixed(2)}x`,
   );
-  console.log(`  parameters (online network): ${one[0]!.parameters}`);
   console.log(
-    `  1 process:   ${single.toFixed(0)} ms/step, ${pairs(single).toFixed(1)} image-text pairs/s (CPU ${singleCpu.toFixed(0)} ms/step)`,
-  );
-  console.log(
-    `  2 processes: ${parallel.toFixed(0)} ms/step, ${pairs(parallel).toFixed(1)} image-text pairs/s: ${(single / parallel).toFixed(2)}x one process (target >= 1.8x)`,
-  );
-  console.log(
-    `    CPU per step of the busier rank ${parallelCpu.toFixed(0)} ms (${two.map((r) => cpuPerStep(r).toFixed(0)).join(' and ')}): ` +
-      `${(singleCpu / parallelCpu).toFixed(2)}x less than one process's, the speed-up where each process has a core of its own`,
-  );
-  const halfCpu = cpuPerStep(half[0]!);
-  console.log(
-    `    1 process on half the batch (${BATCH / 2}): CPU ${halfCpu.toFixed(0)} ms/step (${(singleCpu / halfCpu).toFixed(2)}x less than the whole batch: ` +
-      `the bound, as a step's fixed costs do not halve); data-parallel costs a rank ${(parallelCpu - halfCpu).toFixed(0)} ms/step more`,
-  );
-  console.log(
-    `    gradient all-reduce: ${megabytes.toFixed(1)} MB in ${two[0]!.buckets.length} buckets, ${allReduce.toFixed(1)} ms a step alone (blocking); ` +
-      `${exposed.toFixed(1)} ms a step still waited for after backward: ${Math.max(0, 100 * (1 - exposed / allReduce)).toFixed(0)}% hidden behind backward`,
-  );
-  console.log(
-    `  loss at step 1: 1 process ${one[0]!.losses[0]!.toFixed(4)}, 2 processes ${two[0]!.losses[0]!.toFixed(4)} (the same batch; each rank draws its own views)`,
+    `  loss at step 1: 1 process ${all[0]!.one.losses[0]!.toFixed(4)}, 2 processes ${all[0]!.two[0]!.losses[0]!.toFixed(4)} (the same batch; each rank draws its own views)`,
   );
 }

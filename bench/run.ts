@@ -9,7 +9,7 @@
 // serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N and
 // --train-steps N (bench/serve.ts); text takes --run RUN, --queries N and --batch N (bench/text_forward.ts).
 // dist trains the default configuration in 1 and in 2 processes of 1 thread each, --warmup and
-// --timed steps (bench/dist.ts).
+// --timed steps, --rounds times (bench/dist.ts).
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchEngine } from './engine.js';
@@ -38,6 +38,7 @@ const { values, positionals: requested } = parseArgs({
     'train-steps': { type: 'string' },
     batch: { type: 'string' },
     speech: { type: 'boolean' },
+    rounds: { type: 'string' },
     precision: { type: 'string' },
     device: { type: 'string' },
     locked: { type: 'string' },
@@ -98,7 +99,7 @@ const benchmarks: Record<string, () => void | Promise<void>> = {
       queries: count('queries', values.queries, undefined, 1),
       batch: count('batch', values.batch, undefined, 1),
     }),
-  dist: () => benchDist({ warmup, timed }),
+  dist: () => benchDist({ warmup, timed, rounds: count('rounds', values.rounds, undefined, 1) }),
 };
 
 const unknown = requested.filter((name) => !(name in benchmarks));
