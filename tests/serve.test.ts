@@ -11,19 +11,15 @@ import { Readable } from 'node:stream';
 import { chromium } from 'playwright-core';
 import {
   buildIndex,
-  CheckpointMismatchError,
   IndexQueryError,
   SearchIndex,
   type RowHit,
   type SearchHit,
-  type SearchOptions,
   type SearchQuery,
   type SearchRequest,
 } from '../src/index/index.js';
 import { buildServer } from '../src/serve/server.js';
 import { QueryBatcher } from '../src/serve/query_batcher.js';
-import { LocalSearch } from '../src/serve/search_service.js';
-import { SearchThread } from '../src/serve/search_thread.js';
 import { bearerMatches } from '../src/serve/auth.js';
 import { CLI, useCliFixture } from './cli_fixture.js';
 import { assertSameHits } from './helpers.js';
@@ -592,62 +588,6 @@ test("the page's script is the bundle the build made from src/serve/page/app.ts,
   const files = (JSON.parse(pack.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
   assert.ok(files.includes('dist/src/serve/page/app.js'));
   assert.ok(!files.some((f) => f.startsWith('src/')));
-});
-
-/** A search answer's hits by query: ids and ranks exactly, scores to float32 rounding (the threads' libtorch thread counts differ). */
-function assertSameAnswer(actual: string, expected: string): void {
-  type Answer = { results: { hits: { id: string; rank: number; score: number }[] }[] };
-  const [a, e] = [JSON.parse(actual) as Answer, JSON.parse(expected) as Answer];
-  const strip = (x: Answer) => x.results.map((r) => r.hits.map((hit) => ({ ...hit, score: 0 })));
-  assert.deepEqual(strip(a), strip(e));
-  a.results.forEach((r, q) =>
-    r.hits.forEach((h, i) => assert.ok(Math.abs(h.score - e.results[q]!.hits[i]!.score) < 1e-5, `query ${q}, hit ${i}`)),
-  );
-}
-
-test('SearchThread answers from its own thread what the index answers on this one; its errors keep their classes', async () => {
-  await setUp();
-  const local = new LocalSearch(index);
-  const thread = await SearchThread.start({ open: { db } });
-  try {
-    assert.deepEqual(thread.provenance, index.provenance);
-    const queries: SearchQuery[] = [{ text: 'a red square' }, { image: readFileSync(join(fixture.images, 'green-stripe.png')) }];
-    const optionSets: SearchOptions[] = [
-      { k: 3, offset: 1 },
-      { k: 4, modality: 'text', where: { item: { in: ['1', '2'] } } },
-    ];
-    for (const options of optionSets) {
-      const [threaded, here] = await Promise.all([thread.search(queries, options), local.search(queries, options)]);
-      assert.ok(JSON.parse(threaded).results[0].hits.length > 0);
-      assertSameAnswer(threaded, here);
-    }
-    const [[fromThread], [fromHere]] = await Promise.all([thread.embed([{ text: 'a blue dot' }]), local.embed([{ text: 'a blue dot' }])]);
-    assert.equal(fromThread!.length, index.provenance.dim);
-    fromThread!.forEach((v, i) => assert.ok(Math.abs(v - fromHere![i]!) < 1e-5, `value ${i}`));
-    assert.deepEqual(await thread.item('image:1'), await index.item('image:1'));
-    assert.equal(await thread.item('no-such-id'), undefined);
-    assert.equal(await thread.count(), await index.count());
-    await assert.rejects(
-      thread.search([{ text: 'x' }], { k: 0 }),
-      (err: Error) => err instanceof IndexQueryError && /k must be/.test(err.message),
-    );
-    // Through the server, a bad query is the 400 it is on one thread, and a good one the same answer.
-    const threadedServer = buildServer({ index: thread });
-    const bad = await threadedServer.inject({ method: 'POST', url: '/v1/search', payload: { query: { embedding: [1, 2] } } });
-    assert.equal(bad.statusCode, 400);
-    assert.match(bad.json().error, /expected \d+ numbers/);
-    const good = await threadedServer.inject({ method: 'POST', url: '/v1/search', payload: { query: { text: 'a red square' }, k: 5 } });
-    assertSameAnswer(good.body, await local.search([{ text: 'a red square' }], { k: 5 }));
-    await threadedServer.close();
-  } finally {
-    await thread.close();
-  }
-  await assert.rejects(thread.count(), /the search thread exited/);
-  const older = join(fixture.trainedRun(), 'checkpoints', 'step-000000002.safetensors');
-  await assert.rejects(
-    SearchThread.start({ open: { db, checkpoint: older } }),
-    (err: Error) => err instanceof CheckpointMismatchError && err.message.includes('step-000000002'),
-  );
 });
 
 test('GET /v1/items/:id and its media serve only what the index holds', async () => {

@@ -1,9 +1,10 @@
 // `byol-align serve`: the HTTP API over an index made by `index`, until SIGINT or SIGTERM.
-import { SearchThread } from '../serve/search_thread.js';
+import { SearchIndex } from '../index/index.js';
 import { buildServer } from '../serve/server.js';
 import { RequestMetrics } from '../serve/metrics.js';
 import { isServerWorker, joinServerWorkers, leaveServerWorkers, runServerWorkers } from '../serve/workers.js';
 import { DEFAULT_BATCH_QUERIES, DEFAULT_BATCH_WAIT_MS } from '../serve/query_batcher.js';
+import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
 import {
   deviceOption,
@@ -64,7 +65,7 @@ export const serveSpec: CommandSpec = {
     threads: {
       type: 'string',
       value: 'N',
-      help: `libtorch threads of each server process's search thread (at most ${MAX_THREADS}); more cores: --workers`,
+      help: `libtorch threads of each server process (at most ${MAX_THREADS}); more cores: --workers`,
       default: '1',
     },
     device: deviceOption,
@@ -87,10 +88,10 @@ export async function serveCommand(values: OptionValues): Promise<number> {
   if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got '${portText}'`);
   const token = stringOption(values, 'token') ?? (process.env.BYOL_ALIGN_TOKEN || undefined);
   if (token !== undefined && token.length < 8) throw new UsageError('--token must have at least 8 characters');
-  // One libtorch thread a process by default: a batch's ops are small, and its HTTP work shares the
-  // cores; where another program holds a core, the intra-op threads wait for each other at every op
+  // One thread a process by default: a batch's ops are small, and its HTTP work shares the cores;
+  // where another program holds a core, the intra-op threads wait for each other at every op
   // (bench/RESULTS.md: 66 requests/s with 2 threads against 350-520 with one, on a busy machine).
-  const threads = integerOption(values, 'threads', MAX_THREADS) ?? 1;
+  setNumThreads(integerOption(values, 'threads', MAX_THREADS) ?? 1);
   const device = resolveDevice(deviceSetting(values) ?? 'auto', '--device');
   const workers = integerOption(values, 'workers', MAX_THREADS) ?? 1;
   if (workers < 1) throw new UsageError(`--workers must be at least 1, got ${workers}`);
@@ -103,7 +104,7 @@ export async function serveCommand(values: OptionValues): Promise<number> {
     return signalExitCode(signal);
   }
   try {
-    return await serveIndex(values, db, host, port, token, device, threads);
+    return await serveIndex(values, db, host, port, token, device);
   } finally {
     if (isServerWorker()) leaveServerWorkers();
   }
@@ -117,14 +118,13 @@ async function serveIndex(
   port: number,
   token: string | undefined,
   device: string,
-  threads: number,
 ): Promise<number> {
-  // The index answers on a thread of its own, while this one parses requests and writes answers.
-  const index = await SearchThread.start({
-    open: { db, table: stringOption(values, 'table'), checkpoint: stringOption(values, 'checkpoint'), device },
-    batching: { maxWaitMs: integerOption(values, 'batch-wait-ms', 1000), maxQueries: integerOption(values, 'batch-queries', 4096) },
-    threads,
+  const index = await SearchIndex.open({
+    db,
+    table: stringOption(values, 'table'),
+    checkpoint: stringOption(values, 'checkpoint'),
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
+    device,
   });
   const metrics = new RequestMetrics();
   const cluster = isServerWorker() ? joinServerWorkers(metrics) : undefined;
@@ -132,6 +132,7 @@ async function serveIndex(
     index,
     token,
     bodyLimit: integerOption(values, 'body-limit'),
+    batching: { maxWaitMs: integerOption(values, 'batch-wait-ms', 1000), maxQueries: integerOption(values, 'batch-queries', 4096) },
     metrics,
     metricsText: cluster?.metricsText,
   });

@@ -7,28 +7,32 @@ import fastifyMultipart from '@fastify/multipart';
 import fastifySwagger from '@fastify/swagger';
 import { readRegularFile } from '../data/safe_read.js';
 import { sniffImageFormat } from '../data/paired.js';
-import { IndexQueryError, MAX_K, SearchIndex, type SearchQuery } from '../index/index.js';
+import {
+  IndexQueryError,
+  MAX_K,
+  type IndexedItem,
+  type RowHit,
+  type SearchIndex,
+  type SearchQuery,
+  type StoredRow,
+} from '../index/index.js';
 import { bearerMatches } from './auth.js';
 import { BEARER_SCHEME, docsPage, documentedRoute } from './docs.js';
 import { PAGE_HTML, pageScript } from './page.js';
 import { RequestMetrics } from './metrics.js';
 import { fileKeyword, fileSchema, formLimits, imageForm } from './upload.js';
-import type { QueryBatcherOptions } from './query_batcher.js';
-import { LocalSearch, publicItem, type SearchService } from './search_service.js';
+import { QueryBatcher, type QueryBatcherOptions } from './query_batcher.js';
 
 export interface ServerOptions {
-  /**
-   * The index to serve (the caller opens and closes it): an open SearchIndex, served on this
-   * thread with `batching`, or a SearchService such as a SearchThread (which batches as it was started).
-   */
-  index: SearchIndex | SearchService;
+  /** The index to serve (the caller opens and closes it). */
+  index: SearchIndex;
   /** Require `Authorization: Bearer TOKEN` on /v1/ routes. */
   token?: string;
   /** Largest request body in bytes, JSON or multipart (default 16 MiB: a batch of images). */
   bodyLimit?: number;
   /** Fastify's logger setting (default off). */
   logger?: boolean;
-  /** How the searches of concurrent requests to a SearchIndex are gathered into one batch (src/serve/query_batcher.ts). */
+  /** How the searches of concurrent requests are gathered into one batch (src/serve/query_batcher.ts). */
   batching?: QueryBatcherOptions;
   /** Where the server counts its requests (default: a new one). */
   metrics?: RequestMetrics;
@@ -112,6 +116,41 @@ function libraryQuery(q: QueryBody): SearchQuery {
   return q as SearchQuery;
 }
 
+/** What a client sees of a row: never the file path of its media, only the URL that serves it. */
+function publicItem({ media, ...row }: IndexedItem): Omit<IndexedItem, 'media'> & { mediaUrl: string | null } {
+  return { ...row, mediaUrl: media === null ? null : `/v1/items/${encodeURIComponent(row.id)}/media` };
+}
+
+/**
+ * The JSON of a search's answer, written here rather than by the route's serializer: each row's
+ * part (what publicItem shows, in the schema's order) is made once and kept while the row is, and
+ * the rows held in memory are the same objects in every answer (bench/RESULTS.md: a tenth of a
+ * loaded server's time went to making and serialising the hits' objects).
+ */
+class SearchAnswerJson {
+  readonly #rows = new WeakMap<StoredRow, string>();
+
+  of(results: RowHit[][]): string {
+    const hits = (list: RowHit[]): string =>
+      list.map(({ rank, score, row }) => `{"rank":${rank},"score":${JSON.stringify(score)},${this.#row(row)}}`).join(',');
+    return `{"results":[${results.map((list) => `{"hits":[${hits(list)}]}`).join(',')}]}`;
+  }
+
+  #row(row: StoredRow): string {
+    let json = this.#rows.get(row);
+    if (json === undefined) {
+      const { id, item, modality, text, mediaUrl, metadata } = publicItem({
+        ...row,
+        metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+      });
+      // Without its braces, to sit after rank and score.
+      json = JSON.stringify({ id, item, modality, text, mediaUrl, metadata }).slice(1, -1);
+      this.#rows.set(row, json);
+    }
+    return json;
+  }
+}
+
 const MIME = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif' } as const;
 
 // The page's script is a file of its own so the policy can forbid inline scripts.
@@ -189,7 +228,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
 /** Every route of the server. */
 function routes(options: ServerOptions, bodyLimit: number, metrics: RequestMetrics): FastifyPluginAsync {
-  const index = options.index instanceof SearchIndex ? new LocalSearch(options.index, options.batching) : options.index;
+  const { index } = options;
+  const batcher = new QueryBatcher(index, options.batching);
+  const answerJson = new SearchAnswerJson();
   const script = pageScript(); // read now: a server built without its page fails at once, not at the first visit
   return async (server) => {
     server.get('/', { schema: { hide: true } }, async (_request, reply) =>
@@ -268,14 +309,14 @@ function routes(options: ServerOptions, bodyLimit: number, metrics: RequestMetri
         if ((body.query === undefined) === (body.queries === undefined))
           throw new IndexQueryError('give exactly one of "query" (one query) or "queries" (a list)');
         const queries = body.queries ?? [body.query!];
-        const answer = await index.search(queries.map(libraryQuery), {
+        const results = await batcher.search(queries.map(libraryQuery), {
           k: body.k,
           offset: body.offset,
           modality: body.modality,
           where: body.filter,
         });
         // A string with a JSON type goes out as it is (the schema above still documents it).
-        return reply.type('application/json; charset=utf-8').send(answer);
+        return reply.type('application/json; charset=utf-8').send(answerJson.of(results));
       },
     );
 
@@ -317,7 +358,7 @@ function routes(options: ServerOptions, bodyLimit: number, metrics: RequestMetri
         })),
       },
       async (request) => {
-        const embeddings = await index.embed(request.body.inputs.map(libraryQuery));
+        const embeddings = await batcher.embed(request.body.inputs.map(libraryQuery));
         return { space: index.provenance.space, dim: index.provenance.dim, embeddings: embeddings.map((e) => Array.from(e)) };
       },
     );
