@@ -438,6 +438,25 @@ test("fit measures the training clips' log-mel mean and std; collate normalises 
   });
 });
 
+test("collate makes on the feature thread what normalizedLogMel makes on this one; a bad item's type is refused here", async () => {
+  const files = [330, 660].map((hz) => writeWav(join(tmp, `thread-${hz}.wav`), sine(hz, 22050, 22050 / 3, 0.5), 22050));
+  const modality = new AudioModality({ clipSeconds: 0.25, nMels: 16 }, { mean: -3, std: 2 });
+  const samples = Float32Array.from(sine(500, 16000, 4000, 0.25));
+  const items = [...files, samples];
+  const batch = await modality.collate(items);
+  assert.deepEqual(batch.shape, [3, 1, 16, modality.frames]);
+  const here = modality.normalizedLogMel(items);
+  const there = batch.toFlatArray();
+  assert.equal(there.length, here.length);
+  // The same computation up to float32 rounding: the threads run libtorch with other thread counts
+  // (and, after other tests, other floating-point modes), which moves the near-silent bands' logs
+  // by up to about 1e-4 (alone: 0).
+  const worst = there.reduce((w, v, i) => Math.max(w, Math.abs(v - here[i]!) / Math.max(1, Math.abs(here[i]!))), 0);
+  assert.ok(worst <= 1e-3, `the thread and this thread differ by ${worst}`);
+  assert.deepEqual((await modality.collate([])).shape, [0, 1, 16, modality.frames]);
+  await assert.rejects(modality.collate([files[0]!, 42 as unknown as string]), /audio item 1 is number; expected a WAV file path/);
+});
+
 test("rawItems reads a record's audio relative to the manifest's folder; embed reads a folder, a .wav or a .jsonl", () => {
   const item = { id: 'a', captions: [], extra: { audio: 'clips/a.wav' }, folder: '/data/set' };
   assert.deepEqual(audioModality.rawItems(item), ['/data/set/clips/a.wav']);

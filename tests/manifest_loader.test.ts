@@ -173,3 +173,40 @@ test('the aligner trains on a manifest whose items lack modalities, every term f
   assert.ok(terms['cross/image->text']! > 0 && terms['cross/image->text']! < 8);
   await loader.close();
 });
+
+test('manifestBatches collates batch k + 1 before handing over batch k, and yields the batches it would one at a time', async () => {
+  const dataset = loadJsonlManifest(join(dir, 'good.jsonl'));
+  const captions = dataset.items.flatMap((i) => i.captions);
+  const text = await textModality.fit({ vocabSize: 64, maxLength: 8, dModel: 16, layers: 1, heads: 2 }, captions);
+  const collated: string[][] = [];
+  // manifestBatches asks a modality for its name and its collate only.
+  const recording = {
+    name: text.name,
+    collate: (items: string[]) => {
+      collated.push(items);
+      return text.collate(items);
+    },
+  } as unknown as typeof text;
+  const loader = new ManifestLoader(dataset, { batchSize: 1, size: 8, pool, shuffle: false });
+  // Items 0, 1, 2 have captions (3 does not, 4 neither): batches 0, 1, 2 hold text.
+  const batches = manifestBatches(loader, [recording], 0);
+  const first = await batches.next();
+  assert.equal(first.done, false);
+  // Handed batch 0, the generator has already started batch 1's collation (its caption).
+  assert.equal(collated.length, 2);
+  assert.deepEqual(collated[1], ['one']);
+  const second = await batches.next();
+  assert.equal(collated.length, 3);
+  assert.deepEqual(collated[2], ['two']);
+  const rest: unknown[] = [];
+  for await (const b of batches) rest.push(b);
+  // Batches 3 and 4 have no caption and so no input: 3 batches in all, as one at a time.
+  assert.equal(rest.length, 1);
+  for (const b of [first.value, second.value, rest[0]] as { inputs: Map<string, { batch: { shape: number[] } }> }[])
+    assert.deepEqual([...b.inputs.keys()], ['text']);
+  // Stopping early disposes the batch made ahead and ends the loader's epoch.
+  const again = manifestBatches(loader, [recording], 1);
+  await again.next();
+  assert.deepEqual(await again.return(undefined), { done: true, value: undefined });
+  await loader.close();
+});

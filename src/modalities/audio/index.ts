@@ -17,6 +17,7 @@ import { AudioDecodeError, looksLikeWav, MAX_SAMPLE_RATE, readWavFile } from './
 import { clipSamples, fitClip } from './clip.js';
 import { LogMelSpectrogram, logMelFrames } from './log_mel.js';
 import { ByolaAudioEncoder } from './encoder.js';
+import { featureThread } from './feature_thread.js';
 import { audioView, BYOLA_VIEW, type AudioViewConfig } from './views.js';
 
 const WAV_EXTENSIONS = new Set(['.wav']);
@@ -147,8 +148,19 @@ export class AudioModality implements Modality<AudioItem> {
    * skipped under data.onBadRecord 'skip'); an item of another type, a TypeError naming its index.
    */
   async collate(items: AudioItem[]): Promise<Tensor> {
+    if (!Array.isArray(items)) throw new TypeError('audio collate: items must be an array of WAV paths or Float32Arrays');
+    items.forEach((item, i) => {
+      if (typeof item !== 'string' && !(item instanceof Float32Array)) throw itemTypeError(item, i, this.settings.sampleRate);
+    });
+    // On the feature thread (feature_thread.ts), so that a batch collated ahead is made while the step runs.
+    const values = await featureThread.features({ ...this.settings }, this.normalization, items);
+    return tensor(values, { shape: [items.length, 1, this.settings.nMels, this.frames] });
+  }
+
+  /** Items → normalised log-mel values, [N, nMels, frames] flattened: what collate's thread computes. */
+  normalizedLogMel(items: AudioItem[]): Float32Array {
     const { mean, std } = this.normalization;
-    return tidy(() => this.logMel(items).sub(mean).div(std).unsqueeze(1));
+    return tidy(() => this.logMel(items).sub(mean).div(std).contiguous().data() as Float32Array);
   }
 
   /** Items → log-mel spectrograms [N, nMels, frames], not normalised. */
@@ -184,7 +196,7 @@ export class AudioModality implements Modality<AudioItem> {
     return { name: this.name, settings: structuredClone({ ...this.settings }), state: { ...this.normalization } };
   }
 
-  /** Nothing to end: decoding runs in this thread. */
+  /** Nothing to end: the feature thread serves every audio modality of the process, and never keeps it alive idle. */
   async close(): Promise<void> {}
 
   #clip(item: AudioItem, index: number): Float32Array {
@@ -203,8 +215,7 @@ export class AudioModality implements Modality<AudioItem> {
       if (bad !== -1) throw new RangeError(`audio item ${index}: sample ${bad} is ${item[bad]}, not a finite number`);
       return fitClip({ samples: item, sampleRate }, sampleRate, this.clipSamples, this.settings.crop);
     }
-    const kind = item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item;
-    throw new TypeError(`audio item ${index} is ${kind}; expected a WAV file path or a Float32Array of samples at ${sampleRate} Hz`);
+    throw itemTypeError(item, index, sampleRate);
   }
 
   #checkBatch(batch: Tensor, method: string): void {
@@ -213,6 +224,12 @@ export class AudioModality implements Modality<AudioItem> {
     if (shape.length !== 4 || shape[1] !== 1 || shape[2] !== nMels || shape[3] !== this.frames)
       throw new RangeError(`audio ${method}: expected a batch [N, 1, ${nMels}, ${this.frames}], got shape [${shape.join(', ')}]`);
   }
+}
+
+/** The error for item `index`, which is neither a WAV file path nor a Float32Array. */
+function itemTypeError(item: unknown, index: number, sampleRate: number): TypeError {
+  const kind = item === null ? 'null' : Array.isArray(item) ? 'an array' : typeof item;
+  return new TypeError(`audio item ${index} is ${kind}; expected a WAV file path or a Float32Array of samples at ${sampleRate} Hz`);
 }
 
 /**
