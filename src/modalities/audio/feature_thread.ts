@@ -33,13 +33,8 @@ export type FeatureReply = { id: number; values: Float32Array } | { id: number; 
 /** The error as the calling thread throws it. */
 function rebuilt(error: FeatureError): Error {
   if (error.name === 'AudioDecodeError') return new AudioDecodeError(error.file!, error.problem!, { index: error.index });
-  const made =
-    error.name === 'TypeError'
-      ? new TypeError(error.message)
-      : error.name === 'RangeError'
-        ? new RangeError(error.message)
-        : new Error(error.message);
-  return made;
+  if (error.name === 'RangeError') return new RangeError(error.message); // a sample that is not a finite number
+  return new Error(error.message);
 }
 
 class FeatureThread {
