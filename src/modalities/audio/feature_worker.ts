@@ -22,7 +22,11 @@ port.on('message', ({ id, settings, normalization, items }: FeatureRequest) => {
   try {
     const key = JSON.stringify([settings, normalization]);
     let modality = modalities.get(key);
-    if (modality === undefined) modalities.set(key, (modality = new AudioModality(settings, normalization)));
+    if (modality === undefined) {
+      // A process rarely has more than one or two; a long-lived one that fits many stays small.
+      if (modalities.size >= 8) modalities.clear();
+      modalities.set(key, (modality = new AudioModality(settings, normalization)));
+    }
     const values = modality.normalizedLogMel(items);
     port.postMessage({ id, values } satisfies FeatureReply);
   } catch (error) {
