@@ -221,15 +221,7 @@ async function benchSpeech(
     precision: config.train.precision,
     device,
   });
-  let log: AlignStepRecord[];
-  try {
-    log = await trainer.run({ stopAfter: warmup + timed });
-  } finally {
-    await loader.close();
-  }
-  const measured = log.slice(warmup);
-  const waitMs = measured.reduce((s, r) => s + r.waitMs, 0);
-  const stepMs = measured.reduce((s, r) => s + r.stepMs, 0);
+  const { waitMs, stepMs } = await timedSteps(trainer, loader, warmup, timed);
   const present = (name: string): number => data.items.filter((item) => modalityFactory(name).rawItems(item).length > 0).length;
   console.log(
     `objective ${config.loss.objective} (the default), preset cpu-small, ${SPEECH_OVERRIDES.join(' ')}, precision ${config.train.precision}`,
