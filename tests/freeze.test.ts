@@ -7,7 +7,7 @@ import { manualSeed, randn, tensor, type Generator, type Tensor } from '../src/i
 import { parseSafetensors, serializeSafetensors } from '../src/engine/safetensors.js';
 import { BatchNorm } from '../src/nn/batch_norm.js';
 import type { Module, TensorModule } from '../src/nn/index.js';
-import { AlignModel } from '../src/align/model.js';
+import { AlignModel, type AlignModelOptions } from '../src/align/model.js';
 import { AlignTrainer, type AlignBatch, type AlignTrainOptions } from '../src/align/train.js';
 import { freezePlan, parseFreezeSetting, type FreezeSetting } from '../src/align/freeze.js';
 import { ALIGNMENT_OBJECTIVES } from '../src/config/objectives.js';
@@ -37,7 +37,10 @@ function pictures(): Modality<Tensor> {
   };
 }
 
-async function setup(freeze: FreezeSetting): Promise<{ model: AlignModel; options: AlignTrainOptions; created: Map<string, number[]>[] }> {
+async function setup(
+  freeze: FreezeSetting,
+  modelOptions: AlignModelOptions = {},
+): Promise<{ model: AlignModel; options: AlignTrainOptions; created: Map<string, number[]>[] }> {
   manualSeed(3);
   const images = randn([N, 3, 12, 12]);
   const flat = randn([N, 5]).toFlatArray();
@@ -58,7 +61,7 @@ async function setup(freeze: FreezeSetting): Promise<{ model: AlignModel; option
       { name: 'pic', create: createPicEncoder, featureDim: 16, freeze },
       { name: 'vec', create: () => vec.createEncoder(), featureDim: 16 },
     ],
-    { projectionHiddenDim: 16, projectionDim: 8, predictionHiddenDim: 16, tauBase: 0.9 },
+    { projectionHiddenDim: 16, projectionDim: 8, predictionHiddenDim: 16, tauBase: 0.9, ...modelOptions },
   );
   async function* batches(epoch: number, fromStep: number): AsyncIterable<AlignBatch> {
     for (let step = fromStep; step < N / BATCH; step++) {
@@ -127,6 +130,39 @@ test('a tower frozen whole is bitwise unchanged (weights and BatchNorm statistic
   assert.ok(keys.some((k) => k.startsWith('online.encoders.pic.0.')));
   assert.ok(!keys.some((k) => k.startsWith('target.encoders.pic.0.')));
   assert.ok(keys.some((k) => k.startsWith('target.encoders.vec.0.')));
+});
+
+test('freezeHeads: a locked modality embeds bitwise as before in every stage; the other modality, its statistics and nothing else train', async () => {
+  const { model, options } = await setup(true, { freezeHeads: true });
+  const input = randn([6, 3, 12, 12]);
+  const stages = ['encoder', 'projection', 'prediction', 'target-projection'] as const;
+  const embed = (): number[][] => [...model.embedStages('pic', input, stages).values()].map((t) => t.toFlatArray());
+  const before = embed();
+  const heads = [model.online.projectors, model.online.predictors!, model.target.projectors];
+  const headsBefore = heads.map(snapshot);
+  const vecTower = snapshot(model.online.tower('vec'));
+  const trainer = new AlignTrainer(model, options);
+  const picStatistics = [model.online.sharedProjector(), model.online.sharedPredictor(), model.target.sharedProjector()].map(
+    (head) => head.statistics('pic')!,
+  );
+  const modes: boolean[] = [];
+  await trainer.run({ afterStep: () => void modes.push(...picStatistics.map((m) => m.training)) });
+  assert.equal(trainer.step, 6);
+  assert.deepEqual(embed(), before, "the locked modality's embeddings moved");
+  assert.ok(!modes.includes(true), "the locked modality's head statistics were in training mode during a step");
+  // Every shared weight stays; only the trained modality's own statistics move.
+  for (const [i, head] of heads.entries()) {
+    const moved = changed(headsBefore[i]!, head);
+    assert.ok(moved.length > 0 && moved.every((k) => k.includes('.statistics.vec.')), `head ${i} changed ${moved.join(', ')}`);
+  }
+  assert.ok(changed(vecTower, model.online.tower('vec')).length > 0, 'the other tower trained');
+  const optimized = new Set(trainer.optimizer.paramGroups.flatMap((g) => g.params));
+  assert.deepEqual(
+    model.online.parameters().filter((p) => optimized.has(p)),
+    model.online.tower('vec').parameters(),
+    'only the unlocked tower is optimised',
+  );
+  await assert.rejects(setup(true, { freezeHeads: true, sharedHeads: false }), /model\.freezeHeads .* needs model\.sharedHeads true/);
 });
 
 test('all but the last block: the first blocks are bitwise unchanged, the last trains', async () => {

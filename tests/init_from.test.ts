@@ -10,6 +10,8 @@ import { resolveCheckpoint } from '../src/run/checkpoint.js';
 import { buildModel, restoreModalities } from '../src/run/model_setup.js';
 import { initModelFrom, readInitSource } from '../src/run/init_from.js';
 import { parseConfig } from '../src/config/load.js';
+import { vectorModality } from '../src/modalities/vector/index.js';
+import { withName } from '../src/modalities/modality.js';
 import { cli, TINY, useCliFixture } from './cli_fixture.js';
 
 const fixture = useCliFixture();
@@ -94,4 +96,26 @@ test('initModelFrom names missing, unexpected and wrong-shape keys; initHeads co
       `target of ${key}`,
     );
   }
+});
+
+test('initHeads with a modality the source lacks: every shared weight is the source’s, the new tower and its statistics are fresh', async () => {
+  const source = readInitSource(fixture.trainedRun());
+  const config = parseConfig(source.checkpoint.config);
+  const width = source.checkpoint.tensors.get('model.online.projectors.shared.0.weight')!.shape[1]!;
+  const vectors = Array.from({ length: 8 }, (_, i) => [i, 1, -i]);
+  const vec = withName(await vectorModality.fit({ featureDim: width, hiddenDims: [] }, vectors), 'vec');
+  const model = buildModel(config, [...restoreModalities(source.checkpoint.modalities), vec]);
+  const fresh = new Map([...model.stateDict()].map(([k, t]) => [k, t.toFlatArray()]));
+  assert.deepEqual(initModelFrom(model, source, true), ['image', 'text']);
+  const own = (key: string): boolean => key.includes('.encoders.vec.') || key.includes('.statistics.vec.');
+  for (const [key, t] of model.stateDict()) {
+    const expected = own(key)
+      ? fresh.get(key)!
+      : source.checkpoint.tensors.get(`model.online.${key.replace(/^(online|target)\./, '')}`)!.toFlatArray();
+    assert.deepEqual(t.toFlatArray(), expected, key);
+  }
+  assert.ok([...model.stateDict().keys()].filter(own).length >= 8, 'the new modality has a tower and statistics in both heads');
+  // A key of a modality the source has is still required.
+  source.checkpoint.tensors.delete('model.online.projectors.shared.1.statistics.text.running_mean');
+  assert.throws(() => initModelFrom(model, source, true), /missing: model\.online\.projectors\.shared\.1\.statistics\.text\.running_mean/);
 });

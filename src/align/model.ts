@@ -9,7 +9,8 @@ import { emaSchedule, makeEmaTarget, updateEmaTarget, type EmaScheduleOptions } 
 import type { HeadNorm } from '../byol/heads.js';
 import { AlignBranch } from './network.js';
 import { upgradeSharedStatistics } from './shared_head.js';
-import { applyFreeze, freezePlan, type FreezeSetting } from './freeze.js';
+import { applyFreeze, freezePlan, type FreezePlan, type FreezeSetting } from './freeze.js';
+import { headFreezePlan } from './freeze_heads.js';
 
 const indexCopy = op('aten::index_copy');
 
@@ -22,6 +23,11 @@ export interface AlignModelOptions extends EmaScheduleOptions {
   headNorm?: HeadNorm;
   /** Linear projectors and no predictors, one per modality (loss.objective cca; network.ts). */
   linearHeads?: boolean;
+  /**
+   * Lock the shared projector and predictor, and the necks and statistics of the towers frozen
+   * whole (freeze_heads.ts): the space those modalities share stays fixed. Needs shared heads.
+   */
+  freezeHeads?: boolean;
 }
 
 /** One modality's two views of the items that have it; `rows` are their indices in the batch. */
@@ -79,6 +85,8 @@ export class AlignModel extends Module {
   readonly sharedTowers: ReadonlySet<string>;
   /** The frozen parts, held in eval mode whatever the model's mode. */
   readonly #frozenModules: Module[];
+  /** Frozen parameters and the buffers of frozen modules: the EMA leaves their targets as they are. */
+  readonly #locked: ReadonlySet<Tensor>;
 
   constructor(encoders: AlignEncoderSpec[], options: AlignModelOptions = {}) {
     super();
@@ -109,8 +117,18 @@ export class AlignModel extends Module {
     );
     this.online = this.registerModule('online', online);
     this.target = this.registerModule('target', target);
-    for (const [, plan] of plans) applyFreeze(plan);
-    this.#frozenModules = plans.flatMap(([, plan]) => plan.evalModules);
+    const allPlans: FreezePlan[] = plans.map(([, plan]) => plan);
+    if (options.freezeHeads === true) {
+      if (!heads.sharedHeads || heads.linear)
+        throw new RangeError('model.freezeHeads locks the shared projector and predictor: it needs model.sharedHeads true');
+      allPlans.push({ whole: false, ...headFreezePlan(online, target, this.sharedTowers) });
+    }
+    for (const plan of allPlans) applyFreeze(plan);
+    this.#frozenModules = allPlans.flatMap((plan) => plan.evalModules);
+    this.#locked = new Set([
+      ...allPlans.flatMap((plan) => [...plan.frozen]),
+      ...this.#frozenModules.flatMap((m) => m.namedBuffers().map(([, t]) => t)),
+    ]);
     makeEmaTarget(this.target, this.online);
   }
 
@@ -177,7 +195,7 @@ export class AlignModel extends Module {
 
   /** ξ ← τ_k ξ + (1 − τ_k) θ, parameters and buffers; returns τ_k. */
   updateTarget(step: number, totalSteps: number): number {
-    return updateEmaTarget(this.target, this.online, this, step, totalSteps);
+    return updateEmaTarget(this.target, this.online, this, step, totalSteps, this.#locked);
   }
 
   /**

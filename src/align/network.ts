@@ -86,6 +86,17 @@ export class AlignBranch extends Module {
     return this.encoders.get(modality).at(1);
   }
 
+  /** The projector that every modality shares (heads not shared: an error). */
+  sharedProjector(): SharedHead {
+    return sharedHead(this.projectors, 'projector');
+  }
+
+  /** The predictor that every modality shares (the target network, or heads not shared: an error). */
+  sharedPredictor(): SharedHead {
+    if (!this.predictors) throw new Error('the target network has no predictor');
+    return sharedHead(this.predictors, 'predictor');
+  }
+
   project(modality: string, features: Tensor): Tensor {
     return applyHead(this.projectors, modality, features);
   }
@@ -98,6 +109,12 @@ export class AlignBranch extends Module {
   override forward(): never {
     throw new Error('AlignBranch has no forward; use encode/project/predict');
   }
+}
+
+function sharedHead(heads: ModuleMap<SharedHead> | ModuleMap<TensorModule>, what: string): SharedHead {
+  const head = heads.has(SHARED) ? heads.get(SHARED) : undefined;
+  if (!(head instanceof SharedHead)) throw new Error(`AlignBranch: the ${what} is one per modality, not shared`);
+  return head;
 }
 
 function applyHead(heads: ModuleMap<SharedHead> | ModuleMap<TensorModule>, modality: string, input: Tensor): Tensor {

@@ -65,6 +65,11 @@ export class SharedHead extends Module {
     this.#last = this.registerModule('3', new Linear(options.hiddenDim, options.outputDim));
   }
 
+  /** The BatchNorm statistics `modality` is normalised with (null: the heads use LayerNorm or GroupNorm). */
+  statistics(modality: string): BatchNorm1d | null {
+    return this.#norm instanceof ModalityBatchNorm1d ? this.#norm.statistics.get(modality) : null;
+  }
+
   forwardModality(modality: string, input: Tensor): Tensor {
     const h = this.#first.forward(input);
     const normalised = this.#norm instanceof ModalityBatchNorm1d ? this.#norm.forwardModality(modality, h) : this.#norm.forward(h);

@@ -64,19 +64,22 @@ function splitByKind(pairs: [Tensor, Tensor][]): { floating: [Tensor[], Tensor[]
 }
 
 /**
- * ξ ← τξ + (1 − τ)θ for every parameter AND buffer of `target`, matched by name with `online`.
+ * ξ ← τξ + (1 − τ)θ for every parameter AND buffer of `target`, matched by name with `online`,
+ * but those whose online tensor is in `fixed` (locked: they never change, and their target stays
+ * the copy it started as).
  * Carrying BatchNorm's running statistics too keeps the target's eval-mode behaviour in step with
  * its weights (lucidrains/byol-pytorch leaves them at their initial values, its issue #73).
  * Two libtorch calls for the whole network.
  */
-export function emaUpdate(target: Module, online: Module, tau: number): void {
+export function emaUpdate(target: Module, online: Module, tau: number, fixed: ReadonlySet<Tensor> = new Set()): void {
   const onlineState = online.stateDict();
   const pairs: [Tensor, Tensor][] = [];
   for (const [name, t] of target.stateDict()) {
     const source = onlineState.get(name);
     if (!source) throw new Error(`emaUpdate: the online network has no '${name}'; target and online must have the same structure`);
-    // A module both networks hold (a tower frozen whole, src/align/model.ts) is its own average.
-    if (t !== source) pairs.push([t, source]);
+    // A module both networks hold (a tower frozen whole, src/align/model.ts) is its own average; a
+    // locked tensor's target already equals it, and τξ + (1 − τ)ξ would move it by rounding.
+    if (t !== source && !fixed.has(source)) pairs.push([t, source]);
   }
   const { floating, counters } = splitByKind(pairs);
   noGrad(() => {
@@ -115,8 +118,15 @@ export function makeEmaTarget(target: Module, online: Module): void {
  * @example
  * const tau = updateEmaTarget(model.target, model.online, { tauBase: 0.99, tauSchedule: 'cosine' }, step, totalSteps);
  */
-export function updateEmaTarget(target: Module, online: Module, schedule: EmaSchedule, step: number, totalSteps: number): number {
+export function updateEmaTarget(
+  target: Module,
+  online: Module,
+  schedule: EmaSchedule,
+  step: number,
+  totalSteps: number,
+  fixed: ReadonlySet<Tensor> = new Set(),
+): number {
   const tau = schedule.tauSchedule === 'constant' ? schedule.tauBase : tauAt(step, totalSteps, schedule.tauBase);
-  emaUpdate(target, online, tau);
+  emaUpdate(target, online, tau, fixed);
   return tau;
 }

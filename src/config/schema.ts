@@ -264,6 +264,12 @@ export const modelSchema = z
       .enum(['cosine', 'constant'])
       .default('cosine')
       .describe("'cosine' raises τ from tauBase to 1 over training (BYOL's); 'constant' keeps tauBase."),
+    freezeHeads: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Lock the shared projector and predictor, and the necks and BatchNorm statistics of the modalities whose towers are frozen whole: their space stays as train.initFrom (with train.initHeads) left it, and only the other modalities move into it. Needs sharedHeads.',
+      ),
   })
   .describe('Online and target networks.');
 

@@ -64,7 +64,8 @@ export function initModalitySpec(config: Config, source: InitSource, name: strin
 /**
  * Copies the source's towers (online encoders) into `model`'s online and target towers, and with
  * `heads` every other online weight (necks, projectors, predictors) too, the target starting equal
- * to the online network as in a fresh run. Every key is checked: missing, unexpected and
+ * to the online network as in a fresh run; a modality the source lacks then keeps its fresh weights
+ * (a new tower joining a trained space, model.freezeHeads). Every key is checked: missing, unexpected and
  * wrong-shape keys are a ConfigError naming them. Returns the modalities initialised; the others
  * (absent from the source) keep their fresh weights.
  */
@@ -74,10 +75,10 @@ export function initModelFrom(model: AlignModel, source: InitSource, heads: bool
   for (const [key, t] of source.checkpoint.tensors) if (key.startsWith('model.online.')) online.set(key.slice('model.online.'.length), t);
   const initialised = model.modalities.filter((name) => source.specs.has(name));
   if (heads) {
-    const missing = model.modalities.filter((name) => !source.specs.has(name));
-    if (missing.length > 0)
-      throw new ConfigError(`${where}: train.initHeads needs every modality in the source; it has no ${missing.join(', ')}`);
-    loadChecked(model.online.stateDict(), online, where, 'model.online.');
+    // A modality the source lacks keeps its fresh tower, neck and head statistics; every other key must be there.
+    const added = model.modalities.filter((name) => !source.specs.has(name));
+    const own = new Map([...model.online.stateDict()].filter(([key]) => !added.some((name) => isModalityKey(key, name))));
+    loadChecked(own, online, where, 'model.online.');
     copyState(model.target, model.online);
     return initialised;
   }
@@ -88,6 +89,17 @@ export function initModelFrom(model: AlignModel, source: InitSource, heads: bool
     if (!model.sharedTowers.has(name)) model.target.tower(name).loadStateDict(model.online.tower(name).stateDict());
   }
   return initialised;
+}
+
+/**
+ * Whether a key of a branch's state belongs to modality `name` alone: its tower and neck
+ * (`encoders.NAME.`), its own head (`projectors.NAME.`, `predictors.NAME.`) or its statistics in a
+ * shared head (`....statistics.NAME.`).
+ */
+function isModalityKey(key: string, name: string): boolean {
+  const parts = key.split('.');
+  if (['encoders', 'projectors', 'predictors'].includes(parts[0]!) && parts[1] === name) return true;
+  return parts.some((part, i) => part === 'statistics' && parts[i + 1] === name);
 }
 
 /** Copies `source` into `own` (live tensors) after checking every key and shape; errors name the keys with `keyPrefix`. */
