@@ -120,7 +120,9 @@ export class AlignModel extends Module {
     const allPlans: FreezePlan[] = plans.map(([, plan]) => plan);
     if (options.freezeHeads === true) {
       if (!heads.sharedHeads || heads.linear)
-        throw new RangeError('model.freezeHeads locks the shared projector and predictor: it needs model.sharedHeads true');
+        throw new RangeError(
+          'model.freezeHeads locks the shared projector and predictor: it needs model.sharedHeads true (and an objective other than cca, whose heads are one per modality)',
+        );
       allPlans.push({ whole: false, ...headFreezePlan(online, target, this.sharedTowers) });
     }
     for (const plan of allPlans) applyFreeze(plan);
