@@ -7,6 +7,7 @@
 # per run so that two run side by side on 2 cores. Build the data first: npm run data:icons &&
 # npm run data:speech.
 # Usage: bench/results/speech/run.sh train NAME [train options or key=value ...] | eval NAME
+# TRAIN_MANIFEST=FILE trains on data/icons-speech/FILE instead of train.jsonl (transcript_manifest.py).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 out=bench/results/speech
@@ -14,7 +15,7 @@ cli() { node dist/src/cli/main.js "$@"; }
 case $1 in
   train) # NAME, then train options and config overrides
     name=$2; shift 2
-    cli train --preset cpu-small --data jsonl:data/icons-speech/train.jsonl --val-fraction 0.05 \
+    cli train --preset cpu-small --data "jsonl:data/icons-speech/${TRAIN_MANIFEST:-train.jsonl}" --val-fraction 0.05 \
       --out "runs/speech-$name" --threads 1 data.allowOutsideImages=true "$@" >> "$out/$name.train.log" 2>&1 ;;
   eval) # NAME: every direction on the test split's items with all three modalities, one JSON line
     name=$2
