@@ -1,6 +1,8 @@
 // Locking towers (src/align/freeze.ts): a tower frozen whole or all but its last blocks keeps its
 // weights and BatchNorm statistics bitwise through training, gets no gradient and no optimizer
 // state, stays in eval mode, and shares itself with the EMA target; checkpoints still resume.
+// Locking the shared heads too (src/align/freeze_heads.ts, model.freezeHeads) keeps a locked
+// modality's embeddings bitwise in every stage while another modality trains into its space.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { manualSeed, randn, tensor, type Generator, type Tensor } from '../src/index.js';
