@@ -9,23 +9,19 @@
 import type { Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import type { AlignBranch } from './network.js';
-
-/** What locking the heads freezes, and the modules it holds in eval mode (online and target). */
-export interface HeadFreezePlan {
-  frozen: Set<Tensor>;
-  evalModules: Module[];
-}
+import type { FreezePlan } from './freeze.js';
 
 /**
- * The plan for `online` and `target` branches with shared heads; `lockedModalities` are those whose
+ * What locking the heads freezes, and the modules it holds in eval mode (online and target), for
+ * `online` and `target` branches with shared heads; `lockedModalities` are those whose
  * towers are frozen whole (their necks and statistics are locked too).
  *
  * @example
  * const plan = headFreezePlan(model.online, model.target, new Set(['image', 'text']));
  */
-export function headFreezePlan(online: AlignBranch, target: AlignBranch, lockedModalities: ReadonlySet<string>): HeadFreezePlan {
+export function headFreezePlan(online: AlignBranch, target: AlignBranch, lockedModalities: ReadonlySet<string>): FreezePlan {
   const heads = [online.sharedProjector(), online.sharedPredictor()];
-  const frozen = new Set(heads.flatMap((h) => h.parameters()));
+  const frozen = new Set<Tensor>(heads.flatMap((h) => h.parameters()));
   const evalModules: Module[] = [];
   for (const name of lockedModalities) {
     for (const p of online.neck(name).parameters()) frozen.add(p);
@@ -35,5 +31,5 @@ export function headFreezePlan(online: AlignBranch, target: AlignBranch, lockedM
       if (statistics !== null) evalModules.push(statistics);
     }
   }
-  return { frozen, evalModules };
+  return { whole: false, frozen, evalModules };
 }

@@ -123,7 +123,7 @@ export class AlignModel extends Module {
         throw new RangeError(
           'model.freezeHeads locks the shared projector and predictor: it needs model.sharedHeads true (and an objective other than cca, whose heads are one per modality)',
         );
-      allPlans.push({ whole: false, ...headFreezePlan(online, target, this.sharedTowers) });
+      allPlans.push(headFreezePlan(online, target, this.sharedTowers));
     }
     for (const plan of allPlans) applyFreeze(plan);
     this.#frozenModules = allPlans.flatMap((plan) => plan.evalModules);

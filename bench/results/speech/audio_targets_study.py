@@ -118,14 +118,13 @@ def train(work, args):
     mean, std = feats[:2000].float().mean(), feats[:2000].float().std()
     tix, tids, temb = load_npy(work, 'text')
     iix, _, iemb = load_npy(work, 'img')
-    items = {json.loads(l)['id']: json.loads(l) for l in open(os.path.join(DATA, 'train.jsonl'))}
     train_rows = [i for i, r in enumerate(rows) if r['split'] == 'train']
     test_rows = [i for i, r in enumerate(rows) if r['split'] == 'test']
     if kind == 'text':
         def target(i):
             return temb[tix[f'c{i}']]
     elif kind == 'randcap':
-        cix, cids, cemb = load_npy(work, 'trcaps')
+        _, cids, cemb = load_npy(work, 'trcaps')
         caps = {}
         for j, k in enumerate(cids):
             caps.setdefault(k.rsplit('_', 1)[0], []).append(j)
