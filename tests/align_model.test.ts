@@ -40,6 +40,20 @@ test('shared heads: one projector and predictor, and a neck where encoder widths
   for (const [n, p] of model.target.namedParameters()) assert.deepEqual(p.toFlatArray(), online.get(n)!.toFlatArray());
 });
 
+test('headInputDim: the shared heads take that width, and every tower of another width gets a neck to it', () => {
+  manualSeed(0);
+  // The widest tower (a, 8) would set the width; headInputDim 6 gives a a neck 8 → 6 and leaves b as it is.
+  const model = new AlignModel([encoder('a', 5, 8), encoder('b', 3, 6)], { ...small, sharedHeads: true, headInputDim: 6 });
+  const shapes = new Map(model.online.namedParameters().map(([n, p]) => [n, p.shape]));
+  assert.deepEqual(shapes.get('encoders.a.1.weight'), [6, 8]);
+  assert.ok(!shapes.has('encoders.b.1.weight'));
+  assert.deepEqual(shapes.get('projectors.shared.0.weight'), [32, 6]);
+  assert.deepEqual(model.embed('a', randn([3, 5]), 'projection').shape, [3, 16]);
+  assert.throws(
+    () => new AlignModel([encoder('a', 5, 8)], { ...small, sharedHeads: false, headInputDim: 6 }),
+    /model\.headInputDim .*needs model\.sharedHeads true/,
+  );
+});
 test('separate heads: one projector and predictor per modality, no neck', () => {
   const model = new AlignModel([encoder('a', 5, 8), encoder('b', 3, 6)], { ...small, sharedHeads: false });
   const names = model.online.namedParameters().map(([n]) => n);

@@ -21,6 +21,8 @@ export interface AlignModelOptions extends EmaScheduleOptions {
   projectionDim?: number;
   predictionHiddenDim?: number;
   headNorm?: HeadNorm;
+  /** Input width of shared heads; encoders of another width get a Linear neck (default: the widest encoder's). */
+  headInputDim?: number;
   /** Linear projectors and no predictors, one per modality (loss.objective cca; network.ts). */
   linearHeads?: boolean;
   /**
@@ -99,8 +101,13 @@ export class AlignModel extends Module {
       projectionDim: options.projectionDim ?? 256,
       predictionHiddenDim: options.predictionHiddenDim ?? 4096,
       headNorm: options.headNorm ?? 'batch',
+      ...(options.headInputDim === undefined ? {} : { inputDim: options.headInputDim }),
       linear: options.linearHeads ?? false,
     };
+    if (options.headInputDim !== undefined && (!heads.sharedHeads || heads.linear))
+      throw new RangeError(
+        'model.headInputDim is the input width of shared heads: it needs model.sharedHeads true (and an objective other than cca)',
+      );
     const online = new AlignBranch(
       encoders.map((e) => [e.name, e.create(), e.featureDim]),
       heads,

@@ -18,6 +18,12 @@ export interface HeadOptions {
   predictionHiddenDim: number;
   headNorm: HeadNorm;
   /**
+   * Input width of shared heads (default: the widest encoder's). An encoder of another width gets a
+   * Linear neck to it, so a wider new tower can join a space whose heads were trained at a smaller
+   * width (model.freezeHeads).
+   */
+  inputDim?: number;
+  /**
    * One Linear per modality as its projector and no predictor (Identity): the closed-form heads of
    * loss.objective cca (cca.ts). Needs sharedHeads false.
    */
@@ -37,7 +43,7 @@ export class AlignBranch extends Module {
   constructor(encoders: [string, TensorModule, number][], heads: HeadOptions, withPredictor: boolean) {
     super();
     const names = encoders.map(([name]) => name);
-    const width = Math.max(...encoders.map(([, , dim]) => dim));
+    const width = heads.inputDim ?? Math.max(...encoders.map(([, , dim]) => dim));
     this.encoders = this.registerModule(
       'encoders',
       new ModuleMap(

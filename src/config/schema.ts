@@ -252,6 +252,11 @@ export const vectorSchema = z
 export const modelSchema = z
   .strictObject({
     sharedHeads: z.boolean().default(true).describe('One projector and predictor for all modalities (one space), or one per modality.'),
+    headInputDim: positiveUpTo(32768)
+      .optional()
+      .describe(
+        "Input width of the shared heads (default: the widest tower's featureDim). A tower of another width gets a Linear neck to it: a new, wider tower can then join a locked space (freezeHeads) whose heads were trained at a smaller width.",
+      ),
     projectionHiddenDim: positiveUpTo(32768).default(4096).describe("Projector's hidden width (BYOL: 4096)."),
     projectionDim: positiveUpTo(8192).default(256).describe('Projection width, the shared embedding (BYOL: 256).'),
     predictionHiddenDim: positiveUpTo(32768).default(4096).describe("Predictor's hidden width (BYOL: 4096)."),
