@@ -21,6 +21,8 @@ Inputs (the run is bench/results/speech/run.sh's stage2-noaudio; WORK a scratch 
       (folders of links ID.png to the items' images)
   /usr/bin/python3 bench/results/speech/audio_targets_study.py features WORK   # log-mels of every clip
   /usr/bin/python3 bench/results/speech/audio_targets_study.py train WORK tgt=text|randcap|image [ep=6 C=16 sec=2 th=1]
+      [fd=512 head=own|locked run=speech-stage2-noaudio]   (head=locked: the run's shared projector, locked as
+      model.freezeHeads locks it, behind a Linear neck from the FC width fd to its input width)
 """
 import json
 import os
@@ -90,18 +92,54 @@ def load_npy(work, name):
     return {k: j for j, k in enumerate(ids)}, ids, torch.from_numpy(np.load(os.path.join(work, f'{name}.npy'))).float()
 
 
-class Encoder(nn.Module):
-    """BYOL-A's encoder (three conv blocks, two FC layers, mean + max over time) and a head to 256."""
+def read_safetensors(path, prefix):
+    """The float32 tensors of a safetensors file whose names start with prefix, by the rest of the name."""
+    raw = open(path, 'rb').read()
+    size = int.from_bytes(raw[:8], 'little')
+    header = json.loads(raw[8:8 + size])
+    out = {}
+    for name, meta in header.items():
+        if name.startswith(prefix) and meta.get('dtype') == 'F32':
+            start, end = meta['data_offsets']
+            values = np.frombuffer(raw[8 + size + start:8 + size + end], dtype='<f4').copy()
+            out[name[len(prefix):]] = torch.from_numpy(values).reshape(meta['shape'])
+    return out
 
-    def __init__(self, channels):
+
+def locked_head(checkpoint):
+    """The shared projector of a byol-align run, locked: its weights and BatchNorm's scale and shift
+    fixed, BatchNorm's statistics fresh and the audio's own (model.freezeHeads in the library)."""
+    w = read_safetensors(checkpoint, 'model.online.projectors.shared.')
+    head = nn.Sequential(nn.Linear(w['0.weight'].shape[1], w['0.weight'].shape[0]), nn.BatchNorm1d(w['0.weight'].shape[0]), nn.ReLU(),
+                         nn.Linear(w['3.weight'].shape[1], w['3.weight'].shape[0]))
+    with torch.no_grad():
+        for key in ('0.weight', '0.bias', '1.weight', '1.bias', '3.weight', '3.bias'):
+            layer, param = key.split('.')
+            getattr(head[int(layer)], param).copy_(w[key])
+    for p in head.parameters():
+        p.requires_grad_(False)
+    return head
+
+
+class Encoder(nn.Module):
+    """BYOL-A's encoder (three conv blocks, two FC layers of width fd, mean + max over time) and a
+    head to 256: a trainable one (head=own), or a run's locked shared projector behind a Linear neck
+    to its input width when fd differs from it (head=locked)."""
+
+    def __init__(self, channels, fd=512, checkpoint=None):
         super().__init__()
         layers, c_in = [], 1
         for _ in range(3):
             layers += [nn.Conv2d(c_in, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(2)]
             c_in = channels
         self.conv = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(channels * 8, 512), nn.ReLU(), nn.Dropout(0.3), nn.Linear(512, 512), nn.ReLU())
-        self.head = nn.Sequential(nn.Linear(512, 1024), nn.BatchNorm1d(1024), nn.ReLU(), nn.Linear(1024, 256))
+        self.fc = nn.Sequential(nn.Linear(channels * 8, fd), nn.ReLU(), nn.Dropout(0.3), nn.Linear(fd, fd), nn.ReLU())
+        if checkpoint is None:
+            self.head = nn.Sequential(nn.Linear(fd, 1024), nn.BatchNorm1d(1024), nn.ReLU(), nn.Linear(1024, 256))
+        else:
+            locked = locked_head(checkpoint)
+            width = locked[0].in_features
+            self.head = nn.Sequential(nn.Linear(fd, width), locked) if fd != width else locked
 
     def forward(self, x):
         x = self.fc(self.conv(x).permute(0, 3, 2, 1).flatten(2))
@@ -142,8 +180,12 @@ def train(work, args):
     else:
         raise SystemExit(f'tgt must be text, randcap or image, got {kind}')
     frames = int(seconds * 100) + 1
-    model = Encoder(channels)
-    opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=1e-4)
+    checkpoint = None
+    if args.get('head', 'own') == 'locked':
+        run = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'runs', args.get('run', 'speech-stage2-noaudio'), 'checkpoints')
+        checkpoint = os.path.join(run, sorted(os.listdir(run))[-1])
+    model = Encoder(channels, int(args.get('fd', 512)), checkpoint)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], 1e-3, weight_decay=1e-4)
     steps = epochs * (len(train_rows) // 128)
 
     def batch(idx, augment):
