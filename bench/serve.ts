@@ -238,10 +238,12 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
       `${texts.length} caption queries of the test split for the ${K} nearest images; ≤ ${requests} requests and ≤ ${seconds} s per line`,
   );
 
-  // serve's defaults: one process of one libtorch thread; beside them, one process of `threads`
-  // threads (where more than one), two processes, and no batching.
+  // serve's defaults: one process of one libtorch thread; beside them, float32 products alone
+  // (--exact: the default's bfloat16 first pass off), one process of `threads` threads (where more
+  // than one), two processes, and no batching.
   const modes = [
     { name: 'batched (defaults, 1 thread)', flags: [] },
+    { name: 'batched, --exact', flags: ['--exact'] },
     ...(threads > 1 ? [{ name: `batched, ${threads} threads`, flags: ['--threads', String(threads)] }] : []),
     { name: 'batched, 2 workers × 1 thread', flags: ['--workers', '2'] },
     { name: 'one request at a time', flags: ['--batch-queries', '1'] },

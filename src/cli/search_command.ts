@@ -48,6 +48,10 @@ export const searchSpec: CommandSpec = {
       help: 'one JSON object on stdout: {"query", "hits": [{rank, score, id, item, modality, text, media, metadata}]}',
     },
     threads: threadsOption,
+    exact: {
+      type: 'boolean',
+      help: 'search the rows in memory with float32 products alone (default: on a CPU with bfloat16 arithmetic, a bfloat16 first pass whose best candidates are rescored in float32)',
+    },
     device: deviceOption,
   },
 };
@@ -96,6 +100,7 @@ export async function searchCommand(values: OptionValues): Promise<number> {
     db,
     table: stringOption(values, 'table'),
     checkpoint: stringOption(values, 'checkpoint'),
+    exact: values.exact === true,
     query,
     k: integerOption(values, 'k', MAX_K) ?? 10,
     offset,

@@ -69,6 +69,10 @@ export const serveSpec: CommandSpec = {
       default: '1',
     },
     device: deviceOption,
+    exact: {
+      type: 'boolean',
+      help: 'search the rows in memory with float32 products alone (default: on a CPU with bfloat16 arithmetic, a bfloat16 first pass whose best candidates are rescored in float32)',
+    },
   },
   notes: 'The API is described in docs/search.md. It prints "listening on http://HOST:PORT" on stderr when ready.',
 };
@@ -125,6 +129,7 @@ async function serveIndex(
     checkpoint: stringOption(values, 'checkpoint'),
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
     device,
+    exact: values.exact === true,
   });
   const metrics = new RequestMetrics();
   const cluster = isServerWorker() ? joinServerWorkers(metrics) : undefined;

@@ -13,6 +13,7 @@ export {
   cuda,
   libtorchVersion,
   cacheCpuBlocks,
+  cpuHasBf16,
   type CpuBlockCacheStats,
 } from './runtime.js';
 export { op, type Op } from './op.js';

@@ -1,4 +1,5 @@
 // Process-wide settings: seeds, random generators, threads and devices.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { native, type GeneratorHandle } from './native.js';
 
@@ -65,6 +66,22 @@ export interface CpuBlockCacheStats {
 export function cacheCpuBlocks(limitBytes = Math.floor(os.totalmem() / 4)): CpuBlockCacheStats {
   const [hits, misses, cachedBytes] = native.cacheCpuBlocks(limitBytes);
   return { hits, misses, cachedBytes };
+}
+
+/**
+ * Whether this CPU has bfloat16 arithmetic (AVX-512 BF16 or AMX), from Linux's /proc/cpuinfo; false
+ * where that file is absent. With it, libtorch's bfloat16 matrix product of a batch of queries with
+ * an index's rows took 0.5–0.65 of float32's time here (bench/RESULTS.md, issue 14); without it the
+ * product is emulated, which was not measured, so callers keep float32 there.
+ */
+export function cpuHasBf16(): boolean {
+  let info: string;
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return false;
+  }
+  return /^flags\s*:.*\b(avx512_bf16|amx_bf16)\b/m.test(info);
 }
 
 /** The version of the libtorch the addon was built against. */

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type * as lancedb from '@lancedb/lancedb';
+import { cpuHasBf16 } from '../engine/index.js';
 import { captionText, DatasetError, sniffImageFormat } from '../data/paired.js';
 import { VectorInputError } from '../modalities/vector/index.js';
 import { loadModel, type LoadedModel } from '../run/model_setup.js';
@@ -82,6 +83,12 @@ export interface OpenIndexOptions {
   onSkip?: (message: string) => void;
   /** Where queries are embedded: a device setting (cpu, the default, auto, cuda, cuda:N). */
   device?: string;
+  /**
+   * Search the rows held in memory with float32 products alone. By default, on a CPU with bfloat16
+   * arithmetic, a bfloat16 copy is searched first and each query's best candidates are rescored in
+   * float32 (memory.ts: about half the product's time, 99.4–99.99% of the exact results).
+   */
+  exact?: boolean;
 }
 
 export const MAX_K = 1000;
@@ -141,7 +148,7 @@ export class SearchIndex {
         await filterableColumns(table),
         connection,
         table,
-        await loadMemoryTable(table, provenance.dim, [...ann.keys()]),
+        await loadMemoryTable(table, provenance.dim, [...ann.keys()], { firstPass: options.exact !== true && cpuHasBf16() }),
         ann,
       );
     } catch (err) {
