@@ -3,7 +3,8 @@
 // table: a quantiser trained on one modality serves queries of the other), for IVF-HNSW-SQ and
 // IVF-PQ at several settings, with the time per query; beside them the exact in-memory search that
 // `search` and `serve` use below the threshold, one query at a time and in batches of 50, on tables
-// of both sizes (its time grows with the rows; an ANN index's much more slowly).
+// of both sizes (its time grows with the rows; an ANN index's much more slowly), and in batches of
+// 50 with its bfloat16 first pass (src/index/memory.ts).
 //   node dist/bench/index_recall.js DB [TABLE] [QUERIES]
 // It builds the ANN tables beside TABLE, measures, and drops them again.
 import '../src/index/lance_log.js';
@@ -47,6 +48,13 @@ const matrices = new Map(
     return [m, EmbeddingMatrix.of(p.ids, stacked(p.values), dim)];
   }),
 );
+// The same rows with a bfloat16 copy searched first (what `search` and `serve` use by default on a
+// CPU with bfloat16 arithmetic), its best candidates rescored in float32.
+const firstPassMatrices = new Map(
+  [...byModality].map(([m, p]) => {
+    return [m, EmbeddingMatrix.of(p.ids, stacked(p.values), dim, { firstPass: true })];
+  }),
+);
 
 /** Every `step`-th row of a modality, as queries for the other. */
 function sample(modality: string): Float32Array[] {
@@ -83,16 +91,23 @@ async function measure(label: string, nearest: (d: (typeof directions)[number]) 
   console.log(`${label.padEnd(40)} ${cells.join(' | ')}`);
 }
 
-for (const batch of [1, BATCH])
-  await measure(`exact in memory, batches of ${batch}`, async (d) => {
-    const m = matrices.get(d.target)!;
-    const out: { id: string; score: number }[][] = [];
-    for (let i = 0; i < d.queries.length; i += batch) {
-      const slice = d.queries.slice(i, i + batch);
-      out.push(...m.top(stacked(slice), slice.length, K));
-    }
-    return out;
-  });
+/** Each direction's queries in batches of `batch`, searched in memory in `of`. */
+const inMemory = (of: Map<string, EmbeddingMatrix>, batch: number) => async (d: (typeof directions)[number]) => {
+  const m = of.get(d.target)!;
+  const out: { id: string; score: number }[][] = [];
+  for (let i = 0; i < d.queries.length; i += batch) {
+    const slice = d.queries.slice(i, i + batch);
+    out.push(...m.top(stacked(slice), slice.length, K));
+  }
+  return out;
+};
+// Exact and first pass alternate, three rounds: the machine is shared, a ratio taken back to back holds.
+for (const batch of [1, BATCH]) await measure(`exact in memory, batches of ${batch}`, inMemory(matrices, batch));
+for (let round = 0; round < 3; round++) {
+  await measure(`exact in memory, batches of ${BATCH}`, inMemory(matrices, BATCH));
+  await measure(`bfloat16 first pass, batches of ${BATCH}`, inMemory(firstPassMatrices, BATCH));
+}
+for (const m of firstPassMatrices.values()) m.dispose();
 
 // The exact search's cost over a million rows, twice the default ANN threshold: the same product
 // and top-k (random vectors: its time does not depend on the values).
