@@ -70,8 +70,8 @@ export function cacheCpuBlocks(limitBytes = Math.floor(os.totalmem() / 4)): CpuB
 
 /**
  * Whether this CPU has bfloat16 arithmetic (AVX-512 BF16 or AMX), from Linux's /proc/cpuinfo; false
- * where that file is absent. With it, libtorch's bfloat16 matrix product of a batch of queries with
- * an index's rows took 0.5–0.65 of float32's time here (bench/RESULTS.md, issue 14); without it the
+ * where that file is absent. With it, libtorch's bfloat16 product of a batch of queries with an
+ * index's rows took about 0.7 of float32's time here (bench/index_recall.ts); without it the
  * product is emulated, which was not measured, so callers keep float32 there.
  */
 export function cpuHasBf16(): boolean {

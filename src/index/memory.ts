@@ -9,9 +9,9 @@ import { noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
 import { sqlString } from './table.js';
 
 /**
- * Candidates a bfloat16 first pass keeps per result wanted, and at least: the 10 best of 32
- * rescored in float32 were those of the float32 product for 99.99% of text→image and 99.4% of
- * image→text results on the 111,909-row icon index (bench/RESULTS.md, issue 14).
+ * Candidates a bfloat16 first pass keeps per result wanted, and at least: on the 111,909-row icon
+ * index the best 10 of 32 rescored in float32 were the exact 10 nearest rows, or rows tying them,
+ * for all of 500 caption and 500 image queries (bench/index_recall.ts; docs/search.md).
  */
 const CANDIDATES_PER_RESULT = 4;
 const MIN_CANDIDATES = 32;

@@ -86,7 +86,7 @@ export interface OpenIndexOptions {
   /**
    * Search the rows held in memory with float32 products alone. By default, on a CPU with bfloat16
    * arithmetic, a bfloat16 copy is searched first and each query's best candidates are rescored in
-   * float32 (memory.ts: about half the product's time, 99.4–99.99% of the exact results).
+   * float32 (memory.ts and docs/search.md: less of the product's time, the same answers on the icon index).
    */
   exact?: boolean;
 }
