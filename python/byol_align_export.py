@@ -366,7 +366,8 @@ class OnlineNetwork(nn.Module):
         super().__init__()
         heads = config["heads"]
         self.shared = heads["sharedHeads"]
-        width = max(m["featureDim"] for m in config["modalities"])
+        # The shared heads' input width: model.headInputDim where set, else the widest tower's.
+        width = heads.get("headInputDim") or max(m["featureDim"] for m in config["modalities"])
         self.encoders = nn.ModuleDict()
         for m in config["modalities"]:
             neck = nn.Linear(m["featureDim"], width) if self.shared and m["featureDim"] != width else nn.Identity()

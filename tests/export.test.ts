@@ -309,3 +309,16 @@ test('runs on the ImageNet ResNets export to PyTorch: the check passes and encod
     assert.ok(maxAbsDifference([py.image[0]!], [py.image[1]!]) > 1e-4, `${encoder}: different images embed apart`);
   }
 });
+
+test('a run with model.headInputDim exports to PyTorch with its necks: the check passes', () => {
+  // Width 8 is below both towers' (text.dModel 16, the small CNN's 128): each gets a Linear neck to 8.
+  const run = join(dir, 'run-head-input');
+  const trained = cli('train', ...data, '--steps', '1', '--out', run, ...TINY, 'model.headInputDim=8');
+  assert.equal(trained.status, 0, trained.stderr);
+  const out = join(dir, 'export-head-input');
+  const exported = cli('export', '--checkpoint', run, '--out', out);
+  assert.equal(exported.status, 0, exported.stderr);
+  const check = spawnSync(pythonWithTorch(), ['scripts/load_export.py', out], { encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+  assert.match(check.stdout, /^match$/m);
+});
