@@ -110,6 +110,7 @@ test('a worker killed mid-run ends the job with an error naming it, within the t
   const code = await exited;
   const seconds = (performance.now() - killedAt) / 1000;
   assert.equal(code, 128 + 9, stderr);
+  assert.match(stderr, new RegExp(`worker rank 1 of 2 \\(pid ${rank1}\\) was killed by SIGKILL; stopping the others`));
   assert.match(
     stderr,
     /on rank 0 of 2 \(group '(train|gradients)'\) failed: rank 1 closed its connection \(its process exited or was killed\)/,

@@ -1,8 +1,9 @@
 // `byol-align train --nproc N`: N worker processes on this machine, each the same command joining
 // the job through the environment a launcher sets (join.ts), with rank 0 hosting the store on a
 // free loopback port. The launcher trains nothing itself: it relays SIGINT and SIGTERM to the
-// workers (which agree on the step to stop after), and when one worker fails it stops the others
-// and exits with that worker's code.
+// workers (which agree on the step to stop after), and when one worker fails it names it, gives the
+// others a moment to report what they saw (rank 0's error names the collective and the peer), stops
+// them and exits with that worker's code.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
@@ -25,6 +26,12 @@ export interface LocalLaunchOptions {
   args: string[];
   /** Extra environment for every worker. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Seconds the other workers of a failed job get to notice the failure and report it before
+   * SIGTERM (default 3): stopped at once, rank 0 of a loaded machine was often stopped before its
+   * collective failed, and its error, which names the group and the peer, was lost.
+   */
+  reportSeconds?: number;
   /** Seconds a failed job's other workers get to exit after SIGTERM before SIGKILL (default 10). */
   graceSeconds?: number;
 }
@@ -64,19 +71,27 @@ export async function launchLocal(options: LocalLaunchOptions): Promise<number> 
   process.on('SIGINT', relay);
   process.on('SIGTERM', relay);
   let failed: number | undefined;
+  let stopTimer: NodeJS.Timeout | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   try {
     const codes = await Promise.all(
       workers.map(
-        (worker) =>
+        (worker, rank) =>
           new Promise<number>((resolve) => {
             worker.once('exit', (code, signal) => {
               const exit = code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15);
               if (exit !== 0 && failed === undefined && !signalCodes.has(exit)) {
                 // One failed: the others would only wait for it until their timeout.
                 failed = exit;
-                relay('SIGTERM');
-                killTimer = setTimeout(() => relay('SIGKILL'), (options.graceSeconds ?? 10) * 1000);
+                const how = signal === null ? `exited with code ${code}` : `was killed by ${signal}`;
+                process.stderr.write(`byol-align: worker rank ${rank} of ${nproc} (pid ${worker.pid}) ${how}; stopping the others\n`);
+                stopTimer = setTimeout(
+                  () => {
+                    relay('SIGTERM');
+                    killTimer = setTimeout(() => relay('SIGKILL'), (options.graceSeconds ?? 10) * 1000);
+                  },
+                  (options.reportSeconds ?? 3) * 1000,
+                );
               }
               resolve(exit);
             });
@@ -85,6 +100,7 @@ export async function launchLocal(options: LocalLaunchOptions): Promise<number> 
     );
     return failed ?? codes.find((c) => c !== 0) ?? 0;
   } finally {
+    clearTimeout(stopTimer);
     clearTimeout(killTimer);
     process.off('SIGINT', relay);
     process.off('SIGTERM', relay);
