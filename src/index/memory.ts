@@ -1,6 +1,7 @@
 // Search in memory: a modality's embeddings as one [N, d] tensor, so a batch of queries is one
-// matrix product and a top-k (with a bfloat16 first pass on CPUs that have bfloat16 arithmetic). LanceDB's flat scan of the 111,909-row icon index takes
-// 120–260 ms a query here, and its IVF indexes miss the cross-modal neighbours (docs/search.md);
+// matrix product and a top-k (with a bfloat16 first pass on CPUs that have bfloat16 arithmetic).
+// LanceDB's flat scan of the 111,909-row icon index takes 120–260 ms a query here, and its IVF
+// indexes miss the cross-modal neighbours (docs/search.md);
 // LanceDB stays the store, and answers the searches that carry a metadata filter. The rows' other
 // columns are kept beside the embeddings: reading a batch's hits back from LanceDB by id (a scan
 // with an `id IN (...)` filter) cost more than the search itself (bench/RESULTS.md, issue 14).
@@ -19,9 +20,9 @@ const MIN_CANDIDATES = 32;
 /**
  * One modality's rows: their ids and their unit embeddings. With `firstPass` it also keeps a
  * bfloat16 copy: a batch's product runs against it, and only the best candidates of each query are
- * scored again in float32, so scores are float32's and the product costs about half (on a CPU with
- * bfloat16 arithmetic, engine cpuHasBf16); a row whose bfloat16 score falls outside the candidates
- * is missed (the rates above).
+ * scored again in float32, so scores are float32's and the product costs less (about 0.7 of
+ * float32's time against the icon index's captions, on a CPU with bfloat16 arithmetic: engine
+ * cpuHasBf16); a row whose bfloat16 score falls outside the candidates is missed (the rates above).
  */
 export class EmbeddingMatrix {
   private constructor(
