@@ -96,6 +96,12 @@ export const deviceOption: OptionSpec = {
   default: 'auto',
 };
 
+/** `--exact`, on `search` and `serve`: the in-memory search's float32 products alone (src/index/memory.ts). */
+export const exactOption: OptionSpec = {
+  type: 'boolean',
+  help: 'search the rows in memory with float32 products alone (default: on a CPU with bfloat16 arithmetic, a bfloat16 first pass whose best candidates are rescored in float32)',
+};
+
 /** `--device`'s value, checked for its form (auto, cpu, cuda, cuda:N); undefined when not given. */
 export function deviceSetting(values: OptionValues): string | undefined {
   const v = stringOption(values, 'device');

@@ -5,6 +5,7 @@ import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
 import {
   deviceOption,
+  exactOption,
   deviceSetting,
   integerOption,
   stringOption,
@@ -48,10 +49,7 @@ export const searchSpec: CommandSpec = {
       help: 'one JSON object on stdout: {"query", "hits": [{rank, score, id, item, modality, text, media, metadata}]}',
     },
     threads: threadsOption,
-    exact: {
-      type: 'boolean',
-      help: 'search the rows in memory with float32 products alone (default: on a CPU with bfloat16 arithmetic, a bfloat16 first pass whose best candidates are rescored in float32)',
-    },
+    exact: exactOption,
     device: deviceOption,
   },
 };

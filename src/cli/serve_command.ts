@@ -8,6 +8,7 @@ import { setNumThreads } from '../engine/index.js';
 import { MAX_THREADS } from '../config/schema.js';
 import {
   deviceOption,
+  exactOption,
   deviceSetting,
   integerOption,
   requiredOption,
@@ -69,10 +70,7 @@ export const serveSpec: CommandSpec = {
       default: '1',
     },
     device: deviceOption,
-    exact: {
-      type: 'boolean',
-      help: 'search the rows in memory with float32 products alone (default: on a CPU with bfloat16 arithmetic, a bfloat16 first pass whose best candidates are rescored in float32)',
-    },
+    exact: exactOption,
   },
   notes: 'The API is described in docs/search.md. It prints "listening on http://HOST:PORT" on stderr when ready.',
 };
