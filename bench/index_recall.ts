@@ -43,18 +43,13 @@ function stacked(vectors: readonly Float32Array[]): Float32Array {
   return flat;
 }
 
-const matrices = new Map(
-  [...byModality].map(([m, p]) => {
-    return [m, EmbeddingMatrix.of(p.ids, stacked(p.values), dim)];
-  }),
-);
+/** Each modality's rows as one EmbeddingMatrix. */
+const matricesOf = (options: { firstPass?: boolean } = {}): Map<string, EmbeddingMatrix> =>
+  new Map([...byModality].map(([m, p]) => [m, EmbeddingMatrix.of(p.ids, stacked(p.values), dim, options)]));
+const matrices = matricesOf();
 // The same rows with a bfloat16 copy searched first (what `search` and `serve` use by default on a
 // CPU with bfloat16 arithmetic), its best candidates rescored in float32.
-const firstPassMatrices = new Map(
-  [...byModality].map(([m, p]) => {
-    return [m, EmbeddingMatrix.of(p.ids, stacked(p.values), dim, { firstPass: true })];
-  }),
-);
+const firstPassMatrices = matricesOf({ firstPass: true });
 
 /** Every `step`-th row of a modality, as queries for the other. */
 function sample(modality: string): Float32Array[] {

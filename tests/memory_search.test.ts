@@ -17,6 +17,9 @@ function unitVectors(count: number, dim: number, seed: number): Float32Array {
   return out;
 }
 
+/** Ids r0, r1, … of `count` rows. */
+const rowIds = (count: number): string[] => Array.from({ length: count }, (_, i) => `r${i}`);
+
 /** The `k` best rows of `rows` for query `q` of `queries`, by a float64 dot product: [index, score][]. */
 function bruteForce(rows: Float32Array, queries: Float32Array, q: number, dim: number, k: number): [number, number][] {
   const scores: [number, number][] = [];
@@ -32,7 +35,7 @@ test('a bfloat16 first pass rescored in float32 finds the brute-force nearest ro
   const dim = 32;
   const rows = unitVectors(600, dim, 1);
   const queries = unitVectors(8, dim, 2);
-  const ids = Array.from({ length: 600 }, (_, i) => `r${i}`);
+  const ids = rowIds(600);
   const firstPass = EmbeddingMatrix.of(ids, rows, dim, { firstPass: true });
   const exact = EmbeddingMatrix.of(ids, rows, dim);
   const [fast, slow] = [firstPass.top(queries, 8, 10), exact.top(queries, 8, 10)];
@@ -63,7 +66,7 @@ test('rescoring orders rows that bfloat16 cannot tell apart', () => {
   unit(0, 0.50001);
   unit(1, 0.50003);
   for (let r = 2; r < 42; r++) rows.set([0, 0, Math.cos(r), Math.sin(r)], r * dim);
-  const ids = Array.from({ length: 42 }, (_, i) => `r${i}`);
+  const ids = rowIds(42);
   const matrix = EmbeddingMatrix.of(ids, rows, dim, { firstPass: true });
   // One result wanted: 32 candidates of 42 rows, so the first pass runs.
   const [hits] = matrix.top(Float32Array.from([1, 0, 0, 0]), 1, 1);
@@ -76,7 +79,7 @@ test('with as many candidates as rows the search is the float32 product itself',
   const dim = 8;
   const rows = unitVectors(30, dim, 3);
   const queries = unitVectors(3, dim, 4);
-  const ids = Array.from({ length: 30 }, (_, i) => `r${i}`);
+  const ids = rowIds(30);
   const matrix = EmbeddingMatrix.of(ids, rows, dim, { firstPass: true });
   const hits = matrix.top(queries, 3, 30);
   for (let q = 0; q < 3; q++)
