@@ -199,6 +199,13 @@ test('the default objective is BYOL-based and negative-free, and aligns the synt
   assert.ok(metrics.i2t.r10 > 5 * chance.i2t.r10, `i2t R@10 ${metrics.i2t.r10}`);
 });
 
+test("lossWeights carries loss.invarianceDistance over the objective's weights, and leaves it out by default", () => {
+  assert.equal('invarianceDistance' in lossWeights(resolveConfig({})), false);
+  const weights = lossWeights(resolveConfig({ overrides: ['loss.invarianceDistance=cosine', 'loss.crossWeight=0'] }));
+  assert.deepEqual(weights, { ...ALIGNMENT_OBJECTIVES.lightCrossPlusVicReg, crossWeight: 0, invarianceDistance: 'cosine' });
+  assert.throws(() => resolveConfig({ overrides: ['loss.invarianceDistance=l1'] }), /loss\.invarianceDistance/);
+});
+
 test('trainAlignment with the cross-modal BYOL term lowers it and logs every term', async () => {
   const train = pairedTask(256, 5);
   const a = withName(await vectorModality.fit({ featureDim: 16, hiddenDims: [32] }, train.a), 'a');

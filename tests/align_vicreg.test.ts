@@ -145,6 +145,51 @@ test('the invariance term is the mean squared difference, and its gradient reach
   );
 });
 
+/** The cosine distance by hand: the mean over rows of 2 − 2·cos(a_k, b_k). */
+function cosineInvarianceByHand(a: Rows, b: Rows): number {
+  const norm = (row: number[]): number => Math.sqrt(row.reduce((s, x) => s + x * x, 0));
+  return meanOf(a.map((row, k) => 2 - (2 * row.reduce((s, x, j) => s + x * b[k]![j]!, 0)) / (norm(row) * norm(b[k]!))));
+}
+
+test("the invariance term's cosine distance is 2 − 2·cos per row, blind to lengths, with gradient into both sides", () => {
+  const B = Z.map((row) => row.map((x, j) => x * (j + 1) - 0.3));
+  assertClose(invarianceTerm(f64(Z), f64(B), 'cosine'), cosineInvarianceByHand(Z, B), 1e-12);
+  // Scaling one side's rows changes the squared difference, not the cosine distance.
+  const scaled = Z.map((row, k) => row.map((x) => x * (k + 0.5) * 10));
+  assertClose(invarianceTerm(f64(scaled), f64(B), 'cosine'), cosineInvarianceByHand(Z, B), 1e-12);
+  assert.ok(Math.abs(invarianceTerm(f64(scaled), f64(B)).item() - invarianceByHand(Z, B)) > 1);
+  // The gradient against central finite differences of the hand computation, on both sides.
+  const [a, b] = [f64(Z).requiresGrad_(), f64(B).requiresGrad_()];
+  invarianceTerm(a, b, 'cosine').backward();
+  const h = 1e-6;
+  const numeric = (side: 'a' | 'b'): Rows =>
+    Z.map((row, k) =>
+      row.map((_, j) => {
+        const nudged = (delta: number): number => {
+          const [za, zb] = [Z.map((r) => [...r]), B.map((r) => [...r])];
+          (side === 'a' ? za : zb)[k]![j]! += delta;
+          return cosineInvarianceByHand(za, zb);
+        };
+        return (nudged(h) - nudged(-h)) / (2 * h);
+      }),
+    );
+  assertClose(a.grad!, f64(numeric('a')), 1e-7);
+  assertClose(b.grad!, f64(numeric('b')), 1e-7);
+  assert.throws(() => invarianceTerm(f64(Z), f64(B), 'l1' as 'mse'), /invarianceTerm: distance must be 'mse' or 'cosine', got l1/);
+});
+
+test('alignmentLoss measures the invariance term with the weights’ invarianceDistance', () => {
+  const P2 = Z.map((row) => row.map((x) => 2 * x - 0.5));
+  const R1 = Z.map((row) => row.map((x, j) => x - j));
+  const R2 = Z.map((row) => row.map((x) => -x + 0.2));
+  const sides = (p1: Rows, p2: Rows): AlignmentInputs => alignmentInputs({ q1: p1, q2: p2, z1: p2, z2: p1, p1, p2 });
+  const weights = { intraWeight: 0, crossWeight: 0, infoNceWeight: 0, invarianceWeight: 2, invarianceDistance: 'cosine' as const };
+  const loss = alignmentLoss({ a: sides(Z, P2), b: sides(R1, R2) }, weights);
+  const expected = (cosineInvarianceByHand(Z, R2) + cosineInvarianceByHand(P2, R1)) / 2;
+  assertClose(loss.invariance!['a<->b']!, expected, 1e-12);
+  assertClose(loss.total, 2 * expected, 1e-12);
+});
+
 test('in alignmentLoss the invariance term pairs view 1 of one modality with view 2 of the other, on rows both have', () => {
   const P2 = Z.map((row) => row.map((x) => 2 * x - 0.5));
   const R1 = Z.map((row) => row.map((x, j) => x - j));

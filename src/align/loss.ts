@@ -31,7 +31,7 @@ import { noGrad, tidy, type Tensor } from '../engine/index.js';
 import { symmetricByolLoss } from '../byol/loss.js';
 import { symmetricInfoNce, type LogitScale } from './infonce.js';
 import { bothPresent, checkMask, graphZero, presentRows, rowCount, takeRows } from './rows.js';
-import { covarianceTerm, invarianceTerm, varianceTerm } from './vicreg.js';
+import { covarianceTerm, invarianceTerm, varianceTerm, type InvarianceDistance } from './vicreg.js';
 
 /** What the BYOL terms need of one modality: [N, d] tensors over the whole batch, and who is present. */
 export interface ByolTermInputs {
@@ -75,6 +75,8 @@ export interface AlignmentLossWeights {
    * item (default 0: not computed): no predictor, no stop-gradient, so it is VICReg's alignment, not BYOL's.
    */
   invarianceWeight?: number;
+  /** How the invariance term measures two projections: 'mse' (VICReg's, the default) or 'cosine' (2 − 2·cos, vicreg.ts). */
+  invarianceDistance?: InvarianceDistance;
 }
 
 /**
@@ -318,8 +320,8 @@ export function alignmentLoss(
       unorderedPairs(entries).map(([[nameM, m], [nameN, other]]) => {
         const rows = presentRows(bothPresent(m.present, other.present), n);
         if (rows.kind === 'none') return [pairKey(nameM, nameN), graphZero(m.p1!, m.p2!, other.p1!, other.p2!)];
-        const ab = invarianceTerm(takeRows(m.p1!, rows), takeRows(other.p2!, rows));
-        const ba = invarianceTerm(takeRows(m.p2!, rows), takeRows(other.p1!, rows));
+        const ab = invarianceTerm(takeRows(m.p1!, rows), takeRows(other.p2!, rows), weights.invarianceDistance);
+        const ba = invarianceTerm(takeRows(m.p2!, rows), takeRows(other.p1!, rows), weights.invarianceDistance);
         return [pairKey(nameM, nameN), ab.add(ba).div(2)];
       }),
     );

@@ -15,7 +15,17 @@
 //
 // pulls the embeddings of one item's two sides together with gradient into both, with no
 // predictor and no stop-gradient: unlike BYOL's cross term, both modalities move towards each other.
-import type { Tensor } from '../engine/index.js';
+// Its 'cosine' distance, 2 − 2·cos(z_k, z′_k) averaged over rows (BYOL's regression loss on the
+// two projections, still with gradient into both), ignores their lengths. That matters where one
+// side is a locked space (model.freezeHeads): its projections keep the small, uneven norms BYOL
+// left them, and a squared difference to them is least when a new tower predicts their mean. In a
+// PyTorch study (docs/audio.md) a spoken-caption tower regressing its transcripts' locked
+// projections learned nothing in 6 epochs with the squared difference and reached 7.9× chance
+// with the cosine.
+import { F, type Tensor } from '../engine/index.js';
+
+/** How the invariance term measures an item's two projections: VICReg's squared difference, or 2 − 2·cos. */
+export type InvarianceDistance = 'mse' | 'cosine';
 
 /** The paper's target standard deviation γ and the ε inside the square root. */
 export const VICREG_GAMMA = 1;
@@ -44,12 +54,17 @@ export function covarianceTerm(z: Tensor): Tensor {
   return cov.square().sum().sub(diagonal.square().sum()).div(d);
 }
 
-/** s(Z, Z′): mean squared difference over rows and dimensions. a, b: [n, d], the same shape. */
-export function invarianceTerm(a: Tensor, b: Tensor): Tensor {
+/**
+ * s(Z, Z′): mean squared difference over rows and dimensions ('mse'), or the mean over rows of
+ * 2 − 2·cos(z_k, z′_k) ('cosine'). a, b: [n, d], the same shape; both get gradient.
+ */
+export function invarianceTerm(a: Tensor, b: Tensor, distance: InvarianceDistance = 'mse'): Tensor {
   const [sa, sb] = [a.shape, b.shape];
   if (sa.length !== 2 || sa.length !== sb.length || sa[0] !== sb[0] || sa[1] !== sb[1]) {
     throw new RangeError(`invarianceTerm: needs two [n, d] batches of one shape, got [${sa.join(', ')}] and [${sb.join(', ')}]`);
   }
+  if (distance === 'cosine') return F.normalize(a, 1).mul(F.normalize(b, 1)).sum(1).mul(-2).add(2).mean();
+  if (distance !== 'mse') throw new RangeError(`invarianceTerm: distance must be 'mse' or 'cosine', got ${String(distance)}`);
   return a.sub(b).square().mean();
 }
 

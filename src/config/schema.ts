@@ -294,6 +294,12 @@ export const lossSchema = z
     invarianceWeight: weight
       .optional()
       .describe("Weight of VICReg's invariance term between two modalities' online projections (no predictor, no stop-gradient)."),
+    invarianceDistance: z
+      .enum(['mse', 'cosine'])
+      .optional()
+      .describe(
+        "How the invariance term measures two projections: VICReg's mean squared difference ('mse', the default) or 2 − 2·cos ('cosine', blind to their lengths: for a tower joining a locked space, docs/audio.md).",
+      ),
     ccaRegularization: z
       .number()
       .min(0)

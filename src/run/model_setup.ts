@@ -93,6 +93,7 @@ export function lossWeights(config: Config, objective = config.loss.objective): 
     const value = config.loss[key];
     if (value !== undefined) preset[key] = value;
   }
+  if (config.loss.invarianceDistance !== undefined) preset.invarianceDistance = config.loss.invarianceDistance;
   return preset;
 }
 

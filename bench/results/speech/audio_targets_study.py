@@ -21,8 +21,10 @@ Inputs (the run is bench/results/speech/run.sh's stage2-noaudio; WORK a scratch 
       (folders of links ID.png to the items' images)
   /usr/bin/python3 bench/results/speech/audio_targets_study.py features WORK   # log-mels of every clip
   /usr/bin/python3 bench/results/speech/audio_targets_study.py train WORK tgt=text|randcap|image [ep=6 C=16 sec=2 th=1]
-      [fd=512 head=own|locked run=speech-stage2-noaudio]   (head=locked: the run's shared projector, locked as
-      model.freezeHeads locks it, behind a Linear neck from the FC width fd to its input width)
+      [fd=512 head=own|locked run=speech-stage2-noaudio crop=random|start loss=cos|mse]   (head=locked: the run's shared projector, locked as
+      model.freezeHeads locks it, behind a Linear neck from the FC width fd to its input width; crop=start
+      trains on each clip's first `sec` seconds, as the library's audio.crop=start, instead of a window drawn
+      from its first 4 s; loss=mse regresses the unnormalised targets as the library's VICReg invariance term)
 """
 import json
 import os
@@ -180,6 +182,8 @@ def train(work, args):
     else:
         raise SystemExit(f'tgt must be text, randcap or image, got {kind}')
     frames = int(seconds * 100) + 1
+    random_crop = args.get('crop', 'random') == 'random'  # crop=start: the first `sec` seconds, as the library's audio.crop
+    mse = args.get('loss', 'cos') == 'mse'  # loss=mse: the library's VICReg invariance term on unnormalised projections
     checkpoint = None
     if args.get('head', 'own') == 'locked':
         run = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'runs', args.get('run', 'speech-stage2-noaudio'), 'checkpoints')
@@ -194,7 +198,7 @@ def train(work, args):
             return x[:, None, :, :frames]
         out = torch.empty(len(idx), 64, frames)
         for j, i in enumerate(idx):
-            start = np.random.randint(0, max(1, min(int(lens[i]), 401) - frames + 1))
+            start = np.random.randint(0, max(1, min(int(lens[i]), 401) - frames + 1)) if random_crop else 0
             out[j] = x[j, :, start:start + frames]
             f0 = np.random.randint(0, 56)
             out[j, f0:f0 + np.random.randint(0, 8)] = 0
@@ -222,7 +226,8 @@ def train(work, args):
             idx = perm[k:k + 128]
             for g in opt.param_groups:
                 g['lr'] = 1e-3 * min(1, step / (0.05 * steps)) * 0.5 * (1 + np.cos(np.pi * step / steps))
-            loss = (2 - 2 * F.cosine_similarity(model(batch(idx, True)), torch.stack([target(i) for i in idx]), dim=1)).mean()
+            out, want = model(batch(idx, True)), torch.stack([target(i) for i in idx])
+            loss = F.mse_loss(out, want) if mse else (2 - 2 * F.cosine_similarity(out, want, dim=1)).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
