@@ -25,6 +25,7 @@ import {
   melFilterbank,
   mixupWithBatch,
   randomResizeCrop,
+  randomWindow,
   readAudioEmbedInputs,
   resample,
   type AudioViewConfig,
@@ -214,6 +215,58 @@ test('views with every augmentation off give the spectrograms back', () => {
   };
   const batch = batchOf(3);
   assert.ok(maxAbsDiff(audioView(batch, off, new Generator(0)).toFlatArray(), batch.toFlatArray()) < 1e-5);
+});
+
+test('trainWindowSeconds: collate keeps the longer window, each training view cuts clipSeconds out of it at random, evalInput keeps crop’s', async () => {
+  // A ramp: frame t of the log-mel grows with t, so a window's first frame tells where it started.
+  const rate = 16000;
+  const ramp = Float32Array.from({ length: rate }, (_, n) => Math.sin(2 * Math.PI * 300 * (n / rate)) * (0.01 + n / rate));
+  const settings = { sampleRate: rate, clipSeconds: 0.25, nMels: 16, featureDim: 8, channels: 4, view: { ...BYOLA_VIEW, mixupRatio: 0 } };
+  const windowed = new AudioModality({ ...settings, trainWindowSeconds: 0.5 });
+  assert.equal(windowed.frames, 26);
+  assert.equal(windowed.windowFrames, 51);
+  const batch = await windowed.collate([ramp, ramp.slice(0, 2000)]);
+  assert.deepEqual(batch.shape, [2, 1, 16, 51]);
+  // evalInput is the first clipSeconds ('start'), or the middle ('centre'), of the collated window.
+  assert.deepEqual(windowed.evalInput(batch).toFlatArray(), batch.narrow(3, 0, 26).toFlatArray());
+  const centred = new AudioModality({ ...settings, trainWindowSeconds: 0.5, crop: 'centre' });
+  assert.deepEqual(centred.evalInput(batch).toFlatArray(), batch.narrow(3, 12, 26).toFlatArray());
+  const [v1, v2] = windowed.views(batch, new Generator(3));
+  assert.deepEqual(v1.shape, [2, 1, 16, 26]);
+  assert.deepEqual(v2.shape, [2, 1, 16, 26]);
+  // Without the window nothing changes: views draw as before and evalInput is the batch.
+  const plain = new AudioModality(settings);
+  assert.equal(plain.windowFrames, plain.frames);
+  const plainBatch = await plain.collate([ramp]);
+  assert.equal(plain.evalInput(plainBatch), plainBatch);
+  assert.throws(
+    () => new AudioModality({ ...settings, trainWindowSeconds: 0.2 }),
+    /trainWindowSeconds 0.2 is shorter than clipSeconds 0.25/,
+  );
+});
+
+test('randomWindow cuts each clip at its own uniform start, the same for the same seed, and refuses a window that does not fit', () => {
+  // Frame t of every clip holds the value t, so each window's first value is its start.
+  const length = 10;
+  const frames = 4;
+  const x = tensor(
+    Array.from({ length: 64 * 2 * length }, (_, i) => i % length),
+    { shape: [64, 1, 2, length] },
+  );
+  const cut = randomWindow(x, frames, new Generator(5));
+  assert.deepEqual(cut.shape, [64, 1, 2, frames]);
+  const rows = cut.toFlatArray();
+  const starts = new Set<number>();
+  for (let k = 0; k < 64; k++) {
+    const start = rows[k * 2 * frames]!;
+    starts.add(start);
+    for (let b = 0; b < 2; b++)
+      assert.deepEqual(rows.slice((k * 2 + b) * frames, (k * 2 + b + 1) * frames), [start, start + 1, start + 2, start + 3]);
+  }
+  // 64 draws from the 7 possible starts 0..6 reach both ends (a chance of about 2e-4 of missing one).
+  assert.deepEqual([...starts].sort(), [0, 1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(randomWindow(x, frames, new Generator(5)).toFlatArray(), rows);
+  assert.throws(() => randomWindow(x, 11, new Generator(0)), /a window of 11 frames does not fit spectrograms of 10/);
 });
 
 test('mixup mixes each clip with another clip of the batch in the energy domain, with a weight below the ratio', () => {

@@ -18,7 +18,7 @@ import { clipSamples, fitClip } from './clip.js';
 import { LogMelSpectrogram, logMelFrames } from './log_mel.js';
 import { ByolaAudioEncoder } from './encoder.js';
 import { featureThread } from './feature_thread.js';
-import { audioView, BYOLA_VIEW, type AudioViewConfig } from './views.js';
+import { audioView, BYOLA_VIEW, randomWindow, type AudioViewConfig } from './views.js';
 
 const WAV_EXTENSIONS = new Set(['.wav']);
 
@@ -28,7 +28,7 @@ export { clipSamples, fitClip, type ClipCrop } from './clip.js';
 export { melFilterbank, hzToMel, melToHz, type MelFilterbankOptions } from './mel_filterbank.js';
 export { LogMelSpectrogram, logMelFrames, LOG_EPSILON, type LogMelSettings } from './log_mel.js';
 export { ByolaAudioEncoder, type AudioEncoderOptions } from './encoder.js';
-export { audioView, mixupWithBatch, randomResizeCrop, maskBands, BYOLA_VIEW, type AudioViewConfig } from './views.js';
+export { audioView, mixupWithBatch, randomResizeCrop, maskBands, randomWindow, BYOLA_VIEW, type AudioViewConfig } from './views.js';
 
 /** One raw item: a WAV file's path, or mono samples already at the modality's sample rate. */
 export type AudioItem = string | Float32Array;
@@ -69,6 +69,11 @@ export const audioSettingsSchema = z
     clipSeconds: z.number().positive().max(600).default(3),
     /** Which part of a longer clip is kept: its first clipSeconds ('start') or its middle ('centre'). */
     crop: z.enum(['start', 'centre']).default('start'),
+    /**
+     * Seconds of the clip (its first or its middle, as crop says) from which each training view
+     * draws its clipSeconds at random; evaluation and embed keep crop's clipSeconds. Unset: clipSeconds (no draw).
+     */
+    trainWindowSeconds: z.number().positive().max(600).optional(),
     nMels: z.number().int().min(8).default(64),
     nFft: positiveInt(1024),
     windowLength: positiveInt(400),
@@ -89,6 +94,8 @@ export const audioSettingsSchema = z
     if (s.fMax > s.sampleRate / 2) problem('fMax', `fMax ${s.fMax} Hz is above the Nyquist frequency ${s.sampleRate / 2} Hz`);
     if (s.fMin >= s.fMax) problem('fMin', `fMin ${s.fMin} Hz must be below fMax ${s.fMax} Hz`);
     if (s.windowLength > s.nFft) problem('windowLength', `windowLength ${s.windowLength} is longer than nFft ${s.nFft}`);
+    if (s.trainWindowSeconds !== undefined && s.trainWindowSeconds < s.clipSeconds)
+      problem('trainWindowSeconds', `trainWindowSeconds ${s.trainWindowSeconds} is shorter than clipSeconds ${s.clipSeconds}`);
     const samples = clipSamples(s.clipSeconds, s.sampleRate);
     if (samples <= s.nFft / 2) problem('clipSeconds', `a clip of ${samples} samples is too short for nFft ${s.nFft}`);
     else if (logMelFrames(samples, s.hopLength) < 8)
@@ -137,13 +144,23 @@ export class AudioModality implements Modality<AudioItem> {
     return clipSamples(this.settings.clipSeconds, this.settings.sampleRate);
   }
 
-  /** Frames per spectrogram. */
+  /** Frames per spectrogram that the encoder sees. */
   get frames(): number {
     return logMelFrames(this.clipSamples, this.settings.hopLength);
   }
 
+  /** Samples that collate keeps per clip: trainWindowSeconds (else clipSeconds) at sampleRate. */
+  get windowSamples(): number {
+    return clipSamples(this.settings.trainWindowSeconds ?? this.settings.clipSeconds, this.settings.sampleRate);
+  }
+
+  /** Frames per collated spectrogram: the training window's; views and evalInput cut `frames` out of them. */
+  get windowFrames(): number {
+    return logMelFrames(this.windowSamples, this.settings.hopLength);
+  }
+
   /**
-   * Items → normalised log-mel spectrograms float32 [N, 1, nMels, frames], in item order. A file
+   * Items → normalised log-mel spectrograms float32 [N, 1, nMels, windowFrames], in item order. A file
    * that cannot be decoded throws an AudioDecodeError naming it and its index (a BadItemError:
    * skipped under data.onBadRecord 'skip'); an item of another type, a TypeError naming its index.
    */
@@ -154,7 +171,7 @@ export class AudioModality implements Modality<AudioItem> {
     });
     // On the feature thread (feature_thread.ts), so that a batch collated ahead is made while the step runs.
     const values = await featureThread.features({ ...this.settings }, this.normalization, items);
-    return tensor(values, { shape: [items.length, 1, this.settings.nMels, this.frames] });
+    return tensor(values, { shape: [items.length, 1, this.settings.nMels, this.windowFrames] });
   }
 
   /** Items → normalised log-mel values, [N, nMels, frames] flattened: what collate's thread computes. */
@@ -163,28 +180,37 @@ export class AudioModality implements Modality<AudioItem> {
     return tidy(() => this.logMel(items).sub(mean).div(std).contiguous().data() as Float32Array);
   }
 
-  /** Items → log-mel spectrograms [N, nMels, frames], not normalised. */
+  /** Items → log-mel spectrograms [N, nMels, windowFrames], not normalised. */
   logMel(items: AudioItem[]): Tensor {
     if (!Array.isArray(items)) throw new TypeError('audio collate: items must be an array of WAV paths or Float32Arrays');
-    const length = this.clipSamples;
+    const length = this.windowSamples;
     const waveforms = new Float32Array(items.length * length);
     items.forEach((item, i) => waveforms.set(this.#clip(item, i), i * length));
     this.#logMel ??= new LogMelSpectrogram(this.settings);
-    if (items.length === 0) return tensor(new Float32Array(0), { shape: [0, this.settings.nMels, this.frames] });
+    if (items.length === 0) return tensor(new Float32Array(0), { shape: [0, this.settings.nMels, this.windowFrames] });
     return noGrad(() => this.#logMel!.compute(tensor(waveforms, { shape: [items.length, length] })));
   }
 
-  /** Two views of a collated batch, drawn one after the other from `generator` (views.ts). */
+  /**
+   * Two views of a collated batch, drawn one after the other from `generator` (views.ts): each
+   * first a random window of `frames` when the training window is longer, then BYOL-A's view.
+   */
   views(batch: Tensor, generator: Generator): [Tensor, Tensor] {
     this.#checkBatch(batch, 'views');
     const view = this.settings.view as AudioViewConfig;
-    return [audioView(batch, view, generator), audioView(batch, view, generator)];
+    const draw = (): Tensor =>
+      this.windowFrames === this.frames
+        ? audioView(batch, view, generator)
+        : tidy(() => audioView(randomWindow(batch, this.frames, generator), view, generator));
+    return [draw(), draw()];
   }
 
-  /** The normalised spectrograms themselves. */
+  /** The normalised spectrograms, cut to `frames` where crop says (the first, or the middle) when the training window is longer. */
   evalInput(batch: Tensor): Tensor {
     this.#checkBatch(batch, 'evalInput');
-    return batch;
+    const spare = this.windowFrames - this.frames;
+    if (spare === 0) return batch;
+    return batch.narrow(3, this.settings.crop === 'centre' ? Math.floor(spare / 2) : 0, this.frames);
   }
 
   createEncoder(): TensorModule {
@@ -203,7 +229,7 @@ export class AudioModality implements Modality<AudioItem> {
     const { sampleRate } = this.settings;
     if (typeof item === 'string') {
       try {
-        return fitClip(readWavFile(item), sampleRate, this.clipSamples, this.settings.crop);
+        return fitClip(readWavFile(item), sampleRate, this.windowSamples, this.settings.crop);
       } catch (err) {
         if (err instanceof AudioDecodeError)
           throw new AudioDecodeError(err.file, `${err.problem} (audio item ${index})`, { index, cause: err });
@@ -213,7 +239,7 @@ export class AudioModality implements Modality<AudioItem> {
     if (item instanceof Float32Array) {
       const bad = item.findIndex((v) => !Number.isFinite(v));
       if (bad !== -1) throw new RangeError(`audio item ${index}: sample ${bad} is ${item[bad]}, not a finite number`);
-      return fitClip({ samples: item, sampleRate }, sampleRate, this.clipSamples, this.settings.crop);
+      return fitClip({ samples: item, sampleRate }, sampleRate, this.windowSamples, this.settings.crop);
     }
     throw itemTypeError(item, index, sampleRate);
   }
@@ -221,8 +247,8 @@ export class AudioModality implements Modality<AudioItem> {
   #checkBatch(batch: Tensor, method: string): void {
     const { nMels } = this.settings;
     const shape = batch.shape;
-    if (shape.length !== 4 || shape[1] !== 1 || shape[2] !== nMels || shape[3] !== this.frames)
-      throw new RangeError(`audio ${method}: expected a batch [N, 1, ${nMels}, ${this.frames}], got shape [${shape.join(', ')}]`);
+    if (shape.length !== 4 || shape[1] !== 1 || shape[2] !== nMels || shape[3] !== this.windowFrames)
+      throw new RangeError(`audio ${method}: expected a batch [N, 1, ${nMels}, ${this.windowFrames}], got shape [${shape.join(', ')}]`);
   }
 }
 

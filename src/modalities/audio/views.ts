@@ -141,6 +141,30 @@ export function maskBands(x: Tensor, dim: 2 | 3, count: number, maxWidth: number
 }
 
 /**
+ * A window of `frames` frames from each spectrogram of [N, 1, F, T], at a start drawn per clip
+ * uniformly from 0..T − frames: the training views' random crop in time (the audio modality's
+ * trainWindowSeconds), so that they hear more of a clip than the first clipSeconds that evaluation
+ * keeps, and at shifted positions. One draw per call.
+ *
+ * @example
+ * randomWindow(logMels401, 201, new Generator(0)).shape; // [N, 1, F, 201]
+ */
+export function randomWindow(x: Tensor, frames: number, g: Generator): Tensor {
+  const [n, channels, bins, length] = x.shape as [number, number, number, number];
+  if (!Number.isInteger(frames) || frames < 1 || frames > length)
+    throw new RangeError(`audio randomWindow: a window of ${frames} frames does not fit spectrograms of ${length}`);
+  return tidy(() => {
+    const start = rand([n], { generator: g, device: g.device })
+      .mul(length - frames + 1)
+      .floor()
+      .long()
+      .to(x.device);
+    const index = start.reshape(n, 1, 1, 1).add(arange(0, frames, 1, { device: x.device }).long().reshape(1, 1, 1, frames));
+    return x.gather(3, index.expand(n, channels, bins, frames).contiguous());
+  });
+}
+
+/**
  * One view of normalised log-mel spectrograms [N, 1, F, T]: mixup, random resize crop, frequency
  * masks, time masks, in that order (BYOL-A's order, masks last as in SpecAugment). Same shape.
  *
