@@ -16,8 +16,9 @@ must match); images are prepared as byol-align's decoder prepares files (upright
 transparency flattened onto config["image"]["background"], made square by config["image"]["fit"]
 with the recorded resize kernel, scaled to [0, 1] and normalised with the recorded mean and std);
 captions are tokenized with tokenizer.json, [CLS] first, cut to maxLength and padded with id 0;
-WAV clips are decoded to mono, resampled, cut or zero-padded to config["audio"]["clipSeconds"] and
-turned into normalised log-mel spectrograms as byol-align's audio modality does.
+WAV clips are decoded to mono, resampled, cut or zero-padded to config["audio"]["clipSeconds"] (or
+to trainWindowSeconds, whose spectrogram is then cut to clipSeconds' frames) and turned into
+normalised log-mel spectrograms as byol-align's audio modality does.
 
 Run as a program, `python3 byol_align_export.py EXPORT_DIR` checks the export: it feeds the inputs
 stored in EXPORT_DIR/check.safetensors through the network and compares the projections with those
@@ -699,10 +700,11 @@ def mel_filterbank(s):
 
 
 def audio_clip(item, s):
-    """A WAV path or (samples, rate) → float32 [clip samples]: resampled, cropped ('start'/'centre'), zero-padded."""
+    """A WAV path or (samples, rate) → float32 [window samples]: resampled, cropped ('start'/'centre'),
+    zero-padded; the window is trainWindowSeconds where set (audio_input cuts clipSeconds out of it), else clipSeconds."""
     x, rate = read_wav(item) if isinstance(item, (str, os.PathLike)) else item
     x = sinc_resample(torch.as_tensor(np.asarray(x, dtype=np.float64)), int(rate), s["sampleRate"])
-    length = round(s["clipSeconds"] * s["sampleRate"])
+    length = round(s.get("trainWindowSeconds", s["clipSeconds"]) * s["sampleRate"])
     start = (x.shape[0] - length) // 2 if x.shape[0] > length and s["crop"] == "centre" else 0
     out = torch.zeros(length, dtype=torch.float32)
     kept = x[start : start + length].float()
@@ -770,7 +772,11 @@ class ExportedModel:
         """WAV paths (or (samples, rate) pairs) → the audio encoder's input: float [N, 1, nMels, frames], normalised."""
         s = self.config["audio"]
         waveforms = torch.stack([audio_clip(c, s) for c in clips])
-        return ((log_mel(waveforms, s) - s["mean"]) / s["std"]).unsqueeze(1)
+        x = (log_mel(waveforms, s) - s["mean"]) / s["std"]
+        # The library's evalInput: clipSeconds' frames from the start (or the middle) of the window's.
+        frames = round(s["clipSeconds"] * s["sampleRate"]) // s["hopLength"] + 1
+        start = (x.shape[2] - frames) // 2 if s["crop"] == "centre" else 0
+        return x[:, :, start : start + frames].unsqueeze(1)
 
     def _encode(self, kind, items, make_input, space, batch_size):
         single = not isinstance(items, (list, tuple))

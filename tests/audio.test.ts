@@ -558,7 +558,19 @@ test('a manifest where half the items have a clip trains the audio terms with th
   const manifest = join(fixture.dir, 'with-audio.jsonl');
   writeFileSync(manifest, `${lines.join('\n')}\n`);
   const run = join(fixture.dir, 'run-audio');
-  const trained = cli('train', '--data', `jsonl:${manifest}`, '--steps', '2', '--out', run, ...TINY, ...AUDIO_TINY);
+  // Training views draw from 0.4 s (the clips are 0.25 s: zero-padded); the export test below checks the window's evaluation in PyTorch.
+  const trained = cli(
+    'train',
+    '--data',
+    `jsonl:${manifest}`,
+    '--steps',
+    '2',
+    '--out',
+    run,
+    ...TINY,
+    ...AUDIO_TINY,
+    'audio.trainWindowSeconds=0.4',
+  );
   assert.equal(trained.status, 0, trained.stderr);
   const specs = JSON.parse(readFileSync(join(run, 'modalities.json'), 'utf8')) as { name: string; state?: { mean: number; std: number } }[];
   assert.deepEqual(
