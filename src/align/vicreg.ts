@@ -22,7 +22,8 @@
 // PyTorch study (docs/audio.md) a spoken-caption tower regressing its transcripts' locked
 // projections learned nothing in 6 epochs with the squared difference and reached 7.9× chance
 // with the cosine.
-import { F, type Tensor } from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { cosineDistance } from '../byol/loss.js';
 
 /** How the invariance term measures an item's two projections: VICReg's squared difference, or 2 − 2·cos. */
 export type InvarianceDistance = 'mse' | 'cosine';
@@ -63,7 +64,7 @@ export function invarianceTerm(a: Tensor, b: Tensor, distance: InvarianceDistanc
   if (sa.length !== 2 || sa.length !== sb.length || sa[0] !== sb[0] || sa[1] !== sb[1]) {
     throw new RangeError(`invarianceTerm: needs two [n, d] batches of one shape, got [${sa.join(', ')}] and [${sb.join(', ')}]`);
   }
-  if (distance === 'cosine') return F.normalize(a, 1).mul(F.normalize(b, 1)).sum(1).mul(-2).add(2).mean();
+  if (distance === 'cosine') return cosineDistance(a, b);
   if (distance !== 'mse') throw new RangeError(`invarianceTerm: distance must be 'mse' or 'cosine', got ${String(distance)}`);
   return a.sub(b).square().mean();
 }

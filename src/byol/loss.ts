@@ -10,8 +10,12 @@ import { F, type Tensor } from '../engine/index.js';
  * regressionLoss(q, z).item(); // 0 when q ∥ z, 4 when q = −z
  */
 export function regressionLoss(prediction: Tensor, target: Tensor): Tensor {
-  const cos = F.normalize(prediction, 1).mul(F.normalize(target.detach(), 1)).sum(1);
-  return cos.mul(-2).add(2).mean();
+  return cosineDistance(prediction, target.detach());
+}
+
+/** Mean over rows of 2 − 2·cos(a_k, b_k), with gradient into both (VICReg's invariance term measured as a cosine uses it). */
+export function cosineDistance(a: Tensor, b: Tensor): Tensor {
+  return F.normalize(a, 1).mul(F.normalize(b, 1)).sum(1).mul(-2).add(2).mean();
 }
 
 /** L_sym = ℓ(q₁, z′₂) + ℓ(q₂, z′₁): each view's prediction regresses the other view's target. */

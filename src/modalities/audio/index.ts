@@ -174,7 +174,7 @@ export class AudioModality implements Modality<AudioItem> {
     return tensor(values, { shape: [items.length, 1, this.settings.nMels, this.windowFrames] });
   }
 
-  /** Items → normalised log-mel values, [N, nMels, frames] flattened: what collate's thread computes. */
+  /** Items → normalised log-mel values, [N, nMels, windowFrames] flattened: what collate's thread computes. */
   normalizedLogMel(items: AudioItem[]): Float32Array {
     const { mean, std } = this.normalization;
     return tidy(() => this.logMel(items).sub(mean).div(std).contiguous().data() as Float32Array);
