@@ -5,9 +5,8 @@
 // command and embedding audio files, and the export's audio in PyTorch (python/byol_align_export.py).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import wavefile from 'wavefile';
 import { Generator, manualSeed, randn, tensor, type Tensor } from '../src/engine/index.js';
@@ -35,6 +34,7 @@ import { registeredMediaFields, registeredModalities } from '../src/modalities/r
 import { cli, TINY, useCliFixture } from './cli_fixture.js';
 import { assertClose } from './helpers.js';
 import { pythonWithTorch } from './python_torch.js';
+import { scratchDir } from './scratch_dir.js';
 
 const { WaveFile } = wavefile;
 
@@ -75,7 +75,7 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>, from = 0, to = a
   return worst;
 };
 
-const tmp = mkdtempSync(join(tmpdir(), 'byol-audio-'));
+const tmp = scratchDir('byol-audio-');
 
 /** A 16-bit PCM WAV file of `channels` copies of `samples` (in [-1, 1]). */
 function writeWav(file: string, samples: Float32Array, sampleRate: number, channels = 1): string {

@@ -3,10 +3,9 @@
 // out of fit's statistics, dropped from its item (which keeps its text) when its batch meets it,
 // counted as 'bad-media' and not read again; under 'fail' it stops, naming the file. Through
 // `train`, loading the manifest already refuses the line whose clip is not a WAV at all.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import wavefile from 'wavefile';
 import { loadJsonlManifest } from '../src/data/jsonl.js';
@@ -15,10 +14,10 @@ import type { DatasetError, PairedItem } from '../src/data/paired.js';
 import { AudioDecodeError, audioModality, type AudioItem, type AudioModality } from '../src/modalities/audio/index.js';
 import { BadItemError } from '../src/modalities/modality.js';
 import { cli, TINY } from './cli_fixture.js';
+import { scratchDir } from './scratch_dir.js';
 
 const { WaveFile } = wavefile;
-const dir = mkdtempSync(join(tmpdir(), 'byol-bad-clips-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = scratchDir('byol-bad-clips-');
 mkdirSync(join(dir, 'clips'));
 
 const SETTINGS = { clipSeconds: 0.25, nMels: 16, featureDim: 8, channels: 4 };

@@ -5,12 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { tensor, type Tensor } from '../src/index.js';
 import { CheckpointError, listCheckpoints, loadCheckpoint, resolveCheckpoint, saveCheckpoint } from '../src/run/checkpoint.js';
 import { forgeCheckpoint } from './checkpoint_forge.js';
+import { scratchDir } from './scratch_dir.js';
 
 const meta = (step: number): { config: unknown; modalities: unknown; trainer: unknown; step: number } => ({
   config: { train: { seed: 1 } },
@@ -20,7 +20,7 @@ const meta = (step: number): { config: unknown; modalities: unknown; trainer: un
 });
 
 test('a checkpoint round-trips its tensors and metadata; only the newest K are kept', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'byol-ckpt-'));
+  const dir = scratchDir('byol-ckpt-');
   for (const step of [1, 2, 3, 4]) saveCheckpoint(dir, new Map([['w', tensor([step, 2 * step])]]), meta(step), 2);
   assert.deepEqual(
     listCheckpoints(dir).map((f) => basename(f)),
@@ -35,7 +35,7 @@ test('a checkpoint round-trips its tensors and metadata; only the newest K are k
 });
 
 test('an altered metadata value fails the checksum, as altered tensor bytes do', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'byol-ckpt-'));
+  const dir = scratchDir('byol-ckpt-');
   const file = saveCheckpoint(dir, new Map([['w', tensor([1, 2, 3])]]), meta(7));
   const bytes = readFileSync(file);
   // "seed":1 → "seed":2 inside the header: still valid JSON and safetensors, but not what was written.
@@ -56,7 +56,7 @@ test('SIGKILL during a checkpoint write leaves the previous checkpoint loadable 
   const module = resolve('dist/src/run/checkpoint.js');
   const engine = resolve('dist/src/index.js');
   for (const delayMs of [5, 40, 150]) {
-    const dir = mkdtempSync(join(tmpdir(), 'byol-kill-'));
+    const dir = scratchDir('byol-kill-');
     // Writes ~32 MB checkpoints for steps 1, 2, 3, ... until killed.
     const script = `
       const { saveCheckpoint } = await import(${JSON.stringify(module)});
@@ -104,7 +104,7 @@ const FORGERIES: [string, (tensors: Map<string, Tensor>, metadata: Record<string
 
 for (const [what, edit, message] of FORGERIES) {
   test(`a forged checkpoint with a valid checksum and ${what} is refused; the run falls back to the older one`, () => {
-    const dir = mkdtempSync(join(tmpdir(), 'byol-forged-'));
+    const dir = scratchDir('byol-forged-');
     saveCheckpoint(dir, new Map([['w', tensor([1, 2])]]), meta(1));
     const newest = saveCheckpoint(dir, new Map([['w', tensor([2, 4])]]), meta(2));
     forgeCheckpoint(newest, newest, edit);
@@ -122,14 +122,14 @@ for (const [what, edit, message] of FORGERIES) {
 }
 
 test('a forgery that changes nothing still loads (the forging itself is sound)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'byol-forged-'));
+  const dir = scratchDir('byol-forged-');
   const file = saveCheckpoint(dir, new Map([['w', tensor([2, 4])]]), meta(2));
   forgeCheckpoint(file, file, () => {});
   assert.deepEqual(loadCheckpoint(file).tensors.get('w')!.toFlatArray(), [2, 4]);
 });
 
 test('a state with NaN, infinite or float64 tensors is not written, and the older checkpoints are not rotated away', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'byol-ckpt-'));
+  const dir = scratchDir('byol-ckpt-');
   for (const step of [1, 2]) saveCheckpoint(dir, new Map([['w', tensor([step, 2 * step])]]), meta(step), 2);
   const bad: [Tensor, RegExp][] = [
     [tensor([3, NaN]), /step-000000003\.safetensors: not written, the state holds tensors holding NaN or infinite values: w/],

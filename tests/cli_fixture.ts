@@ -1,13 +1,13 @@
 // The command's test fixture, shared by the CLI, export and report tests: a tiny COCO-format data
 // set (24 coloured shapes, two captions each) written into a fresh temporary folder, a tiny model
 // config, the command run as a child process, and one short run trained on demand.
-import { after, before } from 'node:test';
+import { before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { scratchDir } from './scratch_dir.js';
 
 export const CLI = join('dist', 'src', 'cli', 'main.js');
 const COLOURS = ['red', 'green', 'blue', 'yellow', 'purple', 'orange'];
@@ -130,12 +130,11 @@ export async function withChangedCaptions<T>(fixture: CliFixture, fn: () => Prom
 
 /** Registers before/after hooks that write the data set into a new temporary folder and remove it. */
 export function useCliFixture(): CliFixture {
-  const dir = mkdtempSync(join(tmpdir(), 'byol-cli-'));
+  const dir = scratchDir('byol-cli-');
   const images = join(dir, 'images');
   const annotations = join(dir, 'captions.json');
   const data = ['--data', `coco:${annotations}`, '--images', images];
   before(() => writeShapes(images, annotations));
-  after(() => rmSync(dir, { recursive: true, force: true }));
   let run = '';
   const trainedRun = (): string => {
     if (run) return run;

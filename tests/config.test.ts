@@ -2,14 +2,14 @@
 // presets, flags and overrides in their order, and docs/config.md generated from the schema.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, parseConfig, parseOverride, resolveConfig } from '../src/config/load.js';
 import { configReference } from '../src/config/docs.js';
 import { PRESETS } from '../src/config/presets.js';
+import { scratchDir } from './scratch_dir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'byol-config-'));
+const dir = scratchDir('byol-config-');
 const write = (name: string, text: string): string => {
   writeFileSync(join(dir, name), text);
   return join(dir, name);

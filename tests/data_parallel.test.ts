@@ -5,8 +5,6 @@
 // two-process run resumed from its checkpoint continues as an uninterrupted one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Tensor } from '../src/index.js';
 import { shardOfBatch } from '../src/data/epoch_order.js';
@@ -14,6 +12,7 @@ import { ManifestLoader } from '../src/data/manifest_loader.js';
 import { assertClose } from './helpers.js';
 import { assertRanksOk, runRanks } from './rank_processes.js';
 import { BATCH, loadState, makeTrainer, saveState } from './data_parallel_fixture.js';
+import { scratchDir } from './scratch_dir.js';
 
 const WORKER = join('dist', 'tests', 'data_parallel_worker.js');
 const STEPS = 6; // an epoch and a half
@@ -81,7 +80,7 @@ test('ManifestLoader with a shard: each rank’s batches are its slices of the u
 });
 
 test('2 processes on halves of each batch end where 1 process on the whole batches ends (within 1e-5)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'byol-dp-'));
+  const dir = scratchDir('byol-dp-');
   const single = await makeTrainer();
   const singleLog = await single.run({ stopAfter: STEPS });
   const expected = single.stateDict().tensors;
@@ -107,7 +106,7 @@ test('2 processes on halves of each batch end where 1 process on the whole batch
 });
 
 test('a 2-process run resumed from its checkpoint continues as an uninterrupted one; 1 process can take it over', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'byol-dp-'));
+  const dir = scratchDir('byol-dp-');
   const whole = await train(STEPS, join(dir, 'whole'));
   assertRanksOk(whole, assert.fail);
   const first = await train(3, join(dir, 'first'));

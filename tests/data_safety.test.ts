@@ -2,11 +2,10 @@
 // paths, symbolic links), echo the content of a file that is not an image, hang on a FIFO named like
 // an image or a data file, spend unbounded time and memory on one huge caption or a giant image,
 // overflow the stack on deeply nested JSON, or read bytes that are not UTF-8 as U+FFFD.
-import { test, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pngBytes } from './png.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
@@ -19,9 +18,9 @@ import { captionText, DatasetError, imageFileProblem, MAX_CAPTION_CHARS, parseJs
 import { decodeUtf8, firstInvalidUtf8Byte, InvalidUtf8Error } from '../src/data/safe_read.js';
 import { firstJsonSyntaxError } from '../src/engine/json_text.js';
 import { EmbedInputError, readEmbedInputs } from '../src/run/embed_run.js';
+import { scratchDir } from './scratch_dir.js';
 
-const root = mkdtempSync(join(tmpdir(), 'byol-align-data-safety-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = scratchDir('byol-align-data-safety-');
 let folders = 0;
 function folder(): string {
   const dir = join(root, String(folders++));

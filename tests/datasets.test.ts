@@ -2,19 +2,18 @@
 // written to a temporary folder with real 1×1 PNG and JPEG files, and every kind of bad input,
 // which must throw a DatasetError naming the file and the position, or, with onBadRecord 'skip',
 // be left out and counted.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pngBytes } from './png.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
 import { loadKarpathySplit } from '../src/data/karpathy.js';
 import { loadJsonlManifest } from '../src/data/jsonl.js';
 import { DatasetError, sniffImageFormat, type BadRecordReason } from '../src/data/paired.js';
+import { scratchDir } from './scratch_dir.js';
 
-const root = mkdtempSync(join(tmpdir(), 'byol-align-datasets-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = scratchDir('byol-align-datasets-');
 let folders = 0;
 /** A fresh folder under the temporary root. */
 function folder(): string {

@@ -7,11 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mulberry32 } from '../src/data/epoch_order.js';
+import { scratchDir } from './scratch_dir.js';
 
 const DEFAULT_SEED = 20_261_202;
 const CALLS_PER_TARGET = Number(process.env.BYOL_FUZZ_CALLS ?? 3);
@@ -204,29 +202,25 @@ if (process.env.BYOL_FUZZ_CHILD === '1') {
   test('hundreds of calls with wrong argument types never kill the process', () => {
     const seed = Number(process.env.BYOL_FUZZ_SEED ?? DEFAULT_SEED);
     // The child writes whatever the calls ask for (saveSafetensors('x', ...)) in a folder of its own.
-    const cwd = mkdtempSync(path.join(tmpdir(), 'byol-fuzz-'));
-    try {
-      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
-        cwd,
-        // Traced, so a failure's stderr ends with the call that killed or stalled the child.
-        env: { ...process.env, BYOL_FUZZ_CHILD: '1', BYOL_FUZZ_SEED: String(seed), BYOL_FUZZ_TRACE: '1', OMP_NUM_THREADS: '1' },
-        encoding: 'utf8',
-        timeout: 120_000,
-        maxBuffer: 64 * 1024 * 1024,
-      });
-      const diagnosis = `seed ${seed}: signal ${child.signal}, exit code ${child.status}; the end of its stderr:\n${child.stderr.slice(-3000)}`;
-      assert.equal(child.signal, null, `the child was killed: ${diagnosis}`);
-      assert.equal(child.status, 0, `the child failed: ${diagnosis}`);
-      const summary = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as FuzzSummary;
-      assert.ok(summary.targets >= 200, `only ${summary.targets} targets were found`);
-      assert.equal(summary.calls, summary.targets * CALLS_PER_TARGET);
-      // Most calls are wrong on purpose; if few threw, the arguments were not reaching the code.
-      assert.ok(summary.threw > summary.calls / 2, `only ${summary.threw} of ${summary.calls} calls threw`);
-      assert.deepEqual(summary.unconverted, [], 'errors that no entry point converted');
-      assert.deepEqual(summary.unnamed, [], 'errors that name no function');
-      assert.deepEqual(summary.notErrors, [], 'thrown values that are not Errors');
-    } finally {
-      rmSync(cwd, { recursive: true, force: true });
-    }
+    const cwd = scratchDir('byol-fuzz-');
+    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
+      cwd,
+      // Traced, so a failure's stderr ends with the call that killed or stalled the child.
+      env: { ...process.env, BYOL_FUZZ_CHILD: '1', BYOL_FUZZ_SEED: String(seed), BYOL_FUZZ_TRACE: '1', OMP_NUM_THREADS: '1' },
+      encoding: 'utf8',
+      timeout: 120_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const diagnosis = `seed ${seed}: signal ${child.signal}, exit code ${child.status}; the end of its stderr:\n${child.stderr.slice(-3000)}`;
+    assert.equal(child.signal, null, `the child was killed: ${diagnosis}`);
+    assert.equal(child.status, 0, `the child failed: ${diagnosis}`);
+    const summary = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as FuzzSummary;
+    assert.ok(summary.targets >= 200, `only ${summary.targets} targets were found`);
+    assert.equal(summary.calls, summary.targets * CALLS_PER_TARGET);
+    // Most calls are wrong on purpose; if few threw, the arguments were not reaching the code.
+    assert.ok(summary.threw > summary.calls / 2, `only ${summary.threw} of ${summary.calls} calls threw`);
+    assert.deepEqual(summary.unconverted, [], 'errors that no entry point converted');
+    assert.deepEqual(summary.unnamed, [], 'errors that name no function');
+    assert.deepEqual(summary.notErrors, [], 'thrown values that are not Errors');
   });
 }

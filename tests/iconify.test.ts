@@ -5,8 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateSync } from 'node:zlib';
@@ -32,6 +31,7 @@ import {
 } from '../scripts/icon_captions.js';
 import { orderByHash, splitByConcept } from '../scripts/concept_split.js';
 import { renderSvgToPng } from '../scripts/build-icon-dataset.js';
+import { scratchDir } from './scratch_dir.js';
 
 // A 20×20 set. "left-half" fills x < 10; "tall" is a 10×20 icon filling x < 5; "left-by-use" draws
 // the left half through a <use> of a path defined in <defs>.
@@ -390,100 +390,92 @@ function digestDir(dir: string): string {
 }
 
 test('a --limit build writes valid COCO captions whose files exist, split by concept, byte-identical when repeated', () => {
-  const root = mkdtempSync(join(tmpdir(), 'icons-'));
-  try {
-    const out = join(root, 'a');
-    buildTiny(out);
-    const train = JSON.parse(readFileSync(join(out, 'captions_train.json'), 'utf8')) as Coco;
-    const testSplit = JSON.parse(readFileSync(join(out, 'captions_test.json'), 'utf8')) as Coco;
-    const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
-    const images = [...train.images, ...testSplit.images];
-    assert.equal(images.length, 33);
-    assert.ok(train.images.length > 0 && testSplit.images.length > 0, 'both splits hold images');
-    assert.deepEqual(
-      images.map((i) => i.id).sort((x, y) => x - y),
-      Array.from({ length: 33 }, (_, i) => i + 1),
-    );
-    // 33 images over 11 sets: 3 each
-    assert.deepEqual(
-      stats.sets.map((s: { images: { train: number; test: number } }) => s.images.train + s.images.test),
-      Array(11).fill(3),
-    );
-    const annotationIds = new Set<number>();
-    for (const [split, file] of [
-      ['train', train],
-      ['test', testSplit],
-    ] as const) {
-      assert.equal(typeof file.info, 'object');
-      assert.equal(file.info.split, split);
-      const ids = new Set(file.images.map((i) => i.id));
-      const perImage = new Map<number, number>();
-      for (const image of file.images) {
-        assert.ok(Number.isInteger(image.id));
-        assert.deepEqual([image.width, image.height], [48, 48]);
-        assert.match(image.file_name, /^[a-z-]+\/[a-z0-9-]+\.png$/);
-        const path = join(out, 'images', image.file_name);
-        assert.ok(existsSync(path), `${path} exists`);
-        const png = decodePng(readFileSync(path));
-        assert.deepEqual([png.width, png.height], [48, 48]);
-      }
-      for (const a of file.annotations) {
-        assert.ok(ids.has(a.image_id), `annotation ${a.id} refers to image ${a.image_id} of this split`);
-        assert.ok(!annotationIds.has(a.id), `annotation id ${a.id} is unique`);
-        assert.equal(typeof a.caption, 'string');
-        annotationIds.add(a.id);
-        perImage.set(a.image_id, (perImage.get(a.image_id) ?? 0) + 1);
-      }
-      for (const image of file.images) {
-        const n = perImage.get(image.id) ?? 0;
-        assert.ok(n >= 2 && n <= 5, `${image.file_name}: ${n} captions`);
-      }
-      assert.equal(file.annotations.length, stats.totals.captions[split]);
-      assert.equal(file.images.length, stats.totals.images[split]);
+  const root = scratchDir('icons-');
+  const out = join(root, 'a');
+  buildTiny(out);
+  const train = JSON.parse(readFileSync(join(out, 'captions_train.json'), 'utf8')) as Coco;
+  const testSplit = JSON.parse(readFileSync(join(out, 'captions_test.json'), 'utf8')) as Coco;
+  const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8'));
+  const images = [...train.images, ...testSplit.images];
+  assert.equal(images.length, 33);
+  assert.ok(train.images.length > 0 && testSplit.images.length > 0, 'both splits hold images');
+  assert.deepEqual(
+    images.map((i) => i.id).sort((x, y) => x - y),
+    Array.from({ length: 33 }, (_, i) => i + 1),
+  );
+  // 33 images over 11 sets: 3 each
+  assert.deepEqual(
+    stats.sets.map((s: { images: { train: number; test: number } }) => s.images.train + s.images.test),
+    Array(11).fill(3),
+  );
+  const annotationIds = new Set<number>();
+  for (const [split, file] of [
+    ['train', train],
+    ['test', testSplit],
+  ] as const) {
+    assert.equal(typeof file.info, 'object');
+    assert.equal(file.info.split, split);
+    const ids = new Set(file.images.map((i) => i.id));
+    const perImage = new Map<number, number>();
+    for (const image of file.images) {
+      assert.ok(Number.isInteger(image.id));
+      assert.deepEqual([image.width, image.height], [48, 48]);
+      assert.match(image.file_name, /^[a-z-]+\/[a-z0-9-]+\.png$/);
+      const path = join(out, 'images', image.file_name);
+      assert.ok(existsSync(path), `${path} exists`);
+      const png = decodePng(readFileSync(path));
+      assert.deepEqual([png.width, png.height], [48, 48]);
     }
-    const trainConcepts = new Set(train.images.map((i) => i.concept));
-    for (const image of testSplit.images) assert.ok(!trainConcepts.has(image.concept), `test concept "${image.concept}" is in train`);
-    assert.deepEqual(readdirSync(join(out, 'images')).sort(), [
-      'carbon',
-      'flat-color-icons',
-      'fluent',
-      'game-icons',
-      'healthicons',
-      'icon-park',
-      'lucide',
-      'material-symbols',
-      'mdi',
-      'ph',
-      'tabler',
-    ]);
-    assert.equal(stats.sets[0].license.spdx, 'Apache-2.0');
-    assert.match(readFileSync(join(out, 'README.md'), 'utf8'), /\| mdi \| Material Design Icons \|/);
-
-    const again = join(root, 'b');
-    buildTiny(again);
-    assert.equal(digestDir(again), digestDir(out), 'a second build is byte-identical');
-    buildTiny(out);
-    assert.equal(digestDir(out), digestDir(again), 'rebuilding over an earlier build replaces it');
-  } finally {
-    rmSync(root, { recursive: true, force: true });
+    for (const a of file.annotations) {
+      assert.ok(ids.has(a.image_id), `annotation ${a.id} refers to image ${a.image_id} of this split`);
+      assert.ok(!annotationIds.has(a.id), `annotation id ${a.id} is unique`);
+      assert.equal(typeof a.caption, 'string');
+      annotationIds.add(a.id);
+      perImage.set(a.image_id, (perImage.get(a.image_id) ?? 0) + 1);
+    }
+    for (const image of file.images) {
+      const n = perImage.get(image.id) ?? 0;
+      assert.ok(n >= 2 && n <= 5, `${image.file_name}: ${n} captions`);
+    }
+    assert.equal(file.annotations.length, stats.totals.captions[split]);
+    assert.equal(file.images.length, stats.totals.images[split]);
   }
+  const trainConcepts = new Set(train.images.map((i) => i.concept));
+  for (const image of testSplit.images) assert.ok(!trainConcepts.has(image.concept), `test concept "${image.concept}" is in train`);
+  assert.deepEqual(readdirSync(join(out, 'images')).sort(), [
+    'carbon',
+    'flat-color-icons',
+    'fluent',
+    'game-icons',
+    'healthicons',
+    'icon-park',
+    'lucide',
+    'material-symbols',
+    'mdi',
+    'ph',
+    'tabler',
+  ]);
+  assert.equal(stats.sets[0].license.spdx, 'Apache-2.0');
+  assert.match(readFileSync(join(out, 'README.md'), 'utf8'), /\| mdi \| Material Design Icons \|/);
+
+  const again = join(root, 'b');
+  buildTiny(again);
+  assert.equal(digestDir(again), digestDir(out), 'a second build is byte-identical');
+  buildTiny(out);
+  assert.equal(digestDir(out), digestDir(again), 'rebuilding over an earlier build replaces it');
 });
 
 test('the command line explains itself and refuses what it cannot do', () => {
   const help = spawnSync(process.execPath, [SCRIPT, '--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--max-per-set N/);
-  const root = mkdtempSync(join(tmpdir(), 'icons-'));
-  try {
-    const badSet = spawnSync(process.execPath, [SCRIPT, '--out', join(root, 'x'), '--sets', 'mdi,emoji'], { encoding: 'utf8' });
-    assert.equal(badSet.status, 1);
-    assert.match(badSet.stderr, /unknown icon set "emoji"/);
-    writeFileSync(join(root, 'keep.txt'), 'not a build');
-    const notOurs = spawnSync(process.execPath, [SCRIPT, '--out', root, '--limit', '2'], { encoding: 'utf8' });
-    assert.equal(notOurs.status, 1);
-    assert.match(notOurs.stderr, /not empty and holds no stats\.json/);
-    assert.ok(existsSync(join(root, 'keep.txt')));
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  const root = scratchDir('icons-');
+  const badSet = spawnSync(process.execPath, [SCRIPT, '--out', join(root, 'x'), '--sets', 'mdi,emoji'], { encoding: 'utf8' });
+  assert.equal(badSet.status, 1);
+  assert.match(badSet.stderr, /unknown icon set "emoji"/);
+  writeFileSync(join(root, 'keep.txt'), 'not a build');
+  const notOurs = spawnSync(process.execPath, [SCRIPT, '--out', root, '--limit', '2'], { encoding: 'utf8' });
+  assert.equal(notOurs.status, 1);
+  assert.match(notOurs.stderr, /not empty and holds no stats\.json/);
+  assert.ok(existsSync(join(root, 'keep.txt')));
 });

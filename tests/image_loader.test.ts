@@ -5,8 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
@@ -17,8 +16,9 @@ import { decodedImages, ManifestLoader } from '../src/data/manifest_loader.js';
 import { DatasetError, type PairedDataset, type PairedItem } from '../src/data/paired.js';
 import { ImageModality, imageModality } from '../src/modalities/image/index.js';
 import { assertClose } from './helpers.js';
+import { scratchDir } from './scratch_dir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'byol-image-loader-'));
+const dir = scratchDir('byol-image-loader-');
 const file = (name: string): string => join(dir, name);
 const COLOURS = 10;
 /** Image i is a solid colour whose red value, i·25, identifies it after decoding. */
@@ -52,7 +52,6 @@ before(async () => {
 
 after(async () => {
   await pool.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Pixel (y, x) of HWC data. */

@@ -3,8 +3,7 @@
 // modalities), and training the aligner on a JSONL manifest where items lack modalities.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { manualSeed } from '../src/index.js';
@@ -17,8 +16,9 @@ import { vectorModality } from '../src/modalities/vector/index.js';
 import { AlignModel } from '../src/align/model.js';
 import { trainAlignment } from '../src/align/train.js';
 import { manifestBatches } from '../src/align/batches.js';
+import { scratchDir } from './scratch_dir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'byol-manifest-'));
+const dir = scratchDir('byol-manifest-');
 const pool = new ImageDecodePool({ size: 1 });
 /** Image i is solid grey i·20, so its decoded value names it. */
 const greyOf = (i: number): number => i * 20;
@@ -55,7 +55,6 @@ before(async () => {
 });
 after(async () => {
   await pool.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 async function collect(loader: ManifestLoader, epoch = 0): Promise<ManifestBatch[]> {

@@ -4,11 +4,10 @@
 // problem listed and the file named; a run restored from its checkpoint does not need the file.
 // Reference: scripts/fixtures/resnet_fixture.py, run here with Debian's python3-torch and
 // python3-torchvision (tests/python_torch.ts): random weights are too large to commit.
-import { test, after, before } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noGrad, randn, tensor, tidy, type Tensor } from '../src/index.js';
@@ -23,6 +22,7 @@ import { parseConfig } from '../src/config/load.js';
 import { buildModel, fitModalities } from '../src/run/model_setup.js';
 import { assertClose } from './helpers.js';
 import { pythonWithTorch } from './python_torch.js';
+import { scratchDir } from './scratch_dir.js';
 
 function repoRoot(): string {
   // This file runs as dist/tests/*.js; the script stays in scripts/ beside the sources.
@@ -31,8 +31,7 @@ function repoRoot(): string {
   return dir;
 }
 const SCRIPT = path.join(repoRoot(), 'scripts', 'fixtures', 'resnet_fixture.py');
-const work = mkdtempSync(path.join(tmpdir(), 'byol-pretrained-image-'));
-after(() => rmSync(work, { recursive: true, force: true }));
+const work = scratchDir('byol-pretrained-image-');
 const fixture = (name: string): string => path.join(work, name);
 
 before(() => {

@@ -2,11 +2,10 @@
 // architecture by tests/fixtures/pretrained_text.py (run here with the Python that has torch), its
 // weights, config.json and tokenizer.json loaded by byol-align, against the script's own
 // tokenization and forward pass; and the errors a folder that does not fit gives.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Generator, loadSafetensors, noGrad, saveSafetensors, setNumThreads, tensor, zeros, type Tensor } from '../src/index.js';
@@ -27,6 +26,7 @@ import { parseConfig } from '../src/config/load.js';
 import { pythonWithTorch } from './python_torch.js';
 import { cli } from './cli_fixture.js';
 import { assertClose } from './helpers.js';
+import { scratchDir } from './scratch_dir.js';
 
 setNumThreads(1);
 
@@ -44,20 +44,17 @@ interface Reference {
   cls: number[][];
 }
 
-let work: string;
+const work = scratchDir('pretrained-text-');
 let folder: string;
 let reference: Reference;
 
 before(() => {
-  work = mkdtempSync(join(tmpdir(), 'pretrained-text-'));
   folder = join(work, 'bert');
   const run = spawnSync(pythonWithTorch(), [SCRIPT, folder], { encoding: 'utf8' });
   assert.equal(run.error, undefined, `could not start ${pythonWithTorch()}: ${String(run.error)}`);
   assert.equal(run.status, 0, `${SCRIPT} failed:\n${run.stderr}`);
   reference = JSON.parse(readFileSync(join(folder, 'reference.json'), 'utf8')) as Reference;
 });
-
-after(() => rmSync(work, { recursive: true, force: true }));
 
 /** A copy of the fixture folder in which `edit` may change the files. */
 function variant(name: string, edit: (dir: string) => void): string {

@@ -2,11 +2,10 @@
 // the reference writer's and load in PyTorch, corrupt files are refused with errors naming the
 // file and the problem, and a failed save leaves the previous file whole.
 // Fixtures: scripts/fixtures/safetensors_fixture.py (run with the Python that has torch, tests/python_torch.ts).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tensor, Tensor, type DType } from '../src/index.js';
@@ -19,6 +18,7 @@ import {
   SafetensorsError,
 } from '../src/engine/safetensors.js';
 import { pythonWithTorch } from './python_torch.js';
+import { scratchDir } from './scratch_dir.js';
 
 function repoRoot(): string {
   // This file runs as dist/tests/*.js; the fixtures stay in tests/ beside the sources.
@@ -31,8 +31,7 @@ const FIXTURES = path.join(ROOT, 'tests', 'fixtures', 'safetensors');
 const SCRIPT = path.join(ROOT, 'scripts', 'fixtures', 'safetensors_fixture.py');
 const PYTHON = pythonWithTorch();
 
-const work = mkdtempSync(path.join(tmpdir(), 'byol-safetensors-'));
-after(() => rmSync(work, { recursive: true, force: true }));
+const work = scratchDir('byol-safetensors-');
 let fileCount = 0;
 const tempFile = (stem: string): string => path.join(work, `${stem}-${fileCount++}.safetensors`);
 

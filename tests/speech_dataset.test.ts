@@ -1,22 +1,21 @@
 // The spoken icon data set (issue 17, scripts/build-speech-dataset.ts) built from a tiny synthetic
 // icon set: real espeak-ng clips, the manifests' modality combinations against counts worked out
 // by hand, byte-for-byte determinism, and a clear error when espeak-ng is missing.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSpeechDataset, type SpeechBuildOptions } from '../scripts/build-speech-dataset.js';
 import { EspeakMissingError, drawClip } from '../scripts/espeak_ng.js';
 import { loadJsonlManifest } from '../src/data/jsonl.js';
 import { pngBytes } from './png.js';
+import { scratchDir } from './scratch_dir.js';
 
 const SCRIPT = fileURLToPath(new URL('../scripts/build-speech-dataset.js', import.meta.url));
 
-const root = mkdtempSync(join(tmpdir(), 'speech-dataset-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = scratchDir('speech-dataset-');
 
 // Ten training icons and four test icons; icons 1 and 2 have the one same caption, so with every
 // icon spoken their two clips say the same words.

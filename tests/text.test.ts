@@ -2,8 +2,6 @@
 // noised views and the Modality plug-in, each behaviour against a hand-worked or brute-force value.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Generator, cat, manualSeed, noGrad, setNumThreads, tensor, zeros, type Tensor } from '../src/index.js';
 import {
@@ -24,6 +22,7 @@ import {
   type TextViewConfig,
 } from '../src/modalities/text/index.js';
 import { assertClose } from './helpers.js';
+import { scratchDir } from './scratch_dir.js';
 
 setNumThreads(1);
 
@@ -148,19 +147,15 @@ test('encodeBatch: [CLS] first, truncated to maxLength, padded with 0 to maxLeng
 
 test('save/load and toJSON/fromJSON give a tokenizer with identical ids', async () => {
   const tokenizer = trainTokenizer(CAPTIONS, { vocabSize: 120 });
-  const dir = mkdtempSync(join(tmpdir(), 'byol-text-'));
-  try {
-    const file = join(dir, 'tokenizer.json');
-    tokenizer.save(file);
-    const loaded = TextTokenizer.load(file);
-    const restored = TextTokenizer.fromJSON(tokenizer.toJSON());
-    const expected = rows((await tokenizer.encodeBatch(CAPTIONS, 24)).ids);
-    assert.deepEqual(rows((await loaded.encodeBatch(CAPTIONS, 24)).ids), expected);
-    assert.deepEqual(rows((await restored.encodeBatch(CAPTIONS, 24)).ids), expected);
-    assert.equal(loaded.toJSON(), tokenizer.toJSON());
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = scratchDir('byol-text-');
+  const file = join(dir, 'tokenizer.json');
+  tokenizer.save(file);
+  const loaded = TextTokenizer.load(file);
+  const restored = TextTokenizer.fromJSON(tokenizer.toJSON());
+  const expected = rows((await tokenizer.encodeBatch(CAPTIONS, 24)).ids);
+  assert.deepEqual(rows((await loaded.encodeBatch(CAPTIONS, 24)).ids), expected);
+  assert.deepEqual(rows((await restored.encodeBatch(CAPTIONS, 24)).ids), expected);
+  assert.equal(loaded.toJSON(), tokenizer.toJSON());
 });
 
 test('training is deterministic and independent of the order of the texts', () => {
