@@ -8,6 +8,7 @@
 # npm run data:speech.
 # Usage: bench/results/speech/run.sh train NAME [train options or key=value ...] | eval NAME
 # TRAIN_MANIFEST=FILE trains on data/icons-speech/FILE instead of train.jsonl (transcript_manifest.py).
+# THREADS=N gives a lone training run N libtorch threads (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 out=bench/results/speech
@@ -16,7 +17,7 @@ case $1 in
   train) # NAME, then train options and config overrides
     name=$2; shift 2
     cli train --preset cpu-small --data "jsonl:data/icons-speech/${TRAIN_MANIFEST:-train.jsonl}" --val-fraction 0.05 \
-      --out "runs/speech-$name" --threads 1 data.allowOutsideImages=true "$@" >> "$out/$name.train.log" 2>&1 ;;
+      --out "runs/speech-$name" --threads "${THREADS:-1}" data.allowOutsideImages=true "$@" >> "$out/$name.train.log" 2>&1 ;;
   eval) # NAME: every direction on the test split's items with all three modalities, one JSON line
     name=$2
     cli eval --checkpoint "runs/speech-$name" --data jsonl:data/icons-speech/test_all.jsonl --json --threads 1 \
