@@ -145,6 +145,44 @@ test('search ranks rows by cosine similarity exactly as brute force over the sto
   assert.ok(Math.abs(first!.score - 1) < 1e-5);
 });
 
+test("bf16Queries embeds a search's queries under bfloat16 autocast: scores near float32's, embed unchanged, not with exact", async () => {
+  const db = newDb();
+  await buildIndex(indexOptions(db));
+  const [bf16, float32] = [await SearchIndex.open({ db, bf16Queries: true }), await SearchIndex.open({ db })];
+  try {
+    const queries = [{ text: 'a blue dot' }, { text: 'frame in purple' }, { image: join(fixture.images, 'red-dot.png') }];
+    const exactQueries = await float32.embed(queries);
+    assert.deepEqual(await bf16.embed(queries), exactQueries, 'embed is float32 either way, bit for bit');
+    const rows = await tableRows(db);
+    const k = 6;
+    const [hits] = await bf16.searchMany([{ queries, options: { k, modality: 'text' } }]);
+    let moved = 0;
+    hits!.forEach((list, q) => {
+      // Every row's float32 score for this query, best first: the answer must be the float32 top k
+      // up to rows that nearly tie, each scored within bfloat16's rounding of its float32 score.
+      const truth = [...rows.values()]
+        .filter((r) => r.modality === 'text')
+        .map((r) => dot(Array.from(exactQueries[q]!), r.embedding as number[]))
+        .sort((a, b) => b - a);
+      assert.equal(list.length, k);
+      for (const h of list) {
+        const exact = dot(Array.from(exactQueries[q]!), rows.get(h.id)!.embedding as number[]);
+        assert.ok(Math.abs(h.score - exact) < 2e-3, `query ${q}, ${h.id}: ${h.score} vs float32 ${exact}`);
+        assert.ok(exact >= truth[k - 1]! - 4e-3, `query ${q}, ${h.id}: float32 score ${exact} below the 6th best ${truth[k - 1]}`);
+        if (Math.abs(h.score - exact) > 1e-6) moved++;
+      }
+    });
+    assert.ok(moved > 0, 'the queries were embedded in bfloat16: some scores moved');
+  } finally {
+    await bf16.close();
+    await float32.close();
+  }
+  await assert.rejects(SearchIndex.open({ db, exact: true, bf16Queries: true }), /exact searches in float32 alone/);
+  const both = cli('search', '--db', db, '--text', 'a blue dot', '--exact', '--bf16-queries');
+  assert.notEqual(both.status, 0);
+  assert.match(both.stderr, /--exact searches in float32 alone; it cannot be given with --bf16-queries/);
+});
+
 test('searchMany answers each search of a batch as search answers it alone; a bad query fails the batch', async () => {
   const db = newDb();
   await buildIndex(indexOptions(db));

@@ -1,7 +1,7 @@
 // Embedding many batches of one modality: the one loop behind evaluation (every stage a set of
 // retrieval spaces needs, from one forward pass per batch), `embed` and the report's sample.
 // Batches are collated on the CPU and copied to the model's device; the embeddings stay there.
-import { cat, F, keep, tidy, type Tensor } from '../engine/index.js';
+import { autocast, cat, F, keep, tidy, type Tensor } from '../engine/index.js';
 import type { Modality } from '../modalities/modality.js';
 import type { AlignModel, EmbeddingStage } from './model.js';
 import { modelDevice, onDevice } from './device.js';
@@ -9,7 +9,10 @@ import { modelDevice, onDevice } from './device.js';
 /**
  * Each stage's embeddings of every batch, concatenated in order, on the model's device; each batch
  * (a modality's collated form, on any device) is disposed once embedded. With `normalize`, every
- * row has unit length.
+ * row has unit length. With `precision: 'bfloat16'` the forward runs under autocast (matmuls and
+ * convolutions in bfloat16, norms in float32) and the embeddings come back float32: on a CPU with
+ * bfloat16 arithmetic a third less time for the text tower and head, within 5e-5 of float32's
+ * cosine (bench/RESULTS.md, issue 14).
  *
  * @example
  * const byStage = await embedBatches(model, text, captionBatches, ['projection', 'encoder']);
@@ -20,13 +23,19 @@ export async function embedBatches(
   modality: Modality,
   batches: AsyncIterable<Tensor> | Iterable<Tensor>,
   stages: readonly EmbeddingStage[],
-  options: { normalize?: boolean } = {},
+  options: { normalize?: boolean; precision?: 'float32' | 'bfloat16' } = {},
 ): Promise<Map<EmbeddingStage, Tensor>> {
   const parts = new Map<EmbeddingStage, Tensor[]>(stages.map((s) => [s, []]));
   const device = modelDevice(model);
   for await (const batch of batches) {
     const embedded = tidy(() => {
-      const byStage = model.embedStages(modality.name, modality.evalInput(onDevice(batch, device)), stages);
+      const input = modality.evalInput(onDevice(batch, device));
+      const byStage =
+        options.precision === 'bfloat16'
+          ? new Map(
+              [...autocast('bfloat16', device, () => model.embedStages(modality.name, input, stages))].map(([s, t]) => [s, t.float()]),
+            )
+          : model.embedStages(modality.name, input, stages);
       return options.normalize ? new Map([...byStage].map(([s, t]) => [s, F.normalize(t)])) : byStage;
     });
     for (const [stage, t] of embedded) parts.get(stage)!.push(keep(t));

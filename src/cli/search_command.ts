@@ -6,6 +6,8 @@ import { MAX_THREADS } from '../config/schema.js';
 import {
   deviceOption,
   exactOption,
+  bf16QueriesOption,
+  searchPrecision,
   deviceSetting,
   integerOption,
   stringOption,
@@ -50,6 +52,7 @@ export const searchSpec: CommandSpec = {
     },
     threads: threadsOption,
     exact: exactOption,
+    'bf16-queries': bf16QueriesOption,
     device: deviceOption,
   },
 };
@@ -98,7 +101,7 @@ export async function searchCommand(values: OptionValues): Promise<number> {
     db,
     table: stringOption(values, 'table'),
     checkpoint: stringOption(values, 'checkpoint'),
-    exact: values.exact === true,
+    ...searchPrecision(values),
     query,
     k: integerOption(values, 'k', MAX_K) ?? 10,
     offset,

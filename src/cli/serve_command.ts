@@ -9,6 +9,8 @@ import { MAX_THREADS } from '../config/schema.js';
 import {
   deviceOption,
   exactOption,
+  bf16QueriesOption,
+  searchPrecision,
   deviceSetting,
   integerOption,
   requiredOption,
@@ -71,6 +73,7 @@ export const serveSpec: CommandSpec = {
     },
     device: deviceOption,
     exact: exactOption,
+    'bf16-queries': bf16QueriesOption,
   },
   notes: 'The API is described in docs/search.md. It prints "listening on http://HOST:PORT" on stderr when ready.',
 };
@@ -127,7 +130,7 @@ async function serveIndex(
     checkpoint: stringOption(values, 'checkpoint'),
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
     device,
-    exact: values.exact === true,
+    ...searchPrecision(values),
   });
   const metrics = new RequestMetrics();
   const cluster = isServerWorker() ? joinServerWorkers(metrics) : undefined;

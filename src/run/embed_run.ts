@@ -32,6 +32,8 @@ export interface EmbedOptions {
   space?: 'projection' | 'encoder';
   /** Inputs per forward (default 256). */
   batchSize?: number;
+  /** 'bfloat16' runs the forward under autocast (embedBatches); embeddings stay float32 (default 'float32'). */
+  precision?: 'float32' | 'bfloat16';
 }
 
 /**
@@ -57,6 +59,7 @@ export async function embedInputs(
   loaded.model.eval();
   const byStage = await embedBatches(loaded.model, modality, collatedBatches(modality, inputs.items, batchSize), [space], {
     normalize: true,
+    precision: options.precision,
   });
   const onModel = byStage.get(space)!;
   const embeddings = onModel.device === 'cpu' ? onModel : keep(noGrad(() => onModel.to('cpu')));
