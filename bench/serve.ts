@@ -1,8 +1,9 @@
 // `npm run bench -- serve`: requests per second and latency of `byol-align serve` answering text
 // queries for images (POST /v1/search, query embedding included) over loopback, at 1 and 50
 // concurrent connections, with the searches of concurrent requests batched (the default) and one
-// request at a time (--batch-queries 1); beside each, the recall@10 of what it answered against
-// exact search by brute force here. What it needs is made when missing: the icon data set, a
+// request at a time (--batch-queries 1), each line after a warm-up at its concurrency; beside each,
+// the recall@10 of what it answered against exact search by brute force here (float32 query
+// embeddings from POST /v1/embed, every image scored). What it needs is made when missing: the icon data set, a
 // short training run (unless --run or BYOL_ALIGN_BENCH_RUN names one) and the index of the icon
 // training split, both modalities (all of it, or its first --items images and their captions).
 import { execFileSync, spawn } from 'node:child_process';
@@ -56,6 +57,7 @@ interface Autocannon {
       headers: Record<string, string>;
       body: string;
       onResponse: (status: number, body: string) => void;
+      setupRequest: (request: object) => object;
     }[];
     setupClient: (client: { setRequests(requests: unknown[]): void }) => void;
   }): Promise<{
@@ -65,6 +67,61 @@ interface Autocannon {
     timeouts: number;
     non2xx: number;
   }>;
+}
+
+/**
+ * Seconds of load, not counted, before each line: a fresh server's first batches run cold (the
+ * JavaScript not yet compiled, libtorch's first allocations), as a load test's warm-up allows for.
+ */
+const WARM_UP_S = 2;
+
+/**
+ * `count` searches (the bodies in turn) over `conns` connections, each connection starting at
+ * another query so that a batch holds different ones; `onResponse(q)` hears the answers to body q.
+ * `elapsed` is the seconds from the start to the last answer. autocannon's own `duration` is not
+ * used: it ends at the first of its 1 s ticks after the last answer, so 5,000 answers in 4.05 s
+ * read as 5.0 s (1,000 requests/s for 1,235).
+ */
+async function loadTest(
+  url: string,
+  conns: number,
+  count: number,
+  bodies: readonly string[],
+  seconds: number,
+  onResponse: (q: number) => (status: number, body: string) => void,
+): Promise<Awaited<ReturnType<Autocannon>> & { elapsed: number }> {
+  const start = performance.now();
+  let last = start;
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+  const list = bodies.map((body, q) => ({
+    method: 'POST',
+    path: '/v1/search',
+    headers: { 'content-type': 'application/json' },
+    body,
+    onResponse: ((hear) => (status: number, answer: string) => {
+      last = performance.now();
+      hear(status, answer);
+    })(onResponse(q)),
+    // Built when sent, not all at once: autocannon starts each connection's first request before
+    // it builds the next connection's list, so 50 lists of 500 prebuilt requests (about 0.5 s)
+    // counted in the first 50 latencies, 1.25% of 4,000: the p99 measured the load generator
+    // (bench/RESULTS.md, 2026-12-04).
+    setupRequest: (request: object) => request,
+  }));
+  let client = 0;
+  const result = await autocannon({
+    url,
+    connections: conns,
+    duration: seconds,
+    maxOverallRequests: Math.max(count, conns),
+    timeout: 30,
+    requests: list,
+    setupClient: (c) => {
+      const from = Math.floor((client++ * list.length) / conns);
+      c.setRequests([...list.slice(from), ...list.slice(0, from)]);
+    },
+  });
+  return { ...result, elapsed: (last - start) / 1000 };
 }
 
 /** The manifest to index: the training split, or its first `items` images with their captions. */
@@ -197,7 +254,6 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
   const dataDir = options.dataDir ?? 'data/icons';
   const work = options.work ?? 'data/bench-serve';
   // A devDependency, and CommonJS without types: loaded only by this benchmark.
-  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   console.log(`serve benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
 
   ensureIconData(dataDir);
@@ -235,15 +291,16 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
   const bodies = texts.map((text) => JSON.stringify({ query: { text }, k: K, modality: 'image' }));
   console.log(
     `index: ${exact.rows} rows (${exact.ids.length} images, ${exact.texts} captions) of width ${exact.dim}; ` +
-      `${texts.length} caption queries of the test split for the ${K} nearest images; ≤ ${requests} requests and ≤ ${seconds} s per line`,
+      `${texts.length} caption queries of the test split for the ${K} nearest images; ≤ ${requests} requests and ≤ ${seconds} s per line, after ${WARM_UP_S} s not counted`,
   );
 
-  // serve's defaults: one process of one libtorch thread; beside them, float32 products alone
-  // (--exact: the default's bfloat16 first pass off), one process of `threads` threads (where more
+  // serve's defaults: one process of one libtorch thread; beside them, float32 alone (--exact: the
+  // default's bfloat16 first pass off), queries embedded in bfloat16 (--bf16-queries), one process of `threads` threads (where more
   // than one), two processes, and no batching.
   const modes = [
     { name: 'batched (defaults, 1 thread)', flags: [] },
     { name: 'batched, --exact', flags: ['--exact'] },
+    { name: 'batched, --bf16-queries', flags: ['--bf16-queries'] },
     ...(threads > 1 ? [{ name: `batched, ${threads} threads`, flags: ['--threads', String(threads)] }] : []),
     { name: 'batched, 2 workers × 1 thread', flags: ['--workers', '2'] },
     { name: 'one request at a time', flags: ['--batch-queries', '1'] },
@@ -279,30 +336,12 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
             if (row !== undefined && scores[row]! >= tenth - 1e-5) found++;
           }
         };
-        const list = bodies.map((body, q) => ({
-          method: 'POST',
-          path: '/v1/search',
-          headers: { 'content-type': 'application/json' },
-          body,
-          onResponse: onResponse(q),
-        }));
-        let client = 0;
-        const result = await autocannon({
-          url: server.url,
-          connections: conns,
-          duration: seconds,
-          maxOverallRequests: Math.max(requests, conns),
-          timeout: 30,
-          requests: list,
-          // Each connection starts at another query, so a batch holds different ones.
-          setupClient: (c) => {
-            const from = Math.floor((client++ * list.length) / conns);
-            c.setRequests([...list.slice(from), ...list.slice(0, from)]);
-          },
-        });
+        // WARM_UP_S seconds at the same concurrency first, not counted.
+        await loadTest(server.url, conns, Number.MAX_SAFE_INTEGER, bodies, WARM_UP_S, () => () => {});
+        const result = await loadTest(server.url, conns, requests, bodies, seconds, onResponse);
         const recall = answered === 0 ? NaN : found / (K * answered);
         console.log(
-          `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${String(answered).padStart(9)} ${(answered / result.duration).toFixed(0).padStart(7)} ` +
+          `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${String(answered).padStart(9)} ${(answered / result.elapsed).toFixed(0).padStart(7)} ` +
             `${result.latency.p50.toFixed(1).padStart(7)} ${result.latency.p99.toFixed(1).padStart(7)} ${String(result.errors).padStart(7)} ` +
             `${String(result.non2xx).padStart(8)}  ${recall.toFixed(3)}`,
         );
