@@ -3,9 +3,10 @@
 // concurrent connections, with the searches of concurrent requests batched (the default) and one
 // request at a time (--batch-queries 1), each line after a warm-up at its concurrency; beside each,
 // the recall@10 of what it answered against exact search by brute force here (float32 query
-// embeddings from POST /v1/embed, every image scored). What it needs is made when missing: the icon data set, a
-// short training run (unless --run or BYOL_ALIGN_BENCH_RUN names one) and the index of the icon
-// training split, both modalities (all of it, or its first --items images and their captions).
+// embeddings from POST /v1/embed, every image scored). What it needs is made when missing: the
+// icon data set, a short training run (unless --run or BYOL_ALIGN_BENCH_RUN names one) and the
+// index of the icon training split, both modalities (all of it, or its first --items images and
+// their captions).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -90,24 +91,28 @@ async function loadTest(
   seconds: number,
   onResponse: (q: number) => (status: number, body: string) => void,
 ): Promise<Awaited<ReturnType<Autocannon>> & { elapsed: number }> {
+  // A devDependency, and CommonJS without types: loaded only by this benchmark.
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   const start = performance.now();
   let last = start;
-  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-  const list = bodies.map((body, q) => ({
-    method: 'POST',
-    path: '/v1/search',
-    headers: { 'content-type': 'application/json' },
-    body,
-    onResponse: ((hear) => (status: number, answer: string) => {
-      last = performance.now();
-      hear(status, answer);
-    })(onResponse(q)),
-    // Built when sent, not all at once: autocannon starts each connection's first request before
-    // it builds the next connection's list, so 50 lists of 500 prebuilt requests (about 0.5 s)
-    // counted in the first 50 latencies, 1.25% of 4,000: the p99 measured the load generator
-    // (bench/RESULTS.md, 2026-12-04).
-    setupRequest: (request: object) => request,
-  }));
+  const list = bodies.map((body, q) => {
+    const hear = onResponse(q);
+    return {
+      method: 'POST',
+      path: '/v1/search',
+      headers: { 'content-type': 'application/json' },
+      body,
+      onResponse: (status: number, answer: string) => {
+        last = performance.now();
+        hear(status, answer);
+      },
+      // Built when sent, not all at once: autocannon starts each connection's first request before
+      // it builds the next connection's list, so 50 lists of 500 prebuilt requests (about 0.5 s)
+      // counted in the first 50 latencies, 1.25% of 4,000: the p99 measured the load generator
+      // (bench/RESULTS.md, 2026-12-04).
+      setupRequest: (request: object) => request,
+    };
+  });
   let client = 0;
   const result = await autocannon({
     url,
@@ -253,7 +258,6 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
   const { threads, items, requests = 5000, seconds = 20, connections = [1, 50], queries = 500, trainSteps = 200 } = options;
   const dataDir = options.dataDir ?? 'data/icons';
   const work = options.work ?? 'data/bench-serve';
-  // A devDependency, and CommonJS without types: loaded only by this benchmark.
   console.log(`serve benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
 
   ensureIconData(dataDir);
@@ -295,8 +299,8 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
   );
 
   // serve's defaults: one process of one libtorch thread; beside them, float32 alone (--exact: the
-  // default's bfloat16 first pass off), queries embedded in bfloat16 (--bf16-queries), one process of `threads` threads (where more
-  // than one), two processes, and no batching.
+  // default's bfloat16 first pass off), queries embedded in bfloat16 (--bf16-queries), one process
+  // of `threads` threads (where more than one), two processes, and no batching.
   const modes = [
     { name: 'batched (defaults, 1 thread)', flags: [] },
     { name: 'batched, --exact', flags: ['--exact'] },

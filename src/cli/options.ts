@@ -109,7 +109,7 @@ export const bf16QueriesOption: OptionSpec = {
 };
 
 /** `--exact` and `--bf16-queries` as SearchIndex.open takes them; both at once are refused. */
-export function searchPrecision(values: OptionValues): { exact: boolean; bf16Queries: boolean } {
+export function precisionOptions(values: OptionValues): { exact: boolean; bf16Queries: boolean } {
   const exact = values.exact === true;
   const bf16Queries = values['bf16-queries'] === true;
   if (exact && bf16Queries) throw new UsageError('--exact searches in float32 alone; it cannot be given with --bf16-queries');

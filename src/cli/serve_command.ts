@@ -10,7 +10,7 @@ import {
   deviceOption,
   exactOption,
   bf16QueriesOption,
-  searchPrecision,
+  precisionOptions,
   deviceSetting,
   integerOption,
   requiredOption,
@@ -130,7 +130,7 @@ async function serveIndex(
     checkpoint: stringOption(values, 'checkpoint'),
     onSkip: (m) => process.stderr.write(`skipping a broken checkpoint: ${m}\n`),
     device,
-    ...searchPrecision(values),
+    ...precisionOptions(values),
   });
   const metrics = new RequestMetrics();
   const cluster = isServerWorker() ? joinServerWorkers(metrics) : undefined;
