@@ -105,7 +105,7 @@ export const exactOption: OptionSpec = {
 /** `--bf16-queries`, on `search` and `serve`: a search's queries embedded under bfloat16 autocast (OpenIndexOptions.bf16Queries). */
 export const bf16QueriesOption: OptionSpec = {
   type: 'boolean',
-  help: 'embed the queries under bfloat16 autocast: a third less time for the text tower, scores within about 1e-3 of float32 (not with --exact)',
+  help: 'embed the queries under bfloat16 autocast: on a CPU with bfloat16 arithmetic a third less time for the text tower, scores within about 1e-3 of float32 (slower where the CPU emulates bfloat16; not with --exact)',
 };
 
 /** `--exact` and `--bf16-queries` as SearchIndex.open takes them; both at once are refused. */
