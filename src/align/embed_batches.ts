@@ -30,13 +30,14 @@ export async function embedBatches(
   for await (const batch of batches) {
     const embedded = tidy(() => {
       const input = modality.evalInput(onDevice(batch, device));
-      const byStage =
-        options.precision === 'bfloat16'
-          ? new Map(
-              [...autocast('bfloat16', device, () => model.embedStages(modality.name, input, stages))].map(([s, t]) => [s, t.float()]),
-            )
-          : model.embedStages(modality.name, input, stages);
-      return options.normalize ? new Map([...byStage].map(([s, t]) => [s, F.normalize(t)])) : byStage;
+      const forward = () => model.embedStages(modality.name, input, stages);
+      const byStage = options.precision === 'bfloat16' ? autocast('bfloat16', device, forward) : forward();
+      return new Map(
+        [...byStage].map(([s, t]) => {
+          const out = options.precision === 'bfloat16' ? t.float() : t; // autocast's outputs are bfloat16
+          return [s, options.normalize ? F.normalize(out) : out];
+        }),
+      );
     });
     for (const [stage, t] of embedded) parts.get(stage)!.push(keep(t));
     batch.dispose();
