@@ -3,8 +3,9 @@
 // residual attention blocks, a final LayerNorm, one vector per text). It pools by the mean of the
 // non-padding tokens (default) or takes the [CLS] token's vector, as BERT does (Devlin et al. 2019,
 // arXiv:1810.04805). Pre-LN (Xiong et al. 2020, arXiv:2002.04745) trains stably without warm-up tricks.
-import { noGrad, tidy, zeros, type Generator, type Tensor } from '../../engine/index.js';
+import { cat, isGradEnabled, noGrad, tensor, tidy, zeros, type Generator, type Tensor } from '../../engine/index.js';
 import { Dropout, Embedding, LayerNorm, Module, TransformerEncoderLayer, encodeFused, init } from '../../nn/index.js';
+import { lengthGroups } from './length_groups.js';
 
 /** How the token vectors become one vector per text. */
 export type TextPooling = 'mean' | 'cls';
@@ -124,15 +125,44 @@ export class TextTransformer extends Module {
       if (ids.shape[0]! > 0 && padding.select(1, 0).any().item()) {
         throw new RangeError('TextTransformer: a row of ids is all padding (first id 0); encode texts with [CLS] first');
       }
-      let x = this.tokenEmbedding.forward(ids).add(this.positionalEmbedding.narrow(0, 0, length));
-      x = this.embeddingDropout.forward(x);
-      const fused = this.fusedInference ? encodeFused(this.layers, x, padding) : null;
-      if (fused !== null) x = fused;
-      else for (const layer of this.layers) x = layer.forward(x, { srcKeyPaddingMask: padding });
-      x = this.lnFinal.forward(x);
-      if (this.pooling === 'cls') return x.select(1, 0);
-      const real = padding.logicalNot().unsqueeze(2).to(x.dtype); // [N, L, 1]
-      return x.mul(real).sum(1).div(real.sum(1));
+      if (this.training || isGradEnabled() || ids.shape[0]! < 2) return this.#encode(ids, padding);
+      // Inference: rows of similar length together, each group cut to its longest row (the same
+      // vectors up to float rounding, as padding changes nothing; length_groups.ts says what it saves).
+      const lengths = rowLengths(ids);
+      const groups = lengthGroups(lengths);
+      if (groups.length === 1 && Math.max(...lengths) === length) return this.#encode(ids, padding);
+      const rowIndex = (rows: number[]): Tensor => tensor(rows, { dtype: 'int64', device: ids.device });
+      const outputs = groups.map((rows) => {
+        const group = ids.indexSelect(0, rowIndex(rows)).narrow(1, 0, lengths[rows.at(-1)!]!);
+        return this.#encode(group, group.eq(0));
+      });
+      const position = new Array<number>(lengths.length);
+      groups.flat().forEach((row, i) => (position[row] = i));
+      return cat(outputs, 0).indexSelect(0, rowIndex(position));
     });
   }
+
+  /** forward of ids whose rows each have a token that is not padding; `padding` is ids.eq(0). */
+  #encode(ids: Tensor, padding: Tensor): Tensor {
+    let x = this.tokenEmbedding.forward(ids).add(this.positionalEmbedding.narrow(0, 0, ids.shape[1]!));
+    x = this.embeddingDropout.forward(x);
+    const fused = this.fusedInference ? encodeFused(this.layers, x, padding) : null;
+    if (fused !== null) x = fused;
+    else for (const layer of this.layers) x = layer.forward(x, { srcKeyPaddingMask: padding });
+    x = this.lnFinal.forward(x);
+    if (this.pooling === 'cls') return x.select(1, 0);
+    const real = padding.logicalNot().unsqueeze(2).to(x.dtype); // [N, L, 1]
+    return x.mul(real).sum(1).div(real.sum(1));
+  }
+}
+
+/** Each row's length up to its last token that is not padding (0). */
+function rowLengths(ids: Tensor): number[] {
+  const [rows, width] = ids.shape as [number, number];
+  const values = ids.data();
+  return Array.from({ length: rows }, (_, r) => {
+    let end = width;
+    while (end > 1 && Number(values[r * width + end - 1]) === 0) end--;
+    return end;
+  });
 }

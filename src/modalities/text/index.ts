@@ -12,6 +12,7 @@ import { textView, textViewConfig, type TextViewConfig } from './views.js';
 
 export * from './tokenizer.js';
 export * from './encoder.js';
+export * from './length_groups.js';
 export * from './views.js';
 export * from './bert.js';
 export * from './pretrained.js';
