@@ -881,3 +881,29 @@ test('the page at / searches by text and by an uploaded image, and a result sear
     await browser.close();
   }
 });
+
+test('QueryBatcher: a batch runs as soon as the callers that the last batch answered are back, or after maxWaitMs', async () => {
+  const { index, calls } = fakeIndex();
+  const batcher = new QueryBatcher(index, { maxWaitMs: 400, maxQueries: 100 });
+  const ids = (call: SearchRequest[]): string => call.map((r) => r.queries.map((q) => (q as { text: string }).text).join('+')).join(' ');
+  // Three callers, each asking again as soon as it hears back (50 connections of a load test do so).
+  const started = performance.now();
+  const ends: number[] = [];
+  await Promise.all(
+    ['a', 'b', 'c+d'].map(async (name) => {
+      for (let round = 0; round < 3; round++) {
+        await batcher.search(texts(...name.split('+')));
+        ends.push(performance.now() - started);
+      }
+    }),
+  );
+  // The first batch waited maxWaitMs; the next two ran once the three were back, without waiting.
+  assert.deepEqual(calls.map(ids), ['a b c+d', 'a b c+d', 'a b c+d']);
+  assert.ok(Math.min(...ends) >= 390, `the first batch ran after ${Math.min(...ends)} ms`);
+  assert.ok(Math.max(...ends) < 390 + 300, `the next batches waited: the last answer came after ${Math.max(...ends)} ms`);
+  // Two of the three back: the batch waits for the third until maxWaitMs, then runs without it.
+  const before = performance.now();
+  await Promise.all([batcher.search(texts('a')), batcher.search(texts('b'))]);
+  assert.ok(performance.now() - before >= 390, 'a batch ran without waiting for a caller it expected');
+  assert.equal(ids(calls.at(-1)!), 'a b');
+});

@@ -50,7 +50,7 @@ export const serveSpec: CommandSpec = {
     'batch-wait-ms': {
       type: 'string',
       value: 'MS',
-      help: 'how long a search or embedding request waits for concurrent ones to join its batch',
+      help: 'the longest a search or embedding request waits for concurrent ones to join its batch (it runs sooner once the callers of the last batch are back)',
       default: String(DEFAULT_BATCH_WAIT_MS),
     },
     'batch-queries': {

@@ -5,17 +5,21 @@
 import type { RowHit, SearchIndex, SearchOptions, SearchQuery, SearchRequest } from '../index/index.js';
 
 export interface QueryBatcherOptions {
-  /** How long the first query of a batch waits for others before the batch runs, in ms (default 2). */
+  /**
+   * How long the first query of a batch waits for others before the batch runs, at most, in ms
+   * (default 5); a batch runs sooner once the callers that the last batch answered are back.
+   */
   maxWaitMs?: number;
   /** A batch runs as soon as this many queries wait (default 64); 1 runs every request alone. */
   maxQueries?: number;
 }
 
 /**
- * 2 ms: small beside the tens of ms a loaded server answers in, long enough for the requests that
- * a burst of connections sent together to be parsed and join one batch.
+ * 5 ms: small beside the tens of ms a loaded server answers in, long enough for 50 connections
+ * answered together to send their next requests (their client reads the answers one by one) and
+ * join one batch. A batch waits for it only while some of the callers it expects are not back.
  */
-export const DEFAULT_BATCH_WAIT_MS = 2;
+export const DEFAULT_BATCH_WAIT_MS = 5;
 /** 64: one request's most queries; a batch's scores against 100,000 rows are then 26 MB. */
 export const DEFAULT_BATCH_QUERIES = 64;
 
@@ -35,6 +39,11 @@ class RequestBatcher<R, A> {
   private timer: NodeJS.Timeout | undefined;
   /** Whether a batch is in flight: the next one waits for it to end. */
   private running = false;
+  /**
+   * The queries the next batch expects: those that waited when the last batch ended and those it
+   * answered, whose callers are expected back with their next requests (none before a first batch).
+   */
+  private expected = Infinity;
 
   constructor(
     private readonly runMany: (requests: R[]) => Promise<A[]>,
@@ -51,7 +60,9 @@ class RequestBatcher<R, A> {
       // While a batch runs, requests gather for the next: its compute holds the thread that would
       // run a second one, and a timer started now would cut a wave of requests into small batches.
       if (this.running) return;
-      if (this.waitingQueries >= this.maxQueries) this.runWaiting();
+      // Callers that keep several requests open send the next as each answer comes back: the batch
+      // runs once they are all back (the wave whole), or after maxWaitMs for one that is not.
+      if (this.waitingQueries >= Math.min(this.maxQueries, this.expected)) this.runWaiting();
       else this.timer ??= setTimeout(() => this.runWaiting(), this.maxWaitMs);
     });
   }
@@ -70,8 +81,8 @@ class RequestBatcher<R, A> {
     void this.run(batch).finally(() => {
       this.running = false;
       // The callers just answered send their next requests now: those that gathered meanwhile wait
-      // for them as the first of a batch waits (cut at once, a wave becomes two small batches).
-      if (this.waitingQueries >= this.maxQueries) this.runWaiting();
+      // for them (cut at once, a wave becomes two small batches), as long as the first of a batch waits.
+      if (this.waitingQueries >= Math.min(this.maxQueries, this.expected)) this.runWaiting();
       else if (this.waiting.length > 0) this.timer ??= setTimeout(() => this.runWaiting(), this.maxWaitMs);
     });
   }
@@ -81,13 +92,20 @@ class RequestBatcher<R, A> {
     try {
       answers = await this.runMany(batch.map((w) => w.request));
     } catch (error) {
+      this.expectBack(batch);
       if (batch.length === 1) return batch[0]!.reject(error);
       // One bad query (an image that does not decode) fails the whole batch: each request then runs
       // alone, so it gets its own answer or its own error, as without batching.
       for (const { request, resolve, reject } of batch) this.runOne(request).then(resolve, reject);
       return;
     }
+    this.expectBack(batch);
     batch.forEach((w, i) => w.resolve(answers[i]!));
+  }
+
+  /** Before a batch's callers hear back (they may ask again at once): the next batch expects them and those waiting now. */
+  private expectBack(batch: Waiting<R, A>[]): void {
+    this.expected = this.waitingQueries + batch.reduce((sum, w) => sum + this.queriesOf(w.request), 0);
   }
 }
 
