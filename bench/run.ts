@@ -6,8 +6,8 @@
 // sides run it (default cpu; CUDA where this libtorch has none is an error naming it, exit 2).
 // align --locked RUN trains new heads on RUN's towers three ways instead: all trainable, locked,
 // and locked on the feature cache (bench/align_locked.ts).
-// serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N and
-// --train-steps N (bench/serve.ts); text takes --run RUN, --queries N and --batch N (bench/text_forward.ts).
+// serve takes --run RUN, --items N, --requests N, --seconds S, --connections 1,50, --queries N,
+// --train-steps N and --rounds N (bench/serve.ts); text takes --run RUN, --queries N and --batch N (bench/text_forward.ts).
 // dist trains the default configuration in 1 and in 2 processes of 1 thread each, --warmup and
 // --timed steps, --rounds times (bench/dist.ts).
 import os from 'node:os';
@@ -92,6 +92,7 @@ const benchmarks: Record<string, () => void | Promise<void>> = {
       connections,
       queries: count('queries', values.queries, undefined, 1),
       trainSteps: count('train-steps', values['train-steps'], undefined, 1),
+      rounds: count('rounds', values.rounds, undefined, 1),
     }),
   text: () =>
     benchText({

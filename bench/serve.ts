@@ -1,7 +1,8 @@
 // `npm run bench -- serve`: requests per second and latency of `byol-align serve` answering text
 // queries for images (POST /v1/search, query embedding included) over loopback, at 1 and 50
 // concurrent connections, with the searches of concurrent requests batched (the default) and one
-// request at a time (--batch-queries 1), each line after a warm-up at its concurrency; beside each,
+// request at a time (--batch-queries 1), each line after a warm-up at its concurrency and run
+// --rounds times back to back (default 3), with the rounds' median; beside each,
 // the recall@10 of what it answered against exact search by brute force here (float32 query
 // embeddings from POST /v1/embed, every image scored). What it needs is made when missing: the
 // icon data set, a short training run (unless --run or BYOL_ALIGN_BENCH_RUN names one) and the
@@ -38,6 +39,11 @@ export interface ServeBenchOptions {
   queries?: number;
   /** Steps of the run trained when there is none (default 200). */
   trainSteps?: number;
+  /**
+   * Load tests per line, back to back, each printed, then their median (default 3): p99 at 50
+   * connections moved by ±10 ms between runs of the same server here (bench/RESULTS.md, 2026-12-04).
+   */
+  rounds?: number;
   /** The icon data set (default data/icons; built there when missing). */
   dataDir?: string;
   /** Where the trained run, the subsets and the indexes go (default data/bench-serve). */
@@ -255,7 +261,7 @@ function exactScores(images: { values: Float32Array; dim: number }, query: Float
 }
 
 export async function benchServe(options: ServeBenchOptions): Promise<void> {
-  const { threads, items, requests = 5000, seconds = 20, connections = [1, 50], queries = 500, trainSteps = 200 } = options;
+  const { threads, items, requests = 5000, seconds = 20, connections = [1, 50], queries = 500, trainSteps = 200, rounds = 3 } = options;
   const dataDir = options.dataDir ?? 'data/icons';
   const work = options.work ?? 'data/bench-serve';
   console.log(`serve benchmark on ${machineDescription()}; libtorch ${libtorchVersion}`);
@@ -310,7 +316,7 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
     { name: 'one request at a time', flags: ['--batch-queries', '1'] },
   ];
   let truth: { scores: Float32Array; tenth: number }[] | undefined;
-  console.log(`${'searches'.padEnd(30)} conns  answered   req/s  p50 ms  p99 ms  errors  non-2xx  recall@${K}`);
+  console.log(`${'searches'.padEnd(30)} conns round  answered   req/s  p50 ms  p99 ms  errors  non-2xx  recall@${K}`);
   for (const mode of modes) {
     const server = await startServer(db, mode.flags);
     try {
@@ -327,32 +333,44 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
         }),
       ).then((vectors) => vectors.map((v) => exactScores(exact, v)));
       for (const conns of connections) {
-        // The answers are kept and checked after the load: parsing them as they come would add the
-        // check's time to the load generator's, on the cores that the server shares.
-        const answers: [number, string][] = [];
-        const onResponse = (q: number) => (status: number, body: string) => {
-          if (status === 200) answers.push([q, body]);
-        };
         // WARM_UP_S seconds at the same concurrency first, not counted.
         await loadTest(server.url, conns, Number.MAX_SAFE_INTEGER, bodies, WARM_UP_S, () => () => {});
-        const result = await loadTest(server.url, conns, requests, bodies, seconds, onResponse);
-        const answered = answers.length;
-        let found = 0;
-        for (const [q, body] of answers) {
-          // A hit is right when it is among the true 10 nearest, or ties with the 10th.
-          const { scores, tenth } = truth![q]!;
-          const hits = (JSON.parse(body) as { results: { hits: { id: string }[] }[] }).results[0]!.hits;
-          for (const { id } of hits) {
-            const row = exact.at.get(id);
-            if (row !== undefined && scores[row]! >= tenth - 1e-5) found++;
+        const measured: { rate: number; p50: number; p99: number }[] = [];
+        for (let round = 1; round <= rounds; round++) {
+          // The answers are kept and checked after the load: parsing them as they come would add the
+          // check's time to the load generator's, on the cores that the server shares.
+          const answers: [number, string][] = [];
+          const onResponse = (q: number) => (status: number, body: string) => {
+            if (status === 200) answers.push([q, body]);
+          };
+          const result = await loadTest(server.url, conns, requests, bodies, seconds, onResponse);
+          let found = 0;
+          for (const [q, body] of answers) {
+            // A hit is right when it is among the true 10 nearest, or ties with the 10th.
+            const { scores, tenth } = truth![q]!;
+            const hits = (JSON.parse(body) as { results: { hits: { id: string }[] }[] }).results[0]!.hits;
+            for (const { id } of hits) {
+              const row = exact.at.get(id);
+              if (row !== undefined && scores[row]! >= tenth - 1e-5) found++;
+            }
           }
+          const recall = answers.length === 0 ? NaN : found / (K * answers.length);
+          const rate = answers.length / result.elapsed;
+          measured.push({ rate, p50: result.latency.p50, p99: result.latency.p99 });
+          console.log(
+            `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${String(round).padStart(5)} ${String(answers.length).padStart(9)} ${rate.toFixed(0).padStart(7)} ` +
+              `${result.latency.p50.toFixed(1).padStart(7)} ${result.latency.p99.toFixed(1).padStart(7)} ${String(result.errors).padStart(7)} ` +
+              `${String(result.non2xx).padStart(8)}  ${recall.toFixed(3)}`,
+          );
         }
-        const recall = answered === 0 ? NaN : found / (K * answered);
-        console.log(
-          `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${String(answered).padStart(9)} ${(answered / result.elapsed).toFixed(0).padStart(7)} ` +
-            `${result.latency.p50.toFixed(1).padStart(7)} ${result.latency.p99.toFixed(1).padStart(7)} ${String(result.errors).padStart(7)} ` +
-            `${String(result.non2xx).padStart(8)}  ${recall.toFixed(3)}`,
-        );
+        if (rounds > 1) {
+          const median = (key: 'rate' | 'p50' | 'p99'): number =>
+            measured.map((m) => m[key]).sort((a, b) => a - b)[Math.floor(rounds / 2)]!;
+          console.log(
+            `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${'med.'.padStart(5)} ${''.padStart(9)} ${median('rate').toFixed(0).padStart(7)} ` +
+              `${median('p50').toFixed(1).padStart(7)} ${median('p99').toFixed(1).padStart(7)}`,
+          );
+        }
       }
     } finally {
       await server.stop();

@@ -1,6 +1,7 @@
 // `npm run bench -- text`: what a batch of caption queries costs in `serve`, step by step, on one
-// thread: tokenising, the text tower's forward (the training path's ops, and the inference fast
-// path: PyTorch's fused encoder-layer kernel, src/nn/transformer.ts), the projection head;
+// thread: tokenising, the text tower's forward (the training path's ops, the inference fast path:
+// PyTorch's fused encoder-layer kernel, src/nn/transformer.ts, on the padded batch and in length
+// groups as serve runs it, src/modalities/text/length_groups.ts), the projection head;
 // and beside them PyTorch's nn.TransformerEncoder of the same weights on the same ids
 // (bench/text_forward_torch.py), with how far its embeddings are from ours. The model is a trained
 // run's (default data/bench-serve/run, which `npm run bench -- serve` trains); the captions are the
@@ -62,14 +63,16 @@ export async function benchText(options: TextBenchOptions = {}): Promise<void> {
     `${batches.length} batches of ${batch} captions (the serve benchmark's queries): ${Math.min(...widths)}–${Math.max(...widths)} tokens after padding, ${(100 * padding).toFixed(0)}% of them padding`,
   );
 
-  const forward = (fused: boolean) => (i: number) => {
+  const forward = (fused: boolean, grouped: boolean) => (i: number) => {
     tower.fusedInference = fused;
+    tower.groupLengths = grouped;
     noGrad(() => tower.forward(ids[i]!)).dispose();
   };
   const features = ids.map((t) => noGrad(() => tower.forward(t)));
   const steps: [string, (i: number) => void][] = [
-    ['tower forward, training path', forward(false)],
-    ['tower forward, fast path', forward(true)],
+    ['tower forward, training path', forward(false, false)],
+    ['tower forward, fast path', forward(true, false)],
+    ['tower forward, fast path in length groups', forward(true, true)],
     ['projection head', (i) => noGrad(() => tidy(() => loaded.model.online.project('text', features[i]!))).dispose()],
   ];
   const times = new Map(steps.map(([name]) => [name, { cpu: [] as number[], wall: [] as number[] }]));
@@ -93,6 +96,7 @@ export async function benchText(options: TextBenchOptions = {}): Promise<void> {
     }
   }
   tower.fusedInference = true;
+  tower.groupLengths = true;
   times.set('tokenising', tokenising);
 
   // PyTorch: the same weights and ids.
@@ -109,15 +113,15 @@ export async function benchText(options: TextBenchOptions = {}): Promise<void> {
       }),
     );
     const torch = runTorchScript(path.join(here, '..', '..', 'bench', 'text_forward_torch.py'), [work]);
-    console.log(`per batch of ${batch}`.padEnd(52) + 'CPU ms  wall ms');
-    for (const [name, t] of times) console.log(`  byol-align ${name}`.padEnd(52) + `${fmt(median(t.cpu))}  ${fmt(median(t.wall))}`);
+    console.log(`per batch of ${batch}`.padEnd(58) + 'CPU ms  wall ms');
+    for (const [name, t] of times) console.log(`  byol-align ${name}`.padEnd(58) + `${fmt(median(t.cpu))}  ${fmt(median(t.wall))}`);
     if (torch === null) {
       console.log('  PyTorch: not measured (no python3 with torch)');
       return;
     }
     for (const key of ['encoder', 'packed']) {
       const label = key === 'encoder' ? "nn.TransformerEncoder (PyTorch's fast path)" : 'the fused kernel on nested rows';
-      console.log(`  PyTorch ${label}`.padEnd(52) + `${fmt(torch[`${key}_cpu_ms`] as number)}  ${fmt(torch[`${key}_wall_ms`] as number)}`);
+      console.log(`  PyTorch ${label}`.padEnd(58) + `${fmt(torch[`${key}_cpu_ms`] as number)}  ${fmt(torch[`${key}_wall_ms`] as number)}`);
     }
     const theirs = JSON.parse(readFileSync(path.join(work, 'pooled.json'), 'utf8')) as number[][][];
     let diff = 0;

@@ -55,6 +55,12 @@ export class TextTransformer extends Module {
    * benchmarks that compare the two do.
    */
   fusedInference = true;
+  /**
+   * In inference on the CPU, run a batch's rows in groups of similar length, each cut to its
+   * longest row (length_groups.ts). False runs every batch whole, as benchmarks that compare the
+   * two do. Not on other devices: measured on the CPU only, where a group's fixed cost is small.
+   */
+  groupLengths = true;
 
   constructor(options: TextTransformerOptions) {
     super();
@@ -125,7 +131,8 @@ export class TextTransformer extends Module {
       if (ids.shape[0]! > 0 && padding.select(1, 0).any().item()) {
         throw new RangeError('TextTransformer: a row of ids is all padding (first id 0); encode texts with [CLS] first');
       }
-      if (this.training || isGradEnabled() || ids.shape[0]! < 2) return this.#encode(ids, padding);
+      if (!this.groupLengths || this.training || isGradEnabled() || ids.device !== 'cpu' || ids.shape[0]! < 2)
+        return this.#encode(ids, padding);
       // Inference: rows of similar length together, each group cut to its longest row (the same
       // vectors up to float rounding, as padding changes nothing; length_groups.ts says what it saves).
       const lengths = rowLengths(ids);
