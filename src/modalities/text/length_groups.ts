@@ -5,10 +5,11 @@
 // search (the best cut of a sorted list) that no library we use offers.
 
 /**
- * What running one more group costs beside a token, in tokens: 32 measured best on the serve
- * benchmark's queries (the 2-layer, width-128 text tower of `--preset cpu-small`, one thread:
- * 11.4 ms a batch of 50 run whole, 7.9 ms in the groups that 32 gives, 8.1 and 8.5 ms with 10 and
- * 160, 10.5 with 0, where every length is its own group).
+ * What running one more group costs beside a token, in tokens: between the best two measured on
+ * the serve benchmark's queries (the 2-layer, width-128 text tower of `--preset cpu-small`, one
+ * thread, a batch of 50: 11.4 ms whole; 7.98 and 7.91 ms in groups with 20 and 40; 8.1, 8.2 and
+ * 8.5 ms with 10, 80 and 160; 10.5 ms with 0, where every length is its own group). With 32,
+ * `npm run bench -- text` measured 8.44 ms against 11.29 ms whole.
  */
 export const GROUP_COST_IN_TOKENS = 32;
 
