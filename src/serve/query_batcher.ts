@@ -7,7 +7,7 @@ import type { RowHit, SearchIndex, SearchOptions, SearchQuery, SearchRequest } f
 export interface QueryBatcherOptions {
   /**
    * How long the first query of a batch waits for others before the batch runs, at most, in ms
-   * (default 5); a batch runs sooner once the callers that the last batch answered are back.
+   * (default 10); a batch runs sooner once the callers that the last batch answered are back.
    */
   maxWaitMs?: number;
   /** A batch runs as soon as this many queries wait (default 64); 1 runs every request alone. */
@@ -15,11 +15,13 @@ export interface QueryBatcherOptions {
 }
 
 /**
- * 5 ms: small beside the tens of ms a loaded server answers in, long enough for 50 connections
- * answered together to send their next requests (their client reads the answers one by one) and
- * join one batch. A batch waits for it only while some of the callers it expects are not back.
+ * 10 ms: long enough for 50 connections answered together to send their next requests (their
+ * client reads the answers one by one) and join one batch; a request that misses its wave waits a
+ * whole batch (about 22 ms for 50 text searches here). At 50 connections, p99 was 37–42 ms with 10
+ * against 45–56 ms with 5 (bench/RESULTS.md). A batch waits for it only while some of the callers
+ * it expects are not back.
  */
-export const DEFAULT_BATCH_WAIT_MS = 5;
+export const DEFAULT_BATCH_WAIT_MS = 10;
 /** 64: one request's most queries; a batch's scores against 100,000 rows are then 26 MB. */
 export const DEFAULT_BATCH_QUERIES = 64;
 
