@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { libtorchVersion } from '../src/index.js';
 import { freeLoopbackPort } from '../src/distributed/launch_local.js';
 import { ensureIconData } from './align.js';
-import { machineDescription } from './measure.js';
+import { machineDescription, median } from './measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const worker = path.join(here, 'dist_worker.js');
@@ -55,11 +55,6 @@ async function runWorkers(worldSize: number, warmup: number, timed: number, data
 }
 
 const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 
 /** What one round measured: each arm's ms per step (wall and CPU, the slower rank's where two run). */
 interface Round {

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import '../src/index/lance_log.js';
 import { libtorchVersion } from '../src/index.js';
 import { ensureIconData } from './align.js';
-import { machineDescription } from './measure.js';
+import { machineDescription, median } from './measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.join(here, '..', 'src', 'cli', 'main.js');
@@ -364,11 +364,10 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
           );
         }
         if (rounds > 1) {
-          const median = (key: 'rate' | 'p50' | 'p99'): number =>
-            measured.map((m) => m[key]).sort((a, b) => a - b)[Math.floor(rounds / 2)]!;
+          const middle = (key: 'rate' | 'p50' | 'p99'): number => median(measured.map((m) => m[key]));
           console.log(
-            `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${'med.'.padStart(5)} ${''.padStart(9)} ${median('rate').toFixed(0).padStart(7)} ` +
-              `${median('p50').toFixed(1).padStart(7)} ${median('p99').toFixed(1).padStart(7)}`,
+            `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${'med.'.padStart(5)} ${''.padStart(9)} ${middle('rate').toFixed(0).padStart(7)} ` +
+              `${middle('p50').toFixed(1).padStart(7)} ${middle('p99').toFixed(1).padStart(7)}`,
           );
         }
       }

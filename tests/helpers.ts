@@ -87,3 +87,9 @@ export function assertSameHits(
     assert.deepEqual(ids(actual.slice(start, end)), ids(expected.slice(start, end)), `${what}: ranks ${start + 1}–${end}`);
   }
 }
+
+/** Token ids [rows, width] for a text tower: row r has lengths[r] tokens (ids from 1 up, below vocab), then padding (0). */
+export function idBatch(lengths: number[], width: number, vocab = 50): Tensor {
+  const rows = lengths.map((n, r) => Array.from({ length: width }, (_, j) => (j < n ? 1 + ((r * 13 + j * 7) % (vocab - 1)) : 0)));
+  return tensor(rows, { dtype: 'int64' });
+}

@@ -3,9 +3,9 @@
 // batch run in groups must give each row the vector it gets alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { manualSeed, noGrad, tensor, type Tensor } from '../src/index.js';
+import { manualSeed, noGrad } from '../src/index.js';
 import { TextTransformer, lengthGroups } from '../src/modalities/text/index.js';
-import { assertClose } from './helpers.js';
+import { assertClose, idBatch } from './helpers.js';
 
 /** The cost lengthGroups minimises: each group's rows times its longest length, plus groupCost. */
 function cost(groups: number[][], lengths: number[], groupCost: number): number {
@@ -53,14 +53,6 @@ test('lengthGroups: every row once, groups by length, at the least cost of any c
   assert.deepEqual(lengthGroups([4, 20, 5, 19], 1000), [[0, 2, 3, 1]]);
   assert.deepEqual(lengthGroups([], 8), []);
 });
-
-/** Ids [rows, width]: row r has lengths[r] tokens (ids from 1 up), then padding (0). */
-function idBatch(lengths: number[], width: number): Tensor {
-  return tensor(
-    lengths.map((n, r) => Array.from({ length: width }, (_, j) => (j < n ? 1 + ((r * 13 + j * 7) % 49) : 0))),
-    { dtype: 'int64' },
-  );
-}
 
 for (const pooling of ['mean', 'cls'] as const) {
   test(`TextTransformer in inference (${pooling} pooling): a batch run in length groups gives each row its vector alone`, () => {

@@ -12,18 +12,12 @@ import { autocast, manualSeed, noGrad, randn, setNumThreads, tensor, type Tensor
 import { TransformerEncoderLayer, encodeFused } from '../src/nn/index.js';
 import { TextTransformer, type TextPooling } from '../src/modalities/text/index.js';
 import { pythonWithTorch } from './python_torch.js';
-import { assertClose } from './helpers.js';
+import { assertClose, idBatch } from './helpers.js';
 
 setNumThreads(1);
 
 const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const SCRIPT = join(ROOT, 'tests', 'fixtures', 'transformer_encoder_eval.py');
-
-/** Ids [rows, width]: row r has lengths[r] tokens (ids from 1 up), then padding (0). */
-function idBatch(lengths: number[], width: number, vocab = 50): Tensor {
-  const rows = lengths.map((n, r) => Array.from({ length: width }, (_, j) => (j < n ? 1 + ((r * 13 + j * 7) % (vocab - 1)) : 0)));
-  return tensor(rows, { dtype: 'int64' });
-}
 
 /** A bool tensor [rows, columns] of these values. */
 function boolMask(rows: boolean[][]): Tensor {

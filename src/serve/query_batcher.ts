@@ -64,9 +64,14 @@ class RequestBatcher<R, A> {
       if (this.running) return;
       // Callers that keep several requests open send the next as each answer comes back: the batch
       // runs once they are all back (the wave whole), or after maxWaitMs for one that is not.
-      if (this.waitingQueries >= Math.min(this.maxQueries, this.expected)) this.runWaiting();
+      if (this.full()) this.runWaiting();
       else this.timer ??= setTimeout(() => this.runWaiting(), this.maxWaitMs);
     });
+  }
+
+  /** Whether the next batch need not wait: maxQueries queries wait, or all that it expects. */
+  private full(): boolean {
+    return this.waitingQueries >= Math.min(this.maxQueries, this.expected);
   }
 
   /** Runs the requests that wait, up to maxQueries queries (at least one request); the rest after it. */
@@ -84,7 +89,7 @@ class RequestBatcher<R, A> {
       this.running = false;
       // The callers just answered send their next requests now: those that gathered meanwhile wait
       // for them (cut at once, a wave becomes two small batches), as long as the first of a batch waits.
-      if (this.waitingQueries >= Math.min(this.maxQueries, this.expected)) this.runWaiting();
+      if (this.full()) this.runWaiting();
       else if (this.waiting.length > 0) this.timer ??= setTimeout(() => this.runWaiting(), this.maxWaitMs);
     });
   }
