@@ -2,7 +2,7 @@
 // queries for images (POST /v1/search, query embedding included) over loopback, at 1 and 50
 // concurrent connections, with the searches of concurrent requests batched (the default) and one
 // request at a time (--batch-queries 1), each line after a warm-up at its concurrency and run
-// --rounds times back to back (default 3), with the rounds' median; beside each,
+// --rounds times back to back on the same connections (default 3), with the rounds' median; beside each,
 // the recall@10 of what it answered against exact search by brute force here (float32 query
 // embeddings from POST /v1/embed, every image scored). What it needs is made when missing: the
 // icon data set, a short training run (unless --run or BYOL_ALIGN_BENCH_RUN names one) and the
@@ -52,87 +52,133 @@ export interface ServeBenchOptions {
 
 /** The part of autocannon's API used here (it ships no types). */
 interface Autocannon {
-  (options: {
-    url: string;
-    connections: number;
-    duration: number;
-    maxOverallRequests: number;
-    timeout: number;
-    requests: {
-      method: string;
-      path: string;
-      headers: Record<string, string>;
-      body: string;
-      onResponse: (status: number, body: string) => void;
-      setupRequest: (request: object) => object;
-    }[];
-    setupClient: (client: { setRequests(requests: unknown[]): void }) => void;
-  }): Promise<{
-    latency: { p50: number; p99: number };
-    duration: number;
-    errors: number;
-    timeouts: number;
-    non2xx: number;
-  }>;
+  (
+    options: {
+      url: string;
+      connections: number;
+      duration: number;
+      timeout: number;
+      requests: {
+        method: string;
+        path: string;
+        headers: Record<string, string>;
+        body: string;
+        onResponse: (status: number, body: string, context: { sentAt?: number }) => void;
+        setupRequest: (request: object, context: { sentAt?: number }) => object;
+      }[];
+      setupClient: (client: { setRequests(requests: unknown[]): void }) => void;
+    },
+    done: (error: Error | null) => void,
+  ): { on(event: 'reqError', listener: () => void): void; stop(): void };
 }
 
 /**
- * Seconds of load, not counted, before each line: a fresh server's first batches run cold (the
- * JavaScript not yet compiled, libtorch's first allocations), as a load test's warm-up allows for.
+ * Seconds of load, not counted, before each line's rounds: a fresh server's first batches run cold
+ * (the JavaScript not yet compiled, libtorch's first allocations), as a load test's warm-up allows for.
  */
 const WARM_UP_S = 2;
 
+/** What one round of a load test answered: each answer's body q and its text, latencies in ms, seconds taken. */
+interface LoadRound {
+  answers: [number, string][];
+  latencies: number[];
+  elapsed: number;
+  errors: number;
+  non2xx: number;
+}
+
 /**
- * `count` searches (the bodies in turn) over `conns` connections, each connection starting at
- * another query so that a batch holds different ones; `onResponse(q)` hears the answers to body q.
- * `elapsed` is the seconds from the start to the last answer. autocannon's own `duration` is not
- * used: it ends at the first of its 1 s ticks after the last answer, so 5,000 answers in 4.05 s
- * read as 5.0 s (1,000 requests/s for 1,235).
+ * Searches (the bodies in turn) over `conns` connections, each connection starting at another query
+ * so that a batch holds different ones: WARM_UP_S seconds not counted, then `rounds` rounds back to
+ * back of `count` answers or `seconds` each, whichever comes first, all on the same connections.
+ * A round's latencies and rate are its answers', from request to answer; its rate is counted
+ * from its start to its last answer (autocannon's own `duration` ends at its first 1 s tick after
+ * the last answer: 5,000 answers in 4.05 s read as 5.0 s).
+ *
+ * One set of connections for the warm-up and the rounds, because autocannon opens a load's
+ * connections one after another in one synchronous loop (about 40 ms for 50): the first request of
+ * each, written meanwhile, leaves only when all are open, and a fresh load's first 50 answers took
+ * 40–90 ms where the server's own clock had them answered in 28 ms. Out of 5,000 they are 1%, and
+ * p99 measured them (bench/RESULTS.md, 2026-12-04).
  */
 async function loadTest(
   url: string,
   conns: number,
-  count: number,
   bodies: readonly string[],
+  rounds: number,
+  count: number,
   seconds: number,
-  onResponse: (q: number) => (status: number, body: string) => void,
-): Promise<Awaited<ReturnType<Autocannon>> & { elapsed: number }> {
+): Promise<LoadRound[]> {
   // A devDependency, and CommonJS without types: loaded only by this benchmark.
   const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-  const start = performance.now();
-  let last = start;
-  const list = bodies.map((body, q) => {
-    const hear = onResponse(q);
-    return {
+  const done: LoadRound[] = [];
+  let round: (LoadRound & { start: number }) | undefined;
+  const warmUpEnd = performance.now() + WARM_UP_S * 1000;
+  let tracker: ReturnType<Autocannon> | undefined;
+  const finished = new Promise<void>((resolve, reject) => {
+    const list = bodies.map((body, q) => ({
       method: 'POST',
       path: '/v1/search',
       headers: { 'content-type': 'application/json' },
       body,
-      onResponse: (status: number, answer: string) => {
-        last = performance.now();
-        hear(status, answer);
+      // Called as each request is written; one request at a time per connection, so its context holds it.
+      setupRequest: (request: object, context: { sentAt?: number }) => {
+        context.sentAt = performance.now();
+        return request;
       },
-      // Built when sent, not all at once: autocannon starts each connection's first request before
-      // it builds the next connection's list, so 50 lists of 500 prebuilt requests (about 0.5 s)
-      // counted in the first 50 latencies, 1.25% of 4,000: the p99 measured the load generator
-      // (bench/RESULTS.md, 2026-12-04).
-      setupRequest: (request: object) => request,
-    };
+      onResponse: (status: number, answer: string, context: { sentAt?: number }) => {
+        const now = performance.now();
+        if (round === undefined) {
+          if (now < warmUpEnd) return;
+          round = { answers: [], latencies: [], elapsed: 0, errors: 0, non2xx: 0, start: now };
+          return;
+        }
+        round.latencies.push(now - context.sentAt!);
+        if (status === 200) round.answers.push([q, answer]);
+        else round.non2xx++;
+        round.elapsed = (now - round.start) / 1000;
+        if (round.latencies.length < count && round.elapsed < seconds) return;
+        done.push({
+          answers: round.answers,
+          latencies: round.latencies,
+          elapsed: round.elapsed,
+          errors: round.errors,
+          non2xx: round.non2xx,
+        });
+        round = done.length < rounds ? { answers: [], latencies: [], elapsed: 0, errors: 0, non2xx: 0, start: now } : undefined;
+        if (done.length === rounds) tracker!.stop();
+      },
+    }));
+    let client = 0;
+    tracker = autocannon(
+      {
+        url,
+        connections: conns,
+        // A bound only: the load stops when its last round ends.
+        duration: WARM_UP_S + rounds * seconds + 10,
+        timeout: 30,
+        requests: list,
+        setupClient: (c) => {
+          const from = Math.floor((client++ * list.length) / conns);
+          c.setRequests([...list.slice(from), ...list.slice(0, from)]);
+        },
+      },
+      (error) => (error === null ? resolve() : reject(error)),
+    );
+    tracker.on('reqError', () => {
+      if (round !== undefined) round.errors++;
+    });
   });
-  let client = 0;
-  const result = await autocannon({
-    url,
-    connections: conns,
-    duration: seconds,
-    maxOverallRequests: Math.max(count, conns),
-    timeout: 30,
-    requests: list,
-    setupClient: (c) => {
-      const from = Math.floor((client++ * list.length) / conns);
-      c.setRequests([...list.slice(from), ...list.slice(0, from)]);
-    },
-  });
-  return { ...result, elapsed: (last - start) / 1000 };
+  await finished;
+  if (done.length < rounds)
+    throw new Error(`load test at ${conns} connections: ${done.length} of ${rounds} rounds ended before autocannon stopped`);
+  return done;
+}
+
+/** The `q` quantile of `values` (sorted here), the nearest rank. */
+function quantile(values: number[], q: number): number {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 /** The manifest to index: the training split, or its first `items` images with their captions. */
@@ -333,19 +379,12 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
         }),
       ).then((vectors) => vectors.map((v) => exactScores(exact, v)));
       for (const conns of connections) {
-        // WARM_UP_S seconds at the same concurrency first, not counted.
-        await loadTest(server.url, conns, Number.MAX_SAFE_INTEGER, bodies, WARM_UP_S, () => () => {});
+        // The answers are kept and checked after the load: parsing them as they come would add the
+        // check's time to the load generator's, on the cores that the server shares.
         const measured: { rate: number; p50: number; p99: number }[] = [];
-        for (let round = 1; round <= rounds; round++) {
-          // The answers are kept and checked after the load: parsing them as they come would add the
-          // check's time to the load generator's, on the cores that the server shares.
-          const answers: [number, string][] = [];
-          const onResponse = (q: number) => (status: number, body: string) => {
-            if (status === 200) answers.push([q, body]);
-          };
-          const result = await loadTest(server.url, conns, requests, bodies, seconds, onResponse);
+        for (const [i, result] of (await loadTest(server.url, conns, bodies, rounds, requests, seconds)).entries()) {
           let found = 0;
-          for (const [q, body] of answers) {
+          for (const [q, body] of result.answers) {
             // A hit is right when it is among the true 10 nearest, or ties with the 10th.
             const { scores, tenth } = truth![q]!;
             const hits = (JSON.parse(body) as { results: { hits: { id: string }[] }[] }).results[0]!.hits;
@@ -354,12 +393,14 @@ export async function benchServe(options: ServeBenchOptions): Promise<void> {
               if (row !== undefined && scores[row]! >= tenth - 1e-5) found++;
             }
           }
-          const recall = answers.length === 0 ? NaN : found / (K * answers.length);
-          const rate = answers.length / result.elapsed;
-          measured.push({ rate, p50: result.latency.p50, p99: result.latency.p99 });
+          const recall = result.answers.length === 0 ? NaN : found / (K * result.answers.length);
+          const rate = result.latencies.length / result.elapsed;
+          const p50 = quantile(result.latencies, 0.5);
+          const p99 = quantile(result.latencies, 0.99);
+          measured.push({ rate, p50, p99 });
           console.log(
-            `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${String(round).padStart(5)} ${String(answers.length).padStart(9)} ${rate.toFixed(0).padStart(7)} ` +
-              `${result.latency.p50.toFixed(1).padStart(7)} ${result.latency.p99.toFixed(1).padStart(7)} ${String(result.errors).padStart(7)} ` +
+            `${mode.name.padEnd(30)} ${String(conns).padStart(5)} ${String(i + 1).padStart(5)} ${String(result.answers.length).padStart(9)} ${rate.toFixed(0).padStart(7)} ` +
+              `${p50.toFixed(1).padStart(7)} ${p99.toFixed(1).padStart(7)} ${String(result.errors).padStart(7)} ` +
               `${String(result.non2xx).padStart(8)}  ${recall.toFixed(3)}`,
           );
         }
