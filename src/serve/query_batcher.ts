@@ -17,9 +17,10 @@ export interface QueryBatcherOptions {
 /**
  * 10 ms: long enough for 50 connections answered together to send their next requests (their
  * client reads the answers one by one) and join one batch; a request that misses its wave waits a
- * whole batch (about 22 ms for 50 text searches here). At 50 connections, p99 was 37–42 ms with 10
- * against 45–56 ms with 5 (bench/RESULTS.md). A batch waits for it only while some of the callers
- * it expects are not back.
+ * whole batch (about 22 ms for 50 text searches here). At 50 connections, nine rounds of each
+ * alternating, p99 was 31–38 ms with 10 against 29–44 ms with 5, and the slowest answer 32–39 ms
+ * against 31–54 ms (bench/RESULTS.md). A batch waits for it only while some of the callers it
+ * expects are not back.
  */
 export const DEFAULT_BATCH_WAIT_MS = 10;
 /** 64: one request's most queries; a batch's scores against 100,000 rows are then 26 MB. */
