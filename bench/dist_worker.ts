@@ -3,6 +3,13 @@
 // batch BATCH, default 256) on one libtorch thread, its shard of each batch decoded before the clock starts, alone
 // (WORLD 1: the plain trainer) or data-parallel (DataParallel over loopback), then times the
 // gradients' all-reduce alone, and prints one JSON line of what it measured.
+//
+// For diagnosis only (bench/results/data-parallel/ablate.sh), BYOL_ALIGN_BENCH_DIST_OFF lists parts of
+// data-parallel training to leave out, comma-separated: `syncbn` (local BatchNorm), `gathers` (the
+// losses over each rank's own rows), `gradients` (no averaging: the ranks' weights drift apart),
+// `stop` (no all-reduce a step to agree on stopping), `group` (no process group at all: each rank
+// trains its shard alone). Such a run no longer trains what one process trains; its time says what
+// the parts left out cost.
 import path from 'node:path';
 import { distributed, setNumThreads } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
@@ -46,15 +53,25 @@ const decoded = async function* (): AsyncGenerator<AlignBatch> {
 const trainer = new AlignTrainer(model, { ...trainOptions(config, modalities, () => decoded(), loader.batchesPerEpoch), batchSize, rank });
 const parameters = model.online.parameters().reduce((n, p) => n + p.size, 0);
 
+const PARTS = ['syncbn', 'gathers', 'gradients', 'stop', 'group'];
+const off = new Set((process.env.BYOL_ALIGN_BENCH_DIST_OFF ?? '').split(',').filter((part) => part !== ''));
+for (const part of off) {
+  if (!PARTS.includes(part)) throw new Error(`BYOL_ALIGN_BENCH_DIST_OFF: unknown part '${part}' (parts: ${PARTS.join(', ')})`);
+}
+
 let parallel: DataParallel | undefined;
 let group: distributed.ProcessGroup | undefined;
-if (worldSize > 1) {
+if (worldSize > 1 && !off.has('group')) {
   const timeoutMs = 10 * 60 * 1000;
   const store = distributed.Store.connect({ host: '127.0.0.1', port: Number(portText), isServer: rank === 0, worldSize, timeoutMs });
   group = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'train' });
   const gradientGroup = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'gradients' });
-  parallel = new DataParallel(trainer, { group, gradientGroup });
+  parallel = new DataParallel(trainer, { group, gradientGroup, syncBatchNorm: !off.has('syncbn') });
+  // The own forward again, in place of the one that gathers the ranks' outputs.
+  if (off.has('gathers')) delete (model as { forwardViews?: unknown }).forwardViews;
+  if (off.has('gradients')) parallel.close();
 }
+const averaging = parallel !== undefined && !off.has('gradients');
 const exposedMs: number[] = [];
 // Wall time from one step's end to the next's: everything a step costs, the ranks' waiting for
 // each other included.
@@ -62,20 +79,20 @@ const stepEnds: number[] = [performance.now()];
 // And the CPU time of each step, every thread of the process: on a machine others share, what a
 // step needs (wall time also measures what the others took).
 const cpuEnds: number[] = [cpuMs()];
-const records = await (parallel ?? trainer).run({
+const records = await (off.has('stop') ? trainer : (parallel ?? trainer)).run({
   stopAfter: steps,
   afterStep: () => {
     stepEnds.push(performance.now());
     cpuEnds.push(cpuMs());
-    if (parallel) exposedMs.push(parallel.gradientStats().lastWaitMs);
+    if (averaging) exposedMs.push(parallel!.gradientStats().lastWaitMs);
   },
 });
 
 // The same all-reduces alone, one after another and blocking: what averaging costs unhidden.
 let allReduceMs: number | undefined;
 let buckets: number[] = [];
-if (parallel && group) {
-  buckets = parallel.gradientStats().bucketSizes;
+if (averaging && group) {
+  buckets = parallel!.gradientStats().bucketSizes;
   const tensors = buckets.map((n) => zeros([n]));
   const times: number[] = [];
   for (let rep = 0; rep < 5; rep++) {
