@@ -98,7 +98,7 @@ interface LoadRound {
  * One set of connections for the warm-up and the rounds, because autocannon opens a load's
  * connections one after another in one synchronous loop (about 40 ms for 50): the first request of
  * each, written meanwhile, leaves only when all are open, and a fresh load's first 50 answers took
- * 40–90 ms where the server's own clock had them answered in 28 ms. Out of 5,000 they are 1%, and
+ * 45–152 ms where the server's own clock had them answered in 27 ms. Out of 5,000 they are 1%, and
  * p99 measured them (bench/RESULTS.md, 2026-12-04).
  */
 async function loadTest(
@@ -128,6 +128,7 @@ async function loadTest(
       },
       onResponse: (status: number, answer: string, context: { sentAt?: number }) => {
         const now = performance.now();
+        if (done.length === rounds) return; // in flight when the load stopped
         if (round === undefined) {
           if (now < warmUpEnd) return;
           round = { answers: [], latencies: [], elapsed: 0, errors: 0, non2xx: 0, start: now };
@@ -145,7 +146,7 @@ async function loadTest(
           errors: round.errors,
           non2xx: round.non2xx,
         });
-        round = done.length < rounds ? { answers: [], latencies: [], elapsed: 0, errors: 0, non2xx: 0, start: now } : undefined;
+        round = { answers: [], latencies: [], elapsed: 0, errors: 0, non2xx: 0, start: now };
         if (done.length === rounds) tracker!.stop();
       },
     }));
