@@ -90,9 +90,8 @@ async function runRound(warmup: number, timed: number, dataDir: string): Promise
   const [half] = await runWorkers(1, warmup, timed, dataDir, BATCH / 2);
   // Two such processes at once: the cores, caches and memory shared as the two ranks share them.
   const halves = (await Promise.all([0, 1].map(() => runWorkers(1, warmup, timed, dataDir, BATCH / 2)))).flat();
-  // The two ranks' shards at once, without a process group: the processes above train other items
-  // of the epoch (its first batches of 128), which ran 5-10% faster than the ranks' halves of each
-  // batch of 256 for a reason not found (bench/RESULTS.md, issue 15).
+  // The two ranks' shards at once, without a process group: the ranks' own batches, where the
+  // processes above train other items of the epoch (its first batches of 128).
   const shards = await runWorkers(2, warmup, timed, dataDir, BATCH, 'group');
   return {
     single: msPerStep(one!),

@@ -112,7 +112,12 @@ async function loadTest(
   // A devDependency, and CommonJS without types: loaded only by this benchmark.
   const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   const done: LoadRound[] = [];
-  let round: (LoadRound & { start: number }) | undefined;
+  let round: LoadRound | undefined;
+  let roundStart = 0;
+  const startRound = (now: number): LoadRound => {
+    roundStart = now;
+    return { answers: [], latencies: [], elapsed: 0, errors: 0, non2xx: 0 };
+  };
   const warmUpEnd = performance.now() + WARM_UP_S * 1000;
   let tracker: ReturnType<Autocannon> | undefined;
   const finished = new Promise<void>((resolve, reject) => {
@@ -131,22 +136,16 @@ async function loadTest(
         if (done.length === rounds) return; // in flight when the load stopped
         if (round === undefined) {
           if (now < warmUpEnd) return;
-          round = { answers: [], latencies: [], elapsed: 0, errors: 0, non2xx: 0, start: now };
+          round = startRound(now);
           return;
         }
         round.latencies.push(now - context.sentAt!);
         if (status === 200) round.answers.push([q, answer]);
         else round.non2xx++;
-        round.elapsed = (now - round.start) / 1000;
+        round.elapsed = (now - roundStart) / 1000;
         if (round.latencies.length < count && round.elapsed < seconds) return;
-        done.push({
-          answers: round.answers,
-          latencies: round.latencies,
-          elapsed: round.elapsed,
-          errors: round.errors,
-          non2xx: round.non2xx,
-        });
-        round = { answers: [], latencies: [], elapsed: 0, errors: 0, non2xx: 0, start: now };
+        done.push(round);
+        round = startRound(now);
         if (done.length === rounds) tracker!.stop();
       },
     }));
