@@ -1,7 +1,8 @@
 // Data-parallel training (src/distributed/data_parallel.ts) against one process: two ranks on loopback,
 // each training its half of every global batch, must end where one process training the whole
 // batches ends (weights, EMA target, BatchNorm statistics, within 1e-5), which needs the shards,
-// the synchronised BatchNorm, the gathered losses and the gradient averaging all right; and a
+// the synchronised BatchNorm, the gathered losses and the gradient averaging all right; the same
+// where one rank's shard lacks a modality (its rows travel as zeros marked absent); and a
 // two-process run resumed from its checkpoint continues as an uninterrupted one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,21 +12,16 @@ import { shardOfBatch } from '../src/data/epoch_order.js';
 import { ManifestLoader } from '../src/data/manifest_loader.js';
 import { assertClose } from './helpers.js';
 import { assertRanksOk, runRanks } from './rank_processes.js';
-import { BATCH, loadState, makeTrainer, saveState } from './data_parallel_fixture.js';
+import { BATCH, loadState, makeTrainer, saveState, type FixtureVariant } from './data_parallel_fixture.js';
 import { scratchDir } from './scratch_dir.js';
 
 const WORKER = join('dist', 'tests', 'data_parallel_worker.js');
 const STEPS = 6; // an epoch and a half
 
-function train(steps: number, out: string, resume?: string, worldSize = 2): ReturnType<typeof runRanks> {
-  return runRanks(WORKER, worldSize, (rank, port) => [
-    String(rank),
-    String(worldSize),
-    String(port),
-    String(steps),
-    out,
-    ...(resume ? [resume] : []),
-  ]);
+function train(steps: number, out: string, resume?: string, variant: FixtureVariant = 'full'): ReturnType<typeof runRanks> {
+  return runRanks(WORKER, 2, (rank, port) => [String(rank), '2', String(port), String(steps), out, ...(resume ? [resume] : [])], {
+    BYOL_ALIGN_TEST_DP_VARIANT: variant,
+  });
 }
 
 function assertStatesClose(actual: ReadonlyMap<string, Tensor>, expected: ReadonlyMap<string, Tensor>, atol: number, what: string): void {
@@ -79,13 +75,14 @@ test('ManifestLoader with a shard: each rank’s batches are its slices of the u
   );
 });
 
-test('2 processes on halves of each batch end where 1 process on the whole batches ends (within 1e-5)', async () => {
+/** Two processes of the fixture's `variant` end where one process training the whole batches ends; returns their results. */
+async function assertTwoEndAsOne(variant: FixtureVariant): ReturnType<typeof runRanks> {
   const dir = scratchDir('byol-dp-');
-  const single = await makeTrainer();
+  const single = await makeTrainer(undefined, 5, variant);
   const singleLog = await single.run({ stopAfter: STEPS });
   const expected = single.stateDict().tensors;
 
-  const results = await train(STEPS, join(dir, 'dp'));
+  const results = await train(STEPS, join(dir, 'dp'), undefined, variant);
   assertRanksOk(results, assert.fail);
   const [rank0, rank1] = [0, 1].map((r) => loadState(join(dir, `dp.rank${r}`)));
   // The model (online and EMA target weights, BatchNorm statistics), the temperature and the optimizer's moments.
@@ -100,9 +97,18 @@ test('2 processes on halves of each batch end where 1 process on the whole batch
       for (const [key, value] of Object.entries(singleLog[step]!.terms)) assertClose(t[key]!, value, 1e-4, 1e-4);
     });
   }
+  return results;
+}
+
+test('2 processes on halves of each batch end where 1 process on the whole batches ends (within 1e-5)', async () => {
+  const results = await assertTwoEndAsOne('full');
   const stats = results[0]!.lines[0]!.stats as { bucketSizes: number[]; backwards: number };
   assert.ok(stats.bucketSizes.length > 1, 'several buckets');
   assert.equal(stats.backwards, STEPS);
+});
+
+test('a modality one rank’s shard lacks (rank 1 has no b in the first step): 2 processes still end where 1 ends', async () => {
+  await assertTwoEndAsOne('partial');
 });
 
 test('a 2-process run resumed from its checkpoint continues as an uninterrupted one; 1 process can take it over', async () => {

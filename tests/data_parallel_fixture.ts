@@ -4,7 +4,7 @@
 // covariance (every term that reads the batch), and views that draw nothing, so that one process
 // and several see the same inputs.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { manualSeed, randn, type Tensor } from '../src/index.js';
+import { manualSeed, randn, tensor, type Tensor } from '../src/index.js';
 import { parseSafetensors, serializeSafetensors } from '../src/engine/safetensors.js';
 import { AlignModel } from '../src/align/model.js';
 import { AlignTrainer, type AlignBatch, type AlignTrainOptions, type AlignTrainerMeta } from '../src/align/train.js';
@@ -17,8 +17,23 @@ export const ITEMS = 64;
 export const BATCH = 16; // 4 steps per epoch
 export const EPOCHS = 2;
 
+/**
+ * 'partial': modality b missing from items 8–15, so that rank 1 of 2 lacks it in the first step
+ * (and some later shards have it for some rows only), and no BatchNorm anywhere (a step with a
+ * modality some rank lacks normalises with each rank's own statistics, which one process cannot
+ * match): the gathers' zero rows for an absent modality against one process.
+ */
+export type FixtureVariant = 'full' | 'partial';
+
+const MISSING_B = new Set([8, 9, 10, 11, 12, 13, 14, 15]);
+
 /** A fresh trainer; with `shard`, its batches are that rank's shard of each global batch. */
-export async function makeTrainer(shard?: { rank: number; worldSize: number }, initSeed = 5): Promise<AlignTrainer> {
+export async function makeTrainer(
+  shard?: { rank: number; worldSize: number },
+  initSeed = 5,
+  variant: FixtureVariant = 'full',
+): Promise<AlignTrainer> {
+  const partial = variant === 'partial';
   manualSeed(21);
   const latent = randn([ITEMS, 3]);
   const rows = (t: Tensor, d: number): number[][] => {
@@ -27,26 +42,27 @@ export async function makeTrainer(shard?: { rank: number; worldSize: number }, i
   };
   const data = { a: rows(latent.matmul(randn([3, 6])), 6), b: rows(latent.matmul(randn([3, 5])), 5) };
   const views = { view1: IDENTITY_VECTOR_VIEW, view2: IDENTITY_VECTOR_VIEW };
-  const a = withName(await vectorModality.fit({ featureDim: 8, hiddenDims: [16], ...views }, data.a), 'a');
-  const b = withName(await vectorModality.fit({ featureDim: 8, hiddenDims: [16], ...views }, data.b), 'b');
+  const hiddenDims = partial ? [] : [16];
+  const a = withName(await vectorModality.fit({ featureDim: 8, hiddenDims, ...views }, data.a), 'a');
+  const b = withName(await vectorModality.fit({ featureDim: 8, hiddenDims, ...views }, data.b), 'b');
   const modalities: Modality[] = [a, b];
   manualSeed(initSeed);
   const model = new AlignModel(
     modalities.map((m) => ({ name: m.name, create: () => m.createEncoder(), featureDim: m.featureDim })),
-    { projectionHiddenDim: 16, projectionDim: 8, predictionHiddenDim: 16, tauBase: 0.9 },
+    { projectionHiddenDim: 16, projectionDim: 8, predictionHiddenDim: 16, tauBase: 0.9, headNorm: partial ? 'layer' : 'batch' },
   );
   const order = (epoch: number): number[] => Array.from({ length: ITEMS }, (_, i) => (i * (2 * epoch + 1) + epoch) % ITEMS);
   async function* batches(epoch: number, fromStep: number): AsyncIterable<AlignBatch> {
     const o = order(epoch);
     for (let step = fromStep; step < ITEMS / BATCH; step++) {
       const idx = shard ? shardOfBatch(o, step, BATCH, shard.rank, shard.worldSize) : o.slice(step * BATCH, (step + 1) * BATCH);
-      yield {
-        size: idx.length,
-        inputs: new Map([
-          ['a', { batch: await a.collate(idx.map((i) => data.a[i]!)), rows: null }],
-          ['b', { batch: await b.collate(idx.map((i) => data.b[i]!)), rows: null }],
-        ]),
-      };
+      const inputs: AlignBatch['inputs'] = new Map([['a', { batch: await a.collate(idx.map((i) => data.a[i]!)), rows: null }]]);
+      const withB = idx.map((_, row) => row).filter((row) => !(partial && MISSING_B.has(idx[row]!)));
+      if (withB.length > 0) {
+        const rows = withB.length === idx.length ? null : tensor(withB, { dtype: 'int64' });
+        inputs.set('b', { batch: await b.collate(withB.map((row) => data.b[idx[row]!]!)), rows });
+      }
+      yield { size: idx.length, inputs };
     }
   }
   const options: AlignTrainOptions = {
