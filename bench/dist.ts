@@ -3,7 +3,8 @@
 // batches decoded before the clock starts (bench/dist_worker.ts): step time and image–text pairs
 // per second, the speed-up (target ≥ 1.8×), and the gradients' all-reduce: its time per step alone
 // (blocking, bucket after bucket) and what of it was left to wait for after backward, the rest
-// having run while backward did. Beside them three bounds: one process on half the batch, two such
+// having run while backward did; then 2 processes with local BatchNorm (train.syncBatchNorm
+// false). Beside them three bounds: one process on half the batch, two such
 // processes at once without communicating (what the two cores give when both compute), and the two
 // ranks' shards at once without communicating (the ranks' own batches). Every
 // arm runs once per round, --rounds times (default 3), and the speed-up printed last is the median
@@ -25,6 +26,8 @@ interface WorkerResult {
   parameters: number;
   stepMs: number[];
   cpuMs: number[];
+  /** The kernel's part of cpuMs. */
+  systemMs: number[];
   losses: number[];
   exposedMs: number[];
   allReduceMs?: number;
@@ -71,10 +74,14 @@ interface Round {
   singleCpu: number;
   parallel: number;
   parallelCpu: number[];
+  parallelSystem: number[];
+  /** 2 processes with local BatchNorm (train.syncBatchNorm false). */
+  localBatchNorm: number;
   /** Two independent processes on the same half batch, at once: the two cores' speed without communication. */
   pairOfHalves: number;
   /** The two ranks' shards at once, without a process group: the ranks' own work, the slower one's pace. */
   shardsAlone: number;
+  shardsSystem: number[];
   half: number;
   halfCpu: number;
   two: WorkerResult[];
@@ -84,8 +91,11 @@ interface Round {
 async function runRound(warmup: number, timed: number, dataDir: string): Promise<Round> {
   const msPerStep = (r: WorkerResult): number => mean(r.stepMs.slice(warmup));
   const cpuPerStep = (r: WorkerResult): number => mean(r.cpuMs.slice(warmup));
+  const systemPerStep = (r: WorkerResult): number => mean(r.systemMs.slice(warmup));
   const [one] = await runWorkers(1, warmup, timed, dataDir);
   const two = await runWorkers(2, warmup, timed, dataDir);
+  // The same with each rank's own BatchNorm statistics (train.syncBatchNorm false).
+  const localBn = await runWorkers(2, warmup, timed, dataDir, BATCH, 'syncbn');
   // One process on half the batch: what a rank's share of the work costs without any communication.
   const [half] = await runWorkers(1, warmup, timed, dataDir, BATCH / 2);
   // Two such processes at once: the cores, caches and memory shared as the two ranks share them.
@@ -99,8 +109,11 @@ async function runRound(warmup: number, timed: number, dataDir: string): Promise
     // The ranks wait for each other every step: the job runs at its slower rank's pace.
     parallel: Math.max(...two.map(msPerStep)),
     parallelCpu: two.map(cpuPerStep),
+    parallelSystem: two.map(systemPerStep),
+    localBatchNorm: Math.max(...localBn.map(msPerStep)),
     pairOfHalves: Math.max(...halves.map(msPerStep)),
     shardsAlone: Math.max(...shards.map(msPerStep)),
+    shardsSystem: shards.map(systemPerStep),
     half: msPerStep(half!),
     halfCpu: cpuPerStep(half!),
     two,
@@ -134,7 +147,11 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
     );
     console.log(
       `    2 processes: ${round.parallel.toFixed(0)} ms/step, ${pairs(round.parallel).toFixed(1)} image-text pairs/s: ${(round.single / round.parallel).toFixed(2)}x one process ` +
-        `(CPU ${round.parallelCpu.map((c) => c.toFixed(0)).join(' and ')} ms/step)`,
+        `(CPU ${round.parallelCpu.map((c) => c.toFixed(0)).join(' and ')} ms/step, of which in the kernel ${round.parallelSystem.map((c) => c.toFixed(0)).join(' and ')}; ` +
+        `the shards without communication ${round.shardsSystem.map((c) => c.toFixed(0)).join(' and ')})`,
+    );
+    console.log(
+      `    2 processes, local BatchNorm (train.syncBatchNorm false): ${round.localBatchNorm.toFixed(0)} ms/step: ${(round.single / round.localBatchNorm).toFixed(2)}x one process`,
     );
     console.log(
       `    bounds: 1 process on half the batch ${round.half.toFixed(0)} ms/step (CPU ${round.halfCpu.toFixed(0)}): ${(round.single / round.half).toFixed(2)}x; ` +
@@ -147,11 +164,15 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
     );
   }
   const speedUps = all.map((r) => r.single / r.parallel);
+  const localSpeedUps = all.map((r) => r.single / r.localBatchNorm);
   const ceilings = all.map((r) => r.single / r.pairOfHalves);
   const shardCeilings = all.map((r) => r.single / r.shardsAlone);
   console.log(
     `  2 processes against 1, median of ${rounds} rounds: ${median(speedUps).toFixed(2)}x (rounds: ${speedUps.map((s) => s.toFixed(2)).join(', ')}; target >= 1.8x); ` +
       `the two cores without communication: ${median(ceilings).toFixed(2)}x on the same half batch, ${median(shardCeilings).toFixed(2)}x on the ranks' shards`,
+  );
+  console.log(
+    `  with local BatchNorm (train.syncBatchNorm false), median: ${median(localSpeedUps).toFixed(2)}x (rounds: ${localSpeedUps.map((s) => s.toFixed(2)).join(', ')})`,
   );
   console.log(
     `  loss at step 1: 1 process ${all[0]!.one.losses[0]!.toFixed(4)}, 2 processes ${all[0]!.two[0]!.losses[0]!.toFixed(4)} (the same batch; each rank draws its own views)`,

@@ -1,5 +1,6 @@
 // `byol-align train` data-parallel: --nproc 2 on the command's fixture (only rank 0 writes the run;
-// stopped and resumed, it logs the uninterrupted run's losses), the same job under torchrun
+// stopped and resumed, it logs the uninterrupted run's losses; train.syncBatchNorm reaches the
+// ranks), the same job under torchrun
 // --no_python (the same losses: the same ranks, shards and seeds), and a worker killed mid-run
 // failing the job with an error that names it.
 import { test } from 'node:test';
@@ -47,6 +48,28 @@ test('--nproc 2 trains with one writer; stopped and resumed it logs what the uni
   assert.equal(rest.status, 0, rest.stderr);
   assert.match(rest.stderr, /resuming .*step-000000002\.safetensors at step 2 of 4/);
   assert.deepEqual(metricsOf(resumed), lines);
+});
+
+test('train.syncBatchNorm=false: each rank normalises with its own rows, and the first step’s loss leaves the synchronised one', () => {
+  const args = [...fixture.data, '--steps', '4', '--stop-after', '1', ...TINY, '--nproc', '2'];
+  const synced = join(fixture.dir, 'dp-synced');
+  const local = join(fixture.dir, 'dp-local-bn');
+  for (const [out, setting] of [
+    [synced, []],
+    [local, ['train.syncBatchNorm=false']],
+  ] as const) {
+    const r = cli('train', ...args, ...setting, '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const config = (run: string): { train: { syncBatchNorm: boolean } } => JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+  assert.equal(config(synced).train.syncBatchNorm, true);
+  assert.equal(config(local).train.syncBatchNorm, false);
+  const [syncedStep, localStep] = [synced, local].map((run) => metricsOf(run)[0]!) as [Record<string, unknown>, Record<string, unknown>];
+  // The same weights, views and shards: only the BatchNorm statistics differ.
+  assert.equal(syncedStep.step, 1);
+  assert.equal(localStep.step, 1);
+  const [a, b] = [syncedStep.loss as number, localStep.loss as number];
+  assert.ok(Number.isFinite(a) && Number.isFinite(b) && Math.abs(a - b) > 1e-6, `losses ${a} (synchronised) and ${b} (local)`);
 });
 
 test('under torchrun --no_python the command joins the job: the same losses as --nproc 2', async () => {

@@ -366,6 +366,12 @@ export const trainSchema = z
       .describe(
         "The forward pass's precision: 'fp32'; 'bf16' (autocast to bfloat16, on the CPU or CUDA); 'fp16' (autocast to float16 with a gradient scaler, CUDA only: libtorch's CPU autocast has bfloat16 only). Weights, optimizer state, EMA target, normalisation statistics and losses stay float32; `--precision`. May differ on resume.",
       ),
+    syncBatchNorm: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Data-parallel training (`--nproc`, torchrun): normalise with the statistics of all ranks' rows, so that N processes train what one process trains (BYOL's and VICReg's choice); false: each rank normalises with its own rows, as PyTorch's DDP does without SyncBatchNorm, about 5% faster on 2 processes of the default configuration (docs/distributed.md). One process ignores it.",
+      ),
     checkpointEvery: positiveInt.default(500).describe('Write a checkpoint every this many steps (and always at the end).'),
     keepCheckpoints: positiveInt.default(3).describe('Checkpoints kept in the run directory; older ones are deleted.'),
     featureCache: z

@@ -342,7 +342,7 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
   };
   // Data-parallel: the same trainer, wrapped (rank 0's state broadcast, BatchNorm synchronised, the
   // losses over the global batch, gradients averaged).
-  const runner = distributed ? new DataParallel(trainer, distributed) : trainer;
+  const runner = distributed ? new DataParallel(trainer, { ...distributed, syncBatchNorm: config.train.syncBatchNorm }) : trainer;
   try {
     await runner.run({
       stopAfter: options.stopAfter,
