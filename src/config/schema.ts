@@ -370,7 +370,7 @@ export const trainSchema = z
       .boolean()
       .default(true)
       .describe(
-        "Data-parallel training (`--nproc`, torchrun): normalise with the statistics of all ranks' rows, so that N processes train what one process trains (BYOL's and VICReg's choice); false: each rank normalises with its own rows, as PyTorch's DDP does without SyncBatchNorm, about 5% faster on 2 processes of the default configuration (docs/distributed.md). One process ignores it.",
+        "Data-parallel training (`--nproc`, torchrun): normalise with the statistics of all ranks' rows, so that N processes train what one process trains (BYOL's and VICReg's choice); false: each rank normalises with its own rows, as PyTorch's DDP does without SyncBatchNorm: 6–8% faster a step on 2 processes of the default configuration (docs/distributed.md), and checkpoints keep rank 0's running statistics. One process ignores it.",
       ),
     checkpointEvery: positiveInt.default(500).describe('Write a checkpoint every this many steps (and always at the end).'),
     keepCheckpoints: positiveInt.default(3).describe('Checkpoints kept in the run directory; older ones are deleted.'),

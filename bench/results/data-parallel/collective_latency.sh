@@ -28,7 +28,7 @@ console.log(\`byol-align  [1, \${size}] rank \${rank}: \${wall.toFixed(0)} us wa
 group.destroy();
 JS
 
-cat > "$work/torch.py" <<'PY'
+cat > "$work/peer.py" <<'PY'
 import sys, time, torch, torch.distributed as dist
 rank, port, n, size = map(int, sys.argv[1:5])
 torch.set_num_threads(1)
@@ -44,11 +44,14 @@ wall, used = (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
 print(f'PyTorch     [1, {size}] rank {rank}: {wall * 1e6:.0f} us wall, {used * 1e6:.0f} us CPU', flush=True)
 PY
 
+pair() { # SIZE COMMAND...: two ranks of COMMAND RANK PORT REPEATS SIZE on a fresh port; fails if either does
+  local size=$1 port=$((29500 + RANDOM % 1000)) pids=()
+  shift
+  for rank in 0 1; do OMP_NUM_THREADS=1 "$@" "$rank" "$port" "$repeats" "$size" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+}
+
 for size in 1 8193 131072; do
-  port=$((29500 + RANDOM % 1000))
-  for rank in 0 1; do OMP_NUM_THREADS=1 node "$work/ours.mjs" "$rank" "$port" "$repeats" "$size" & done
-  wait
-  port=$((29500 + RANDOM % 1000))
-  for rank in 0 1; do OMP_NUM_THREADS=1 /usr/bin/python3 "$work/torch.py" "$rank" "$port" "$repeats" "$size" & done
-  wait
+  pair "$size" node "$work/ours.mjs"
+  pair "$size" /usr/bin/python3 "$work/peer.py"
 done
