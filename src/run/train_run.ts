@@ -340,8 +340,8 @@ export async function train(options: TrainRunOptions): Promise<TrainRunResult> {
       itemsPerSecond: (1000 * config.train.batchSize) / (record.stepMs + record.waitMs),
     });
   };
-  // Data-parallel: the same trainer, wrapped (rank 0's state broadcast, BatchNorm synchronised, the
-  // losses over the global batch, gradients averaged).
+  // Data-parallel: the same trainer, wrapped (rank 0's state broadcast, BatchNorm synchronised
+  // unless train.syncBatchNorm is false, the losses over the global batch, gradients averaged).
   const runner = distributed ? new DataParallel(trainer, { ...distributed, syncBatchNorm: config.train.syncBatchNorm }) : trainer;
   try {
     await runner.run({
