@@ -2,7 +2,8 @@
 // (tests/data_parallel_worker.ts): two vector modalities of 64 items, global batches of 16,
 // BatchNorm in the encoders and heads, BYOL's terms with InfoNCE and VICReg's variance and
 // covariance (every term that reads the batch), and views that draw nothing, so that one process
-// and several see the same inputs.
+// and several see the same inputs. Its 'partial' variant (FixtureVariant) drops modality b from
+// some items and BatchNorm from the model.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { manualSeed, randn, tensor, type Tensor } from '../src/index.js';
 import { parseSafetensors, serializeSafetensors } from '../src/engine/safetensors.js';
