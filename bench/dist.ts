@@ -4,11 +4,11 @@
 // per second, the speed-up (target ≥ 1.8×), and the gradients' all-reduce: its time per step alone
 // (blocking, bucket after bucket) and what of it was left to wait for after backward, the rest
 // having run while backward did; then 2 processes with local BatchNorm (train.syncBatchNorm
-// false). Beside them three bounds: one process on half the batch, two such
-// processes at once without communicating (what the two cores give when both compute), and the two
-// ranks' shards at once without communicating (the ranks' own batches). Every
-// arm runs once per round, --rounds times (default 3), and the speed-up printed last is the median
-// of the rounds' ratios: this machine is shared, and a single run moved by ±15%.
+// false). Beside them three bounds: one process on half the batch, two such processes at once
+// without communicating (what the two cores give when both compute), and the two ranks' shards at
+// once without communicating (the ranks' own batches). Every arm runs once per round, --rounds
+// times (default 3), and the speed-up printed last is the median of the rounds' ratios: this
+// machine is shared, and a single run moved by ±15%.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

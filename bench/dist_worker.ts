@@ -4,12 +4,13 @@
 // (WORLD 1: the plain trainer) or data-parallel (DataParallel over loopback), then times the
 // gradients' all-reduce alone, and prints one JSON line of what it measured.
 //
-// For diagnosis only (bench/results/data-parallel/ablate.sh), BYOL_ALIGN_BENCH_DIST_OFF lists parts of
-// data-parallel training to leave out, comma-separated: `syncbn` (local BatchNorm), `gathers` (the
-// losses over each rank's own rows), `gradients` (no averaging: the ranks' weights drift apart),
-// `stop` (no all-reduce a step to agree on stopping), `group` (no process group at all: each rank
-// trains its shard alone). Such a run no longer trains what one process trains; its time says what
-// the parts left out cost.
+// BYOL_ALIGN_BENCH_DIST_OFF lists parts of data-parallel training to leave out, comma-separated:
+// `syncbn` (local BatchNorm, as train.syncBatchNorm false), `gathers` (the losses over each rank's
+// own rows), `gradients` (no averaging: the ranks' weights drift apart), `stop` (no all-reduce a
+// step to agree on stopping), `group` (no process group at all: each rank trains its shard alone).
+// The bench times `syncbn` and `group` as arms of their own; bench/results/data-parallel/ablate.sh
+// takes the parts away one at a time. A run without gathers, gradients or stop no longer trains
+// what one process trains; its time says what the parts left out cost.
 import path from 'node:path';
 import { distributed, setNumThreads } from '../src/index.js';
 import { loadCocoCaptions } from '../src/data/coco.js';
@@ -31,7 +32,8 @@ const [rankText, worldText, portText, warmupText, timedText, dataDir, batchText]
 const batchSize = Number(batchText ?? 256);
 const rank = Number(rankText);
 const worldSize = Number(worldText);
-const steps = Number(warmupText) + Number(timedText);
+const warmup = Number(warmupText);
+const steps = warmup + Number(timedText);
 
 setNumThreads(1);
 const config = resolveConfig({ preset: 'cpu-small' });
@@ -100,7 +102,7 @@ const records = await (off.has('stop') ? trainer : (parallel ?? trainer)).run({
     // The timed steps start on both ranks at once. Without this barrier, a rank's wait for the
     // other's last warm-up step (at the stop all-reduce after this hook) fell in its first timed
     // step: a warm-up step at a caption width met for the first time takes 0.3–0.5 s longer.
-    if (group && stepEnds.length === Number(warmupText)) group.barrier();
+    if (group && stepEnds.length === warmup) group.barrier();
     stepEnds.push(performance.now());
     cpuEnds.push(cpuMs());
     if (averaging) exposedMs.push(parallel!.gradientStats().lastWaitMs);
