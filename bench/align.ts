@@ -29,7 +29,7 @@ import { modalityFactory } from '../src/modalities/registry.js';
 import type { Config } from '../src/config/schema.js';
 import { ManifestLoader } from '../src/data/manifest_loader.js';
 import { ImageDecodePool } from '../src/data/image_pool.js';
-import { AlignTrainer, type AlignBatch, type AlignStepRecord } from '../src/align/train.js';
+import { AlignTrainer, type AlignBatch, type AlignStepRecord, type AlignTrainOptions } from '../src/align/train.js';
 import { manifestBatches } from '../src/align/batches.js';
 import { resolveConfig } from '../src/config/load.js';
 import { buildModel, fitModalities, runDataOptions, trainOptions, type LoadedModel } from '../src/run/model_setup.js';
@@ -106,32 +106,22 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
   );
   const ourParameters = model.online.parameters().reduce((sum, p) => sum + p.size, 0);
 
-  // The PyTorch side's folder, written before training: the online network's initial weights as
-  // an export (python/byol_align_export.py loads it strictly), and what the step needs besides.
+  // The PyTorch side's folder, written before training.
   const peerDir = mkdtempSync(path.join(tmpdir(), 'byol-align-bench-align-'));
   try {
-    // exportModel reads the model, its modalities, the config and the space, never the checkpoint;
-    // before the trainer moves the model to the device.
-    await exportModel({ model, modalities, config, retrievalSpace: 'projection' } as LoadedModel, peerDir);
     const trainer = new AlignTrainer(model, { ...trainerOptions, precision: config.train.precision, device });
-    const image = modalities.find((m) => m.name === 'image') as ImageModality;
-    const text = modalities.find((m) => m.name === 'text') as TextModality;
-    const bench = {
-      threads,
-      warmupSteps: warmup,
-      timedSteps: timed,
-      batchSize: BATCH,
-      seed: config.train.seed,
-      data: { annotations: path.resolve(dataDir, 'captions_train.json'), images: path.resolve(dataDir, 'images') },
-      views: { image: [image.view1, image.view2], text: [text.settings.view1, text.settings.view2] },
-      specialIds: text.tokenizer.specialIds,
+    await writeTorchPeerFolder(peerDir, {
+      config,
+      model,
+      modalities,
+      trainer,
       weights: trainerOptions.weights,
-      optimization: trainer.optimization,
-      ema: { tauBase: model.tauBase, tauSchedule: model.tauSchedule },
-      precision: config.train.precision,
+      threads,
+      warmup,
+      timed,
+      dataDir,
       device,
-    };
-    writeFileSync(path.join(peerDir, 'bench.json'), `${JSON.stringify(bench, null, 2)}\n`);
+    });
 
     const { log, waitMs, stepMs } = await timedSteps(trainer, loader, warmup, timed);
     const ours = (timed * BATCH * 1000) / (waitMs + stepMs);
@@ -179,6 +169,51 @@ export async function benchAlign(options: AlignBenchOptions): Promise<void> {
   } finally {
     rmSync(peerDir, { recursive: true, force: true });
   }
+}
+
+/** What bench/align_torch.py's folder is made from: the model before training, and the step's settings. */
+export interface TorchPeerSetup {
+  config: Config;
+  model: LoadedModel['model'];
+  modalities: Modality[];
+  trainer: AlignTrainer;
+  weights: AlignTrainOptions['weights'];
+  threads: number;
+  warmup: number;
+  timed: number;
+  dataDir: string;
+  device: Device;
+  /** Default 256. */
+  batchSize?: number;
+}
+
+/**
+ * The PyTorch side's folder: the online network's initial weights as an export
+ * (python/byol_align_export.py loads it strictly), and bench.json with what the step needs
+ * besides. Written before the trainer moves the model to its device.
+ */
+export async function writeTorchPeerFolder(dir: string, setup: TorchPeerSetup): Promise<void> {
+  const { config, model, modalities, trainer, weights, threads, warmup, timed, dataDir, device, batchSize = BATCH } = setup;
+  // exportModel reads the model, its modalities, the config and the space, never the checkpoint.
+  await exportModel({ model, modalities, config, retrievalSpace: 'projection' } as LoadedModel, dir);
+  const image = modalities.find((m) => m.name === 'image') as ImageModality;
+  const text = modalities.find((m) => m.name === 'text') as TextModality;
+  const bench = {
+    threads,
+    warmupSteps: warmup,
+    timedSteps: timed,
+    batchSize,
+    seed: config.train.seed,
+    data: { annotations: path.resolve(dataDir, 'captions_train.json'), images: path.resolve(dataDir, 'images') },
+    views: { image: [image.view1, image.view2], text: [text.settings.view1, text.settings.view2] },
+    specialIds: text.tokenizer.specialIds,
+    weights,
+    optimization: trainer.optimization,
+    ema: { tauBase: model.tauBase, tauSchedule: model.tauSchedule },
+    precision: config.train.precision,
+    device,
+  };
+  writeFileSync(path.join(dir, 'bench.json'), `${JSON.stringify(bench, null, 2)}\n`);
 }
 
 /**

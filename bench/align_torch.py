@@ -36,6 +36,15 @@ bench.json's device ('cpu', 'cuda:N'; `npm run bench -- align --device`) is wher
 views and the step run; each batch is copied there from pinned memory without blocking, as
 byol-align copies it, and the clock reads after torch.cuda.synchronize().
 
+Data-parallel (`npm run bench -- dist`): with WORLD_SIZE > 1 in the environment (and RANK,
+MASTER_ADDR, MASTER_PORT, as torchrun sets them), each process is one rank of a Gloo process group
+and trains its slice of every batch, as a PyTorch user would: the online network's forward in
+DistributedDataParallel with its defaults (25 MB buckets, buffers broadcast from rank 0 every
+step), BatchNorm on each rank's own rows (PyTorch's SyncBatchNorm refuses CPU tensors), and the
+losses over the global batch, the outputs gathered with a gradient as VICReg's reference code does
+(FullGatherLayer; byol-align gathers them the same way, src/distributed/global_outputs.ts). Every
+rank prints its JSON line; the timed steps start after a barrier.
+
 Usage: /usr/bin/python3 bench/align_torch.py FOLDER   (Debian's python3-torch; prints one JSON line)
 """
 import copy
@@ -47,8 +56,10 @@ import sys
 import time
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import byol_align_export as export  # noqa: E402
@@ -415,6 +426,68 @@ def optimizer_for(online, o):
     raise ValueError(f"bench.json: optimizer {o['optimizer']!r} is not ported here; expected 'adamw' or 'adam'")
 
 
+class OnlineForward(nn.Module):
+    """The online network's part of a step as one module, so that DistributedDataParallel, which
+    averages the gradients of what its forward ran, can wrap it: each modality's views through the
+    encoder, the projector and the predictor."""
+
+    def __init__(self, online):
+        super().__init__()
+        self.online = online
+
+    def forward(self, inputs):
+        out = {}
+        for name, both in inputs.items():
+            p = project(self.online, name, self.online.encoders[name](both))
+            out[name] = (p, predict(self.online, name, p))
+        return out
+
+
+class FullGatherLayer(torch.autograd.Function):
+    """VICReg's all_gather with a gradient (facebookresearch/vicreg, main_vicreg.py): every rank's
+    rows; backward sums the ranks' gradients and keeps this rank's slice."""
+
+    @staticmethod
+    def forward(ctx, x):
+        output = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(output, x)
+        return tuple(output)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        all_gradients = torch.stack(grads)
+        dist.all_reduce(all_gradients)
+        return all_gradients[dist.get_rank()]
+
+
+def gather_rows(x, with_grad):
+    """[n, d] on every rank → [world·n, d], the ranks' rows in rank order."""
+    if with_grad:
+        return torch.cat(FullGatherLayer.apply(x))
+    parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x)
+    return torch.cat(parts)
+
+
+def global_outputs(local, n):
+    """Each output's two views over the global batch: every modality's online outputs in one
+    gather with a gradient and the target's in one without, as byol-align gathers them."""
+    names = list(local)
+
+    def gathered(key, with_grad):
+        # Per modality [2n, d] (view 1's rows, then view 2's) → columns side by side, gathered,
+        # then each rank's view 1 rows and view 2 rows put together.
+        widths = [local[m][key].shape[1] for m in names]
+        rows = gather_rows(torch.cat([local[m][key] for m in names], dim=1), with_grad)
+        per_rank = rows.split(2 * n)
+        views = [torch.cat([r[:n] for r in per_rank]), torch.cat([r[n:] for r in per_rank])]
+        columns = [v.split(widths, dim=1) for v in views]
+        return {m: (columns[0][i], columns[1][i]) for i, m in enumerate(names)}
+
+    p, q, z = gathered("p", True), gathered("q", True), gathered("z", False)
+    return {m: {"p": p[m], "q": q[m], "z": z[m]} for m in names}
+
+
 # ---------------------------------------------------------------------------------------------
 # The data.
 
@@ -460,9 +533,17 @@ def main(argv):
         raise RuntimeError(f"bench.json: device {device} asks for CUDA, but torch {torch.__version__} here has none (torch.cuda.is_available() is False)")
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        if bench["batchSize"] % world != 0:
+            raise ValueError(f"WORLD_SIZE {world} does not divide the batch of {bench['batchSize']}")
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+
     exported = export.load_export(folder)  # strict: every name and shape of byol-align's online network
     online = exported.network.to(device).train()
     target = ema_target(online)
+    forward = DistributedDataParallel(OnlineForward(online)) if world > 1 else OnlineForward(online)
     parameters = sum(p.numel() for p in online.parameters())
     optimizer = optimizer_for(online, optimization)
     named = list(online.named_parameters())
@@ -471,6 +552,9 @@ def main(argv):
     floats = [(t, s) for t, s in pairs if t.is_floating_point()]
     counters = [(t, s) for t, s in pairs if not t.is_floating_point()]
     batches = load_batches(exported, bench, warmup + timed)
+    if world > 1:
+        share = bench["batchSize"] // world
+        batches = [(images[rank * share : (rank + 1) * share], ids[rank * share : (rank + 1) * share]) for images, ids in batches]
     view_generator = torch.Generator(device=device)
 
     def step(k, images, ids):
@@ -486,17 +570,18 @@ def main(argv):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(k, optimization)
         optimizer.zero_grad(set_to_none=True)
-        outputs = {}
         # Under bf16 the forward runs in autocast and its outputs become float32 for the losses.
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            for name, (view1, view2) in inputs.items():
-                n = view1.shape[0]
-                both = torch.cat([view1, view2])
-                p = project(online, name, online.encoders[name](both))
-                q = predict(online, name, p)
-                with torch.no_grad():
-                    z = project(target, name, target.encoders[name](both))
-                outputs[name] = {"p": p.float().split(n), "q": q.float().split(n), "z": z.float().split(n)}
+            both = {name: torch.cat(views) for name, views in inputs.items()}
+            online_out = forward(both)
+            with torch.no_grad():
+                target_out = {name: project(target, name, target.encoders[name](x)) for name, x in both.items()}
+        n = next(iter(inputs.values()))[0].shape[0]
+        local = {name: {"p": p.float(), "q": q.float(), "z": target_out[name].float()} for name, (p, q) in online_out.items()}
+        if world > 1:
+            outputs = global_outputs(local, n)
+        else:
+            outputs = {name: {key: t.split(n) for key, t in o.items()} for name, o in local.items()}
         total, values = alignment_loss(outputs, weights)
         total.backward()
         # byol-align's guard before the update: the terms and every gradient's norm, read back once.
@@ -517,6 +602,8 @@ def main(argv):
 
     seconds, first_loss = 0.0, None
     for k, (images, ids) in enumerate(batches):
+        if world > 1 and k == warmup:
+            dist.barrier()  # the timed steps start on every rank at once
         synchronize()
         started = time.perf_counter()
         loss = step(k, images, ids)
@@ -535,11 +622,15 @@ def main(argv):
                 "parameters": parameters,
                 "parameter_tensors": len(named),
                 "first_loss": first_loss,
+                "rank": rank,
+                "world_size": world,
                 "pairs_per_s": timed * bench["batchSize"] / seconds,
                 "ms_per_step": seconds / timed * 1e3,
             }
         )
     )
+    if world > 1:
+        dist.destroy_process_group()
     return 0
 
 

@@ -6,19 +6,31 @@
 // having run while backward did; then 2 processes with local BatchNorm (train.syncBatchNorm
 // false). Beside them three bounds: one process on half the batch, two such processes at once
 // without communicating (what the two cores give when both compute), and the two ranks' shards at
-// once without communicating (the ranks' own batches). Every arm runs once per round, --rounds
-// times (default 3), and the speed-up printed last is the median of the rounds' ratios: this
-// machine is shared, and a single run moved by ±15%.
+// once without communicating (the ranks' own batches). Beside them, the same step in PyTorch
+// (bench/align_torch.py, from the same initial weights) in 1 process and in 2 with
+// DistributedDataParallel, as a PyTorch user would run it on the CPU: local BatchNorm (PyTorch's
+// SyncBatchNorm refuses CPU tensors), so its like is our local-BatchNorm arm. Every arm runs once
+// per round, --rounds times (default 3), and the speed-up printed last is the median of the
+// rounds' ratios: this machine is shared, and a single run moved by ±15%.
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { libtorchVersion } from '../src/index.js';
 import { freeLoopbackPort } from '../src/distributed/launch_local.js';
-import { ensureIconData } from './align.js';
-import { machineDescription, median } from './measure.js';
+import { loadCocoCaptions } from '../src/data/coco.js';
+import { ManifestLoader } from '../src/data/manifest_loader.js';
+import { AlignTrainer } from '../src/align/train.js';
+import { manifestBatches } from '../src/align/batches.js';
+import { resolveConfig } from '../src/config/load.js';
+import { buildModel, fitModalities, trainOptions } from '../src/run/model_setup.js';
+import { ensureIconData, writeTorchPeerFolder } from './align.js';
+import { machineDescription, median, PYTHON_WITH_TORCH } from './measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const worker = path.join(here, 'dist_worker.js');
+const torchScript = path.join(here, '..', '..', 'bench', 'align_torch.py');
 const BATCH = 256;
 
 interface WorkerResult {
@@ -66,6 +78,80 @@ async function runWorkers(
   return results.sort((a, b) => a.rank - b.rank);
 }
 
+/** The PyTorch side's folder (bench/align_torch.py): the default model's initial weights and the step's settings. */
+async function torchPeerFolder(dataDir: string, warmup: number, timed: number): Promise<string> {
+  const config = resolveConfig({ preset: 'cpu-small' });
+  const data = loadCocoCaptions(path.join(dataDir, 'captions_train.json'), path.join(dataDir, 'images'));
+  const modalities = await fitModalities(config, data.items);
+  const model = buildModel(config, modalities);
+  const loader = new ManifestLoader(data, {
+    batchSize: BATCH,
+    size: config.image.size,
+    channels: config.image.channels,
+    seed: 0,
+    poolSize: 1,
+  });
+  // The trainer is made for its optimizer settings (bench.json): it trains nothing here.
+  const options = trainOptions(
+    config,
+    modalities,
+    (epoch, fromStep) => manifestBatches(loader, modalities, epoch, fromStep),
+    loader.batchesPerEpoch,
+  );
+  await loader.close();
+  const folder = mkdtempSync(path.join(tmpdir(), 'byol-align-bench-dist-'));
+  const trainer = new AlignTrainer(model, options);
+  await writeTorchPeerFolder(folder, {
+    config,
+    model,
+    modalities,
+    trainer,
+    weights: options.weights,
+    threads: 1,
+    warmup,
+    timed,
+    dataDir,
+    device: 'cpu',
+  });
+  return folder;
+}
+
+/** What one PyTorch rank reports: its ms a step over the timed steps, and the first step's loss. */
+interface TorchResult {
+  msPerStep: number;
+  firstLoss: number;
+}
+
+/** PyTorch's step on `worldSize` processes of one thread (DDP over Gloo on loopback where 2): each rank's result. */
+async function runTorch(folder: string, worldSize: number): Promise<TorchResult[]> {
+  const port = await freeLoopbackPort();
+  return Promise.all(
+    Array.from(
+      { length: worldSize },
+      (_, rank) =>
+        new Promise<TorchResult>((resolve, reject) => {
+          const ranks =
+            worldSize > 1 ? { RANK: String(rank), WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) } : {};
+          const child = spawn(PYTHON_WITH_TORCH, [torchScript, folder], {
+            stdio: ['ignore', 'pipe', 'inherit'],
+            env: { ...process.env, OMP_NUM_THREADS: '1', ...ranks },
+          });
+          let stdout = '';
+          child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+          child.once('exit', (code) => {
+            const line = stdout.trim().split('\n').pop() ?? '';
+            if (code !== 0 || !line.startsWith('{'))
+              reject(new Error(`bench dist: PyTorch rank ${rank} of ${worldSize} exited with ${code}`));
+            else {
+              const result = JSON.parse(line) as { ms_per_step: number; first_loss: number };
+              resolve({ msPerStep: result.ms_per_step, firstLoss: result.first_loss });
+            }
+          });
+        }),
+    ),
+  );
+}
+
 const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
 
 /** What one round measured: each arm's ms per step (wall and CPU, the slower rank's where two run). */
@@ -84,11 +170,13 @@ interface Round {
   shardsSystem: number[];
   half: number;
   halfCpu: number;
+  /** PyTorch in 1 process and in 2 with DDP (local BatchNorm); null without Debian's python3-torch. */
+  torch: { single: number; parallel: number; singleLoss: number; parallelLoss: number } | null;
   two: WorkerResult[];
   one: WorkerResult;
 }
 
-async function runRound(warmup: number, timed: number, dataDir: string): Promise<Round> {
+async function runRound(warmup: number, timed: number, dataDir: string, torchFolder: string | null): Promise<Round> {
   const msPerStep = (r: WorkerResult): number => mean(r.stepMs.slice(warmup));
   const cpuPerStep = (r: WorkerResult): number => mean(r.cpuMs.slice(warmup));
   const systemPerStep = (r: WorkerResult): number => mean(r.systemMs.slice(warmup));
@@ -103,6 +191,17 @@ async function runRound(warmup: number, timed: number, dataDir: string): Promise
   // The two ranks' shards at once, without a process group: the ranks' own batches, where the
   // processes above train other items of the epoch (its first batches of 128).
   const shards = await runWorkers(2, warmup, timed, dataDir, BATCH, 'group');
+  let torch: Round['torch'] = null;
+  if (torchFolder) {
+    const [single] = await runTorch(torchFolder, 1);
+    const parallel = await runTorch(torchFolder, 2);
+    torch = {
+      single: single!.msPerStep,
+      parallel: Math.max(...parallel.map((r) => r.msPerStep)),
+      singleLoss: single!.firstLoss,
+      parallelLoss: parallel[0]!.firstLoss,
+    };
+  }
   return {
     single: msPerStep(one!),
     singleCpu: cpuPerStep(one!),
@@ -116,6 +215,7 @@ async function runRound(warmup: number, timed: number, dataDir: string): Promise
     shardsSystem: shards.map(systemPerStep),
     half: msPerStep(half!),
     halfCpu: cpuPerStep(half!),
+    torch,
     two,
     one: one!,
   };
@@ -133,35 +233,46 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
       `${rounds} rounds, each running every arm once, one after the other (a shared machine drifts: a round's ratios hold, its absolute times less)`,
   );
   const pairs = (ms: number): number => (BATCH * 1000) / ms;
+  const torchFolder = existsSync(PYTHON_WITH_TORCH) ? await torchPeerFolder(dataDir, warmup, timed) : null;
   const all: Round[] = [];
-  for (let r = 1; r <= rounds; r++) {
-    const round = await runRound(warmup, timed, dataDir);
-    all.push(round);
-    const exposed = mean(round.two[0]!.exposedMs.slice(warmup));
-    const allReduce = round.two[0]!.allReduceMs!;
-    const megabytes = (round.two[0]!.buckets.reduce((a, b) => a + b, 0) * 4) / 2 ** 20;
-    if (r === 1) console.log(`  parameters (online network): ${round.one.parameters}`);
-    console.log(`  round ${r}:`);
-    console.log(
-      `    1 process:   ${round.single.toFixed(0)} ms/step, ${pairs(round.single).toFixed(1)} image-text pairs/s (CPU ${round.singleCpu.toFixed(0)} ms/step)`,
-    );
-    console.log(
-      `    2 processes: ${round.parallel.toFixed(0)} ms/step, ${pairs(round.parallel).toFixed(1)} image-text pairs/s: ${(round.single / round.parallel).toFixed(2)}x one process ` +
-        `(CPU ${round.parallelCpu.map((c) => c.toFixed(0)).join(' and ')} ms/step, of which in the kernel ${round.parallelSystem.map((c) => c.toFixed(0)).join(' and ')}; ` +
-        `the shards without communication ${round.shardsSystem.map((c) => c.toFixed(0)).join(' and ')})`,
-    );
-    console.log(
-      `    2 processes, local BatchNorm (train.syncBatchNorm false): ${round.localBatchNorm.toFixed(0)} ms/step: ${(round.single / round.localBatchNorm).toFixed(2)}x one process`,
-    );
-    console.log(
-      `    bounds: 1 process on half the batch ${round.half.toFixed(0)} ms/step (CPU ${round.halfCpu.toFixed(0)}): ${(round.single / round.half).toFixed(2)}x; ` +
-        `2 such processes at once, no communication, ${round.pairOfHalves.toFixed(0)} ms/step: ${(round.single / round.pairOfHalves).toFixed(2)}x; ` +
-        `the 2 ranks' shards at once, no communication, ${round.shardsAlone.toFixed(0)} ms/step: ${(round.single / round.shardsAlone).toFixed(2)}x`,
-    );
-    console.log(
-      `    gradient all-reduce: ${megabytes.toFixed(1)} MB in ${round.two[0]!.buckets.length} buckets, ${allReduce.toFixed(1)} ms a step alone (blocking); ` +
-        `${exposed.toFixed(1)} ms a step still waited for after backward: ${Math.max(0, 100 * (1 - exposed / allReduce)).toFixed(0)}% hidden behind backward`,
-    );
+  try {
+    for (let r = 1; r <= rounds; r++) {
+      const round = await runRound(warmup, timed, dataDir, torchFolder);
+      all.push(round);
+      const exposed = mean(round.two[0]!.exposedMs.slice(warmup));
+      const allReduce = round.two[0]!.allReduceMs!;
+      const megabytes = (round.two[0]!.buckets.reduce((a, b) => a + b, 0) * 4) / 2 ** 20;
+      if (r === 1) console.log(`  parameters (online network): ${round.one.parameters}`);
+      console.log(`  round ${r}:`);
+      console.log(
+        `    1 process:   ${round.single.toFixed(0)} ms/step, ${pairs(round.single).toFixed(1)} image-text pairs/s (CPU ${round.singleCpu.toFixed(0)} ms/step)`,
+      );
+      console.log(
+        `    2 processes: ${round.parallel.toFixed(0)} ms/step, ${pairs(round.parallel).toFixed(1)} image-text pairs/s: ${(round.single / round.parallel).toFixed(2)}x one process ` +
+          `(CPU ${round.parallelCpu.map((c) => c.toFixed(0)).join(' and ')} ms/step, of which in the kernel ${round.parallelSystem.map((c) => c.toFixed(0)).join(' and ')}; ` +
+          `the shards without communication ${round.shardsSystem.map((c) => c.toFixed(0)).join(' and ')})`,
+      );
+      console.log(
+        `    2 processes, local BatchNorm (train.syncBatchNorm false): ${round.localBatchNorm.toFixed(0)} ms/step: ${(round.single / round.localBatchNorm).toFixed(2)}x one process`,
+      );
+      console.log(
+        `    bounds: 1 process on half the batch ${round.half.toFixed(0)} ms/step (CPU ${round.halfCpu.toFixed(0)}): ${(round.single / round.half).toFixed(2)}x; ` +
+          `2 such processes at once, no communication, ${round.pairOfHalves.toFixed(0)} ms/step: ${(round.single / round.pairOfHalves).toFixed(2)}x; ` +
+          `the 2 ranks' shards at once, no communication, ${round.shardsAlone.toFixed(0)} ms/step: ${(round.single / round.shardsAlone).toFixed(2)}x`,
+      );
+      console.log(
+        `    gradient all-reduce: ${megabytes.toFixed(1)} MB in ${round.two[0]!.buckets.length} buckets, ${allReduce.toFixed(1)} ms a step alone (blocking); ` +
+          `${exposed.toFixed(1)} ms a step still waited for after backward: ${Math.max(0, 100 * (1 - exposed / allReduce)).toFixed(0)}% hidden behind backward`,
+      );
+      console.log(
+        round.torch
+          ? `    PyTorch (DDP, local BatchNorm): 1 process ${round.torch.single.toFixed(0)} ms/step, 2 processes ${round.torch.parallel.toFixed(0)} ms/step: ${(round.torch.single / round.torch.parallel).toFixed(2)}x; ` +
+              `byol-align's 1 process against PyTorch's: ${(round.torch.single / round.single).toFixed(2)}x as fast, 2 processes (local BatchNorm) against PyTorch's 2: ${(round.torch.parallel / round.localBatchNorm).toFixed(2)}x`
+          : `    PyTorch: not run (no ${PYTHON_WITH_TORCH})`,
+      );
+    }
+  } finally {
+    if (torchFolder) rmSync(torchFolder, { recursive: true, force: true });
   }
   const speedUps = all.map((r) => r.single / r.parallel);
   const localSpeedUps = all.map((r) => r.single / r.localBatchNorm);
@@ -174,7 +285,20 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
   console.log(
     `  with local BatchNorm (train.syncBatchNorm false), median: ${median(localSpeedUps).toFixed(2)}x (rounds: ${localSpeedUps.map((s) => s.toFixed(2)).join(', ')})`,
   );
+  const torchRounds = all.flatMap((r) => (r.torch ? [r.torch] : []));
+  if (torchRounds.length > 0) {
+    const torchSpeedUps = torchRounds.map((t) => t.single / t.parallel);
+    console.log(
+      `  PyTorch DDP (local BatchNorm), 2 processes against 1, median: ${median(torchSpeedUps).toFixed(2)}x (rounds: ${torchSpeedUps.map((x) => x.toFixed(2)).join(', ')}); ` +
+        `byol-align's pairs/s against PyTorch's, median: 1 process ${median(all.map((r) => r.torch!.single / r.single)).toFixed(2)}x, ` +
+        `2 processes with local BatchNorm ${median(all.map((r) => r.torch!.parallel / r.localBatchNorm)).toFixed(2)}x, with synchronised BatchNorm ${median(all.map((r) => r.torch!.parallel / r.parallel)).toFixed(2)}x`,
+    );
+  }
+  const torchLoss = all[0]!.torch;
   console.log(
-    `  loss at step 1: 1 process ${all[0]!.one.losses[0]!.toFixed(4)}, 2 processes ${all[0]!.two[0]!.losses[0]!.toFixed(4)} (the same batch; each rank draws its own views)`,
+    `  loss at step 1: 1 process ${all[0]!.one.losses[0]!.toFixed(4)}, 2 processes ${all[0]!.two[0]!.losses[0]!.toFixed(4)} (the same batch; each rank draws its own views)` +
+      (torchLoss
+        ? `; PyTorch 1 process ${torchLoss.singleLoss.toFixed(4)}, 2 processes ${torchLoss.parallelLoss.toFixed(4)} (its own views and local BatchNorm)`
+        : ''),
   );
 }
