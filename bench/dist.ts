@@ -6,7 +6,7 @@
 // having run while backward did; then 2 processes with local BatchNorm (train.syncBatchNorm
 // false). Beside them three bounds: one process on half the batch, two such processes at once
 // without communicating (what the two cores give when both compute), and the two ranks' shards at
-// once without communicating (the ranks' own batches). Beside them, the same step in PyTorch
+// once without communicating (the ranks' own batches). And the same step in PyTorch
 // (bench/align_torch.py, from the same initial weights) in 1 process and in 2 with
 // DistributedDataParallel, as a PyTorch user would run it on the CPU: local BatchNorm (PyTorch's
 // SyncBatchNorm refuses CPU tensors), so its like is our local-BatchNorm arm. Every arm runs once
@@ -130,8 +130,8 @@ async function runTorch(folder: string, worldSize: number): Promise<TorchResult[
       { length: worldSize },
       (_, rank) =>
         new Promise<TorchResult>((resolve, reject) => {
-          const ranks =
-            worldSize > 1 ? { RANK: String(rank), WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) } : {};
+          // WORLD_SIZE 1 as well: a job this bench runs under must not make the single process a rank of it.
+          const ranks = { RANK: String(rank), WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
           const child = spawn(PYTHON_WITH_TORCH, [torchScript, folder], {
             stdio: ['ignore', 'pipe', 'inherit'],
             env: { ...process.env, OMP_NUM_THREADS: '1', ...ranks },
@@ -192,15 +192,20 @@ async function runRound(warmup: number, timed: number, dataDir: string, torchFol
   // processes above train other items of the epoch (its first batches of 128).
   const shards = await runWorkers(2, warmup, timed, dataDir, BATCH, 'group');
   let torch: Round['torch'] = null;
+  // A failing PyTorch side is reported, and the round keeps byol-align's figures.
   if (torchFolder) {
-    const [single] = await runTorch(torchFolder, 1);
-    const parallel = await runTorch(torchFolder, 2);
-    torch = {
-      single: single!.msPerStep,
-      parallel: Math.max(...parallel.map((r) => r.msPerStep)),
-      singleLoss: single!.firstLoss,
-      parallelLoss: parallel[0]!.firstLoss,
-    };
+    try {
+      const [single] = await runTorch(torchFolder, 1);
+      const parallel = await runTorch(torchFolder, 2);
+      torch = {
+        single: single!.msPerStep,
+        parallel: Math.max(...parallel.map((r) => r.msPerStep)),
+        singleLoss: single!.firstLoss,
+        parallelLoss: parallel[0]!.firstLoss,
+      };
+    } catch (err) {
+      console.error(`PyTorch side failed: ${(err as Error).message}`);
+    }
   }
   return {
     single: msPerStep(one!),
@@ -268,7 +273,7 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
         round.torch
           ? `    PyTorch (DDP, local BatchNorm): 1 process ${round.torch.single.toFixed(0)} ms/step, 2 processes ${round.torch.parallel.toFixed(0)} ms/step: ${(round.torch.single / round.torch.parallel).toFixed(2)}x; ` +
               `byol-align's 1 process against PyTorch's: ${(round.torch.single / round.single).toFixed(2)}x as fast, 2 processes (local BatchNorm) against PyTorch's 2: ${(round.torch.parallel / round.localBatchNorm).toFixed(2)}x`
-          : `    PyTorch: not run (no ${PYTHON_WITH_TORCH})`,
+          : `    PyTorch: not run (${torchFolder ? 'it failed, above' : `no ${PYTHON_WITH_TORCH}`})`,
       );
     }
   } finally {
@@ -285,16 +290,28 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
   console.log(
     `  with local BatchNorm (train.syncBatchNorm false), median: ${median(localSpeedUps).toFixed(2)}x (rounds: ${localSpeedUps.map((s) => s.toFixed(2)).join(', ')})`,
   );
-  const torchRounds = all.flatMap((r) => (r.torch ? [r.torch] : []));
-  if (torchRounds.length > 0) {
-    const torchSpeedUps = torchRounds.map((t) => t.single / t.parallel);
+  // The rounds whose PyTorch side ran, each with its byol-align figures.
+  const withTorch = all.flatMap((r) => (r.torch ? [{ ...r, torch: r.torch }] : []));
+  if (withTorch.length > 0) {
+    const torchSpeedUps = withTorch.map((r) => r.torch.single / r.torch.parallel);
+    const against = (ours: (r: Round) => number, theirs: (t: NonNullable<Round['torch']>) => number): string =>
+      median(withTorch.map((r) => theirs(r.torch) / ours(r))).toFixed(2);
     console.log(
       `  PyTorch DDP (local BatchNorm), 2 processes against 1, median: ${median(torchSpeedUps).toFixed(2)}x (rounds: ${torchSpeedUps.map((x) => x.toFixed(2)).join(', ')}); ` +
-        `byol-align's pairs/s against PyTorch's, median: 1 process ${median(all.map((r) => r.torch!.single / r.single)).toFixed(2)}x, ` +
-        `2 processes with local BatchNorm ${median(all.map((r) => r.torch!.parallel / r.localBatchNorm)).toFixed(2)}x, with synchronised BatchNorm ${median(all.map((r) => r.torch!.parallel / r.parallel)).toFixed(2)}x`,
+        `byol-align's pairs/s against PyTorch's, median: 1 process ${against(
+          (r) => r.single,
+          (t) => t.single,
+        )}x, ` +
+        `2 processes with local BatchNorm ${against(
+          (r) => r.localBatchNorm,
+          (t) => t.parallel,
+        )}x, with synchronised BatchNorm ${against(
+          (r) => r.parallel,
+          (t) => t.parallel,
+        )}x`,
     );
   }
-  const torchLoss = all[0]!.torch;
+  const torchLoss = withTorch[0]?.torch;
   console.log(
     `  loss at step 1: 1 process ${all[0]!.one.losses[0]!.toFixed(4)}, 2 processes ${all[0]!.two[0]!.losses[0]!.toFixed(4)} (the same batch; each rank draws its own views)` +
       (torchLoss
