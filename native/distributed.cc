@@ -15,7 +15,10 @@
 // every function here throws the reason (distSupport says it without throwing).
 #include "holder.h"
 #include <torch/version.h>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -56,6 +59,32 @@ struct StoreHolder {
   c10::intrusive_ptr<c10d::Store> store;
 };
 
+// With BYOL_ALIGN_TRACE_COLLECTIVES=DIR, every wait for one of a group's collectives appends a
+// line to DIR/collectives-<group>-rank<r>.jsonl: the operation, and when the wait began and ended
+// on the steady clock, in microseconds (one clock for the processes of a machine). A group's
+// collectives come in the same order on every rank, so line k of each rank's file is the same
+// collective: bench/results/data-parallel/trace.py lines them up to show which rank waited for
+// which, where. Written here because the waits happen inside autograd too (SyncBatchNorm's
+// backward, the gradient buckets), where no JavaScript runs.
+struct CollectiveTrace {
+  std::mutex mutex;
+  std::FILE* file;
+  ~CollectiveTrace() { std::fclose(file); }
+};
+
+// The group's trace file, opened when the group is made (null without the variable).
+std::shared_ptr<CollectiveTrace> openTrace(const std::string& name, int64_t rank) {
+  const char* dir = std::getenv("BYOL_ALIGN_TRACE_COLLECTIVES");
+  if (dir == nullptr || *dir == '\0') return nullptr;
+  std::string path = std::string(dir) + "/collectives-" + name + "-rank" + std::to_string(rank) + ".jsonl";
+  std::FILE* file = std::fopen(path.c_str(), "a");
+  if (file == nullptr)
+    throw std::runtime_error("BYOL_ALIGN_TRACE_COLLECTIVES: cannot open " + path + " for appending: " + std::strerror(errno));
+  auto trace = std::make_shared<CollectiveTrace>();
+  trace->file = file;
+  return trace;
+}
+
 // A group as JS holds it, and as the autograd nodes find it again by id (a node outlives any JS
 // handle, and saved_data holds only IValues).
 struct Group {
@@ -65,6 +94,7 @@ struct Group {
   int rank;
   int size;
   int64_t timeoutMs;
+  std::shared_ptr<CollectiveTrace> trace;
 };
 
 std::mutex groupsMutex;
@@ -102,8 +132,14 @@ struct CollectiveError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Waits for a collective, turning any failure into an error naming it.
-void waitFor(const Group& g, const std::string& op, c10d::Work& work, int64_t timeoutMs) {
+long long steadyMicros(Clock::time_point t) {
+  return static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
+}
+
+// Waits for a collective, turning any failure into an error naming it; traced (CollectiveTrace)
+// from `began`: when this rank launched it (for the gradient buckets, when backward's end began
+// waiting for them).
+void waitFor(const Group& g, const std::string& op, c10d::Work& work, int64_t timeoutMs, Clock::time_point began) {
   try {
     work.wait(std::chrono::milliseconds(timeoutMs));
   } catch (const c10::Error& e) {
@@ -111,17 +147,28 @@ void waitFor(const Group& g, const std::string& op, c10d::Work& work, int64_t ti
   } catch (const std::exception& e) {
     throw CollectiveError(failure(g, op, e.what()));
   }
+  if (!g.trace) return;
+  std::string escaped;
+  for (char c : op) {
+    if (c == '"' || c == '\\') escaped += '\\';
+    escaped += c;
+  }
+  std::lock_guard<std::mutex> lock(g.trace->mutex);
+  std::fprintf(g.trace->file, "{\"op\":\"%s\",\"beganUs\":%lld,\"endedUs\":%lld}\n", escaped.c_str(), steadyMicros(began),
+               steadyMicros(Clock::now()));
+  std::fflush(g.trace->file);
 }
 
 // Runs a collective to completion.
 void runBlocking(const Group& g, const std::string& op, const std::function<c10::intrusive_ptr<c10d::Work>()>& launch) {
+  auto launched = Clock::now();
   c10::intrusive_ptr<c10d::Work> work;
   try {
     work = launch();
   } catch (const std::exception& e) {
     throw CollectiveError(failure(g, op, e.what()));
   }
-  waitFor(g, op, *work, g.timeoutMs);
+  waitFor(g, op, *work, g.timeoutMs, launched);
 }
 
 // guarded(), but a CollectiveError's message reaches JS without another prefix.
@@ -269,11 +316,12 @@ struct PendingWork {
   at::Tensor target;  // defined when buffer is a contiguous copy of it
   double divideBy = 1;
   bool finished = false;
+  Clock::time_point launched = Clock::now();  // made just before the collective is launched
 };
 
 void finishWork(PendingWork& w, int64_t timeoutMs) {
   if (w.finished) return;
-  waitFor(*w.group, w.op, *w.work, timeoutMs);
+  waitFor(*w.group, w.op, *w.work, timeoutMs, w.launched);
   w.finished = true;
   at::NoGradGuard noGrad;
   if (w.divideBy != 1) w.buffer.div_(w.divideBy);
@@ -407,7 +455,7 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
       launch(bi);
     }
     nextToLaunch = buckets.size();
-    for (size_t bi = 0; bi < buckets.size(); bi++) waitFor(*group, bucketName(bi), *buckets[bi].work, group->timeoutMs);
+    for (size_t bi = 0; bi < buckets.size(); bi++) waitFor(*group, bucketName(bi), *buckets[bi].work, group->timeoutMs, Clock::now());
     lastWaitMs = msSince(waitStart);
     for (Bucket& b : buckets) {
       b.flat.narrow(0, 0, b.dataNumel).div_(group->size);
@@ -545,7 +593,7 @@ static Napi::Value DistGroup(const Napi::CallbackInfo& info) {
     // Each group keys its rendezvous under its own name, so several groups share one store.
     auto scoped = c10::make_intrusive<c10d::PrefixStore>("byol-align/" + name, s->store);
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(scoped, static_cast<int>(rank), static_cast<int>(size), options);
-    auto group = std::make_shared<Group>(Group{0, name, pg, static_cast<int>(rank), static_cast<int>(size), timeoutMs});
+    auto group = std::make_shared<Group>(Group{0, name, pg, static_cast<int>(rank), static_cast<int>(size), timeoutMs, openTrace(name, rank)});
     {
       std::lock_guard<std::mutex> lock(groupsMutex);
       group->id = nextGroupId++;

@@ -3,6 +3,8 @@
 // and a peer that dies or hangs makes the other fail with a clear error instead of waiting forever.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { distributed } from '../src/index.js';
 import { assertRanksOk, runRanks, type RankResult } from './rank_processes.js';
@@ -78,6 +80,48 @@ test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one
       ['running', 'refRunning'],
     ] as const)
       assertClose(r[got]!, r[expected]!, 1e-5, 1e-5);
+  }
+});
+
+test('BYOL_ALIGN_TRACE_COLLECTIVES: each rank writes its collectives in one order, and none ends before both ranks launched it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'byol-align-trace-'));
+  try {
+    ok(await runScenario('syncBatchNorm', 2, { BYOL_ALIGN_TRACE_COLLECTIVES: dir }));
+    const read = (rank: number): { op: string; beganUs: number; endedUs: number }[] =>
+      readFileSync(join(dir, `collectives-main-rank${rank}.jsonl`), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { op: string; beganUs: number; endedUs: number });
+    const [first, second] = [read(0), read(1)];
+    // The scenario's collectives, in its order: SyncBatchNorm forward and backward, then the
+    // all-reduces of the weight's and the bias's gradient.
+    assert.deepEqual(
+      first.map((line) => line.op.replace(/\(.*$/, '')),
+      ['SyncBatchNorm', "SyncBatchNorm's backward ", 'allReduce', 'allReduce'],
+    );
+    assert.deepEqual(
+      second.map((line) => line.op),
+      first.map((line) => line.op),
+    );
+    first.forEach((a, k) => {
+      const b = second[k]!;
+      for (const line of [a, b]) assert.ok(line.endedUs >= line.beganUs, `${line.op}: ends before it begins`);
+      // A collective needs every rank's part: neither rank leaves it before the other launched it.
+      assert.ok(Math.min(a.endedUs, b.endedUs) >= Math.max(a.beganUs, b.beganUs), `${a.op}: a rank left before the other arrived`);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('BYOL_ALIGN_TRACE_COLLECTIVES naming a folder that cannot be written: creating the group fails, naming the file', async () => {
+  const results = await runScenario('syncBatchNorm', 2, { BYOL_ALIGN_TRACE_COLLECTIVES: '/nonexistent/byol-align-trace' });
+  for (const { code, stderr } of results) {
+    assert.notEqual(code, 0);
+    assert.match(
+      stderr,
+      /BYOL_ALIGN_TRACE_COLLECTIVES: cannot open \/nonexistent\/byol-align-trace\/collectives-main-rank\d\.jsonl for appending/,
+    );
   }
 });
 
