@@ -234,7 +234,10 @@ struct AllGatherWithGrad : public torch::autograd::Function<AllGatherWithGrad> {
 };
 
 // BatchNorm over the global batch (SyncBatchNorm for the CPU, which PyTorch's refuses), on
-// batch_norm's own CPU kernels. Forward: each rank's per-channel mean and biased variance
+// batch_norm's own CPU kernels, for several layers at once: each collective costs a wake-up of
+// both ranks and a wait for the slower one, so the layers that a forward can normalise together
+// (the projectors of every modality, online and target; model.ts) share one all-gather forward
+// and one all-reduce backward. Forward: each rank's per-channel mean and biased variance
 // (batch_norm_update_stats, BatchNorm's statistics kernel) and count are all-gathered and merged as
 // Chan et al.'s parallel variance does; the running averages take the global mean and unbiased
 // variance; the normalisation is batch_norm's fused kernel in eval mode, with the global statistics
@@ -243,66 +246,135 @@ struct AllGatherWithGrad : public torch::autograd::Function<AllGatherWithGrad> {
 //   dx = w·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)) = dy·(w·invstd) + x·k1 + k0,
 // the means over all ranks' N rows, k1 and k0 per channel: x·k1 + k0 in one pass (batch_norm in
 // eval mode again, with mean 0 and variance 1), then dy·(w·invstd) added in one more. w and b get
-// this rank's Σdy·x̂ and Σdy, which data-parallel averaging sums over the ranks.
+// this rank's Σdy·x̂ and Σdy, which data-parallel averaging sums over the ranks. A layer whose input,
+// weight and bias need no gradient (a BYOL target's) takes no part in the backward, and its output
+// is marked non-differentiable.
+struct SyncBatchNormLayer {
+  at::Tensor runningMean;  // undefined: not tracked
+  at::Tensor runningVar;
+  double momentum = 0.1;
+  double eps = 1e-5;
+};
+
 struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
-                            const at::Tensor& runningMean, const at::Tensor& runningVar, double momentum, double eps, int64_t groupId) {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, at::TensorList inputs, at::TensorList weights,
+                                                at::TensorList biases, const std::vector<SyncBatchNormLayer>& layers, int64_t groupId) {
     auto g = groupById(groupId);
-    at::Tensor x = input.contiguous();
-    int64_t channels = x.size(1);
-    auto [mean, variance] = at::batch_norm_update_stats(x, c10::nullopt, c10::nullopt, 0.0);
-    double count = static_cast<double>(x.numel() / channels);
-    at::Tensor local = at::cat({mean, variance, at::full({1}, count, mean.options())}).view({1, 2 * channels + 1});
-    at::Tensor all = allGatherRows(*g, local, "SyncBatchNorm(" + describe(input) + ")");
-    at::Tensor means = all.narrow(1, 0, channels);
-    at::Tensor variances = all.narrow(1, channels, channels);
-    at::Tensor counts = all.narrow(1, 2 * channels, 1);
-    double total = counts.sum().item<double>();
-    if (total <= 1)
-      throw std::invalid_argument("SyncBatchNorm(" + std::to_string(channels) + "): training needs more than 1 value per channel over all ranks, got " +
-                                  std::to_string(total));
-    at::Tensor globalMean = (means * counts).sum(0) / total;
-    at::Tensor globalVariance = ((variances + (means - globalMean).square()) * counts).sum(0) / total;
-    if (runningMean.defined()) runningMean.mul_(1 - momentum).add_(globalMean * momentum);
-    if (runningVar.defined()) runningVar.mul_(1 - momentum).add_(globalVariance * (total / (total - 1) * momentum));
-    at::Tensor y = at::batch_norm(x, weight, bias, globalMean, globalVariance, /*training=*/false, 0.0, eps, /*cudnn_enabled=*/false);
-    ctx->save_for_backward({x, weight, globalMean, globalVariance});
+    size_t count = inputs.size();
+    std::vector<at::Tensor> xs, locals;
+    std::string what = "SyncBatchNorm(";
+    for (size_t k = 0; k < count; k++) {
+      at::Tensor x = inputs[k].contiguous();
+      auto [mean, variance] = at::batch_norm_update_stats(x, c10::nullopt, c10::nullopt, 0.0);
+      double rows = static_cast<double>(x.numel() / x.size(1));
+      locals.push_back(at::cat({mean, variance, at::full({1}, rows, mean.options())}));
+      what += (k > 0 ? ", " : "") + describe(inputs[k]);
+      xs.push_back(x);
+    }
+    what += ")";
+    at::Tensor local = at::cat(locals).view({1, -1});
+    at::Tensor all = allGatherRows(*g, local, what);
+    std::vector<at::Tensor> outputs, saved;
+    std::vector<double> totals;
+    std::string participates;
+    int64_t offset = 0;
+    for (size_t k = 0; k < count; k++) {
+      const at::Tensor& x = xs[k];
+      const SyncBatchNormLayer& layer = layers[k];
+      int64_t channels = x.size(1);
+      at::Tensor means = all.narrow(1, offset, channels);
+      at::Tensor variances = all.narrow(1, offset + channels, channels);
+      at::Tensor counts = all.narrow(1, offset + 2 * channels, 1);
+      offset += 2 * channels + 1;
+      double total = counts.sum().item<double>();
+      if (total <= 1)
+        throw std::invalid_argument("SyncBatchNorm(" + std::to_string(channels) +
+                                    "): training needs more than 1 value per channel over all ranks, got " + std::to_string(total));
+      at::Tensor globalMean = (means * counts).sum(0) / total;
+      at::Tensor globalVariance = ((variances + (means - globalMean).square()) * counts).sum(0) / total;
+      if (layer.runningMean.defined()) layer.runningMean.mul_(1 - layer.momentum).add_(globalMean * layer.momentum);
+      if (layer.runningVar.defined()) layer.runningVar.mul_(1 - layer.momentum).add_(globalVariance * (total / (total - 1) * layer.momentum));
+      at::Tensor y =
+          at::batch_norm(x, weights[k], biases[k], globalMean, globalVariance, /*training=*/false, 0.0, layer.eps, /*cudnn_enabled=*/false);
+      bool needsGrad = inputs[k].requires_grad() || weights[k].requires_grad() || biases[k].requires_grad();
+      if (!needsGrad) ctx->mark_non_differentiable({y});
+      participates += needsGrad ? '1' : '0';
+      saved.insert(saved.end(), {needsGrad ? x : at::Tensor(), weights[k], globalMean, globalVariance});
+      totals.push_back(total);
+      outputs.push_back(y);
+    }
+    ctx->save_for_backward(saved);
+    std::vector<double> eps;
+    for (const auto& layer : layers) eps.push_back(layer.eps);
     ctx->saved_data["eps"] = eps;
+    ctx->saved_data["totals"] = totals;
+    ctx->saved_data["participates"] = participates;
     ctx->saved_data["group"] = groupId;
-    ctx->saved_data["total"] = total;
-    ctx->saved_data["bias"] = bias.defined();
-    return y;
+    return outputs;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const at::Tensor& x = saved[0];
-    const at::Tensor& weight = saved[1];
-    const at::Tensor& globalMean = saved[2];
-    const at::Tensor& globalVariance = saved[3];
-    double eps = ctx->saved_data["eps"].toDouble();
-    double total = ctx->saved_data["total"].toDouble();
+    auto eps = ctx->saved_data["eps"].toDoubleVector();
+    auto totals = ctx->saved_data["totals"].toDoubleVector();
+    std::string participates = ctx->saved_data["participates"].toStringRef();
     auto g = groupById(ctx->saved_data["group"].toInt());
-    int64_t channels = x.size(1);
-    at::Tensor w = weight.defined() ? weight : at::ones({channels}, x.options());
-    at::Tensor dy = grads[0].contiguous();
-    auto [unused, sumDyXhat, sumDy] = at::native_batch_norm_backward(dy, x, w, globalMean, globalVariance, c10::nullopt, c10::nullopt,
-                                                                     /*train=*/false, eps, {false, true, true});
-    at::Tensor sums = at::cat({sumDy, sumDyXhat});
-    allReduceSum(*g, sums, "SyncBatchNorm's backward (allReduce of Σdy and Σdy·x̂)");
-    at::Tensor meanDy = sums.narrow(0, 0, channels) / total;
-    at::Tensor meanDyXhat = sums.narrow(0, channels, channels) / total;
-    at::Tensor invstd = (globalVariance + eps).rsqrt();
-    at::Tensor k1 = -w * invstd * invstd * meanDyXhat;
-    at::Tensor k0 = -w * invstd * meanDy - k1 * globalMean;
-    std::vector<int64_t> shape(x.dim(), 1);
-    shape[1] = channels;
-    at::Tensor gradInput = at::batch_norm(x, k1, k0, at::zeros_like(globalMean), at::full_like(globalVariance, 1 - eps), /*training=*/false, 0.0,
-                                          eps, /*cudnn_enabled=*/false);
-    gradInput.addcmul_(dy, (w * invstd).view(shape));
-    bool hasBias = ctx->saved_data["bias"].toBool();
-    return {gradInput, weight.defined() ? sumDyXhat : at::Tensor(), hasBias ? sumDy : at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(),  at::Tensor(),                             at::Tensor()};
+    size_t count = totals.size();
+    // Every rank all-reduces the same layers' sums in the same order: those that need a gradient
+    // (the same on every rank, as every rank runs the same layers), with zeros for a gradient that
+    // did not arrive.
+    std::vector<at::Tensor> local, dys, ws;
+    for (size_t k = 0; k < count; k++) {
+      if (participates[k] != '1') continue;
+      const at::Tensor& x = saved[4 * k];
+      const at::Tensor& w = saved[4 * k + 1];
+      at::Tensor dy = grads[k].defined() ? grads[k].contiguous() : at::zeros_like(x);
+      auto [unused, sumDyXhat, sumDy] = at::native_batch_norm_backward(dy, x, w, saved[4 * k + 2], saved[4 * k + 3], c10::nullopt, c10::nullopt,
+                                                                       /*train=*/false, eps[k], {false, true, true});
+      local.insert(local.end(), {sumDy, sumDyXhat});
+      dys.push_back(dy);
+      ws.push_back(w);
+    }
+    torch::autograd::variable_list inputGrads(count), weightGrads(count), biasGrads(count);
+    if (!local.empty()) {
+      at::Tensor sums = at::cat(local);
+      allReduceSum(*g, sums, "SyncBatchNorm's backward (allReduce of Σdy and Σdy·x̂)");
+      int64_t offset = 0;
+      size_t j = 0;
+      for (size_t k = 0; k < count; k++) {
+        if (participates[k] != '1') continue;
+        const at::Tensor& x = saved[4 * k];
+        const at::Tensor& globalMean = saved[4 * k + 2];
+        const at::Tensor& globalVariance = saved[4 * k + 3];
+        int64_t channels = x.size(1);
+        at::Tensor meanDy = sums.narrow(0, offset, channels) / totals[k];
+        at::Tensor meanDyXhat = sums.narrow(0, offset + channels, channels) / totals[k];
+        const at::Tensor& w = ws[j];
+        const at::Tensor& dy = dys[j];
+        at::Tensor invstd = (globalVariance + eps[k]).rsqrt();
+        at::Tensor k1 = -w * invstd * invstd * meanDyXhat;
+        at::Tensor k0 = -w * invstd * meanDy - k1 * globalMean;
+        std::vector<int64_t> shape(x.dim(), 1);
+        shape[1] = channels;
+        at::Tensor gradInput = at::batch_norm(x, k1, k0, at::zeros_like(globalMean), at::full_like(globalVariance, 1 - eps[k]),
+                                              /*training=*/false, 0.0, eps[k], /*cudnn_enabled=*/false);
+        gradInput.addcmul_(dy, (w * invstd).view(shape));
+        inputGrads[k] = gradInput;
+        // This rank's share of Σdy·x̂ and Σdy (the sums before the all-reduce).
+        if (ctx->needs_input_grad(count + k)) weightGrads[k] = local[2 * j + 1];
+        if (ctx->needs_input_grad(2 * count + k)) biasGrads[k] = local[2 * j];
+        offset += 2 * channels;
+        j++;
+      }
+    }
+    // One gradient per input of forward, in its order: the inputs, weights, biases, then the
+    // layers' settings and the group (none).
+    torch::autograd::variable_list out;
+    out.insert(out.end(), inputGrads.begin(), inputGrads.end());
+    out.insert(out.end(), weightGrads.begin(), weightGrads.end());
+    out.insert(out.end(), biasGrads.begin(), biasGrads.end());
+    out.insert(out.end(), {at::Tensor(), at::Tensor()});
+    return out;
   }
 };
 
@@ -703,26 +775,47 @@ static Napi::Value DistAllGather(const Napi::CallbackInfo& info) {
   });
 }
 
-// distSyncBatchNorm(group, input, weight | null, bias | null, runningMean | null, runningVar | null,
-// momentum, eps) -> the input normalised with all ranks' statistics (SyncBatchNormFn).
+// distSyncBatchNorm(group, layers) -> one output per layer: each layer { input, weight | null,
+// bias | null, runningMean | null, runningVar | null, momentum, eps } normalised with all ranks'
+// statistics, all of them in one collective (SyncBatchNormFn).
 static Napi::Value DistSyncBatchNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto g = groupOf(info[0], "syncBatchNorm: group");
-  const at::Tensor& input = tensorOf(info[1], "syncBatchNorm: input");
-  auto optional = [&](size_t i, const char* what) -> at::Tensor {
-    return info[i].IsNull() || info[i].IsUndefined() ? at::Tensor() : tensorOf(info[i], std::string("syncBatchNorm: ") + what);
-  };
-  at::Tensor weight = optional(2, "weight");
-  at::Tensor bias = optional(3, "bias");
-  at::Tensor runningMean = optional(4, "runningMean");
-  at::Tensor runningVar = optional(5, "runningVar");
-  double momentum = toDouble(info[6], "syncBatchNorm: momentum");
-  double eps = toDouble(info[7], "syncBatchNorm: eps");
-  return distGuarded(env, where(*g, "syncBatchNorm(" + describe(input) + ")"), [&]() -> Napi::Value {
-    checkCpuDense(input, "syncBatchNorm");
-    if (input.dim() < 2) throw Napi::RangeError::New(env, "syncBatchNorm: input must be [N, C, ...], got " + describe(input));
+  Napi::Array list = toArray(info[1], "syncBatchNorm: layers");
+  std::vector<at::Tensor> inputs, weights, biases;
+  std::vector<SyncBatchNormLayer> layers;
+  std::string shapes;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    std::string field = "syncBatchNorm: layers[" + std::to_string(i) + "]";
+    if (!list.Get(i).IsObject()) throw Napi::TypeError::New(env, field + " must be an object");
+    Napi::Object layer = list.Get(i).As<Napi::Object>();
+    auto optional = [&](const char* key) -> at::Tensor {
+      Napi::Value v = layer.Get(key);
+      return v.IsNull() || v.IsUndefined() ? at::Tensor() : tensorOf(v, field + "." + key);
+    };
+    const at::Tensor& input = tensorOf(layer.Get("input"), field + ".input");
+    inputs.push_back(input);
+    // The autograd Function's tensor lists take no undefined tensors: no weight is a weight of
+    // ones and no bias a bias of zeros, neither needing a gradient.
+    at::Tensor weight = optional("weight"), bias = optional("bias");
+    weights.push_back(weight.defined() ? weight : at::ones({input.dim() < 2 ? 1 : input.size(1)}, input.options()));
+    biases.push_back(bias.defined() ? bias : at::zeros({input.dim() < 2 ? 1 : input.size(1)}, input.options()));
+    layers.push_back({optional("runningMean"), optional("runningVar"), toDouble(layer.Get("momentum"), field + ".momentum"),
+                      toDouble(layer.Get("eps"), field + ".eps")});
+    shapes += (i > 0 ? ", " : "") + describe(input);
+  }
+  return distGuarded(env, where(*g, "syncBatchNorm(" + shapes + ")"), [&]() -> Napi::Value {
+    if (inputs.empty()) throw Napi::RangeError::New(env, "syncBatchNorm: needs at least one layer");
+    for (size_t i = 0; i < inputs.size(); i++) {
+      checkCpuDense(inputs[i], "syncBatchNorm");
+      if (inputs[i].dim() < 2)
+        throw Napi::RangeError::New(env, "syncBatchNorm: layers[" + std::to_string(i) + "].input must be [N, C, ...], got " + describe(inputs[i]));
+    }
     // apply() runs forward without recording, so the running averages' update is no part of the graph.
-    return wrapTensor(env, SyncBatchNormFn::apply(input, weight, bias, runningMean, runningVar, momentum, eps, g->id));
+    torch::autograd::variable_list outputs = SyncBatchNormFn::apply(at::TensorList(inputs), at::TensorList(weights), at::TensorList(biases), layers, g->id);
+    Napi::Array result = Napi::Array::New(env, outputs.size());
+    for (uint32_t i = 0; i < outputs.size(); i++) result.Set(i, wrapTensor(env, outputs[i]));
+    return result;
   });
 }
 

@@ -2,7 +2,7 @@
 // batch, the training loop on a synthetic paired task, and retrieval through the trained model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../src/index.js';
+import { cat, manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../src/index.js';
 import { AlignModel, type AlignEncoderSpec } from '../src/align/model.js';
 import { trainAlignment, type AlignBatch } from '../src/align/train.js';
 import type { AlignmentLossWeights } from '../src/align/loss.js';
@@ -11,7 +11,7 @@ import { evaluateRetrieval, type RetrievalDirection } from '../src/align/evaluat
 import { vectorModality } from '../src/modalities/vector/index.js';
 import { withName, type ModalitySpec } from '../src/modalities/modality.js';
 import { modalityFactory, registerModality, registeredModalities, restoreModality } from '../src/modalities/registry.js';
-import { Linear, Sequential } from '../src/nn/index.js';
+import { BatchNorm, Linear, Sequential, type BatchNormTogether } from '../src/nn/index.js';
 import { resolveConfig } from '../src/config/load.js';
 import { lossWeights } from '../src/run/model_setup.js';
 import { assertClose } from './helpers.js';
@@ -94,6 +94,54 @@ test('forwardViews: an item without a modality gets zero rows and is marked abse
   assert.deepEqual(b.q1.shape, [3, 16]);
   assert.deepEqual(b.z2.toFlatArray().slice(16, 32), new Array(16).fill(0));
   assert.deepEqual(outputs.get('a')!.present.toFlatArray().map(Number), [1, 1, 1]);
+});
+
+test("forwardViews runs the heads' BatchNorms together: every modality's online and target projectors, then the predictors", () => {
+  for (const sharedHeads of [true, false]) {
+    manualSeed(3);
+    const model = new AlignModel([encoder('a', 4, 8), encoder('b', 3, 8)], { ...small, sharedHeads });
+    const views = new Map([
+      ['a', { view1: randn([3, 4]), view2: randn([3, 4]), rows: null }],
+      ['b', { view1: randn([3, 3]), view2: randn([3, 3]), rows: null }],
+    ]);
+    // Each BatchNorm by its path, through the identity of its running mean.
+    const layerName = new Map(
+      model
+        .namedBuffers()
+        .filter(([n]) => n.endsWith('.running_mean'))
+        .map(([n, t]) => [t, n.slice(0, -'.running_mean'.length)] as const),
+    );
+    const groups: string[][] = [];
+    const together: BatchNormTogether = (calls) => {
+      groups.push(calls.map((call) => layerName.get(call.layer.runningMean!)!));
+      return calls.map((call) => call.layer.forwardAffine(call.input, call.weight, call.bias));
+    };
+    for (const m of model.modules()) if (m instanceof BatchNorm) m.together = together;
+    const outputs = tidy(() => model.forwardViews(views, 3));
+    const head = (branch: string, kind: string, m: string): string =>
+      sharedHeads ? `${branch}.${kind}.shared.1.statistics.${m}` : `${branch}.${kind}.${m}.1`;
+    assert.deepEqual(groups, [
+      [
+        head('online', 'projectors', 'a'),
+        head('online', 'projectors', 'b'),
+        head('target', 'projectors', 'a'),
+        head('target', 'projectors', 'b'),
+      ],
+      [head('online', 'predictors', 'a'), head('online', 'predictors', 'b')],
+    ]);
+    // The same outputs as each modality's heads run alone.
+    for (const m of ['a', 'b']) {
+      const both = cat([views.get(m)!.view1, views.get(m)!.view2]);
+      const p = model.online.project(m, model.online.encode(m, both));
+      const q = model.online.predict(m, p);
+      const z = noGrad(() => model.target.project(m, model.target.encode(m, both)));
+      const out = outputs.get(m)!;
+      assertClose(cat([out.p1, out.p2]).detach().toFlatArray(), p.detach().toFlatArray(), 1e-6, 1e-6);
+      assertClose(cat([out.q1, out.q2]).detach().toFlatArray(), q.detach().toFlatArray(), 1e-6, 1e-6);
+      assertClose(cat([out.z1, out.z2]).toFlatArray(), z.toFlatArray(), 1e-6, 1e-6);
+      assert.equal(out.z1.requiresGrad, false);
+    }
+  }
 });
 
 // A synthetic paired task: both modalities are noisy linear images of one latent per item.

@@ -67,7 +67,7 @@ test("allGatherWithGrad: the gradient is the sum over ranks of their gradients o
   }
 });
 
-test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one batch_norm over both ranks’ rows', async () => {
+test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one batch_norm over both ranks’ rows, two layers in one call', async () => {
   const results = await runScenario('syncBatchNorm');
   ok(results);
   for (const { lines } of results) {
@@ -78,8 +78,12 @@ test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one
       ['weightGrad', 'refWeightGrad'],
       ['biasGrad', 'refBiasGrad'],
       ['running', 'refRunning'],
+      ['targetY', 'refTargetY'],
+      ['targetRunning', 'refTargetRunning'],
     ] as const)
       assertClose(r[got]!, r[expected]!, 1e-5, 1e-5);
+    // The layer without gradient gives an output without one.
+    assert.equal(r.targetRequiresGrad, false);
   }
 });
 
@@ -93,16 +97,11 @@ test('BYOL_ALIGN_TRACE_COLLECTIVES: each rank writes its collectives in one orde
         .split('\n')
         .map((line) => JSON.parse(line) as { op: string; beganUs: number; endedUs: number });
     const [first, second] = [read(0), read(1)];
-    // The scenario's collectives, in its order: SyncBatchNorm forward and backward, then the
-    // all-reduces of the weight's and the bias's gradient.
-    assert.deepEqual(
-      first.map((line) => line.op.replace(/\(.*$/, '')),
-      ['SyncBatchNorm', "SyncBatchNorm's backward ", 'allReduce', 'allReduce'],
-    );
-    assert.deepEqual(
-      second.map((line) => line.op),
-      first.map((line) => line.op),
-    );
+    // The scenario's collectives, in its order (the shapes in their names are each rank's own):
+    // SyncBatchNorm forward and backward, then the all-reduces of the weight's and the bias's gradient.
+    const kinds = (lines: { op: string }[]): string[] => lines.map((line) => line.op.replace(/\(.*$/, ''));
+    assert.deepEqual(kinds(first), ['SyncBatchNorm', "SyncBatchNorm's backward ", 'allReduce', 'allReduce']);
+    assert.deepEqual(kinds(second), kinds(first));
     first.forEach((a, k) => {
       const b = second[k]!;
       for (const line of [a, b]) assert.ok(line.endedUs >= line.beganUs, `${line.op}: ends before it begins`);

@@ -1,7 +1,7 @@
 // One rank of tests/distributed.test.ts, as its own process: `node distributed_worker.js
 // SCENARIO RANK WORLD PORT`. It meets the other ranks on loopback, runs the scenario and prints
 // one JSON line of what it saw; the test compares the lines with values computed by hand.
-import { distributed, tensor, arange, cat, noGrad, F } from '../src/index.js';
+import { distributed, tensor, arange, cat, noGrad, F, type Tensor } from '../src/index.js';
 import { Linear } from '../src/nn/index.js';
 
 const [scenario, rankText, worldText, portText] = process.argv.slice(2);
@@ -64,7 +64,8 @@ const scenarios: Record<string, () => void> = {
   },
 
   // Each rank normalises its [3, 2, 2] rows with the statistics of both ranks' rows; the reference
-  // is one batch_norm over the 6 rows, here in the same process, for loss Σ_r Σ y_r·w_r.
+  // is one batch_norm over the 6 rows, here in the same process, for loss Σ_r Σ y_r·w_r. In the
+  // same collective, a second layer without gradient (as a BYOL target's) on [2 + r, 3] rows.
   syncBatchNorm() {
     const inputs = [0, 1].map((r) =>
       arange(0, 12)
@@ -79,12 +80,25 @@ const scenarios: Record<string, () => void> = {
         .mul(0.7 + r)
         .cos(),
     );
+    const targetInputs = [0, 1].map((r) =>
+      arange(0, 3 * (2 + r))
+        .reshape(2 + r, 3)
+        .mul(0.9 + r)
+        .cos()
+        .mul(r + 2),
+    );
     const x = inputs[rank]!.clone().requiresGrad_(true);
     const weight = tensor([1.5, -0.5]).requiresGrad_(true);
     const bias = tensor([0.25, 2]).requiresGrad_(true);
     const runningMean = tensor([0, 0]);
     const runningVar = tensor([1, 1]);
-    const y = group.syncBatchNorm(x, { weight, bias, runningMean, runningVar, momentum: 0.1, eps: 1e-5 });
+    const targetWeight = tensor([0.5, 2, -1]);
+    const targetMean = tensor([0, 0, 0]);
+    const targetVar = tensor([1, 1, 1]);
+    const [y, targetY] = group.syncBatchNorm([
+      { input: x, weight, bias, runningMean, runningVar, momentum: 0.1, eps: 1e-5 },
+      { input: targetInputs[rank]!, weight: targetWeight, runningMean: targetMean, runningVar: targetVar, momentum: 0.2, eps: 1e-3 },
+    ]) as [Tensor, Tensor];
     y.mul(lossWeights[rank]!).sum().backward();
     // The ranks' shares of the weight's and bias's gradient add up to theirs.
     const weightGrad = group.allReduce(weight.grad!.clone());
@@ -97,6 +111,14 @@ const scenarios: Record<string, () => void> = {
     const refVar = tensor([1, 1]);
     const ref = F.batchNorm(all, refMean, refVar, { weight: refWeight, bias: refBias, training: true, momentum: 0.1, eps: 1e-5 });
     ref.mul(cat(lossWeights)).sum().backward();
+    const refTargetMean = tensor([0, 0, 0]);
+    const refTargetVar = tensor([1, 1, 1]);
+    const refTarget = F.batchNorm(cat(targetInputs), refTargetMean, refTargetVar, {
+      weight: targetWeight,
+      training: true,
+      momentum: 0.2,
+      eps: 1e-3,
+    });
     report({
       y: y.detach().toFlatArray(),
       refY: ref
@@ -111,6 +133,11 @@ const scenarios: Record<string, () => void> = {
       refBiasGrad: refBias.grad!.toFlatArray(),
       running: [...runningMean.toFlatArray(), ...runningVar.toFlatArray()],
       refRunning: [...refMean.toFlatArray(), ...refVar.toFlatArray()],
+      targetY: targetY.toFlatArray(),
+      refTargetY: refTarget.narrow(0, rank === 0 ? 0 : 2, 2 + rank).toFlatArray(),
+      targetRunning: [...targetMean.toFlatArray(), ...targetVar.toFlatArray()],
+      refTargetRunning: [...refTargetMean.toFlatArray(), ...refTargetVar.toFlatArray()],
+      targetRequiresGrad: targetY.requiresGrad,
     });
   },
 

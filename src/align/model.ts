@@ -7,7 +7,7 @@ import { cat, noGrad, op, tidy, zeros, F, type Tensor } from '../engine/index.js
 import { Module, type StateDict, type TensorModule } from '../nn/index.js';
 import { emaSchedule, makeEmaTarget, updateEmaTarget, type EmaScheduleOptions } from '../byol/ema.js';
 import type { HeadNorm } from '../byol/heads.js';
-import { AlignBranch } from './network.js';
+import { AlignBranch, applyHeadsTogether } from './network.js';
 import { upgradeSharedStatistics } from './shared_head.js';
 import { applyFreeze, freezePlan, type FreezePlan, type FreezeSetting } from './freeze.js';
 import { headFreezePlan } from './freeze_heads.js';
@@ -175,30 +175,52 @@ export class AlignModel extends Module {
 
   /**
    * Both views of every modality through the online and the target network. Each modality's two
-   * views go through in one batched forward, so BatchNorm sees 2n items.
+   * views go through in one batched forward, so BatchNorm sees 2n items. The heads run for every
+   * modality at once (applyHeadsTogether): the online and target projectors together, then the
+   * predictors, so that data-parallel training synchronises their BatchNorms in two collectives a
+   * step instead of three a modality (bench/RESULTS.md). Each head normalises each modality's
+   * rows with that modality's statistics, as it would alone.
    */
   forwardViews(views: Map<string, ModalityViews>, batchSize: number): Map<string, ModalityOutputs> {
-    const outputs = new Map<string, ModalityOutputs>();
+    const names = [...views.keys()];
+    const onlineFeatures: Tensor[] = [];
+    const targetFeatures: Tensor[] = [];
     for (const [name, v] of views) {
-      const n = v.view1.shape[0]!;
       const both = cat([v.view1, v.view2]);
       if (v.encoded === true && !this.sharedTowers.has(name))
         throw new Error(`AlignModel: '${name}' came as tower features, but its tower is not frozen whole`);
       // A shared (frozen) tower runs once for both networks; cached features skip it altogether.
       const features = v.encoded === true ? both : this.sharedTowers.has(name) ? this.online.tower(name).forward(both) : undefined;
       const encode = (branch: AlignBranch): Tensor => (features ? branch.neck(name).forward(features) : branch.encode(name, both));
-      const p = this.online.project(name, encode(this.online));
-      const q = this.online.predict(name, p);
-      // In its own scope: the target's activations are freed here, before the losses and backward.
-      const z = noGrad(() => tidy(() => this.target.project(name, encode(this.target))));
-      const [p1, p2] = F.split(p, n) as [Tensor, Tensor];
-      const [q1, q2] = F.split(q, n) as [Tensor, Tensor];
-      const [z1, z2] = F.split(z, n) as [Tensor, Tensor];
+      onlineFeatures.push(encode(this.online));
+      // In its own scope: the target tower's activations are freed here, before the heads and backward.
+      targetFeatures.push(noGrad(() => tidy(() => encode(this.target))));
+    }
+    const projections = applyHeadsTogether([
+      ...names.map((modality, i) => ({ branch: this.online, head: 'projector' as const, modality, input: onlineFeatures[i]! })),
+      ...names.map((modality, i) => ({
+        branch: this.target,
+        head: 'projector' as const,
+        modality,
+        input: targetFeatures[i]!,
+        noGrad: true,
+      })),
+    ]);
+    const predictions = applyHeadsTogether(
+      names.map((modality, i) => ({ branch: this.online, head: 'predictor' as const, modality, input: projections[i]! })),
+    );
+    const outputs = new Map<string, ModalityOutputs>();
+    names.forEach((name, i) => {
+      const v = views.get(name)!;
+      const n = v.view1.shape[0]!;
+      const [p1, p2] = F.split(projections[i]!, n) as [Tensor, Tensor];
+      const [q1, q2] = F.split(predictions[i]!, n) as [Tensor, Tensor];
+      const [z1, z2] = F.split(projections[names.length + i]!, n) as [Tensor, Tensor];
       const scatter = (x: Tensor): Tensor =>
         v.rows === null ? x : indexCopy(zeros([batchSize, x.shape[1]!], { dtype: x.dtype, device: x.device }), 0, v.rows, x);
-      const present = v.rows === null ? zeros([batchSize], { dtype: 'bool', device: p.device }).logicalNot() : maskOf(v.rows, batchSize);
+      const present = v.rows === null ? zeros([batchSize], { dtype: 'bool', device: p1.device }).logicalNot() : maskOf(v.rows, batchSize);
       outputs.set(name, { q1: scatter(q1), q2: scatter(q2), z1: scatter(z1), z2: scatter(z2), p1: scatter(p1), p2: scatter(p2), present });
-    }
+    });
     return outputs;
   }
 

@@ -4,9 +4,9 @@
 // modality's projection in one space, which the cross-modal term alone does not (issue #4); they
 // need one input width, so an encoder whose width differs gets a Linear "neck" to that width, and
 // keep BatchNorm statistics per modality (shared_head.ts).
-import type { Tensor } from '../engine/index.js';
-import { Identity, Linear, Module, Sequential, type TensorModule } from '../nn/index.js';
-import { mlpHead, type HeadNorm } from '../byol/heads.js';
+import { noGrad, type Tensor } from '../engine/index.js';
+import { batchNormTogether, Identity, Linear, Module, Sequential, type TensorModule } from '../nn/index.js';
+import { mlpHead, openMlpHead, type HeadNorm, type OpenHead } from '../byol/heads.js';
 import { ModuleMap } from './module_map.js';
 import { SharedHead } from './shared_head.js';
 
@@ -104,12 +104,23 @@ export class AlignBranch extends Module {
   }
 
   project(modality: string, features: Tensor): Tensor {
-    return applyHead(this.projectors, modality, features);
+    return applyHeadsTogether([{ branch: this, head: 'projector', modality, input: features }])[0]!;
   }
 
   predict(modality: string, projections: Tensor): Tensor {
-    if (!this.predictors) throw new Error('the target network has no predictor');
-    return applyHead(this.predictors, modality, projections);
+    return applyHeadsTogether([{ branch: this, head: 'predictor', modality, input: projections }])[0]!;
+  }
+
+  /** A modality's projector or predictor, opened at its normalisation (OpenHead). */
+  openHead(head: 'projector' | 'predictor', modality: string, input: Tensor): OpenHead {
+    const heads = head === 'projector' ? this.projectors : this.predictors;
+    if (!heads) throw new Error('the target network has no predictor');
+    const module = heads.get(heads.has(SHARED) ? SHARED : modality);
+    if (module instanceof SharedHead) return module.open(modality, input);
+    // One per modality: an mlpHead, or a Linear projector and an Identity predictor (linear heads).
+    if (module instanceof Sequential) return openMlpHead(module, input);
+    const output = module.forward(input);
+    return { norm: null, finish: () => output };
   }
 
   override forward(): never {
@@ -123,7 +134,34 @@ function sharedHead(heads: ModuleMap<SharedHead> | ModuleMap<TensorModule>, what
   return head;
 }
 
-function applyHead(heads: ModuleMap<SharedHead> | ModuleMap<TensorModule>, modality: string, input: Tensor): Tensor {
-  const head = heads.get(heads.has(SHARED) ? SHARED : modality);
-  return head instanceof SharedHead ? head.forwardModality(modality, input) : head.forward(input);
+/** One projector or predictor run (applyHeadsTogether). */
+export interface HeadRun {
+  branch: AlignBranch;
+  head: 'projector' | 'predictor';
+  modality: string;
+  input: Tensor;
+  /** Without gradient (the target network's run). */
+  noGrad?: boolean;
+}
+
+/**
+ * Several heads' outputs, each what the branch's project or predict gives, with their BatchNorms
+ * run together (batchNormTogether): in data-parallel training one collective serves all of them,
+ * where each head on its own costs one (src/distributed/sync_batch_norm.ts).
+ *
+ * @example
+ * const [pImage, pText, zImage] = applyHeadsTogether([
+ *   { branch: model.online, head: 'projector', modality: 'image', input: image },
+ *   { branch: model.online, head: 'projector', modality: 'text', input: text },
+ *   { branch: model.target, head: 'projector', modality: 'image', input: imageTarget, noGrad: true },
+ * ]);
+ */
+export function applyHeadsTogether(runs: readonly HeadRun[]): Tensor[] {
+  const inMode = <T>(run: HeadRun, body: () => T): T => (run.noGrad === true ? noGrad(body) : body());
+  const opened = runs.map((run) => inMode(run, () => run.branch.openHead(run.head, run.modality, run.input)));
+  const norms = opened.flatMap((head) => (head.norm ? [head.norm] : []));
+  // A run without gradient gives its BatchNorm inputs that need none: its outputs need none either.
+  const normalised = batchNormTogether(norms);
+  let next = 0;
+  return opened.map((head, i) => inMode(runs[i]!, () => head.finish(head.norm ? normalised[next++] : undefined)));
 }

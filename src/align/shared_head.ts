@@ -7,8 +7,8 @@
 // statistics on the icon test split. So each modality keeps its own running mean and variance;
 // the scale and shift (BatchNorm's weight and bias) stay shared, as does everything else.
 import { ones, zeros, type Tensor } from '../engine/index.js';
-import { BatchNorm1d, Linear, Module, ReLU, type TensorModule } from '../nn/index.js';
-import { headNormalisation, type HeadNorm } from '../byol/heads.js';
+import { BatchNorm1d, Linear, Module, ReLU, type BatchNormCall, type TensorModule } from '../nn/index.js';
+import { headNormalisation, type HeadNorm, type OpenHead } from '../byol/heads.js';
 import { ModuleMap } from './module_map.js';
 
 /**
@@ -34,7 +34,13 @@ export class ModalityBatchNorm1d extends Module {
   }
 
   forwardModality(modality: string, input: Tensor): Tensor {
-    return this.statistics.get(modality).forwardAffine(input, this.param('weight'), this.param('bias'));
+    const { layer, weight, bias } = this.call(modality, input);
+    return layer.forwardAffine(input, weight, bias);
+  }
+
+  /** forwardModality as a call to run beside other layers' (batchNormTogether). */
+  call(modality: string, input: Tensor): BatchNormCall {
+    return { layer: this.statistics.get(modality), input, weight: this.param('weight'), bias: this.param('bias') };
   }
 
   override forward(): never {
@@ -70,14 +76,22 @@ export class SharedHead extends Module {
     return this.#norm instanceof ModalityBatchNorm1d ? this.#norm.statistics.get(modality) : null;
   }
 
-  forwardModality(modality: string, input: Tensor): Tensor {
-    const h = this.#first.forward(input);
-    const normalised = this.#norm instanceof ModalityBatchNorm1d ? this.#norm.forwardModality(modality, h) : this.#norm.forward(h);
-    return this.#last.forward(this.#relu.forward(normalised));
+  /**
+   * The head on one modality's batch, opened at its normalisation (OpenHead), so that it can run
+   * beside other heads' (AlignBranch.project and predict, applyHeadsTogether).
+   */
+  open(modality: string, input: Tensor): OpenHead {
+    const hidden = this.#first.forward(input);
+    const rest = (h: Tensor): Tensor => this.#last.forward(this.#relu.forward(h));
+    if (this.#norm instanceof ModalityBatchNorm1d) {
+      return { norm: this.#norm.call(modality, hidden), finish: (normalised) => rest(normalised!) };
+    }
+    const done = this.#norm.forward(hidden);
+    return { norm: null, finish: () => rest(done) };
   }
 
   override forward(): never {
-    throw new Error('SharedHead has no forward; call forwardModality(modality, input)');
+    throw new Error('SharedHead has no forward; use AlignBranch.project or predict, or open(modality, input)');
   }
 }
 

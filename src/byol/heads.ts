@@ -3,7 +3,19 @@
 // rectified linear units (ReLU), and a final linear layer with output dimension 256". The
 // predictor uses the same architecture. For small batches the normalisation can be GroupNorm or
 // LayerNorm instead (batch statistics get noisy below ~64 items).
-import { BatchNorm1d, GroupNorm, Identity, LayerNorm, Linear, ReLU, Sequential, type TensorModule } from '../nn/index.js';
+import type { Tensor } from '../engine/index.js';
+import {
+  BatchNorm,
+  BatchNorm1d,
+  GroupNorm,
+  Identity,
+  LayerNorm,
+  Linear,
+  ReLU,
+  Sequential,
+  type BatchNormCall,
+  type TensorModule,
+} from '../nn/index.js';
 
 export type HeadNorm = 'batch' | 'group' | 'layer' | 'none';
 
@@ -41,4 +53,30 @@ export function mlpHead(inputDim: number, options: MlpHeadOptions = {}): Sequent
   const norm = options.norm ?? 'batch';
   // The hidden layer's bias is redundant before a BatchNorm, but kept as the paper's code does.
   return new Sequential(new Linear(inputDim, hidden), headNormalisation(norm, hidden), new ReLU(), new Linear(hidden, out));
+}
+
+/**
+ * A head's forward split at its normalisation, so that several heads' BatchNorms can run together
+ * (batchNormTogether; in data-parallel training, one collective for all of them).
+ */
+export interface OpenHead {
+  /** The head's BatchNorm, still to run (null: its normalisation is another kind and has run). */
+  norm: BatchNormCall | null;
+  /** The rest of the head: from norm's output, or (norm null) from what has run. */
+  finish(normalised?: Tensor): Tensor;
+}
+
+/**
+ * An mlpHead's forward (Linear → norm → ReLU → Linear), opened at its normalisation:
+ * `head.forward(x)` is `open.finish(open.norm ? open.norm.layer.forwardAffine(...) : undefined)`.
+ */
+export function openMlpHead(head: Sequential, input: Tensor): OpenHead {
+  const [first, norm, relu, last] = [head.at(0), head.at(1), head.at(2), head.at(3)];
+  const hidden = first.forward(input);
+  const rest = (h: Tensor): Tensor => last.forward(relu.forward(h));
+  if (norm instanceof BatchNorm) {
+    return { norm: { layer: norm, input: hidden, weight: norm.weight, bias: norm.bias }, finish: (normalised) => rest(normalised!) };
+  }
+  const done = norm.forward(hidden);
+  return { norm: null, finish: () => rest(done) };
 }

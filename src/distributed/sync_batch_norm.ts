@@ -3,10 +3,12 @@
 // (which the EMA target follows) are the global batch's. PyTorch's SyncBatchNorm refuses CPU
 // tensors; this converts the model's own BatchNorm layers to ProcessGroup.syncBatchNorm
 // (native/distributed.cc: per-rank statistics all-gathered and merged, batch_norm's fused kernels,
-// Σdy and Σdy·x̂ all-reduced in backward).
+// Σdy and Σdy·x̂ all-reduced in backward). Layers that the model runs together (batchNormTogether:
+// the projectors of every modality, online and target) share one collective each way: every
+// collective costs the ranks a wake-up and a wait for the slower one (bench/RESULTS.md).
 import { noGrad, type Tensor } from '../engine/index.js';
 import type { ProcessGroup } from '../engine/distributed.js';
-import { BatchNorm, type Module } from '../nn/index.js';
+import { BatchNorm, type BatchNormCall, type BatchNormTogether, type Module } from '../nn/index.js';
 
 /** Whether the converted layers synchronise (a step may turn it off for all ranks at once). */
 export interface SyncControl {
@@ -20,46 +22,51 @@ type ForwardAffine = (input: Tensor, weight: Tensor | null, bias: Tensor | null)
  * statistics) normalise with the statistics of all ranks' batches while training and `control`
  * is enabled; eval mode, and a disabled control, keep the layer's own behaviour. As PyTorch's
  * convert_sync_batchnorm, it changes the layers in place; every rank must convert the same
- * model, and run the same layers in the same order. Returns how many layers it converted.
+ * model, and run the same layers in the same order. Layers run with batchNormTogether share one
+ * collective. Returns how many layers it converted.
  *
  * @example
  * const control = { enabled: true };
  * convertSyncBatchNorm(model, group, control);
  */
 export function convertSyncBatchNorm(module: Module, group: ProcessGroup, control: SyncControl): number {
-  let converted = 0;
+  const own = new Map<BatchNorm, ForwardAffine>();
+  const together: BatchNormTogether = (calls) => {
+    const synced = calls.filter((call) => call.layer.training && control.enabled);
+    const normalised = synced.length > 0 ? syncForward(group, synced) : [];
+    return calls.map((call) =>
+      synced.includes(call) ? normalised[synced.indexOf(call)]! : own.get(call.layer)!(call.input, call.weight, call.bias),
+    );
+  };
   for (const layer of module.modules()) {
     if (!(layer instanceof BatchNorm)) continue;
-    const own: ForwardAffine = layer.forwardAffine.bind(layer);
-    const synced: ForwardAffine = (input, weight, bias) =>
-      layer.training && control.enabled ? syncForward(layer, group, input, weight, bias) : own(input, weight, bias);
+    own.set(layer, layer.forwardAffine.bind(layer));
+    const synced: ForwardAffine = (input, weight, bias) => together([{ layer, input, weight, bias }])[0]!;
     Object.defineProperty(layer, 'forwardAffine', { value: synced, configurable: true, writable: true });
-    converted++;
+    layer.together = together;
   }
-  return converted;
+  return own.size;
 }
 
-function syncForward(layer: BatchNorm, group: ProcessGroup, input: Tensor, weight: Tensor | null, bias: Tensor | null): Tensor {
-  const shape = input.shape;
-  if (shape.length < 2 || shape[1] !== layer.numFeatures) {
-    throw new RangeError(`SyncBatchNorm(${layer.numFeatures}): input has shape [${shape.join(', ')}], dim 1 must be ${layer.numFeatures}`);
-  }
-  let momentum = 0;
-  if (layer.trackRunningStats) {
-    const seen = layer.numBatchesTracked!;
-    noGrad(() => seen.add_(1));
-    // momentum null: the cumulative average, as BatchNorm does.
-    momentum = layer.momentum ?? 1 / seen.item();
-  }
-  // In float32 whatever autocast made the input, as batch_norm keeps its statistics.
-  const x = input.dtype === 'float32' ? input : input.float();
-  const y = group.syncBatchNorm(x, {
-    weight,
-    bias,
-    runningMean: layer.runningMean,
-    runningVar: layer.runningVar,
-    momentum,
-    eps: layer.eps,
+function syncForward(group: ProcessGroup, calls: readonly BatchNormCall[]): Tensor[] {
+  const layers = calls.map(({ layer, input, weight, bias }) => {
+    const shape = input.shape;
+    if (shape.length < 2 || shape[1] !== layer.numFeatures) {
+      throw new RangeError(
+        `SyncBatchNorm(${layer.numFeatures}): input has shape [${shape.join(', ')}], dim 1 must be ${layer.numFeatures}`,
+      );
+    }
+    let momentum = 0;
+    if (layer.trackRunningStats) {
+      const seen = layer.numBatchesTracked!;
+      noGrad(() => seen.add_(1));
+      // momentum null: the cumulative average, as BatchNorm does.
+      momentum = layer.momentum ?? 1 / seen.item();
+    }
+    // In float32 whatever autocast made the input, as batch_norm keeps its statistics.
+    const x = input.dtype === 'float32' ? input : input.float();
+    return { input: x, weight, bias, runningMean: layer.runningMean, runningVar: layer.runningVar, momentum, eps: layer.eps };
   });
-  return y.dtype === input.dtype ? y : y.to(input.dtype);
+  const outputs = group.syncBatchNorm(layers);
+  return outputs.map((y, i) => (y.dtype === calls[i]!.input.dtype ? y : y.to(calls[i]!.input.dtype)));
 }

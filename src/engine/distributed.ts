@@ -202,39 +202,33 @@ export class ProcessGroup {
 
   /**
    * Batch normalisation with the statistics of every rank's batch (PyTorch's SyncBatchNorm, which
-   * refuses CPU tensors): `input` [N, C, ...] normalised per channel with the mean and variance of
-   * all ranks' rows, scaled and shifted by weight and bias; the running averages (when given) move
-   * towards the global mean and unbiased variance by `momentum`. Its backward all-reduces Σdy and
-   * Σdy·x̂, so every rank must run backward through it; weight and bias get this rank's share of
-   * their gradient (the ranks' sum is theirs).
+   * refuses CPU tensors), for several layers in one collective: each layer's `input` [N, C, ...]
+   * normalised per channel with the mean and variance of all ranks' rows, scaled and shifted by
+   * its weight and bias; its running averages (when given) move towards the global mean and
+   * unbiased variance by `momentum` (default 0.1; eps default 1e-5). Its backward all-reduces Σdy
+   * and Σdy·x̂ of the layers that need a gradient, so every rank must run backward through it;
+   * weight and bias get this rank's share of their gradient (the ranks' sum is theirs). A layer
+   * whose input, weight and bias need no gradient (a BYOL target's) gives an output without one.
+   * Every rank must pass the same layers, with the same channels, in the same order.
    *
    * @example
-   * const y = group.syncBatchNorm(x, { weight: bn.weight, bias: bn.bias, runningMean, runningVar });
+   * const [y] = group.syncBatchNorm([{ input: x, weight: bn.weight, bias: bn.bias, runningMean, runningVar }]);
    */
-  syncBatchNorm(
-    input: Tensor,
-    options: {
-      weight?: Tensor | null;
-      bias?: Tensor | null;
-      runningMean?: Tensor | null;
-      runningVar?: Tensor | null;
-      momentum?: number;
-      eps?: number;
-    } = {},
-  ): Tensor {
+  syncBatchNorm(layers: readonly SyncBatchNormLayer[]): Tensor[] {
     const handle = (t: Tensor | null | undefined): Handle | null => (t ? t.handle : null);
-    return new Tensor(
-      native.distSyncBatchNorm(
-        this.handle,
-        input.handle,
-        handle(options.weight),
-        handle(options.bias),
-        handle(options.runningMean),
-        handle(options.runningVar),
-        options.momentum ?? 0.1,
-        options.eps ?? 1e-5,
-      ),
+    const handles = native.distSyncBatchNorm(
+      this.handle,
+      layers.map((layer) => ({
+        input: layer.input.handle,
+        weight: handle(layer.weight),
+        bias: handle(layer.bias),
+        runningMean: handle(layer.runningMean),
+        runningVar: handle(layer.runningVar),
+        momentum: layer.momentum ?? 0.1,
+        eps: layer.eps ?? 1e-5,
+      })),
     );
+    return handles.map((h) => new Tensor(h));
   }
 
   /** Returns when every rank has called it. */
@@ -248,6 +242,17 @@ export class ProcessGroup {
     native.distDestroyGroup(this.#handle);
     this.#handle = null;
   }
+}
+
+/** One layer of ProcessGroup.syncBatchNorm. */
+export interface SyncBatchNormLayer {
+  input: Tensor;
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  momentum?: number;
+  eps?: number;
 }
 
 export interface GradReducerStats {

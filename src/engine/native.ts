@@ -79,14 +79,16 @@ export interface NativeAddon {
   distBarrier(group: GroupHandle): void;
   distSyncBatchNorm(
     group: GroupHandle,
-    input: Handle,
-    weight: Handle | null,
-    bias: Handle | null,
-    runningMean: Handle | null,
-    runningVar: Handle | null,
-    momentum: number,
-    eps: number,
-  ): Handle;
+    layers: {
+      input: Handle;
+      weight: Handle | null;
+      bias: Handle | null;
+      runningMean: Handle | null;
+      runningVar: Handle | null;
+      momentum: number;
+      eps: number;
+    }[],
+  ): Handle[];
   distReducer(group: GroupHandle, params: Handle[], bucketBytes: number): ReducerHandle;
   distReducerSetEnabled(reducer: ReducerHandle, enabled: boolean): void;
   distReducerStats(reducer: ReducerHandle): [number[], number, number, number];

@@ -30,6 +30,12 @@ export abstract class BatchNorm extends Module {
   momentum: number | null;
   readonly affine: boolean;
   readonly trackRunningStats: boolean;
+  /**
+   * How batchNormTogether runs this layer beside others (null: on its own, forwardAffine). Data-
+   * parallel training sets one for all its synchronised layers, so that layers run together share
+   * one collective (src/distributed/sync_batch_norm.ts).
+   */
+  together: BatchNormTogether | null = null;
 
   constructor(numFeatures: number, options: BatchNormOptions = {}) {
     super();
@@ -126,6 +132,31 @@ export abstract class BatchNorm extends Module {
       eps: this.eps,
     });
   }
+}
+
+/** One layer's forwardAffine, to run beside other layers' (batchNormTogether). */
+export interface BatchNormCall {
+  layer: BatchNorm;
+  input: Tensor;
+  weight: Tensor | null;
+  bias: Tensor | null;
+}
+
+/** Runs several layers' calls at once; one output per call, in order. */
+export type BatchNormTogether = (calls: readonly BatchNormCall[]) => Tensor[];
+
+/**
+ * Several BatchNorm layers' forwardAffine, run together where their layers share a `together`
+ * (data-parallel training's synchronised BatchNorm: one collective for all of them) and each on its
+ * own otherwise. The outputs are those of each layer's forwardAffine either way.
+ *
+ * @example
+ * const [a, b] = batchNormTogether([{ layer: bn1, input: x1, weight: bn1.weight, bias: bn1.bias }, { layer: bn2, ... }]);
+ */
+export function batchNormTogether(calls: readonly BatchNormCall[]): Tensor[] {
+  const together = calls[0]?.layer.together;
+  if (together && calls.every((call) => call.layer.together === together)) return together(calls);
+  return calls.map((call) => call.layer.forwardAffine(call.input, call.weight, call.bias));
 }
 
 /**

@@ -2,7 +2,15 @@
 export { Module, type StateDict } from './module.js';
 export { Linear, type LinearOptions } from './linear.js';
 export { Conv2d, type Conv2dOptions, type Size2d } from './conv.js';
-export { BatchNorm, BatchNorm1d, BatchNorm2d, type BatchNormOptions } from './batch_norm.js';
+export {
+  BatchNorm,
+  BatchNorm1d,
+  BatchNorm2d,
+  batchNormTogether,
+  type BatchNormCall,
+  type BatchNormOptions,
+  type BatchNormTogether,
+} from './batch_norm.js';
 export { LayerNorm, type LayerNormOptions } from './layer_norm.js';
 export { GroupNorm, type GroupNormOptions } from './group_norm.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
