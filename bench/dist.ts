@@ -46,6 +46,39 @@ interface WorkerResult {
   buckets: number[];
 }
 
+/**
+ * One process per rank of `worldSize`, each started by `start(rank, port)` with one libtorch
+ * thread and a loopback port free a moment ago for the rendezvous; each one's last stdout line, a
+ * JSON object, in rank order. `what` names the processes in an error.
+ */
+async function runRanks(
+  worldSize: number,
+  what: string,
+  start: (rank: number, port: number) => { command: string; args: string[]; env?: Record<string, string> },
+): Promise<unknown[]> {
+  const port = await freeLoopbackPort();
+  return Promise.all(
+    Array.from(
+      { length: worldSize },
+      (_, rank) =>
+        new Promise<unknown>((resolve, reject) => {
+          const { command, args, env = {} } = start(rank, port);
+          const child = spawn(command, args, {
+            stdio: ['ignore', 'pipe', 'inherit'],
+            env: { ...process.env, OMP_NUM_THREADS: '1', ...env },
+          });
+          let stdout = '';
+          child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+          child.once('exit', (code) => {
+            const line = stdout.trim().split('\n').pop() ?? '';
+            if (code !== 0 || !line.startsWith('{')) reject(new Error(`bench dist: ${what} ${rank} of ${worldSize} exited with ${code}`));
+            else resolve(JSON.parse(line));
+          });
+        }),
+    ),
+  );
+}
+
 /** `off`: the parts of data-parallel training the workers leave out (bench/dist_worker.ts, BYOL_ALIGN_BENCH_DIST_OFF). */
 async function runWorkers(
   worldSize: number,
@@ -55,27 +88,12 @@ async function runWorkers(
   batch = BATCH,
   off = '',
 ): Promise<WorkerResult[]> {
-  const port = await freeLoopbackPort();
-  const results = await Promise.all(
-    Array.from(
-      { length: worldSize },
-      (_, rank) =>
-        new Promise<WorkerResult>((resolve, reject) => {
-          const child = spawn(process.execPath, [worker, ...[rank, worldSize, port, warmup, timed].map(String), dataDir, String(batch)], {
-            stdio: ['ignore', 'pipe', 'inherit'],
-            env: { ...process.env, OMP_NUM_THREADS: '1', BYOL_ALIGN_BENCH_DIST_OFF: off },
-          });
-          let stdout = '';
-          child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-          child.once('exit', (code) => {
-            const line = stdout.trim().split('\n').pop() ?? '';
-            if (code !== 0 || !line.startsWith('{')) reject(new Error(`bench dist: worker ${rank} of ${worldSize} exited with ${code}`));
-            else resolve(JSON.parse(line) as WorkerResult);
-          });
-        }),
-    ),
-  );
-  return results.sort((a, b) => a.rank - b.rank);
+  const results = await runRanks(worldSize, 'worker', (rank, port) => ({
+    command: process.execPath,
+    args: [worker, ...[rank, worldSize, port, warmup, timed].map(String), dataDir, String(batch)],
+    env: { BYOL_ALIGN_BENCH_DIST_OFF: off },
+  }));
+  return results as WorkerResult[];
 }
 
 /** The PyTorch side's folder (bench/align_torch.py): the default model's initial weights and the step's settings. */
@@ -124,32 +142,13 @@ interface TorchResult {
 
 /** PyTorch's step on `worldSize` processes of one thread (DDP over Gloo on loopback where 2): each rank's result. */
 async function runTorch(folder: string, worldSize: number): Promise<TorchResult[]> {
-  const port = await freeLoopbackPort();
-  return Promise.all(
-    Array.from(
-      { length: worldSize },
-      (_, rank) =>
-        new Promise<TorchResult>((resolve, reject) => {
-          // WORLD_SIZE 1 as well: a job this bench runs under must not make the single process a rank of it.
-          const ranks = { RANK: String(rank), WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
-          const child = spawn(PYTHON_WITH_TORCH, [torchScript, folder], {
-            stdio: ['ignore', 'pipe', 'inherit'],
-            env: { ...process.env, OMP_NUM_THREADS: '1', ...ranks },
-          });
-          let stdout = '';
-          child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-          child.once('exit', (code) => {
-            const line = stdout.trim().split('\n').pop() ?? '';
-            if (code !== 0 || !line.startsWith('{'))
-              reject(new Error(`bench dist: PyTorch rank ${rank} of ${worldSize} exited with ${code}`));
-            else {
-              const result = JSON.parse(line) as { ms_per_step: number; first_loss: number };
-              resolve({ msPerStep: result.ms_per_step, firstLoss: result.first_loss });
-            }
-          });
-        }),
-    ),
-  );
+  const results = await runRanks(worldSize, 'PyTorch rank', (rank, port) => ({
+    command: PYTHON_WITH_TORCH,
+    args: [torchScript, folder],
+    // WORLD_SIZE 1 as well: a job this bench runs under must not make the single process a rank of it.
+    env: { RANK: String(rank), WORLD_SIZE: String(worldSize), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
+  }));
+  return (results as { ms_per_step: number; first_loss: number }[]).map((r) => ({ msPerStep: r.ms_per_step, firstLoss: r.first_loss }));
 }
 
 const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;

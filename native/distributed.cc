@@ -323,7 +323,7 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
     // Every rank all-reduces the same layers' sums in the same order: those that need a gradient
     // (the same on every rank, as every rank runs the same layers), with zeros for a gradient that
     // did not arrive.
-    std::vector<at::Tensor> local, dys, ws;
+    std::vector<at::Tensor> local, dys;
     for (size_t k = 0; k < count; k++) {
       if (participates[k] != '1') continue;
       const at::Tensor& x = saved[4 * k];
@@ -333,7 +333,6 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
                                                                        /*train=*/false, eps[k], {false, true, true});
       local.insert(local.end(), {sumDy, sumDyXhat});
       dys.push_back(dy);
-      ws.push_back(w);
     }
     torch::autograd::variable_list inputGrads(count), weightGrads(count), biasGrads(count);
     if (!local.empty()) {
@@ -349,7 +348,7 @@ struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
         int64_t channels = x.size(1);
         at::Tensor meanDy = sums.narrow(0, offset, channels) / totals[k];
         at::Tensor meanDyXhat = sums.narrow(0, offset + channels, channels) / totals[k];
-        const at::Tensor& w = ws[j];
+        const at::Tensor& w = saved[4 * k + 1];
         const at::Tensor& dy = dys[j];
         at::Tensor invstd = (globalVariance + eps[k]).rsqrt();
         at::Tensor k1 = -w * invstd * invstd * meanDyXhat;

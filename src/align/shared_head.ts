@@ -8,7 +8,7 @@
 // the scale and shift (BatchNorm's weight and bias) stay shared, as does everything else.
 import { ones, zeros, type Tensor } from '../engine/index.js';
 import { BatchNorm1d, Linear, Module, ReLU, type BatchNormCall, type TensorModule } from '../nn/index.js';
-import { headNormalisation, type HeadNorm, type OpenHead } from '../byol/heads.js';
+import { headNormalisation, openedAt, type HeadNorm, type OpenHead } from '../byol/heads.js';
 import { ModuleMap } from './module_map.js';
 
 /**
@@ -82,12 +82,8 @@ export class SharedHead extends Module {
    */
   open(modality: string, input: Tensor): OpenHead {
     const hidden = this.#first.forward(input);
-    const rest = (h: Tensor): Tensor => this.#last.forward(this.#relu.forward(h));
-    if (this.#norm instanceof ModalityBatchNorm1d) {
-      return { norm: this.#norm.call(modality, hidden), finish: (normalised) => rest(normalised!) };
-    }
-    const done = this.#norm.forward(hidden);
-    return { norm: null, finish: () => rest(done) };
+    const norm = this.#norm instanceof ModalityBatchNorm1d ? this.#norm.call(modality, hidden) : this.#norm;
+    return openedAt(hidden, norm, (h) => this.#last.forward(this.#relu.forward(h)));
   }
 
   override forward(): never {

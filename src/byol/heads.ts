@@ -11,6 +11,7 @@ import {
   Identity,
   LayerNorm,
   Linear,
+  Module,
   ReLU,
   Sequential,
   type BatchNormCall,
@@ -67,16 +68,22 @@ export interface OpenHead {
 }
 
 /**
+ * A head opened at its hidden layer: `norm` is the BatchNorm call still to run, or the
+ * normalisation module to run now; `rest` is the head after the normalisation.
+ */
+export function openedAt(hidden: Tensor, norm: BatchNormCall | TensorModule, rest: (normalised: Tensor) => Tensor): OpenHead {
+  if (!(norm instanceof Module)) return { norm, finish: (normalised) => rest(normalised!) };
+  const done = norm.forward(hidden);
+  return { norm: null, finish: () => rest(done) };
+}
+
+/**
  * An mlpHead's forward (Linear → norm → ReLU → Linear), opened at its normalisation:
  * `head.forward(x)` is `open.finish(open.norm ? open.norm.layer.forwardAffine(...) : undefined)`.
  */
 export function openMlpHead(head: Sequential, input: Tensor): OpenHead {
-  const [first, norm, relu, last] = [head.at(0), head.at(1), head.at(2), head.at(3)];
-  const hidden = first.forward(input);
-  const rest = (h: Tensor): Tensor => last.forward(relu.forward(h));
-  if (norm instanceof BatchNorm) {
-    return { norm: { layer: norm, input: hidden, weight: norm.weight, bias: norm.bias }, finish: (normalised) => rest(normalised!) };
-  }
-  const done = norm.forward(hidden);
-  return { norm: null, finish: () => rest(done) };
+  const hidden = head.at(0).forward(input);
+  const norm = head.at(1);
+  const call = norm instanceof BatchNorm ? { layer: norm, input: hidden, weight: norm.weight, bias: norm.bias } : norm;
+  return openedAt(hidden, call, (h) => head.at(3).forward(head.at(2).forward(h)));
 }

@@ -34,9 +34,9 @@ export function convertSyncBatchNorm(module: Module, group: ProcessGroup, contro
   const together: BatchNormTogether = (calls) => {
     const synced = calls.filter((call) => call.layer.training && control.enabled);
     const normalised = synced.length > 0 ? syncForward(group, synced) : [];
-    return calls.map((call) =>
-      synced.includes(call) ? normalised[synced.indexOf(call)]! : own.get(call.layer)!(call.input, call.weight, call.bias),
-    );
+    // The synchronised outputs in the calls' order; the others each layer's own.
+    let next = 0;
+    return calls.map((call) => (synced.includes(call) ? normalised[next++]! : own.get(call.layer)!(call.input, call.weight, call.bias)));
   };
   for (const layer of module.modules()) {
     if (!(layer instanceof BatchNorm)) continue;
