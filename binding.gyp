@@ -11,7 +11,8 @@
         "native/runtime.cc",
         "native/autocast.cc",
         "native/cpu_block_cache.cc",
-        "native/distributed.cc"
+        "native/distributed.cc",
+        "native/same_host_memory.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",

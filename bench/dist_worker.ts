@@ -5,7 +5,8 @@
 // gradients' all-reduce alone, and prints one JSON line of what it measured.
 //
 // BYOL_ALIGN_BENCH_DIST_OFF lists parts of data-parallel training to leave out, comma-separated:
-// `syncbn` (local BatchNorm, as train.syncBatchNorm false), `gathers` (the losses over each rank's
+// `samehost` (the gradients averaged through Gloo, as between machines, although the ranks share
+// this one: sameHostGradients false), `syncbn` (local BatchNorm, as train.syncBatchNorm false), `gathers` (the losses over each rank's
 // own rows), `gradients` (no averaging: the ranks' weights drift apart), `stop` (no all-reduce a
 // step to agree on stopping), `group` (no process group at all: each rank trains its shard alone).
 // The bench times `syncbn` and `group` as arms of their own; bench/results/data-parallel/ablate.sh
@@ -69,7 +70,7 @@ const decoded = async function* (): AsyncGenerator<AlignBatch> {
 const trainer = new AlignTrainer(model, { ...trainOptions(config, modalities, () => decoded(), loader.batchesPerEpoch), batchSize, rank });
 const parameters = model.online.parameters().reduce((n, p) => n + p.size, 0);
 
-const PARTS = ['syncbn', 'gathers', 'gradients', 'stop', 'group'];
+const PARTS = ['samehost', 'syncbn', 'gathers', 'gradients', 'stop', 'group'];
 const off = new Set((process.env.BYOL_ALIGN_BENCH_DIST_OFF ?? '').split(',').filter((part) => part !== ''));
 for (const part of off) {
   if (!PARTS.includes(part)) throw new Error(`BYOL_ALIGN_BENCH_DIST_OFF: unknown part '${part}' (parts: ${PARTS.join(', ')})`);
@@ -82,7 +83,12 @@ if (worldSize > 1 && !off.has('group')) {
   const store = distributed.Store.connect({ host: '127.0.0.1', port: Number(portText), isServer: rank === 0, worldSize, timeoutMs });
   group = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'train' });
   const gradientGroup = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'gradients' });
-  parallel = new DataParallel(trainer, { group, gradientGroup, syncBatchNorm: !off.has('syncbn') });
+  parallel = new DataParallel(trainer, {
+    group,
+    gradientGroup,
+    syncBatchNorm: !off.has('syncbn'),
+    sameHostGradients: !off.has('samehost'),
+  });
   // The own forward again, in place of the one that gathers the ranks' outputs.
   if (off.has('gathers')) delete (model as { forwardViews?: unknown }).forwardViews;
   if (off.has('gradients')) parallel.close();
@@ -136,5 +142,6 @@ process.stdout.write(
     exposedMs,
     allReduceMs,
     buckets,
+    transport: parallel?.gradientStats().transport,
   })}\n`,
 );

@@ -14,6 +14,7 @@
 // are (Debian: libgloo-dev, the version libtorch links). Without them the addon still builds and
 // every function here throws the reason (distSupport says it without throwing).
 #include "holder.h"
+#include "same_host_memory.h"
 #include <torch/version.h>
 #include <cerrno>
 #include <chrono>
@@ -405,6 +406,12 @@ void finishWork(PendingWork& w, int64_t timeoutMs) {
 // started (all ranks must issue collectives in one order). Each bucket ends with one flag per
 // parameter, 1 where this rank had its gradient: a parameter no rank used keeps no gradient, as
 // it would in one process; one that some ranks used gets the average with zeros from the others.
+//
+// Ranks on one machine can average through shared memory instead of Gloo (SameHostMemory): a
+// bucket's flat tensor is then this rank's slot in the segment, its launch only says it has
+// arrived, and the rank sums its share of the bucket over all ranks' slots into the shared result
+// (in rank order, as Gloo's sum of two) on its own thread, inside backward's hooks as soon as every
+// rank has arrived, or at backward's end. No helper thread wakes, and nothing crosses a socket.
 struct GradReducer : public std::enable_shared_from_this<GradReducer> {
   struct Bucket {
     std::vector<size_t> members;  // indices into params
@@ -414,8 +421,12 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
     size_t pending = 0;
     c10::intrusive_ptr<c10d::Work> work;
     bool launched = false;
+    int64_t sharedOffset = 0;  // where flat starts in each shared slot, in floats
+    bool reducedHere = false;  // this rank's share of the shared sum is done
   };
 
+  std::shared_ptr<SameHostMemory> shared;  // null: Gloo
+  uint32_t round = 0;                      // the shared counters' round of this backward
   std::shared_ptr<Group> group;
   std::vector<at::Tensor> params;
   std::vector<unsigned> hookIds;
@@ -451,19 +462,62 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
       b.offsets.push_back(b.dataNumel);
       b.dataNumel += p.numel();
     }
+    int64_t sharedFloats = 0;
+    for (Bucket& b : buckets) {
+      b.sharedOffset = sharedFloats;
+      sharedFloats += b.dataNumel + static_cast<int64_t>(b.members.size());
+    }
     for (Bucket& b : buckets) {
       const at::Tensor& first = params[b.members.front()];
       b.flat = at::zeros({b.dataNumel + static_cast<int64_t>(b.members.size())}, first.options().requires_grad(false));
     }
   }
 
+  // Buckets in the shared segment `name` (rank 0 makes it), where every parameter is float32.
+  void shareMemory(const std::string& name, bool create) {
+    for (const at::Tensor& p : params)
+      if (p.scalar_type() != at::kFloat) throw std::runtime_error("shared-memory gradients carry float32 parameters only, got " + describe(p));
+    int64_t floats = 0;
+    for (Bucket& b : buckets) floats = b.sharedOffset + b.flat.numel();
+    shared = SameHostMemory::open(name, create, group->rank, group->size, floats, buckets.size());
+    for (Bucket& b : buckets) b.flat = sharedView(shared->slot(group->rank), b);
+  }
+
+  at::Tensor sharedView(float* slot, const Bucket& b) const {
+    return at::from_blob(slot + b.sharedOffset, {b.flat.numel()}, at::TensorOptions().dtype(at::kFloat));
+  }
+
+  // This rank's share of bucket bi summed over the ranks' slots into the shared result.
+  void reduceShare(size_t bi) {
+    Bucket& b = buckets[bi];
+    int64_t n = b.flat.numel();
+    int64_t lo = n * group->rank / group->size;
+    int64_t len = n * (group->rank + 1) / group->size - lo;
+    if (len > 0) {
+      at::Tensor out = sharedView(shared->result(), b).narrow(0, lo, len);
+      at::add_out(out, sharedView(shared->slot(0), b).narrow(0, lo, len), sharedView(shared->slot(1), b).narrow(0, lo, len));
+      for (int r = 2; r < group->size; r++) out.add_(sharedView(shared->slot(r), b).narrow(0, lo, len));
+    }
+    b.reducedHere = true;
+    shared->reduced(bi);
+  }
+
+  // Reduces every launched bucket that all ranks have reached, in order.
+  void reduceArrived() {
+    for (size_t bi = 0; bi < nextToLaunch; bi++) {
+      if (!buckets[bi].reducedHere && shared->allArrived(bi, round)) reduceShare(bi);
+    }
+  }
+
   void startBackward() {
     inBackward = true;
     nextToLaunch = 0;
+    round++;
     std::fill(reported.begin(), reported.end(), false);
     for (Bucket& b : buckets) {
       b.pending = b.members.size();
       b.launched = false;
+      b.reducedHere = false;
       b.work.reset();
     }
     std::weak_ptr<GradReducer> self = shared_from_this();
@@ -485,10 +539,13 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
     reported[k] = true;
     b.pending--;
     while (nextToLaunch < buckets.size() && buckets[nextToLaunch].pending == 0) launch(nextToLaunch++);
+    if (shared) reduceArrived();
   }
 
   void launch(size_t bi) {
     Bucket& b = buckets[bi];
+    b.launched = true;
+    if (shared) return shared->arrive(bi);
     std::vector<at::Tensor> tensors{b.flat};
     c10d::AllreduceOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
@@ -497,7 +554,6 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
     } catch (const std::exception& e) {
       throw CollectiveError(failure(*group, bucketName(bi), e.what()));
     }
-    b.launched = true;
   }
 
   std::string bucketName(size_t bi) const {
@@ -513,6 +569,7 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
     inBackward = false;
     backwards++;
     at::NoGradGuard noGrad;
+    at::Tensor worldSize = at::scalar_tensor(static_cast<double>(group->size), at::kFloat);
     lastLaunchedEarly = static_cast<int64_t>(nextToLaunch);
     auto waitStart = Clock::now();
     for (size_t bi = nextToLaunch; bi < buckets.size(); bi++) {
@@ -526,22 +583,37 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
       launch(bi);
     }
     nextToLaunch = buckets.size();
-    for (size_t bi = 0; bi < buckets.size(); bi++) waitFor(*group, bucketName(bi), *buckets[bi].work, group->timeoutMs, Clock::now());
+    if (shared) {
+      waitShared();
+    } else {
+      for (size_t bi = 0; bi < buckets.size(); bi++) waitFor(*group, bucketName(bi), *buckets[bi].work, group->timeoutMs, Clock::now());
+    }
     lastWaitMs = msSince(waitStart);
     for (Bucket& b : buckets) {
-      b.flat.narrow(0, 0, b.dataNumel).div_(group->size);
-      at::Tensor usedBy = b.flat.narrow(0, b.dataNumel, static_cast<int64_t>(b.members.size()));
+      // Gloo summed into flat itself; the shared sum is in the result, where other ranks read it too.
+      at::Tensor sum = shared ? sharedView(shared->result(), b) : b.flat;
+      at::Tensor usedBy = sum.narrow(0, b.dataNumel, static_cast<int64_t>(b.members.size()));
       auto used = usedBy.to(at::kFloat).contiguous();
       const float* count = used.data_ptr<float>();
       for (size_t mi = 0; mi < b.members.size(); mi++) {
         if (count[mi] == 0) continue;
         at::Tensor& p = params[b.members[mi]];
-        at::Tensor average = b.flat.narrow(0, b.offsets[mi], p.numel()).view(p.sizes());
+        at::Tensor sumOverRanks = sum.narrow(0, b.offsets[mi], p.numel()).view(p.sizes());
         at::Tensor& grad = p.mutable_grad();
-        if (grad.defined()) grad.copy_(average);
-        else grad = average.clone();
+        if (grad.defined()) at::div_out(grad, sumOverRanks, worldSize);
+        else grad = at::div(sumOverRanks, worldSize);
       }
     }
+  }
+
+  // Every bucket's sum complete: this rank's shares of those not yet reduced, then the others'.
+  void waitShared() {
+    for (size_t bi = 0; bi < buckets.size(); bi++) {
+      if (buckets[bi].reducedHere) continue;
+      shared->waitArrived(bi, round, group->timeoutMs, where(*group, bucketName(bi)));
+      reduceShare(bi);
+    }
+    for (size_t bi = 0; bi < buckets.size(); bi++) shared->waitReduced(bi, round, group->timeoutMs, where(*group, bucketName(bi)));
   }
 
   void removeHooks() {
@@ -826,8 +898,10 @@ static Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// distReducer(group, params, bucketBytes) -> a reducer handle: hooks on every parameter that
-// requires a gradient; from then on each backward through them averages their gradients.
+// distReducer(group, params, bucketBytes[, sharedName, create]) -> a reducer handle: hooks on every
+// parameter that requires a gradient; from then on each backward through them averages their
+// gradients, through Gloo, or with sharedName through that shared-memory segment (rank 0 creates
+// it; the others open it once it exists; distUnlinkShared removes the name once all have).
 static Napi::Value DistReducer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto g = groupOf(info[0], "GradReducer: group");
@@ -842,8 +916,11 @@ static Napi::Value DistReducer(const Napi::CallbackInfo& info) {
     if (!p.device().is_cpu()) throw Napi::TypeError::New(env, "GradReducer: Gloo averages CPU gradients; params[" + std::to_string(i) + "] is " + describe(p));
     reducer->params.push_back(p);
   }
+  std::string sharedName = info.Length() > 3 && !info[3].IsUndefined() ? toString(info[3], "GradReducer: sharedName") : "";
+  bool create = !sharedName.empty() && toBool(info[4], "GradReducer: create");
   return guarded(env, "GradReducer", [&]() -> Napi::Value {
     reducer->build(bucketBytes);
+    if (!sharedName.empty()) reducer->shareMemory(sharedName, create);
     std::weak_ptr<GradReducer> weak = reducer;
     for (size_t k = 0; k < reducer->params.size(); k++) {
       std::function<void(at::Tensor)> hook = [weak, k](const at::Tensor& grad) {
@@ -861,6 +938,12 @@ static GradReducer& reducerOf(const Napi::Value& v, const std::string& what) {
   return *holder->reducer;
 }
 
+// distUnlinkShared(name): removes a shared-memory segment's name; the ranks' mappings stay.
+static Napi::Value DistUnlinkShared(const Napi::CallbackInfo& info) {
+  SameHostMemory::unlink(toString(info[0], "distUnlinkShared: name"));
+  return info.Env().Undefined();
+}
+
 // distReducerSetEnabled(reducer, enabled): a disabled reducer lets backward alone (e.g. a
 // backward that is not a training step's).
 static Napi::Value DistReducerSetEnabled(const Napi::CallbackInfo& info) {
@@ -872,18 +955,19 @@ static Napi::Value DistReducerSetEnabled(const Napi::CallbackInfo& info) {
 }
 
 // distReducerStats(reducer) -> [buckets' value counts, last wait ms, buckets started before
-// backward ended, backwards so far].
+// backward ended, backwards so far, 'shared-memory' or 'gloo'].
 static Napi::Value DistReducerStats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   GradReducer& r = reducerOf(info[0], "GradReducer.stats");
   std::lock_guard<std::mutex> lock(r.mutex);
   auto sizes = Napi::Array::New(env, r.buckets.size());
   for (size_t i = 0; i < r.buckets.size(); i++) sizes.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(r.buckets[i].flat.numel())));
-  auto out = Napi::Array::New(env, 4);
+  auto out = Napi::Array::New(env, 5);
   out.Set(0u, sizes);
   out.Set(1u, Napi::Number::New(env, r.lastWaitMs));
   out.Set(2u, Napi::Number::New(env, static_cast<double>(r.lastLaunchedEarly)));
   out.Set(3u, Napi::Number::New(env, static_cast<double>(r.backwards)));
+  out.Set(4u, Napi::String::New(env, r.shared ? "shared-memory" : "gloo"));
   return out;
 }
 
@@ -933,10 +1017,11 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
   exports.Set("distReducerSetEnabled", Napi::Function::New(env, DistReducerSetEnabled));
   exports.Set("distReducerStats", Napi::Function::New(env, DistReducerStats));
   exports.Set("distReducerRemove", Napi::Function::New(env, DistReducerRemove));
+  exports.Set("distUnlinkShared", Napi::Function::New(env, DistUnlinkShared));
 #else
   for (const char* name : {"distStore", "distStoreSet", "distStoreGet", "distStoreAdd", "distGroup", "distDestroyGroup", "distAllReduce",
                            "distBroadcast", "distWait", "distIsCompleted", "distAllGather", "distBarrier", "distSyncBatchNorm", "distReducer",
-                           "distReducerSetEnabled", "distReducerStats", "distReducerRemove"}) {
+                           "distReducerSetEnabled", "distReducerStats", "distReducerRemove", "distUnlinkShared"}) {
     exports.Set(name, Napi::Function::New(env, Unavailable));
   }
 #endif

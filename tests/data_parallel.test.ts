@@ -18,9 +18,18 @@ import { scratchDir } from './scratch_dir.js';
 const WORKER = join('dist', 'tests', 'data_parallel_worker.js');
 const STEPS = 6; // an epoch and a half
 
-function train(steps: number, out: string, resume?: string, variant: FixtureVariant = 'full'): ReturnType<typeof runRanks> {
+type Transport = 'shared-memory' | 'gloo';
+
+function train(
+  steps: number,
+  out: string,
+  resume?: string,
+  variant: FixtureVariant = 'full',
+  transport: Transport = 'shared-memory',
+): ReturnType<typeof runRanks> {
   return runRanks(WORKER, 2, (rank, port) => [String(rank), '2', String(port), String(steps), out, ...(resume ? [resume] : [])], {
     BYOL_ALIGN_TEST_DP_VARIANT: variant,
+    BYOL_ALIGN_TEST_DP_GLOO: transport === 'gloo' ? '1' : '0',
   });
 }
 
@@ -76,14 +85,15 @@ test('ManifestLoader with a shard: each rank’s batches are its slices of the u
 });
 
 /** Two processes of the fixture's `variant` end where one process training the whole batches ends; returns their results. */
-async function assertTwoEndAsOne(variant: FixtureVariant): ReturnType<typeof runRanks> {
+async function assertTwoEndAsOne(variant: FixtureVariant, transport: Transport = 'shared-memory'): ReturnType<typeof runRanks> {
   const dir = scratchDir('byol-dp-');
   const single = await makeTrainer(undefined, 5, variant);
   const singleLog = await single.run({ stopAfter: STEPS });
   const expected = single.stateDict().tensors;
 
-  const results = await train(STEPS, join(dir, 'dp'), undefined, variant);
+  const results = await train(STEPS, join(dir, 'dp'), undefined, variant, transport);
   assertRanksOk(results, assert.fail);
+  for (const { lines } of results) assert.equal((lines[0]!.stats as { transport: string }).transport, transport);
   const [rank0, rank1] = [0, 1].map((r) => loadState(join(dir, `dp.rank${r}`)));
   // The model (online and EMA target weights, BatchNorm statistics), the temperature and the optimizer's moments.
   assertStatesClose(rank0!.tensors, expected, 1e-5, 'rank 0 against one process');
@@ -109,6 +119,10 @@ test('2 processes on halves of each batch end where 1 process on the whole batch
 
 test('a modality one rank’s shard lacks (rank 1 has no b in the first step): 2 processes still end where 1 ends', async () => {
   await assertTwoEndAsOne('partial');
+});
+
+test('the same with the gradients averaged through Gloo, as between machines (sameHostGradients: false)', async () => {
+  await assertTwoEndAsOne('partial', 'gloo');
 });
 
 test('a 2-process run resumed from its checkpoint continues as an uninterrupted one; 1 process can take it over', async () => {

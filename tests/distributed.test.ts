@@ -150,6 +150,52 @@ test('GradReducer averages each backward’s gradients over the ranks; unused by
   }
 });
 
+test('GradReducer through shared memory (ranks on one machine): the same averages, two backwards in a row, no name left in /dev/shm', async () => {
+  const results = await runScenario('sharedReducer');
+  ok(results);
+  const x = [
+    [1, 2, 0],
+    [2, 2, -1],
+  ];
+  for (const { lines } of results) {
+    assert.equal(lines.length, 2);
+    for (const line of lines as Record<string, unknown>[]) {
+      // The scenario above with inputs scale·x: y = 0.1·scale·Σx + 0.2 = 0.3·scale + 0.2 on both
+      // ranks, d(Σy²)/dW = 2y·scale·x; half's weight gets scale·x from rank 0 only.
+      const scale = line.scale as number;
+      const factor = 2 * (0.3 * scale + 0.2) * scale;
+      const mean = x[0]!.map((v, k) => (factor * (v + x[1]![k]!)) / 2);
+      for (const row of line.usedWeight as number[][]) assertClose(row, mean, 1e-5, 1e-6);
+      assertClose(
+        (line.halfWeight as number[][])[0]!,
+        x[0]!.map((v) => (scale * v) / 2),
+        1e-6,
+        0,
+      );
+      assert.equal(line.unusedWeight, null);
+      const stats = line.stats as distributed.GradReducerStats;
+      assert.equal(stats.transport, 'shared-memory');
+      assert.deepEqual(stats.bucketSizes, [1 + 3 + 2, 1 + 3 + 2, 2 + 1, 6 + 1]);
+      assert.equal(stats.backwards, scale === 1 ? 1 : 2);
+      assert.deepEqual(line.leftInShm, []);
+    }
+  }
+});
+
+test('a killed peer makes a shared-memory gradient average fail at once, naming the bucket and the peer', async () => {
+  const timeoutMs = 20000;
+  const [survivor, killed] = await runScenario('sharedKilledPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
+  assert.equal(killed!.signal, 'SIGKILL');
+  assert.equal(survivor!.code, 0, survivor!.stderr);
+  const { error, ms, transport } = survivor!.lines[0] as { error: string; ms: number; transport: string };
+  assert.equal(transport, 'shared-memory');
+  assert.match(
+    error,
+    /gradient allReduce \(bucket 1 of 1, 2 parameters, 4 values\) on rank 0 of 2 \(group 'main'\) failed: rank 1 \(pid \d+\) exited/,
+  );
+  assert.ok(ms < timeoutMs / 2, `took ${ms} ms`);
+});
+
 test('a killed peer makes the next collective fail at once, naming the operation and the peer', async () => {
   const timeoutMs = 20000;
   const [survivor, killed] = await runScenario('killedPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });

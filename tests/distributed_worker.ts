@@ -2,7 +2,9 @@
 // SCENARIO RANK WORLD PORT`. It meets the other ranks on loopback, runs the scenario and prints
 // one JSON line of what it saw; the test compares the lines with values computed by hand.
 import { distributed, tensor, arange, cat, noGrad, F, type Tensor } from '../src/index.js';
+import { readdirSync } from 'node:fs';
 import { Linear } from '../src/nn/index.js';
+import { gradientReducer } from '../src/distributed/same_host.js';
 
 const [scenario, rankText, worldText, portText] = process.argv.slice(2);
 const rank = Number(rankText);
@@ -169,6 +171,56 @@ const scenarios: Record<string, () => void> = {
     for (const p of params) p.grad = null;
     used.forward(input).square().sum().backward();
     report({ localBias: used.bias!.grad!.toArray() });
+  },
+
+  // The reducer's scenario through a shared-memory segment (both ranks run here), two backwards
+  // averaged: the second must not read the first's sums.
+  sharedReducer() {
+    const used = new Linear(3, 2);
+    const half = new Linear(3, 1);
+    const unused = new Linear(3, 1);
+    noGrad(() => {
+      for (const [i, p] of [...used.parameters(), ...half.parameters(), ...unused.parameters()].entries())
+        p.copy_(p.mul(0).add(0.1 * (i + 1)));
+    });
+    const params = [...used.parameters(), ...half.parameters(), ...unused.parameters()];
+    const reducer = gradientReducer(params, { group, gradientGroup: group, bucketBytes: 16 });
+    // Its name is gone from /dev/shm once both ranks have it open (rank 0 removes it).
+    group.barrier();
+    const leftInShm = readdirSync('/dev/shm').filter((name) => name.startsWith('byol-align-'));
+    for (const scale of [1, 3]) {
+      for (const p of params) p.grad = null;
+      const input = tensor([[rank + 1, 2, -rank]]).mul(scale);
+      let loss = used.forward(input).square().sum();
+      if (rank === 0) loss = loss.add(half.forward(input).sum());
+      loss.backward();
+      report({
+        scale,
+        usedWeight: used.weight.grad!.toArray(),
+        halfWeight: half.weight.grad?.toArray() ?? null,
+        unusedWeight: unused.weight.grad?.toArray() ?? null,
+        stats: reducer.stats(),
+        leftInShm,
+      });
+    }
+  },
+
+  // Rank 1 dies before backward; rank 0's wait for its share of the shared sums must fail, not hang.
+  sharedKilledPeer() {
+    const layer = new Linear(3, 1);
+    const reducer = gradientReducer(layer.parameters(), { group, gradientGroup: group, bucketBytes: 1024 });
+    group.barrier();
+    if (rank === 1) process.kill(process.pid, 'SIGKILL');
+    const start = performance.now();
+    try {
+      layer
+        .forward(tensor([[1, 2, 3]]))
+        .sum()
+        .backward();
+      report({ error: null });
+    } catch (err) {
+      report({ error: (err as Error).message, ms: performance.now() - start, transport: reducer.stats().transport });
+    }
   },
 
   // Rank 1 dies (SIGKILL: no goodbye); rank 0's next collective must fail, not hang.

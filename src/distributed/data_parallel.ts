@@ -7,17 +7,19 @@
 //   - synchronises BatchNorm over the ranks (sync_batch_norm.ts), so the statistics the network
 //     normalises with, and the running averages the EMA target copies, are the global batch's;
 //   - gathers the model's outputs, so the losses see the global batch (global_outputs.ts);
-//   - averages the gradients in buckets while backward runs (GradReducer, native/distributed.cc);
+//   - averages the gradients in buckets while backward runs (GradReducer, native/distributed.cc),
+//     through shared memory when every rank runs on this machine (same_host.ts);
 //   - makes the ranks agree on stopping (a SIGINT that reached one rank stops all after the same step).
 // With the same global batch and seed, the weights then follow one process's training of that
 // batch, to rounding (tests/data_parallel.test.ts), when the views draw no randomness: each rank
 // draws its own views (AlignTrainOptions.rank).
 import { noGrad, tensor, zeros, cat, type Tensor } from '../engine/index.js';
-import { GradReducer, type GradReducerStats, type ProcessGroup } from '../engine/distributed.js';
+import type { GradReducer, GradReducerStats, ProcessGroup } from '../engine/distributed.js';
 import type { DType } from '../engine/dtype.js';
 import type { AlignRunHooks, AlignStepRecord, AlignTrainer, AlignTrainerMeta } from '../align/train.js';
 import { convertSyncBatchNorm, type SyncControl } from './sync_batch_norm.js';
 import { gatherOutputsOverRanks } from './global_outputs.js';
+import { gradientReducer } from './same_host.js';
 
 export interface DataParallelOptions {
   /** The forward pass's collectives: the gathers of outputs and BatchNorm statistics, the start's broadcast, stopping. */
@@ -35,6 +37,11 @@ export interface DataParallelOptions {
    * while it runs.
    */
   bucketBytes?: number;
+  /**
+   * Average the gradients through shared memory when every rank runs on this machine (default
+   * true); false: always through Gloo, as between machines.
+   */
+  sameHostGradients?: boolean;
 }
 
 /**
@@ -70,7 +77,12 @@ export class DataParallel {
     if (syncBatchNorm) convertSyncBatchNorm(trainer.model, group, this.syncControl);
     gatherOutputsOverRanks(trainer.model, group, this.syncControl, syncBatchNorm);
     const trained = [...trainer.model.online.parameters(), ...(trainer.logitScale?.parameters() ?? [])].filter((p) => p.requiresGrad);
-    this.reducer = new GradReducer(options.gradientGroup ?? group, trained, { bucketBytes: options.bucketBytes ?? 4 * 2 ** 20 });
+    this.reducer = gradientReducer(trained, {
+      group,
+      gradientGroup: options.gradientGroup ?? group,
+      bucketBytes: options.bucketBytes ?? 4 * 2 ** 20,
+      sameHost: options.sameHostGradients ?? true,
+    });
   }
 
   get rank(): number {

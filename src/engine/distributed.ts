@@ -264,6 +264,21 @@ export interface GradReducerStats {
   lastStartedEarly: number;
   /** Backward passes averaged so far. */
   backwards: number;
+  /** What carries the sums: Gloo's all-reduce, or a shared-memory segment of ranks on one machine. */
+  transport: 'gloo' | 'shared-memory';
+}
+
+/** GradReducer through a shared-memory segment instead of Gloo (ranks on one machine; src/distributed/same_host.ts). */
+export interface SharedMemoryOptions {
+  /** The segment's name under /dev/shm, e.g. '/byol-align-1234-5f3a'. */
+  name: string;
+  /** Rank 0 creates it (the name must be free); the others open it after. */
+  create: boolean;
+}
+
+/** Removes a shared-memory segment's name once every rank has opened it; their mappings stay. */
+export function unlinkSharedMemory(name: string): void {
+  native.distUnlinkShared(name);
 }
 
 /**
@@ -271,7 +286,8 @@ export interface GradReducerStats {
  * through `params` ends with each parameter's .grad the mean over the ranks of that backward's
  * gradient. Gradients are copied into flat buckets as backward produces them, and a bucket's
  * all-reduce runs while backward goes on. .grad must be cleared (zeroGrad) before each backward;
- * a parameter no rank used keeps no gradient.
+ * a parameter no rank used keeps no gradient. With `sharedMemory`, the ranks (all on one machine)
+ * sum the buckets in a shared segment on their own threads instead.
  *
  * @example
  * const reducer = new GradReducer(group, model.parameters());
@@ -285,14 +301,17 @@ export class GradReducer {
   constructor(
     readonly group: ProcessGroup,
     params: readonly Tensor[],
-    options: { bucketBytes?: number } = {},
+    options: { bucketBytes?: number; sharedMemory?: SharedMemoryOptions } = {},
   ) {
     // DDP's default bucket cap: 25 MiB.
     const bucketBytes = options.bucketBytes ?? 25 * 1024 * 1024;
+    const { sharedMemory } = options;
     this.#handle = native.distReducer(
       group.handle,
       params.map((p) => p.handle),
       bucketBytes,
+      sharedMemory?.name,
+      sharedMemory?.create,
     );
   }
 
@@ -307,8 +326,8 @@ export class GradReducer {
   }
 
   stats(): GradReducerStats {
-    const [bucketSizes, lastWaitMs, lastStartedEarly, backwards] = native.distReducerStats(this.#live);
-    return { bucketSizes, lastWaitMs, lastStartedEarly, backwards };
+    const [bucketSizes, lastWaitMs, lastStartedEarly, backwards, transport] = native.distReducerStats(this.#live);
+    return { bucketSizes, lastWaitMs, lastStartedEarly, backwards, transport };
   }
 
   /** Takes the hooks off the parameters. */

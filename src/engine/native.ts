@@ -89,9 +89,10 @@ export interface NativeAddon {
       eps: number;
     }[],
   ): Handle[];
-  distReducer(group: GroupHandle, params: Handle[], bucketBytes: number): ReducerHandle;
+  distReducer(group: GroupHandle, params: Handle[], bucketBytes: number, sharedName?: string, create?: boolean): ReducerHandle;
+  distUnlinkShared(name: string): void;
   distReducerSetEnabled(reducer: ReducerHandle, enabled: boolean): void;
-  distReducerStats(reducer: ReducerHandle): [number[], number, number, number];
+  distReducerStats(reducer: ReducerHandle): [number[], number, number, number, 'gloo' | 'shared-memory'];
   distReducerRemove(reducer: ReducerHandle): void;
 }
 
