@@ -1,10 +1,12 @@
 // `npm run bench -- dist`: data-parallel speed of the default configuration (preset cpu-small,
 // global batch 256) in 1 process and in 2 processes on loopback, 1 libtorch thread each, on
 // batches decoded before the clock starts (bench/dist_worker.ts): step time and image–text pairs
-// per second, the speed-up (target ≥ 1.8×), and the gradients' all-reduce: its time per step alone
-// (blocking, bucket after bucket) and what of it was left to wait for after backward, the rest
-// having run while backward did; then 2 processes with local BatchNorm (train.syncBatchNorm
-// false). Beside them three bounds: one process on half the batch, two such processes at once
+// per second, the speed-up (target ≥ 1.8×), and the gradients' averaging: through shared memory
+// (the default for ranks on one machine), what was left to wait for after backward; through Gloo,
+// its time per step alone (blocking, bucket after bucket) and what of it was left to wait for
+// after backward, the rest having run while backward did; then 2 processes with local BatchNorm
+// (train.syncBatchNorm false), and 2 with the gradients through Gloo (sameHostGradients false, as
+// between machines). Beside them three bounds: one process on half the batch, two such processes at once
 // without communicating (what the two cores give when both compute), and the two ranks' shards at
 // once without communicating (the ranks' own batches). And the same step in PyTorch
 // (bench/align_torch.py, from the same initial weights) in 1 process and in 2 with
@@ -44,6 +46,7 @@ interface WorkerResult {
   exposedMs: number[];
   allReduceMs?: number;
   buckets: number[];
+  transport?: string;
 }
 
 /**
@@ -162,6 +165,8 @@ interface Round {
   parallelSystem: number[];
   /** 2 processes with local BatchNorm (train.syncBatchNorm false). */
   localBatchNorm: number;
+  /** 2 processes averaging their gradients through Gloo (as between machines), not shared memory. */
+  glooGradients: number;
   /** Two independent processes on the same half batch, at once: the two cores' speed without communication. */
   pairOfHalves: number;
   /** The two ranks' shards at once, without a process group: the ranks' own work, the slower one's pace. */
@@ -172,6 +177,7 @@ interface Round {
   /** PyTorch in 1 process and in 2 with DDP (local BatchNorm); null without Debian's python3-torch. */
   torch: { single: number; parallel: number; singleLoss: number; parallelLoss: number } | null;
   two: WorkerResult[];
+  gloo: WorkerResult[];
   one: WorkerResult;
 }
 
@@ -183,6 +189,8 @@ async function runRound(warmup: number, timed: number, dataDir: string, torchFol
   const two = await runWorkers(2, warmup, timed, dataDir);
   // The same with each rank's own BatchNorm statistics (train.syncBatchNorm false).
   const localBn = await runWorkers(2, warmup, timed, dataDir, BATCH, 'syncbn');
+  // The default with the gradients averaged through Gloo, as between machines (sameHostGradients false).
+  const gloo = await runWorkers(2, warmup, timed, dataDir, BATCH, 'samehost');
   // One process on half the batch: what a rank's share of the work costs without any communication.
   const [half] = await runWorkers(1, warmup, timed, dataDir, BATCH / 2);
   // Two such processes at once: the cores, caches and memory shared as the two ranks share them.
@@ -214,6 +222,7 @@ async function runRound(warmup: number, timed: number, dataDir: string, torchFol
     parallelCpu: two.map(cpuPerStep),
     parallelSystem: two.map(systemPerStep),
     localBatchNorm: Math.max(...localBn.map(msPerStep)),
+    glooGradients: Math.max(...gloo.map(msPerStep)),
     pairOfHalves: Math.max(...halves.map(msPerStep)),
     shardsAlone: Math.max(...shards.map(msPerStep)),
     shardsSystem: shards.map(systemPerStep),
@@ -221,6 +230,7 @@ async function runRound(warmup: number, timed: number, dataDir: string, torchFol
     halfCpu: cpuPerStep(half!),
     torch,
     two,
+    gloo,
     one: one!,
   };
 }
@@ -244,7 +254,8 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
       const round = await runRound(warmup, timed, dataDir, torchFolder);
       all.push(round);
       const exposed = mean(round.two[0]!.exposedMs.slice(warmup));
-      const allReduce = round.two[0]!.allReduceMs!;
+      const glooExposed = mean(round.gloo[0]!.exposedMs.slice(warmup));
+      const allReduce = round.gloo[0]!.allReduceMs!;
       const megabytes = (round.two[0]!.buckets.reduce((a, b) => a + b, 0) * 4) / 2 ** 20;
       if (r === 1) console.log(`  parameters (online network): ${round.one.parameters}`);
       console.log(`  round ${r}:`);
@@ -260,13 +271,16 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
         `    2 processes, local BatchNorm (train.syncBatchNorm false): ${round.localBatchNorm.toFixed(0)} ms/step: ${(round.single / round.localBatchNorm).toFixed(2)}x one process`,
       );
       console.log(
+        `    2 processes, gradients through Gloo (sameHostGradients false, as between machines): ${round.glooGradients.toFixed(0)} ms/step: ${(round.single / round.glooGradients).toFixed(2)}x one process`,
+      );
+      console.log(
         `    bounds: 1 process on half the batch ${round.half.toFixed(0)} ms/step (CPU ${round.halfCpu.toFixed(0)}): ${(round.single / round.half).toFixed(2)}x; ` +
           `2 such processes at once, no communication, ${round.pairOfHalves.toFixed(0)} ms/step: ${(round.single / round.pairOfHalves).toFixed(2)}x; ` +
           `the 2 ranks' shards at once, no communication, ${round.shardsAlone.toFixed(0)} ms/step: ${(round.single / round.shardsAlone).toFixed(2)}x`,
       );
       console.log(
-        `    gradient all-reduce: ${megabytes.toFixed(1)} MB in ${round.two[0]!.buckets.length} buckets, ${allReduce.toFixed(1)} ms a step alone (blocking); ` +
-          `${exposed.toFixed(1)} ms a step still waited for after backward: ${Math.max(0, 100 * (1 - exposed / allReduce)).toFixed(0)}% hidden behind backward`,
+        `    gradients: ${megabytes.toFixed(1)} MB in ${round.two[0]!.buckets.length} buckets a step; through ${round.two[0]!.transport}: ${exposed.toFixed(1)} ms a step waited for after backward; ` +
+          `through Gloo: ${allReduce.toFixed(1)} ms a step alone (blocking), ${glooExposed.toFixed(1)} ms waited for after backward: ${Math.max(0, 100 * (1 - glooExposed / allReduce)).toFixed(0)}% hidden behind backward`,
       );
       console.log(
         round.torch
@@ -280,6 +294,7 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
   }
   const speedUps = all.map((r) => r.single / r.parallel);
   const localSpeedUps = all.map((r) => r.single / r.localBatchNorm);
+  const glooSpeedUps = all.map((r) => r.single / r.glooGradients);
   const ceilings = all.map((r) => r.single / r.pairOfHalves);
   const shardCeilings = all.map((r) => r.single / r.shardsAlone);
   console.log(
@@ -288,6 +303,9 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
   );
   console.log(
     `  with local BatchNorm (train.syncBatchNorm false), median: ${median(localSpeedUps).toFixed(2)}x (rounds: ${localSpeedUps.map((s) => s.toFixed(2)).join(', ')})`,
+  );
+  console.log(
+    `  with the gradients through Gloo (sameHostGradients false), median: ${median(glooSpeedUps).toFixed(2)}x (rounds: ${glooSpeedUps.map((s) => s.toFixed(2)).join(', ')})`,
   );
   // The rounds whose PyTorch side ran, each with its byol-align figures.
   const withTorch = all.flatMap((r) => (r.torch ? [{ ...r, torch: r.torch }] : []));
