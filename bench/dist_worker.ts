@@ -5,8 +5,9 @@
 // gradients' all-reduce alone, and prints one JSON line of what it measured.
 //
 // BYOL_ALIGN_BENCH_DIST_OFF lists parts of data-parallel training to leave out, comma-separated:
-// `samehost` (the gradients averaged through Gloo, as between machines, although the ranks share
-// this one: sameHostGradients false), `syncbn` (local BatchNorm, as train.syncBatchNorm false), `gathers` (the losses over each rank's
+// `samehost` (everything through Gloo, as between machines, although the ranks share this one:
+// sameHostMemory false), `channel` (the step's collectives through Gloo, the gradients still
+// through shared memory), `syncbn` (local BatchNorm, as train.syncBatchNorm false), `gathers` (the losses over each rank's
 // own rows), `gradients` (no averaging: the ranks' weights drift apart), `stop` (no all-reduce a
 // step to agree on stopping), `group` (no process group at all: each rank trains its shard alone).
 // The bench times `syncbn` and `group` as arms of their own; bench/results/data-parallel/ablate.sh
@@ -70,7 +71,7 @@ const decoded = async function* (): AsyncGenerator<AlignBatch> {
 const trainer = new AlignTrainer(model, { ...trainOptions(config, modalities, () => decoded(), loader.batchesPerEpoch), batchSize, rank });
 const parameters = model.online.parameters().reduce((n, p) => n + p.size, 0);
 
-const PARTS = ['samehost', 'syncbn', 'gathers', 'gradients', 'stop', 'group'];
+const PARTS = ['samehost', 'channel', 'syncbn', 'gathers', 'gradients', 'stop', 'group'];
 const off = new Set((process.env.BYOL_ALIGN_BENCH_DIST_OFF ?? '').split(',').filter((part) => part !== ''));
 for (const part of off) {
   if (!PARTS.includes(part)) throw new Error(`BYOL_ALIGN_BENCH_DIST_OFF: unknown part '${part}' (parts: ${PARTS.join(', ')})`);
@@ -78,20 +79,22 @@ for (const part of off) {
 
 let parallel: DataParallel | undefined;
 let group: distributed.ProcessGroup | undefined;
+let gradientGroup: distributed.ProcessGroup | undefined;
 if (worldSize > 1 && !off.has('group')) {
   const timeoutMs = 10 * 60 * 1000;
   const store = distributed.Store.connect({ host: '127.0.0.1', port: Number(portText), isServer: rank === 0, worldSize, timeoutMs });
   group = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'train' });
-  const gradientGroup = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'gradients' });
+  gradientGroup = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs, name: 'gradients' });
   parallel = new DataParallel(trainer, {
     group,
     gradientGroup,
     syncBatchNorm: !off.has('syncbn'),
-    sameHostGradients: !off.has('samehost'),
+    sameHostMemory: !off.has('samehost'),
   });
   // The own forward again, in place of the one that gathers the ranks' outputs.
   if (off.has('gathers')) delete (model as { forwardViews?: unknown }).forwardViews;
   if (off.has('gradients')) parallel.close();
+  if (off.has('channel')) group.shareMemory(null);
 }
 const averaging = parallel !== undefined && !off.has('gradients');
 const exposedMs: number[] = [];
@@ -115,17 +118,18 @@ const records = await (off.has('stop') ? trainer : (parallel ?? trainer)).run({
   },
 });
 
-// The same all-reduces alone, one after another and blocking: what averaging costs unhidden.
+// The same all-reduces alone through Gloo, one after another and blocking: what averaging costs
+// unhidden between machines (the gradient group has no shared memory for its collectives).
 let allReduceMs: number | undefined;
 let buckets: number[] = [];
-if (averaging && group) {
+if (averaging && gradientGroup) {
   buckets = parallel!.gradientStats().bucketSizes;
   const tensors = buckets.map((n) => zeros([n]));
   const times: number[] = [];
   for (let rep = 0; rep < 5; rep++) {
-    group.barrier();
+    gradientGroup.barrier();
     const start = performance.now();
-    for (const t of tensors) group.allReduce(t);
+    for (const t of tensors) gradientGroup.allReduce(t);
     times.push(performance.now() - start);
   }
   allReduceMs = times.sort((a, b) => a - b)[2];

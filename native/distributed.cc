@@ -86,6 +86,17 @@ std::shared_ptr<CollectiveTrace> openTrace(const std::string& name, int64_t rank
   return trace;
 }
 
+// A group's blocking all-gathers and all-reduces through shared memory, where all its ranks run
+// on one machine (distGroupShareMemory): each rank copies its tensor into its slot of one of two
+// alternating buffers, and once every rank has, each reads all slots itself. A buffer is written
+// again two collectives later, once every rank has read it.
+struct SameHostChannel {
+  std::shared_ptr<SameHostMemory> memory;
+  int64_t capacityBytes;  // the largest tensor it carries; larger ones go through Gloo
+  uint64_t collectives = 0;
+  std::mutex mutex;
+};
+
 // A group as JS holds it, and as the autograd nodes find it again by id (a node outlives any JS
 // handle, and saved_data holds only IValues).
 struct Group {
@@ -96,6 +107,7 @@ struct Group {
   int size;
   int64_t timeoutMs;
   std::shared_ptr<CollectiveTrace> trace;
+  std::shared_ptr<SameHostChannel> channel;  // null: every collective through Gloo
 };
 
 std::mutex groupsMutex;
@@ -140,6 +152,8 @@ long long steadyMicros(Clock::time_point t) {
 // Waits for a collective, turning any failure into an error naming it; traced (CollectiveTrace)
 // from `began`: when this rank launched it (for the gradient buckets, when backward's end began
 // waiting for them).
+void traceWait(const Group& g, const std::string& op, Clock::time_point began);
+
 void waitFor(const Group& g, const std::string& op, c10d::Work& work, int64_t timeoutMs, Clock::time_point began) {
   try {
     work.wait(std::chrono::milliseconds(timeoutMs));
@@ -148,6 +162,11 @@ void waitFor(const Group& g, const std::string& op, c10d::Work& work, int64_t ti
   } catch (const std::exception& e) {
     throw CollectiveError(failure(g, op, e.what()));
   }
+  traceWait(g, op, began);
+}
+
+// The trace's line for a wait that ended now.
+void traceWait(const Group& g, const std::string& op, Clock::time_point began) {
   if (!g.trace) return;
   std::string escaped;
   for (char c : op) {
@@ -190,6 +209,46 @@ void checkCpuDense(const at::Tensor& t, const std::string& op) {
     throw std::invalid_argument(op + ": Gloo needs a dense CPU tensor, got " + describe(t));
 }
 
+// Whether the group's shared memory carries a collective of this contiguous tensor.
+bool viaChannel(const Group& g, const at::Tensor& t) { return g.channel && static_cast<int64_t>(t.nbytes()) <= g.channel->capacityBytes; }
+
+// Every rank's `mine` (contiguous; the same shape and dtype on every rank), as views of their
+// slots in the channel, handed to `use` in rank order once all are there.
+void exchange(const Group& g, const std::string& op, const at::Tensor& mine, const std::function<void(const std::vector<at::Tensor>&)>& use) {
+  auto began = Clock::now();
+  SameHostChannel& c = *g.channel;
+  std::lock_guard<std::mutex> lock(c.mutex);
+  size_t buffer = c.collectives % 2;
+  auto round = static_cast<uint32_t>(c.collectives / 2 + 1);
+  c.collectives++;
+  // 64 bytes a slot hold the size its rank wrote, then the data (64-byte aligned).
+  int64_t slotBytes = 64 + c.capacityBytes;
+  auto slotOf = [&](int r) { return reinterpret_cast<char*>(c.memory->slot(r)) + static_cast<int64_t>(buffer) * slotBytes; };
+  auto bytes = static_cast<int64_t>(mine.nbytes());
+  std::string what = where(g, op);
+  try {
+    if (round > 1) c.memory->waitReduced(buffer, round - 1, g.timeoutMs, what);
+    *reinterpret_cast<int64_t*>(slotOf(g.rank)) = bytes;
+    std::memcpy(slotOf(g.rank) + 64, mine.data_ptr(), static_cast<size_t>(bytes));
+    c.memory->arrive(buffer);
+    c.memory->waitArrived(buffer, round, g.timeoutMs, what);
+  } catch (const std::runtime_error& e) {
+    throw CollectiveError(e.what());
+  }
+  std::vector<at::Tensor> all;
+  std::string mismatch;
+  for (int r = 0; r < g.size; r++) {
+    int64_t theirs = *reinterpret_cast<const int64_t*>(slotOf(r));
+    if (theirs != bytes && mismatch.empty())
+      mismatch = what + " failed: rank " + std::to_string(r) + " passed " + std::to_string(theirs) + " bytes, this rank " + std::to_string(bytes);
+    all.push_back(at::from_blob(slotOf(r) + 64, mine.sizes(), mine.options()));
+  }
+  if (mismatch.empty()) use(all);
+  c.memory->reduced(buffer);
+  if (!mismatch.empty()) throw CollectiveError(mismatch);
+  traceWait(g, op, began);
+}
+
 // All ranks' tensors stacked along dim 0 (each rank's rows in rank order): [size·n, ...].
 at::Tensor allGatherRows(const Group& g, const at::Tensor& input, const std::string& op) {
   checkCpuDense(input, op);
@@ -199,18 +258,45 @@ at::Tensor allGatherRows(const Group& g, const at::Tensor& input, const std::str
   int64_t rows = shape[0];
   shape[0] = rows * g.size;
   at::Tensor out = at::empty(shape, source.options());
+  std::string name = op + "(" + describe(input) + ")";
+  if (viaChannel(g, source)) {
+    exchange(g, name, source, [&](const std::vector<at::Tensor>& all) {
+      for (int r = 0; r < g.size; r++) out.narrow(0, r * rows, rows).copy_(all[r]);
+    });
+    return out;
+  }
   std::vector<std::vector<at::Tensor>> outputs(1);
   for (int r = 0; r < g.size; r++) outputs[0].push_back(out.narrow(0, r * rows, rows));
   std::vector<at::Tensor> inputs{source};
-  runBlocking(g, op + "(" + describe(input) + ")", [&] { return g.pg->allgather(outputs, inputs); });
+  runBlocking(g, name, [&] { return g.pg->allgather(outputs, inputs); });
   return out;
 }
 
-void allReduceSum(const Group& g, at::Tensor& contiguous, const std::string& op) {
+// In place, over the ranks in rank order where the channel carries it (Gloo's sum of two is the same).
+void reduceInto(at::Tensor& out, const std::vector<at::Tensor>& all, c10d::ReduceOp op) {
+  at::NoGradGuard noGrad;
+  for (size_t r = 1; r < all.size(); r++) {
+    const at::Tensor& left = r == 1 ? all[0] : out;
+    if (op == c10d::ReduceOp::SUM) at::add_out(out, left, all[r]);
+    else if (op == c10d::ReduceOp::MAX) at::maximum_out(out, left, all[r]);
+    else at::minimum_out(out, left, all[r]);
+  }
+}
+
+// A blocking all-reduce of a contiguous tensor, in place: through the channel where it carries it.
+void allReduceInPlace(const Group& g, at::Tensor& contiguous, c10d::ReduceOp op, const std::string& name) {
+  if (viaChannel(g, contiguous)) {
+    exchange(g, name, contiguous, [&](const std::vector<at::Tensor>& all) { reduceInto(contiguous, all, op); });
+    return;
+  }
   std::vector<at::Tensor> tensors{contiguous};
   c10d::AllreduceOptions options;
-  options.reduceOp = c10d::ReduceOp::SUM;
-  runBlocking(g, op + "(" + describe(contiguous) + ")", [&] { return g.pg->allreduce(tensors, options); });
+  options.reduceOp = op;
+  runBlocking(g, name, [&] { return g.pg->allreduce(tensors, options); });
+}
+
+void allReduceSum(const Group& g, at::Tensor& contiguous, const std::string& op) {
+  allReduceInPlace(g, contiguous, c10d::ReduceOp::SUM, op + "(" + describe(contiguous) + ")");
 }
 
 // all_gather with a gradient: the output [size·n, ...] feeds a loss that every rank computes, so
@@ -479,7 +565,7 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
       if (p.scalar_type() != at::kFloat) throw std::runtime_error("shared-memory gradients carry float32 parameters only, got " + describe(p));
     int64_t floats = 0;
     for (Bucket& b : buckets) floats = b.sharedOffset + b.flat.numel();
-    shared = SameHostMemory::open(name, create, group->rank, group->size, floats, buckets.size());
+    shared = SameHostMemory::open(name, create, group->rank, group->size, floats, buckets.size(), true);
     for (Bucket& b : buckets) b.flat = sharedView(shared->slot(group->rank), b);
   }
 
@@ -783,6 +869,13 @@ static Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
     std::unique_ptr<PendingWork> owned(w);
     w->buffer = t.is_contiguous() ? t.detach() : t.detach().contiguous();
     if (!t.is_contiguous()) w->target = t.detach();
+    if (!async && viaChannel(*g, w->buffer)) {
+      allReduceInPlace(*g, w->buffer, options.reduceOp, name);
+      at::NoGradGuard noGrad;
+      if (w->divideBy != 1) w->buffer.div_(w->divideBy);
+      if (w->target.defined()) w->target.copy_(w->buffer);
+      return env.Undefined();
+    }
     std::vector<at::Tensor> tensors{w->buffer};
     w->work = g->pg->allreduce(tensors, options);
     if (!async) {
@@ -938,6 +1031,33 @@ static GradReducer& reducerOf(const Napi::Value& v, const std::string& what) {
   return *holder->reducer;
 }
 
+// distGroupShareMemory(group, name, create, capacityBytes): from now on the group's blocking
+// all-gathers and all-reduces of up to capacityBytes go through that shared-memory segment (rank 0
+// creates it; the others open it once it exists; distUnlinkShared removes the name once all have).
+// An empty name: through Gloo again.
+static Napi::Value DistGroupShareMemory(const Napi::CallbackInfo& info) {
+  auto g = groupOf(info[0], "distGroupShareMemory: group");
+  std::string name = toString(info[1], "distGroupShareMemory: name");
+  if (name.empty()) {
+    g->channel.reset();
+    return info.Env().Undefined();
+  }
+  bool create = toBool(info[2], "distGroupShareMemory: create");
+  int64_t capacity = toInt64(info[3], "distGroupShareMemory: capacityBytes", 64, int64_t{1} << 32) / 64 * 64;
+  guarded(info.Env(), where(*g, "sharing memory"), [&] {
+    auto channel = std::make_shared<SameHostChannel>();
+    channel->capacityBytes = capacity;
+    channel->memory = SameHostMemory::open(name, create, g->rank, g->size, 2 * (64 + capacity) / 4, 2, false);
+    g->channel = channel;
+  });
+  return info.Env().Undefined();
+}
+
+// distGroupSharesMemory(group) -> whether its blocking collectives go through shared memory.
+static Napi::Value DistGroupSharesMemory(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), groupOf(info[0], "distGroupSharesMemory: group")->channel != nullptr);
+}
+
 // distUnlinkShared(name): removes a shared-memory segment's name; the ranks' mappings stay.
 static Napi::Value DistUnlinkShared(const Napi::CallbackInfo& info) {
   SameHostMemory::unlink(toString(info[0], "distUnlinkShared: name"));
@@ -1018,10 +1138,13 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
   exports.Set("distReducerStats", Napi::Function::New(env, DistReducerStats));
   exports.Set("distReducerRemove", Napi::Function::New(env, DistReducerRemove));
   exports.Set("distUnlinkShared", Napi::Function::New(env, DistUnlinkShared));
+  exports.Set("distGroupShareMemory", Napi::Function::New(env, DistGroupShareMemory));
+  exports.Set("distGroupSharesMemory", Napi::Function::New(env, DistGroupSharesMemory));
 #else
   for (const char* name : {"distStore", "distStoreSet", "distStoreGet", "distStoreAdd", "distGroup", "distDestroyGroup", "distAllReduce",
                            "distBroadcast", "distWait", "distIsCompleted", "distAllGather", "distBarrier", "distSyncBatchNorm", "distReducer",
-                           "distReducerSetEnabled", "distReducerStats", "distReducerRemove", "distUnlinkShared"}) {
+                           "distReducerSetEnabled", "distReducerStats", "distReducerRemove", "distUnlinkShared",
+                           "distGroupShareMemory", "distGroupSharesMemory"}) {
     exports.Set(name, Napi::Function::New(env, Unavailable));
   }
 #endif

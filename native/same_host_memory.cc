@@ -1,6 +1,6 @@
 // See same_host_memory.h. Layout: a header page (a magic number, the world size, each rank's pid),
-// then two counters a bucket, each on its own cache line (arrived, reduced), then the ranks' slots
-// and the result, each slotFloats floats, 64-byte aligned.
+// then the counter pairs, each counter on its own cache line (arrived, reduced), then the ranks'
+// slots and the result, each slotFloats floats, 64-byte aligned.
 #include "same_host_memory.h"
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -38,16 +38,16 @@ struct Header {
 }  // namespace
 
 std::shared_ptr<SameHostMemory> SameHostMemory::open(const std::string& name, bool create, int rank, int worldSize, int64_t slotFloats,
-                                                     size_t buckets) {
+                                                     size_t pairs, bool withResult) {
   std::shared_ptr<SameHostMemory> m(new SameHostMemory());
   m->name_ = name;
   m->rank_ = rank;
   m->worldSize_ = worldSize;
   m->slotFloats_ = slotFloats;
   size_t pidBytes = sizeof(Header) + sizeof(int32_t) * static_cast<size_t>(worldSize);
-  m->headerBytes_ = roundUp(roundUp(pidBytes, kLine) + buckets * 2 * kLine, kPage);
+  m->headerBytes_ = roundUp(roundUp(pidBytes, kLine) + pairs * 2 * kLine, kPage);
   size_t slotBytes = roundUp(static_cast<size_t>(slotFloats) * sizeof(float), kLine);
-  m->bytes_ = m->headerBytes_ + slotBytes * static_cast<size_t>(worldSize + 1);
+  m->bytes_ = m->headerBytes_ + slotBytes * static_cast<size_t>(worldSize + (withResult ? 1 : 0));
   std::string where = "shared memory " + name + " (" + std::to_string(m->bytes_ >> 20) + " MiB, /dev/shm)";
   int fd = shm_open(name.c_str(), O_RDWR | (create ? O_CREAT | O_EXCL : 0), 0600);
   if (fd < 0) throw std::runtime_error(errnoText("cannot " + std::string(create ? "create " : "open ") + where));
@@ -134,7 +134,8 @@ void SameHostMemory::waitFor(uint32_t* c, uint32_t target, int64_t timeoutMs, co
     if (static_cast<int32_t>(seen - target) >= 0) return;
     auto now = Clock::now();
     if (now >= deadline) {
-      throw std::runtime_error(what + " failed: no answer from a peer within the timeout (" + std::to_string(timeoutMs) +
+      std::string peer = worldSize_ == 2 ? "rank " + std::to_string(1 - rank_) : "a peer";
+      throw std::runtime_error(what + " failed: no answer from " + peer + " within the timeout (" + std::to_string(timeoutMs) +
                                " ms): it is stuck, or gone");
     }
     for (int r = 0; r < worldSize_; r++) {

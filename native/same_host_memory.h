@@ -1,9 +1,11 @@
-// The gradient buckets of data-parallel ranks that share one machine, in one POSIX shared-memory
-// segment (shm_open, under /dev/shm): each rank's slot of every bucket, the buckets' averaged
-// result, and two counters a bucket that ranks wait on with a futex. Written by hand because no
-// library we link does it: Gloo has only network transports, so on one machine its all-reduce runs
-// 18 MB a step through loopback TCP on helper threads that take the CPU from the ranks
-// (bench/RESULTS.md, issue 15); NCCL does this only between GPUs.
+// Memory that data-parallel ranks on one machine share, in one POSIX shared-memory segment
+// (shm_open, under /dev/shm): a slot for each rank, optionally one more for a result, and pairs of
+// counters the ranks wait on with a futex. The gradient buckets (one counter pair a bucket) and a
+// group's blocking collectives (one pair for each of two alternating buffers) use it
+// (native/distributed.cc). Written by hand because no library we link does it: Gloo has only
+// network transports, so on one machine every collective goes through loopback TCP and Gloo's
+// helper threads, which take the CPU from the ranks (bench/RESULTS.md, issue 15); NCCL does this
+// only between GPUs.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,17 +18,18 @@ namespace byol {
 class SameHostMemory {
  public:
   // Rank 0 creates the segment `name` (it must not exist) with room for `slotFloats` floats per
-  // rank and per result and one pair of counters per bucket; the other ranks open it. Throws a
-  // std::runtime_error naming the segment and the reason (e.g. /dev/shm too small).
+  // rank (and for a result, withResult) and `pairs` pairs of counters; the other ranks open it.
+  // Throws a std::runtime_error naming the segment and the reason (e.g. /dev/shm too small).
   static std::shared_ptr<SameHostMemory> open(const std::string& name, bool create, int rank, int worldSize, int64_t slotFloats,
-                                              size_t buckets);
+                                              size_t pairs, bool withResult);
   // Removes the name (the mapping stays until every rank unmaps it): called once every rank has it open.
   static void unlink(const std::string& name);
   ~SameHostMemory();
 
   float* slot(int rank) const;
   float* result() const;
-  // This rank's data is in its slot of bucket b / its share of bucket b's result is written.
+  // Counter pair b: this rank's data is in its slot / this rank is done with the round (for a
+  // bucket: its share of the result is written).
   void arrive(size_t b);
   void reduced(size_t b);
   bool allArrived(size_t b, uint32_t round) const;

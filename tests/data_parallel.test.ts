@@ -93,7 +93,10 @@ async function assertTwoEndAsOne(variant: FixtureVariant, transport: Transport =
 
   const results = await train(STEPS, join(dir, 'dp'), undefined, variant, transport);
   assertRanksOk(results, assert.fail);
-  for (const { lines } of results) assert.equal((lines[0]!.stats as { transport: string }).transport, transport);
+  for (const { lines } of results) {
+    assert.equal((lines[0]!.stats as { transport: string }).transport, transport);
+    assert.equal(lines[0]!.sharesMemory, transport === 'shared-memory');
+  }
   const [rank0, rank1] = [0, 1].map((r) => loadState(join(dir, `dp.rank${r}`)));
   // The model (online and EMA target weights, BatchNorm statistics), the temperature and the optimizer's moments.
   assertStatesClose(rank0!.tensors, expected, 1e-5, 'rank 0 against one process');
@@ -121,7 +124,7 @@ test('a modality one rank’s shard lacks (rank 1 has no b in the first step): 2
   await assertTwoEndAsOne('partial');
 });
 
-test('the same with the gradients averaged through Gloo, as between machines (sameHostGradients: false)', async () => {
+test('the same through Gloo alone, as between machines (sameHostMemory: false)', async () => {
   await assertTwoEndAsOne('partial', 'gloo');
 });
 

@@ -3,11 +3,12 @@
 // and a peer that dies or hangs makes the other fail with a clear error instead of waiting forever.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { distributed } from '../src/index.js';
-import { assertRanksOk, runRanks, type RankResult } from './rank_processes.js';
+import { assertRanksOk, freePort, runRanks, type RankResult } from './rank_processes.js';
 import { assertClose } from './helpers.js';
 
 const WORKER = join('dist', 'tests', 'distributed_worker.js');
@@ -17,6 +18,12 @@ function runScenario(scenario: string, worldSize = 2, env: Record<string, string
   return runRanks(WORKER, worldSize, (rank, port) => [scenario, String(rank), String(worldSize), String(port)], env, 60000);
 }
 
+/** The group's blocking collectives through Gloo, and through shared memory (DIST_TEST_SHARED). */
+const TRANSPORTS = [
+  { name: 'Gloo', env: { DIST_TEST_SHARED: '0' } },
+  { name: 'shared memory', env: { DIST_TEST_SHARED: '1' } },
+];
+
 function ok(results: RankResult[]): void {
   assertRanksOk(results, assert.fail);
 }
@@ -25,14 +32,21 @@ test('this build has the Gloo backend', () => {
   assert.equal(distributed.distributedUnavailableReason(), null);
 });
 
-test('all-reduce (sum, avg, max, async, non-contiguous), all-gather, broadcast and the store across 2 processes', async () => {
-  const results = await runScenario('collectives');
-  ok(results);
-  for (const [rank, { lines }] of results.entries()) {
-    const r = lines[0]!;
+test('all-reduce (sum, avg, max, min, async, non-contiguous), all-gather, broadcast and the store across 2 processes, through Gloo and through shared memory', async () => {
+  for (const transport of TRANSPORTS) {
+    const results = await runScenario('collectives', 2, transport.env);
+    ok(results);
+    for (const [rank, { lines }] of results.entries()) assertCollectives(lines[0]!, rank, transport.env.DIST_TEST_SHARED === '1');
+  }
+});
+
+function assertCollectives(r: Record<string, unknown>, rank: number, sharesMemory: boolean): void {
+  {
+    assert.equal(r.sharesMemory, sharesMemory);
     assert.deepEqual(r.sum, [1 + 2, 10 + 20]);
     assert.deepEqual(r.avg, [1.5, 15]);
     assert.deepEqual(r.max, [1, 0]);
+    assert.deepEqual(r.min, [0, -1]);
     assert.deepEqual(r.async, [1 + 2]);
     // [[1, 2], [3, 4]]·1 + ·2, written through the transposed view into its base
     assert.deepEqual(r.base, [
@@ -51,27 +65,34 @@ test('all-reduce (sum, avg, max, async, non-contiguous), all-gather, broadcast a
     assert.deepEqual(r.asyncBroadcast, [100]);
     assert.equal(r.other, `rank ${(rank + 1) % 2}`);
   }
-});
+}
 
-test("allGatherWithGrad: the gradient is the sum over ranks of their gradients of this rank's rows", async () => {
-  const results = await runScenario('gatherGrad');
-  ok(results);
-  // w_r = (r + 1)·[[0, 1], [2, 3]]; Σ_r w_r = 3·[[0, 1], [2, 3]]; rank r gets row r.
-  const expected = [[[0, 3]], [[6, 9]]];
-  for (const [rank, { lines }] of results.entries()) {
-    assert.deepEqual(lines[0]!.gathered, [
-      [1, 2],
-      [2, 3],
-    ]);
-    assert.deepEqual(lines[0]!.grad, expected[rank]);
+test("allGatherWithGrad: the gradient is the sum over ranks of their gradients of this rank's rows (Gloo, shared memory)", async () => {
+  for (const transport of TRANSPORTS) {
+    const results = await runScenario('gatherGrad', 2, transport.env);
+    ok(results);
+    // w_r = (r + 1)·[[0, 1], [2, 3]]; Σ_r w_r = 3·[[0, 1], [2, 3]]; rank r gets row r.
+    const expected = [[[0, 3]], [[6, 9]]];
+    for (const [rank, { lines }] of results.entries()) {
+      assert.deepEqual(lines[0]!.gathered, [
+        [1, 2],
+        [2, 3],
+      ]);
+      assert.deepEqual(lines[0]!.grad, expected[rank], transport.name);
+    }
   }
 });
 
-test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one batch_norm over both ranks’ rows, two layers in one call', async () => {
-  const results = await runScenario('syncBatchNorm');
-  ok(results);
-  for (const { lines } of results) {
-    const r = lines[0] as Record<string, number[]>;
+test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one batch_norm over both ranks’ rows, two layers in one call (Gloo, shared memory)', async () => {
+  for (const transport of TRANSPORTS) {
+    const results = await runScenario('syncBatchNorm', 2, transport.env);
+    ok(results);
+    for (const { lines } of results) assertSyncBatchNorm(lines[0] as Record<string, number[]>);
+  }
+});
+
+function assertSyncBatchNorm(r: Record<string, number[]>): void {
+  {
     for (const [got, expected] of [
       ['y', 'refY'],
       ['grad', 'refGrad'],
@@ -85,18 +106,26 @@ test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one
     // The layer without gradient gives an output without one.
     assert.equal(r.targetRequiresGrad, false);
   }
+}
+
+test('BYOL_ALIGN_TRACE_COLLECTIVES: each rank writes its collectives in one order, and none ends before both ranks launched it (Gloo, shared memory)', async () => {
+  for (const transport of TRANSPORTS) await assertTrace(transport.env);
 });
 
-test('BYOL_ALIGN_TRACE_COLLECTIVES: each rank writes its collectives in one order, and none ends before both ranks launched it', async () => {
+async function assertTrace(env: Record<string, string>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'byol-align-trace-'));
   try {
-    ok(await runScenario('syncBatchNorm', 2, { BYOL_ALIGN_TRACE_COLLECTIVES: dir }));
+    ok(await runScenario('syncBatchNorm', 2, { ...env, BYOL_ALIGN_TRACE_COLLECTIVES: dir }));
     const read = (rank: number): { op: string; beganUs: number; endedUs: number }[] =>
       readFileSync(join(dir, `collectives-main-rank${rank}.jsonl`), 'utf8')
         .trim()
         .split('\n')
         .map((line) => JSON.parse(line) as { op: string; beganUs: number; endedUs: number });
-    const [first, second] = [read(0), read(1)];
+    // Without the broadcasts by which the ranks agree to share memory, where they do.
+    const [first, second] = [read(0), read(1)].map((lines) => lines.filter((line) => !line.op.startsWith('broadcast'))) as [
+      ReturnType<typeof read>,
+      ReturnType<typeof read>,
+    ];
     // The scenario's collectives, in its order (the shapes in their names are each rank's own):
     // SyncBatchNorm forward and backward, then the all-reduces of the weight's and the bias's gradient.
     const kinds = (lines: { op: string }[]): string[] => lines.map((line) => line.op.replace(/\(.*$/, ''));
@@ -111,7 +140,7 @@ test('BYOL_ALIGN_TRACE_COLLECTIVES: each rank writes its collectives in one orde
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
 test('BYOL_ALIGN_TRACE_COLLECTIVES naming a folder that cannot be written: creating the group fails, naming the file', async () => {
   const results = await runScenario('syncBatchNorm', 2, { BYOL_ALIGN_TRACE_COLLECTIVES: '/nonexistent/byol-align-trace' });
@@ -150,37 +179,66 @@ test('GradReducer averages each backward’s gradients over the ranks; unused by
   }
 });
 
-test('GradReducer through shared memory (ranks on one machine): the same averages, two backwards in a row, no name left in /dev/shm', async () => {
-  const results = await runScenario('sharedReducer');
-  ok(results);
+/**
+ * The sharedReducer scenario's lines (two backwards a rank): the reducer scenario's averages with
+ * inputs scale·x, through `transport`, and no segment name left in /dev/shm.
+ */
+function assertSharedScenario(lines: Record<string, unknown>[], transport: distributed.GradReducerStats['transport']): void {
   const x = [
     [1, 2, 0],
     [2, 2, -1],
   ];
-  for (const { lines } of results) {
-    assert.equal(lines.length, 2);
-    for (const line of lines as Record<string, unknown>[]) {
-      // The scenario above with inputs scale·x: y = 0.1·scale·Σx + 0.2 = 0.3·scale + 0.2 on both
-      // ranks, d(Σy²)/dW = 2y·scale·x; half's weight gets scale·x from rank 0 only.
-      const scale = line.scale as number;
-      const factor = 2 * (0.3 * scale + 0.2) * scale;
-      const mean = x[0]!.map((v, k) => (factor * (v + x[1]![k]!)) / 2);
-      for (const row of line.usedWeight as number[][]) assertClose(row, mean, 1e-5, 1e-6);
-      assertClose(
-        (line.halfWeight as number[][])[0]!,
-        x[0]!.map((v) => (scale * v) / 2),
-        1e-6,
-        0,
-      );
-      assert.equal(line.unusedWeight, null);
-      const stats = line.stats as distributed.GradReducerStats;
-      assert.equal(stats.transport, 'shared-memory');
-      assert.deepEqual(stats.bucketSizes, [1 + 3 + 2, 1 + 3 + 2, 2 + 1, 6 + 1]);
-      assert.equal(stats.backwards, scale === 1 ? 1 : 2);
-      assert.deepEqual(line.leftInShm, []);
-    }
+  assert.equal(lines.length, 2);
+  for (const line of lines) {
+    // y = 0.1·scale·Σx + 0.2 = 0.3·scale + 0.2 on both ranks, d(Σy²)/dW = 2y·scale·x; half's
+    // weight gets scale·x from rank 0 only.
+    const scale = line.scale as number;
+    const factor = 2 * (0.3 * scale + 0.2) * scale;
+    const mean = x[0]!.map((v, k) => (factor * (v + x[1]![k]!)) / 2);
+    for (const row of line.usedWeight as number[][]) assertClose(row, mean, 1e-5, 1e-6);
+    assertClose(
+      (line.halfWeight as number[][])[0]!,
+      x[0]!.map((v) => (scale * v) / 2),
+      1e-6,
+      0,
+    );
+    assert.equal(line.unusedWeight, null);
+    const stats = line.stats as distributed.GradReducerStats;
+    assert.equal(stats.transport, transport);
+    assert.deepEqual(stats.bucketSizes, [1 + 3 + 2, 1 + 3 + 2, 2 + 1, 6 + 1]);
+    assert.equal(stats.backwards, scale === 1 ? 1 : 2);
+    assert.deepEqual(line.leftInShm, []);
+    assert.equal(line.sharesMemory, transport === 'shared-memory');
   }
+}
+
+test('GradReducer through shared memory (ranks on one machine): the same averages, two backwards in a row, no name left in /dev/shm', async () => {
+  const results = await runScenario('sharedReducer');
+  ok(results);
+  for (const { lines } of results) assertSharedScenario(lines, 'shared-memory');
 });
+
+test(
+  'a /dev/shm too small for the segments: both ranks fall back to Gloo together, with the same averages',
+  { skip: process.getuid?.() === 0 ? false : 'needs root to mount a small /dev/shm' },
+  async () => {
+    // Both ranks in one mount namespace whose /dev/shm holds one page, less than the segment's header and slots.
+    const port = await freePort();
+    const rank = (r: number): string => `'${process.execPath}' ${WORKER} sharedReducer ${r} 2 ${port}`;
+    const script = `mount -t tmpfs -o size=4k tmpfs /dev/shm && { ${rank(0)} & a=$!; ${rank(1)} & b=$!; wait $a && wait $b; }`;
+    const run = spawnSync('unshare', ['-m', 'bash', '-c', script], { encoding: 'utf8', timeout: 60000 });
+    assert.equal(run.status, 0, run.stderr);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const r of [0, 1])
+      assertSharedScenario(
+        lines.filter((line) => line.rank === r),
+        'gloo',
+      );
+  },
+);
 
 test('a killed peer makes a shared-memory gradient average fail at once, naming the bucket and the peer', async () => {
   const timeoutMs = 20000;
@@ -196,21 +254,26 @@ test('a killed peer makes a shared-memory gradient average fail at once, naming 
   assert.ok(ms < timeoutMs / 2, `took ${ms} ms`);
 });
 
-test('a killed peer makes the next collective fail at once, naming the operation and the peer', async () => {
+test('a killed peer makes the next collective fail at once, naming the operation and the peer (Gloo, shared memory)', async () => {
   const timeoutMs = 20000;
-  const [survivor, killed] = await runScenario('killedPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
-  assert.equal(killed!.signal, 'SIGKILL');
-  assert.equal(survivor!.code, 0, survivor!.stderr);
-  const { error, ms } = survivor!.lines[0] as { error: string; ms: number };
-  assert.match(error, /allReduce\(\[1\] float32 cpu, 'sum'\) on rank 0 of 2 \(group 'main'\) failed: rank 1 closed its connection/);
-  assert.ok(ms < timeoutMs, `took ${ms} ms`);
+  for (const transport of TRANSPORTS) {
+    const [survivor, killed] = await runScenario('killedPeer', 2, { ...transport.env, DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
+    assert.equal(killed!.signal, 'SIGKILL');
+    assert.equal(survivor!.code, 0, survivor!.stderr);
+    const { error, ms } = survivor!.lines[0] as { error: string; ms: number };
+    const why = transport.env.DIST_TEST_SHARED === '1' ? 'rank 1 \\(pid \\d+\\) exited' : 'rank 1 closed its connection';
+    assert.match(error, new RegExp(`allReduce\\(\\[1\\] float32 cpu, 'sum'\\) on rank 0 of 2 \\(group 'main'\\) failed: ${why}`));
+    assert.ok(ms < timeoutMs / 2, `${transport.name}: took ${ms} ms`);
+  }
 });
 
-test('a peer that never joins a collective makes it fail after the timeout', async () => {
+test('a peer that never joins a collective makes it fail after the timeout (Gloo, shared memory)', async () => {
   const timeoutMs = 4000;
-  const [waiting] = await runScenario('stuckPeer', 2, { DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
-  assert.equal(waiting!.code, 0, waiting!.stderr);
-  const { error, ms } = waiting!.lines[0] as { error: string; ms: number };
-  assert.match(error, /allReduce.* on rank 0 of 2 \(group 'main'\) failed: no answer from rank 1 within the timeout \(4000 ms\)/);
-  assert.ok(ms >= timeoutMs * 0.9 && ms < timeoutMs * 3, `took ${ms} ms`);
+  for (const transport of TRANSPORTS) {
+    const [waiting] = await runScenario('stuckPeer', 2, { ...transport.env, DIST_TEST_TIMEOUT_MS: String(timeoutMs) });
+    assert.equal(waiting!.code, 0, waiting!.stderr);
+    const { error, ms } = waiting!.lines[0] as { error: string; ms: number };
+    assert.match(error, /allReduce.* on rank 0 of 2 \(group 'main'\) failed: no answer from rank 1 within the timeout \(4000 ms\)/);
+    assert.ok(ms >= timeoutMs * 0.9 && ms < timeoutMs * 3, `${transport.name}: took ${ms} ms`);
+  }
 });

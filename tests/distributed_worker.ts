@@ -4,7 +4,7 @@
 import { distributed, tensor, arange, cat, noGrad, F, type Tensor } from '../src/index.js';
 import { readdirSync } from 'node:fs';
 import { Linear } from '../src/nn/index.js';
-import { gradientReducer } from '../src/distributed/same_host.js';
+import { gradientReducer, shareCollectiveMemory } from '../src/distributed/same_host.js';
 
 const [scenario, rankText, worldText, portText] = process.argv.slice(2);
 const rank = Number(rankText);
@@ -13,6 +13,8 @@ const timeoutMs = Number(process.env.DIST_TEST_TIMEOUT_MS ?? 20000);
 
 const store = distributed.Store.connect({ host: '127.0.0.1', port: Number(portText), isServer: rank === 0, worldSize, timeoutMs });
 const group = distributed.ProcessGroup.create(store, { rank, worldSize, hostname: '127.0.0.1', timeoutMs });
+// DIST_TEST_SHARED=1: the group's blocking collectives through shared memory (both ranks run here).
+if (process.env.DIST_TEST_SHARED === '1' && !shareCollectiveMemory(group)) throw new Error('the group could not share memory');
 
 function report(values: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ rank, ...values })}\n`);
@@ -23,6 +25,7 @@ const scenarios: Record<string, () => void> = {
     const sum = group.allReduce(tensor([rank + 1, 10 * (rank + 1)]));
     const avg = group.allReduce(tensor([rank + 1, 10 * (rank + 1)]), 'avg');
     const max = group.allReduce(tensor([rank, -rank]), 'max');
+    const min = group.allReduce(tensor([rank, -rank], { dtype: 'int64' }), 'min');
     const pending = tensor([2 ** rank]);
     group.allReduceAsync(pending).wait();
     // A non-contiguous tensor is reduced in place all the same.
@@ -43,6 +46,8 @@ const scenarios: Record<string, () => void> = {
       sum: sum.toFlatArray(),
       avg: avg.toFlatArray(),
       max: max.toFlatArray(),
+      min: min.toFlatArray(),
+      sharesMemory: group.sharesMemory,
       async: pending.toFlatArray(),
       transposed: transposed.toArray(),
       base: base.toArray(),
@@ -184,6 +189,8 @@ const scenarios: Record<string, () => void> = {
         p.copy_(p.mul(0).add(0.1 * (i + 1)));
     });
     const params = [...used.parameters(), ...half.parameters(), ...unused.parameters()];
+    // The group's own collectives through shared memory too, where it can.
+    const sharesMemory = shareCollectiveMemory(group);
     const reducer = gradientReducer(params, { group, gradientGroup: group, bucketBytes: 16 });
     // Its name is gone from /dev/shm once both ranks have it open (rank 0 removes it).
     group.barrier();
@@ -201,6 +208,7 @@ const scenarios: Record<string, () => void> = {
         unusedWeight: unused.weight.grad?.toArray() ?? null,
         stats: reducer.stats(),
         leftInShm,
+        sharesMemory,
       });
     }
   },

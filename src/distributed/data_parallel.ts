@@ -7,8 +7,8 @@
 //   - synchronises BatchNorm over the ranks (sync_batch_norm.ts), so the statistics the network
 //     normalises with, and the running averages the EMA target copies, are the global batch's;
 //   - gathers the model's outputs, so the losses see the global batch (global_outputs.ts);
-//   - averages the gradients in buckets while backward runs (GradReducer, native/distributed.cc),
-//     through shared memory when every rank runs on this machine (same_host.ts);
+//   - averages the gradients in buckets while backward runs (GradReducer, native/distributed.cc);
+//   - where every rank runs on this machine, does both through shared memory, not Gloo (same_host.ts);
 //   - makes the ranks agree on stopping (a SIGINT that reached one rank stops all after the same step).
 // With the same global batch and seed, the weights then follow one process's training of that
 // batch, to rounding (tests/data_parallel.test.ts), when the views draw no randomness: each rank
@@ -19,7 +19,7 @@ import type { DType } from '../engine/dtype.js';
 import type { AlignRunHooks, AlignStepRecord, AlignTrainer, AlignTrainerMeta } from '../align/train.js';
 import { convertSyncBatchNorm, type SyncControl } from './sync_batch_norm.js';
 import { gatherOutputsOverRanks } from './global_outputs.js';
-import { gradientReducer } from './same_host.js';
+import { gradientReducer, shareCollectiveMemory } from './same_host.js';
 
 export interface DataParallelOptions {
   /** The forward pass's collectives: the gathers of outputs and BatchNorm statistics, the start's broadcast, stopping. */
@@ -38,10 +38,11 @@ export interface DataParallelOptions {
    */
   bucketBytes?: number;
   /**
-   * Average the gradients through shared memory when every rank runs on this machine (default
-   * true); false: always through Gloo, as between machines.
+   * Where every rank runs on this machine, average the gradients and run the step's collectives
+   * through shared memory (default true; same_host.ts); false: always through Gloo, as between
+   * machines.
    */
-  sameHostGradients?: boolean;
+  sameHostMemory?: boolean;
 }
 
 /**
@@ -72,6 +73,8 @@ export class DataParallel {
           `choose a train.batchSize divisible by the number of processes`,
       );
     }
+    const sameHostMemory = options.sameHostMemory ?? true;
+    if (sameHostMemory) shareCollectiveMemory(group);
     broadcastTrainerState(trainer, group);
     const syncBatchNorm = options.syncBatchNorm ?? true;
     if (syncBatchNorm) convertSyncBatchNorm(trainer.model, group, this.syncControl);
@@ -81,7 +84,7 @@ export class DataParallel {
       group,
       gradientGroup: options.gradientGroup ?? group,
       bucketBytes: options.bucketBytes ?? 4 * 2 ** 20,
-      sameHost: options.sameHostGradients ?? true,
+      sameHost: sameHostMemory,
     });
   }
 

@@ -231,6 +231,20 @@ export class ProcessGroup {
     return handles.map((h) => new Tensor(h));
   }
 
+  /**
+   * From now on the blocking allGather and allReduce of tensors up to `capacityBytes` (and the
+   * collectives inside allGatherWithGrad and syncBatchNorm) go through this shared-memory segment
+   * instead of Gloo: ranks on one machine (src/distributed/same_host.ts). null: through Gloo again.
+   */
+  shareMemory(segment: SharedMemoryOptions | null, capacityBytes = 0): void {
+    native.distGroupShareMemory(this.handle, segment?.name ?? '', segment?.create ?? false, capacityBytes);
+  }
+
+  /** Whether shareMemory is in effect. */
+  get sharesMemory(): boolean {
+    return native.distGroupSharesMemory(this.handle);
+  }
+
   /** Returns when every rank has called it. */
   barrier(): void {
     native.distBarrier(this.handle);
@@ -268,7 +282,7 @@ export interface GradReducerStats {
   transport: 'gloo' | 'shared-memory';
 }
 
-/** GradReducer through a shared-memory segment instead of Gloo (ranks on one machine; src/distributed/same_host.ts). */
+/** A shared-memory segment in place of Gloo (ranks on one machine; src/distributed/same_host.ts). */
 export interface SharedMemoryOptions {
   /** The segment's name under /dev/shm, e.g. '/byol-align-1234-5f3a'. */
   name: string;

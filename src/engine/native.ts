@@ -91,6 +91,8 @@ export interface NativeAddon {
   ): Handle[];
   distReducer(group: GroupHandle, params: Handle[], bucketBytes: number, sharedName?: string, create?: boolean): ReducerHandle;
   distUnlinkShared(name: string): void;
+  distGroupShareMemory(group: GroupHandle, name: string, create: boolean, capacityBytes: number): void;
+  distGroupSharesMemory(group: GroupHandle): boolean;
   distReducerSetEnabled(reducer: ReducerHandle, enabled: boolean): void;
   distReducerStats(reducer: ReducerHandle): [number[], number, number, number, 'gloo' | 'shared-memory'];
   distReducerRemove(reducer: ReducerHandle): void;
