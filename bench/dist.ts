@@ -2,10 +2,11 @@
 // global batch 256) in 1 process and in 2 processes on loopback, 1 libtorch thread each, on
 // batches decoded before the clock starts (bench/dist_worker.ts): step time and image–text pairs
 // per second, the speed-up (target ≥ 1.8×), and the gradients' averaging: through shared memory
-// (the default for ranks on one machine), what was left to wait for after backward; through Gloo,
+// (the default for ranks on one machine, as are the step's collectives), what was left to wait
+// for after backward; through Gloo,
 // its time per step alone (blocking, bucket after bucket) and what of it was left to wait for
 // after backward, the rest having run while backward did; then 2 processes with local BatchNorm
-// (train.syncBatchNorm false), and 2 with the gradients through Gloo (sameHostGradients false, as
+// (train.syncBatchNorm false), and 2 that communicate through Gloo alone (sameHostMemory false, as
 // between machines). Beside them three bounds: one process on half the batch, two such processes at once
 // without communicating (what the two cores give when both compute), and the two ranks' shards at
 // once without communicating (the ranks' own batches). And the same step in PyTorch
@@ -165,8 +166,8 @@ interface Round {
   parallelSystem: number[];
   /** 2 processes with local BatchNorm (train.syncBatchNorm false). */
   localBatchNorm: number;
-  /** 2 processes averaging their gradients through Gloo (as between machines), not shared memory. */
-  glooGradients: number;
+  /** 2 processes communicating through Gloo alone (as between machines), not shared memory. */
+  glooOnly: number;
   /** Two independent processes on the same half batch, at once: the two cores' speed without communication. */
   pairOfHalves: number;
   /** The two ranks' shards at once, without a process group: the ranks' own work, the slower one's pace. */
@@ -189,7 +190,7 @@ async function runRound(warmup: number, timed: number, dataDir: string, torchFol
   const two = await runWorkers(2, warmup, timed, dataDir);
   // The same with each rank's own BatchNorm statistics (train.syncBatchNorm false).
   const localBn = await runWorkers(2, warmup, timed, dataDir, BATCH, 'syncbn');
-  // The default with the gradients averaged through Gloo, as between machines (sameHostGradients false).
+  // The default through Gloo alone, as between machines (sameHostMemory false).
   const gloo = await runWorkers(2, warmup, timed, dataDir, BATCH, 'samehost');
   // One process on half the batch: what a rank's share of the work costs without any communication.
   const [half] = await runWorkers(1, warmup, timed, dataDir, BATCH / 2);
@@ -222,7 +223,7 @@ async function runRound(warmup: number, timed: number, dataDir: string, torchFol
     parallelCpu: two.map(cpuPerStep),
     parallelSystem: two.map(systemPerStep),
     localBatchNorm: Math.max(...localBn.map(msPerStep)),
-    glooGradients: Math.max(...gloo.map(msPerStep)),
+    glooOnly: Math.max(...gloo.map(msPerStep)),
     pairOfHalves: Math.max(...halves.map(msPerStep)),
     shardsAlone: Math.max(...shards.map(msPerStep)),
     shardsSystem: shards.map(systemPerStep),
@@ -271,7 +272,7 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
         `    2 processes, local BatchNorm (train.syncBatchNorm false): ${round.localBatchNorm.toFixed(0)} ms/step: ${(round.single / round.localBatchNorm).toFixed(2)}x one process`,
       );
       console.log(
-        `    2 processes, gradients through Gloo (sameHostGradients false, as between machines): ${round.glooGradients.toFixed(0)} ms/step: ${(round.single / round.glooGradients).toFixed(2)}x one process`,
+        `    2 processes through Gloo alone (sameHostMemory false, as between machines): ${round.glooOnly.toFixed(0)} ms/step: ${(round.single / round.glooOnly).toFixed(2)}x one process`,
       );
       console.log(
         `    bounds: 1 process on half the batch ${round.half.toFixed(0)} ms/step (CPU ${round.halfCpu.toFixed(0)}): ${(round.single / round.half).toFixed(2)}x; ` +
@@ -294,7 +295,7 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
   }
   const speedUps = all.map((r) => r.single / r.parallel);
   const localSpeedUps = all.map((r) => r.single / r.localBatchNorm);
-  const glooSpeedUps = all.map((r) => r.single / r.glooGradients);
+  const glooSpeedUps = all.map((r) => r.single / r.glooOnly);
   const ceilings = all.map((r) => r.single / r.pairOfHalves);
   const shardCeilings = all.map((r) => r.single / r.shardsAlone);
   console.log(
@@ -305,7 +306,7 @@ export async function benchDist(options: { warmup?: number; timed?: number; roun
     `  with local BatchNorm (train.syncBatchNorm false), median: ${median(localSpeedUps).toFixed(2)}x (rounds: ${localSpeedUps.map((s) => s.toFixed(2)).join(', ')})`,
   );
   console.log(
-    `  with the gradients through Gloo (sameHostGradients false), median: ${median(glooSpeedUps).toFixed(2)}x (rounds: ${glooSpeedUps.map((s) => s.toFixed(2)).join(', ')})`,
+    `  through Gloo alone (sameHostMemory false), median: ${median(glooSpeedUps).toFixed(2)}x (rounds: ${glooSpeedUps.map((s) => s.toFixed(2)).join(', ')})`,
   );
   // The rounds whose PyTorch side ran, each with its byol-align figures.
   const withTorch = all.flatMap((r) => (r.torch ? [{ ...r, torch: r.torch }] : []));
