@@ -218,6 +218,12 @@ test('GradReducer through shared memory (ranks on one machine): the same average
   for (const { lines } of results) assertSharedScenario(lines, 'shared-memory');
 });
 
+test('BYOL_ALIGN_SHM_DISABLE=1: the ranks keep to Gloo, with the same averages', async () => {
+  const results = await runScenario('sharedReducer', 2, { BYOL_ALIGN_SHM_DISABLE: '1' });
+  ok(results);
+  for (const { lines } of results) assertSharedScenario(lines, 'gloo');
+});
+
 test(
   'a /dev/shm too small for the segments: both ranks fall back to Gloo together, with the same averages',
   { skip: process.getuid?.() === 0 ? false : 'needs root to mount a small /dev/shm' },

@@ -110,10 +110,12 @@ function allRanks(group: ProcessGroup, value: number): boolean {
 
 /**
  * A number that processes share when they can share memory and see each other's PIDs: a hash of
- * the host name, boot id and mount and PID namespaces (0 where one cannot be read). Two ranks in
+ * the host name, boot id and mount and PID namespaces (0 where one cannot be read, or where
+ * BYOL_ALIGN_SHM_DISABLE=1 asks for Gloo alone, as NCCL_SHM_DISABLE does for NCCL). Two ranks in
  * different network namespaces (`ip netns exec` also gives a mount namespace) get different ones.
  */
 function sameMachineKey(): number {
+  if (process.env.BYOL_ALIGN_SHM_DISABLE === '1') return 0;
   try {
     const identity = [
       hostname(),
