@@ -149,11 +149,11 @@ long long steadyMicros(Clock::time_point t) {
   return static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
 }
 
+void traceWait(const Group& g, const std::string& op, Clock::time_point began);
+
 // Waits for a collective, turning any failure into an error naming it; traced (CollectiveTrace)
 // from `began`: when this rank launched it (for the gradient buckets, when backward's end began
 // waiting for them).
-void traceWait(const Group& g, const std::string& op, Clock::time_point began);
-
 void waitFor(const Group& g, const std::string& op, c10d::Work& work, int64_t timeoutMs, Clock::time_point began) {
   try {
     work.wait(std::chrono::milliseconds(timeoutMs));

@@ -20,6 +20,18 @@ function report(values: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ rank, ...values })}\n`);
 }
 
+/** The reducer scenarios' layers: `used`, `half` and `unused`, every value 0.1·(its parameter's index + 1). */
+function reducerLayers(): { used: Linear; half: Linear; unused: Linear; params: Tensor[] } {
+  const used = new Linear(3, 2);
+  const half = new Linear(3, 1);
+  const unused = new Linear(3, 1);
+  const params = [...used.parameters(), ...half.parameters(), ...unused.parameters()];
+  noGrad(() => {
+    for (const [i, p] of params.entries()) p.copy_(p.mul(0).add(0.1 * (i + 1)));
+  });
+  return { used, half, unused, params };
+}
+
 const scenarios: Record<string, () => void> = {
   collectives() {
     const sum = group.allReduce(tensor([rank + 1, 10 * (rank + 1)]));
@@ -151,14 +163,7 @@ const scenarios: Record<string, () => void> = {
   // Three layers: `used` everywhere, `half` used by rank 0 only, `unused` by none; buckets of
   // 16 bytes, so there are several.
   reducer() {
-    const used = new Linear(3, 2);
-    const half = new Linear(3, 1);
-    const unused = new Linear(3, 1);
-    noGrad(() => {
-      for (const [i, p] of [...used.parameters(), ...half.parameters(), ...unused.parameters()].entries())
-        p.copy_(p.mul(0).add(0.1 * (i + 1)));
-    });
-    const params = [...used.parameters(), ...half.parameters(), ...unused.parameters()];
+    const { used, half, unused, params } = reducerLayers();
     const reducer = new distributed.GradReducer(group, params, { bucketBytes: 16 });
     const input = tensor([[rank + 1, 2, -rank]]);
     let loss = used.forward(input).square().sum();
@@ -181,14 +186,7 @@ const scenarios: Record<string, () => void> = {
   // The reducer's scenario through a shared-memory segment (both ranks run here), two backwards
   // averaged: the second must not read the first's sums.
   sharedReducer() {
-    const used = new Linear(3, 2);
-    const half = new Linear(3, 1);
-    const unused = new Linear(3, 1);
-    noGrad(() => {
-      for (const [i, p] of [...used.parameters(), ...half.parameters(), ...unused.parameters()].entries())
-        p.copy_(p.mul(0).add(0.1 * (i + 1)));
-    });
-    const params = [...used.parameters(), ...half.parameters(), ...unused.parameters()];
+    const { used, half, unused, params } = reducerLayers();
     // The group's own collectives through shared memory too, where it can.
     const sharesMemory = shareCollectiveMemory(group);
     const reducer = gradientReducer(params, { group, gradientGroup: group, bucketBytes: 16 });

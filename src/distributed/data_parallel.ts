@@ -8,7 +8,8 @@
 //     normalises with, and the running averages the EMA target copies, are the global batch's;
 //   - gathers the model's outputs, so the losses see the global batch (global_outputs.ts);
 //   - averages the gradients in buckets while backward runs (GradReducer, native/distributed.cc);
-//   - where every rank runs on this machine, does both through shared memory, not Gloo (same_host.ts);
+//   - where every rank runs on this machine, runs these collectives through shared memory instead
+//     of Gloo (same_host.ts);
 //   - makes the ranks agree on stopping (a SIGINT that reached one rank stops all after the same step).
 // With the same global batch and seed, the weights then follow one process's training of that
 // batch, to rounding (tests/data_parallel.test.ts), when the views draw no randomness: each rank
