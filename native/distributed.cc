@@ -477,13 +477,18 @@ struct PendingWork {
   Clock::time_point launched = Clock::now();  // made just before the collective is launched
 };
 
-void finishWork(PendingWork& w, int64_t timeoutMs) {
-  if (w.finished) return;
-  waitFor(*w.group, w.op, *w.work, timeoutMs, w.launched);
+// The reduced buffer made the result: divided for an average, copied into a non-contiguous target.
+void completeResult(PendingWork& w) {
   w.finished = true;
   at::NoGradGuard noGrad;
   if (w.divideBy != 1) w.buffer.div_(w.divideBy);
   if (w.target.defined()) w.target.copy_(w.buffer);
+}
+
+void finishWork(PendingWork& w, int64_t timeoutMs) {
+  if (w.finished) return;
+  waitFor(*w.group, w.op, *w.work, timeoutMs, w.launched);
+  completeResult(w);
 }
 
 // Gradient averaging in buckets, overlapped with backward (PyTorch DDP's design, without its
@@ -512,6 +517,7 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
   };
 
   std::shared_ptr<SameHostMemory> shared;  // null: Gloo
+  int64_t sharedFloats = 0;                // all buckets' flat tensors end to end: a shared slot's size
   uint32_t round = 0;                      // the shared counters' round of this backward
   std::shared_ptr<Group> group;
   std::vector<at::Tensor> params;
@@ -548,7 +554,6 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
       b.offsets.push_back(b.dataNumel);
       b.dataNumel += p.numel();
     }
-    int64_t sharedFloats = 0;
     for (Bucket& b : buckets) {
       b.sharedOffset = sharedFloats;
       sharedFloats += b.dataNumel + static_cast<int64_t>(b.members.size());
@@ -563,9 +568,7 @@ struct GradReducer : public std::enable_shared_from_this<GradReducer> {
   void shareMemory(const std::string& name, bool create) {
     for (const at::Tensor& p : params)
       if (p.scalar_type() != at::kFloat) throw std::runtime_error("shared-memory gradients carry float32 parameters only, got " + describe(p));
-    int64_t floats = 0;
-    for (Bucket& b : buckets) floats = b.sharedOffset + b.flat.numel();
-    shared = SameHostMemory::open(name, create, group->rank, group->size, floats, buckets.size(), true);
+    shared = SameHostMemory::open(name, create, group->rank, group->size, sharedFloats, buckets.size(), true);
     for (Bucket& b : buckets) b.flat = sharedView(shared->slot(group->rank), b);
   }
 
@@ -822,7 +825,7 @@ static Napi::Value DistGroup(const Napi::CallbackInfo& info) {
     // Each group keys its rendezvous under its own name, so several groups share one store.
     auto scoped = c10::make_intrusive<c10d::PrefixStore>("byol-align/" + name, s->store);
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(scoped, static_cast<int>(rank), static_cast<int>(size), options);
-    auto group = std::make_shared<Group>(Group{0, name, pg, static_cast<int>(rank), static_cast<int>(size), timeoutMs, openTrace(name, rank)});
+    auto group = std::make_shared<Group>(Group{0, name, pg, static_cast<int>(rank), static_cast<int>(size), timeoutMs, openTrace(name, rank), nullptr});
     {
       std::lock_guard<std::mutex> lock(groupsMutex);
       group->id = nextGroupId++;
@@ -871,9 +874,7 @@ static Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
     if (!t.is_contiguous()) w->target = t.detach();
     if (!async && viaChannel(*g, w->buffer)) {
       allReduceInPlace(*g, w->buffer, options.reduceOp, name);
-      at::NoGradGuard noGrad;
-      if (w->divideBy != 1) w->buffer.div_(w->divideBy);
-      if (w->target.defined()) w->target.copy_(w->buffer);
+      completeResult(*w);
       return env.Undefined();
     }
     std::vector<at::Tensor> tensors{w->buffer};

@@ -43,11 +43,10 @@ std::shared_ptr<SameHostMemory> SameHostMemory::open(const std::string& name, bo
   m->name_ = name;
   m->rank_ = rank;
   m->worldSize_ = worldSize;
-  m->slotFloats_ = slotFloats;
-  size_t pidBytes = sizeof(Header) + sizeof(int32_t) * static_cast<size_t>(worldSize);
-  m->headerBytes_ = roundUp(roundUp(pidBytes, kLine) + pairs * 2 * kLine, kPage);
-  size_t slotBytes = roundUp(static_cast<size_t>(slotFloats) * sizeof(float), kLine);
-  m->bytes_ = m->headerBytes_ + slotBytes * static_cast<size_t>(worldSize + (withResult ? 1 : 0));
+  m->countersOffset_ = roundUp(sizeof(Header) + sizeof(int32_t) * static_cast<size_t>(worldSize), kLine);
+  m->headerBytes_ = roundUp(m->countersOffset_ + pairs * 2 * kLine, kPage);
+  m->slotBytes_ = roundUp(static_cast<size_t>(slotFloats) * sizeof(float), kLine);
+  m->bytes_ = m->headerBytes_ + m->slotBytes_ * static_cast<size_t>(worldSize + (withResult ? 1 : 0));
   std::string where = "shared memory " + name + " (" + std::to_string(m->bytes_ >> 20) + " MiB, /dev/shm)";
   int fd = shm_open(name.c_str(), O_RDWR | (create ? O_CREAT | O_EXCL : 0), 0600);
   if (fd < 0) throw std::runtime_error(errnoText("cannot " + std::string(create ? "create " : "open ") + where));
@@ -89,15 +88,13 @@ SameHostMemory::~SameHostMemory() {
 }
 
 float* SameHostMemory::slot(int rank) const {
-  size_t slotBytes = roundUp(static_cast<size_t>(slotFloats_) * sizeof(float), kLine);
-  return reinterpret_cast<float*>(base_ + headerBytes_ + slotBytes * static_cast<size_t>(rank));
+  return reinterpret_cast<float*>(base_ + headerBytes_ + slotBytes_ * static_cast<size_t>(rank));
 }
 
 float* SameHostMemory::result() const { return slot(worldSize_); }
 
 uint32_t* SameHostMemory::counter(size_t b, int which) const {
-  size_t pidBytes = sizeof(Header) + sizeof(int32_t) * static_cast<size_t>(worldSize_);
-  return reinterpret_cast<uint32_t*>(base_ + roundUp(pidBytes, kLine) + (b * 2 + static_cast<size_t>(which)) * kLine);
+  return reinterpret_cast<uint32_t*>(base_ + countersOffset_ + (b * 2 + static_cast<size_t>(which)) * kLine);
 }
 
 static void bump(uint32_t* c) {

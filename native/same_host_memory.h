@@ -47,7 +47,8 @@ class SameHostMemory {
   std::string name_;
   int rank_ = 0;
   int worldSize_ = 0;
-  int64_t slotFloats_ = 0;
+  size_t countersOffset_ = 0;  // bytes from the start to the first counter
+  size_t slotBytes_ = 0;
   size_t headerBytes_ = 0;
   size_t bytes_ = 0;
   char* base_ = nullptr;

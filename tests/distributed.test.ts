@@ -41,30 +41,28 @@ test('all-reduce (sum, avg, max, min, async, non-contiguous), all-gather, broadc
 });
 
 function assertCollectives(r: Record<string, unknown>, rank: number, sharesMemory: boolean): void {
-  {
-    assert.equal(r.sharesMemory, sharesMemory);
-    assert.deepEqual(r.sum, [1 + 2, 10 + 20]);
-    assert.deepEqual(r.avg, [1.5, 15]);
-    assert.deepEqual(r.max, [1, 0]);
-    assert.deepEqual(r.min, [0, -1]);
-    assert.deepEqual(r.async, [1 + 2]);
-    // [[1, 2], [3, 4]]·1 + ·2, written through the transposed view into its base
-    assert.deepEqual(r.base, [
-      [3, 6],
-      [9, 12],
-    ]);
-    assert.deepEqual(r.transposed, [
-      [3, 9],
-      [6, 12],
-    ]);
-    assert.deepEqual(r.gathered, [
-      [0, 0],
-      [1, 10],
-    ]);
-    assert.deepEqual(r.fromRank1, [7, 8]);
-    assert.deepEqual(r.asyncBroadcast, [100]);
-    assert.equal(r.other, `rank ${(rank + 1) % 2}`);
-  }
+  assert.equal(r.sharesMemory, sharesMemory);
+  assert.deepEqual(r.sum, [1 + 2, 10 + 20]);
+  assert.deepEqual(r.avg, [1.5, 15]);
+  assert.deepEqual(r.max, [1, 0]);
+  assert.deepEqual(r.min, [0, -1]);
+  assert.deepEqual(r.async, [1 + 2]);
+  // [[1, 2], [3, 4]]·1 + ·2, written through the transposed view into its base
+  assert.deepEqual(r.base, [
+    [3, 6],
+    [9, 12],
+  ]);
+  assert.deepEqual(r.transposed, [
+    [3, 9],
+    [6, 12],
+  ]);
+  assert.deepEqual(r.gathered, [
+    [0, 0],
+    [1, 10],
+  ]);
+  assert.deepEqual(r.fromRank1, [7, 8]);
+  assert.deepEqual(r.asyncBroadcast, [100]);
+  assert.equal(r.other, `rank ${(rank + 1) % 2}`);
 }
 
 test("allGatherWithGrad: the gradient is the sum over ranks of their gradients of this rank's rows (Gloo, shared memory)", async () => {
@@ -92,20 +90,18 @@ test('syncBatchNorm over 2 ranks: outputs, gradients and running averages of one
 });
 
 function assertSyncBatchNorm(r: Record<string, number[]>): void {
-  {
-    for (const [got, expected] of [
-      ['y', 'refY'],
-      ['grad', 'refGrad'],
-      ['weightGrad', 'refWeightGrad'],
-      ['biasGrad', 'refBiasGrad'],
-      ['running', 'refRunning'],
-      ['targetY', 'refTargetY'],
-      ['targetRunning', 'refTargetRunning'],
-    ] as const)
-      assertClose(r[got]!, r[expected]!, 1e-5, 1e-5);
-    // The layer without gradient gives an output without one.
-    assert.equal(r.targetRequiresGrad, false);
-  }
+  for (const [got, expected] of [
+    ['y', 'refY'],
+    ['grad', 'refGrad'],
+    ['weightGrad', 'refWeightGrad'],
+    ['biasGrad', 'refBiasGrad'],
+    ['running', 'refRunning'],
+    ['targetY', 'refTargetY'],
+    ['targetRunning', 'refTargetRunning'],
+  ] as const)
+    assertClose(r[got]!, r[expected]!, 1e-5, 1e-5);
+  // The layer without gradient gives an output without one.
+  assert.equal(r.targetRequiresGrad, false);
 }
 
 test('BYOL_ALIGN_TRACE_COLLECTIVES: each rank writes its collectives in one order, and none ends before both ranks launched it (Gloo, shared memory)', async () => {
